@@ -1,0 +1,614 @@
+"""Load and validate evidence: the input contract of `shared/spec/evidence-format.md`.
+
+Evidence is YAML, JSON or JSON Lines holding one model document or a portfolio of them.
+Each problem becomes one `InputError(file, path, message)`; a bad document is reported and
+skipped, the others are kept. Nothing here knows about rules: the active pack's names
+arrive as a `Vocabulary`. Error paths (`str(InputError)` is `FILE: PATH: MESSAGE`):
+- a field of a document file: `evaluations[2].score` (no path for the whole document);
+- a document of a portfolio file: `models[3].evaluations[2].score`, or `models[3]`;
+- a line of a JSON Lines file: `line 4: evaluations[2].score`, or `line 4`;
+- an unparsable file: no path; the message says where (`invalid YAML at line 3, column 5:
+  ...`, `invalid JSON at column 5: ...` for a JSON line). Standard input is `<stdin>`.
+"""
+
+import datetime
+import difflib
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Self, TextIO, get_args
+
+import networkx as nx
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from engine.errors import InputError
+
+CHANNELS = ("internal", "api", "consumer", "cloud_platform", "open_weights")
+VERDICTS = ("crossed", "cannot_rule_out", "ruled_out")
+SAFEGUARD_STATUSES = ("implemented", "partial", "planned", "absent")
+ELICITATIONS = ("full", "partial", "none")
+PURPOSES = ("rule_out", "rule_in")
+ASLS = ("ASL-2", "ASL-3", "ASL-4")
+MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_DEPTH = 32  # nested mappings and lists; a real portfolio needs 5
+MAX_VALUES = 2_000_000  # values once aliases are expanded; far above any real portfolio
+EXTENSIONS = (".yaml", ".yml", ".json", ".jsonl")
+STDIN_NAME = "<stdin>"
+TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
+EMPTY = "empty; expected a model document or a portfolio"
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The names the active rule pack defines; evidence naming anything else is refused."""
+
+    capabilities: frozenset[str]
+    safeguards: frozenset[str]  # standard ids ("asl3-security") and element ids ("….audits")
+
+
+class _Refused(Exception):
+    """A whole file or line is unusable; carries the message for its InputError."""
+
+
+def _describe(value: object) -> str:
+    """Show a rejected input value briefly, in YAML spelling (`null`, `true`, `'high'`)."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, dict | list | tuple):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    if isinstance(value, datetime.date):
+        return f"date {value.isoformat()}"
+    if not isinstance(value, str | int | float):
+        return f"a {type(value).__name__}"
+    text = repr(value[:47] + "..." if isinstance(value, str) and len(value) > 50 else value)
+    return text if len(text) <= 52 else text[:47] + "..."  # a long number
+
+
+def _unknown(kind: str, value: str, choices: Sequence[str], label: str) -> str:
+    """`unknown KIND 'VALUE' (did you mean 'X'?); LABEL A, B, C`: the fix and the options."""
+    guess = difflib.get_close_matches(value, choices, n=1)
+    hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+    return f"unknown {kind} {value!r}{hint}; {label} {', '.join(choices) or '(none)'}"
+
+
+def _error(message: str) -> PydanticCustomError:
+    """A validation error whose message is shown to the user as it is."""
+    return PydanticCustomError("evidence", "{message}", {"message": message})
+
+
+def _one_of(kind: str, choices: tuple[str, ...]) -> AfterValidator:
+    """Accept only one of a fixed set of strings defined by the evidence format."""
+
+    def check(value: str) -> str:
+        if value not in choices:
+            raise _error(_unknown(kind, value, choices, "expected one of"))
+        return value
+
+    return AfterValidator(check)
+
+
+def _known(kind: str, names: Callable[[Vocabulary], frozenset[str]]) -> AfterValidator:
+    """Accept only names of the Vocabulary given as validation context (any, without one)."""
+
+    def check(value: str, info: ValidationInfo) -> str:
+        vocabulary = (info.context or {}).get("vocabulary")
+        if vocabulary is not None and value not in names(vocabulary):
+            raise _error(_unknown(kind, value, sorted(names(vocabulary)), "known:"))
+        return value
+
+    return AfterValidator(check)
+
+
+def _iso_date(value: object) -> object:
+    """A YAML date or an ISO date string, as `YYYY-MM-DD`; anything else is refused."""
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, str):
+        try:
+            return datetime.date.fromisoformat(value).isoformat()
+        except ValueError:
+            pass
+    raise _error(f"expected an ISO date (YYYY-MM-DD), got {_describe(value)}")
+
+
+Number = Annotated[float, Field(allow_inf_nan=False)]
+PositiveNumber = Annotated[float, Field(allow_inf_nan=False, gt=0)]
+NonNegativeNumber = Annotated[float, Field(allow_inf_nan=False, ge=0)]
+ModelId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,127}$")]
+EntryId = Annotated[str, Field(min_length=1)]
+IsoDate = Annotated[str, BeforeValidator(_iso_date)]
+Threshold = Annotated[str, _known("threshold", lambda v: v.capabilities)]
+
+
+class _Strict(BaseModel):
+    """Shared settings: unknown keys refused, no type coercion, immutable once validated."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class LastAssessment(_Strict):
+    """The latest comprehensively assessed model in this model's line (RSP §3.1)."""
+
+    model: ModelId
+    effective_compute_flop: PositiveNumber | None = None
+    months_since: NonNegativeNumber
+    determination: Annotated[str, _one_of("determination", ASLS)] | None = None
+
+
+class ModelInfo(_Strict):
+    """Who the model is and which earlier models it refers to."""
+
+    id: ModelId
+    name: str | None = None
+    developer: str | None = None
+    effective_compute_flop: PositiveNumber | None = None
+    predecessor: ModelId | None = None
+    last_comprehensive_assessment: LastAssessment | None = None
+
+
+class Evaluation(_Strict):
+    """A quantitative capability evaluation; `warning_score` is never None once validated."""
+
+    id: EntryId
+    threshold: Threshold
+    purpose: Annotated[str, _one_of("purpose", PURPOSES)] = "rule_out"
+    score: Number
+    threshold_score: Number
+    warning_score: Number | None = None
+    elicitation: Annotated[str, _one_of("elicitation", ELICITATIONS)] = "full"
+    name: str | None = None
+    source: str | None = None
+    date: IsoDate | None = None
+
+    @field_validator("warning_score")
+    @classmethod
+    def _within_threshold(cls, value: float | None, info: ValidationInfo) -> float | None:
+        limit = info.data.get("threshold_score")
+        if value is not None and limit is not None and value > limit:
+            raise _error(f"warning_score {value!r} is above threshold_score {limit!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _default_warning(self) -> Self:
+        if self.warning_score is None:  # the format's default: no safety margin
+            object.__setattr__(self, "warning_score", self.threshold_score)
+        return self
+
+
+class Finding(_Strict):
+    """An expert or red-team judgement about one capability."""
+
+    id: EntryId
+    threshold: Threshold
+    verdict: Annotated[str, _one_of("verdict", VERDICTS)]
+    source: str | None = None
+    date: IsoDate | None = None
+
+
+class Deployment(_Strict):
+    """How the model is made available; a document without one is not deployed."""
+
+    channels: list[Annotated[str, _one_of("channel", CHANNELS)]]
+    fine_tuning_access: bool = False
+
+    @field_validator("channels")
+    @classmethod
+    def _no_repeats(cls, value: list[str]) -> list[str]:
+        repeated = sorted({channel for channel in value if value.count(channel) > 1})
+        if repeated:
+            raise _error(f"duplicate channel {repeated[0]!r}")
+        return value
+
+
+class SafeguardEntry(_Strict):
+    """The status of one safeguard standard or element of the pack's catalogue."""
+
+    id: Annotated[str, _known("safeguard", lambda v: v.safeguards)]
+    status: Annotated[str, _one_of("status", SAFEGUARD_STATUSES)]
+    evidence: str | None = None
+
+
+class ModelDocument(_Strict):
+    """Everything known about one model: the unit that is assessed."""
+
+    model: ModelInfo
+    evaluations: list[Evaluation] = []
+    findings: list[Finding] = []
+    deployment: Deployment | None = None
+    safeguards: list[SafeguardEntry] = []
+
+
+@dataclass(frozen=True)
+class LoadedDocument:
+    """A valid document and where it came from (`where`: "", `models[3]` or `line 4`)."""
+
+    document: ModelDocument
+    file: str
+    where: str
+
+
+@dataclass
+class LoadResult:
+    """The documents that passed, in load order, and every problem found, sorted."""
+
+    documents: list[LoadedDocument]
+    errors: list[InputError]
+
+
+class EvidenceLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses duplicate keys and reads YAML 1.2 floats (`1e24`).
+
+    PyYAML follows YAML 1.1, where `4.0e26` is a string. Aliases stay shared objects here;
+    `_check_shape` then measures their expanded size without expanding them.
+    """
+
+    def compose_mapping_node(self, anchor: Any) -> Any:
+        node = super().compose_mapping_node(anchor)
+        seen: set[tuple[str, str]] = set()
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                if (key.tag, key.value) in seen:
+                    raise yaml.composer.ComposerError(
+                        None, None, f"found duplicate key {key.value!r}", key.start_mark
+                    )
+                seen.add((key.tag, key.value))
+        return node
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:  # 2026-02-30, a 5000-digit integer
+            raise yaml.constructor.ConstructorError(None, None, str(exc), node.start_mark) from exc
+
+
+EvidenceLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"),
+)
+
+
+def _check_shape(data: object) -> None:
+    """Refuse data nested deeper than MAX_DEPTH or holding more than MAX_VALUES values.
+
+    Each container is measured once (memoised by identity), so an alias bomb costs no more
+    than its text, and a self-referencing alias stops at MAX_DEPTH.
+    """
+    measured: dict[int, tuple[int, int]] = {}  # id -> (values, height)
+
+    def measure(value: object, depth: int) -> tuple[int, int]:
+        if not isinstance(value, dict | list):
+            return 1, 0
+        if depth > MAX_DEPTH:
+            raise _Refused(TOO_DEEP)
+        known = measured.get(id(value))
+        if known is None:
+            count, height = 1, 1
+            for child in value.values() if isinstance(value, dict) else value:
+                child_count, child_height = measure(child, depth + 1)
+                count, height = count + child_count, max(height, child_height + 1)
+                if count > MAX_VALUES:
+                    raise _Refused(f"more than {MAX_VALUES:,} values once aliases are expanded")
+            known = measured[id(value)] = (count, height)
+        if depth + known[1] - 1 > MAX_DEPTH:
+            raise _Refused(TOO_DEEP)
+        return known
+
+    measure(data, 1)
+
+
+def _parse_yaml(text: str) -> object:
+    """Plain data from YAML text; never runs code, and a syntax error names its line."""
+    try:
+        return EvidenceLoader(text).get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = exc.problem or exc.context or ""
+        if problem.startswith("but "):  # "expected a single document ... but found another"
+            problem = f"{exc.context} {problem}"
+        raise _Refused(f"invalid YAML{where}: {problem}") from None
+    except yaml.YAMLError as exc:  # a ReaderError: a character YAML does not allow
+        raise _Refused(f"invalid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:  # the composer recurses once per level of nesting
+        raise _Refused(TOO_DEEP) from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a repeated key (json would silently keep the last)."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _parse_json(text: str, where: str) -> object:
+    """Plain data from JSON text (a whole file, or the JSON Lines line at `where`)."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as exc:
+        at = "" if where else f"line {exc.lineno}, "  # a JSON Lines error is already at a line
+        raise _Refused(f"invalid JSON at {at}column {exc.colno}: {exc.msg}") from None
+    except ValueError as exc:  # a duplicate key, an integer too long to convert
+        raise _Refused(f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise _Refused(TOO_DEEP) from None
+
+
+def _within(where: str, loc: Sequence[int | str]) -> str:
+    """The path of `loc` in the document at `where`: `models[3].evaluations[2].score`."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    if not where or not path:
+        return where or path
+    return f"{where}{'.' if where.endswith(']') else ': '}{path}"  # `line 4: evaluations…`
+
+
+def _model_at(loc: Sequence[int | str]) -> type[BaseModel]:
+    """The model class that validates the mapping at `loc` of a document."""
+    model: Any = ModelDocument
+    for part in loc:
+        if isinstance(part, str):  # unwrap `X | None` and `list[X]` down to the model X
+            model = model.model_fields[part].annotation
+            while not (isinstance(model, type) and issubclass(model, BaseModel)):
+                model = next(arg for arg in get_args(model) if arg is not type(None))
+    return model
+
+
+_MESSAGES = {
+    "missing": "field required",
+    "float_type": "expected a number, got {got}",
+    "finite_number": "expected a finite number, got {got}",
+    "greater_than": "expected a number greater than {gt:g}, got {got}",
+    "greater_than_equal": "expected a number at least {ge:g}, got {got}",
+    "string_type": "expected a string, got {got}",
+    "string_too_short": "expected a non-empty string",
+    "string_pattern_mismatch": "invalid model id {got}; expected 1 to 128 lowercase letters, "
+    "digits, '.', '_' or '-', starting with a letter or digit",
+    "bool_type": "expected true or false, got {got}",
+    "list_type": "expected a list, got {got}",
+    "model_type": "expected a mapping, got {got}",
+}
+
+
+def _translate(error: ErrorDetails) -> tuple[Sequence[int | str], str]:
+    """A pydantic error as (loc, message), in the evidence format's own words."""
+    loc, kind = error["loc"], error["type"]
+    if kind == "extra_forbidden":
+        fields = sorted(_model_at(loc[:-1]).model_fields)
+        return loc, _unknown("field", str(loc[-1]), fields, "expected one of")
+    if kind == "invalid_key":
+        return loc[:-1], f"field names must be strings, got {_describe(loc[-1])}"
+    if kind not in _MESSAGES:
+        return loc, error["msg"]  # our own messages, and any pydantic adds later
+    return loc, _MESSAGES[kind].format(got=_describe(error["input"]), **error.get("ctx", {}))
+
+
+def _duplicate_ids(data: object) -> list[tuple[Sequence[int | str], str]]:
+    """(loc, message) for each repeated id; evaluations and findings share one namespace."""
+    problems: list[tuple[Sequence[int | str], str]] = []
+    for sections in (("evaluations", "findings"), ("safeguards",)):
+        first: dict[str, str] = {}
+        for section in sections:
+            items = data.get(section) if isinstance(data, dict) else None
+            for i, item in enumerate(items if isinstance(items, list) else []):
+                ident = item.get("id") if isinstance(item, dict) else None
+                if not isinstance(ident, str):
+                    continue
+                if ident in first:
+                    message = f"duplicate id {ident!r} (also {first[ident]})"
+                    problems.append(((section, i, "id"), message))
+                else:
+                    first[ident] = f"{section}[{i}]"
+    return problems
+
+
+def _validate(
+    data: object, file: str, where: str, vocabulary: Vocabulary
+) -> tuple[ModelDocument | None, list[InputError]]:
+    """`parse_document` for data whose shape was already checked with its whole file."""
+    problems = _duplicate_ids(data)
+    document = None
+    try:
+        document = ModelDocument.model_validate(data, context={"vocabulary": vocabulary})
+    except ValidationError as exc:
+        problems += [_translate(error) for error in exc.errors()]
+    errors = sorted(InputError(file, _within(where, loc), message) for loc, message in problems)
+    return (None if errors else document), errors
+
+
+def parse_document(
+    data: object, file: str, where: str, vocabulary: Vocabulary
+) -> tuple[ModelDocument | None, list[InputError]]:
+    """Validate one already-parsed model document: it, or None and every problem (sorted).
+
+    `where` places the document (`models[3]`, `line 4`) and prefixes every error path. Any
+    data is safe to pass, including aliased or self-referencing structures.
+    """
+    try:
+        _check_shape(data)
+    except _Refused as exc:
+        return None, [InputError(file, where, str(exc))]
+    return _validate(data, file, where, vocabulary)
+
+
+def _read(file: str, stdin: TextIO | None) -> str:
+    """The text of a file, or of standard input for `-`, refusing one over MAX_FILE_BYTES."""
+    too_big = f"larger than the {MAX_FILE_BYTES:,}-byte limit (50 MB)"
+    try:
+        if file == "-":
+            content: str | bytes = (stdin or sys.stdin).read(MAX_FILE_BYTES + 1)
+        elif os.stat(file).st_size > MAX_FILE_BYTES:
+            raise _Refused(too_big)  # refused unread
+        else:
+            with open(file, "rb") as handle:  # bounded: a pipe or device has no size
+                content = handle.read(MAX_FILE_BYTES + 1)
+        if len(content) > MAX_FILE_BYTES:
+            raise _Refused(too_big)
+        return content if isinstance(content, str) else content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _Refused(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    except FileNotFoundError:
+        raise _Refused("no such file or directory") from None
+    except OSError as exc:
+        raise _Refused(exc.strerror or str(exc)) from None
+
+
+def _documents_in(
+    file: str, stdin: TextIO | None, errors: list[InputError]
+) -> list[tuple[str, object]]:
+    """(where, data) for each model document in one file; its other problems go to errors."""
+    name, suffix = (STDIN_NAME, ".yaml") if file == "-" else (file, Path(file).suffix.lower())
+    try:
+        if suffix not in EXTENSIONS:
+            shown = repr(suffix) if suffix else "(no extension)"
+            raise _Refused(f"unsupported file type {shown}; expected {', '.join(EXTENSIONS)}")
+        text = _read(file, stdin)
+    except _Refused as exc:
+        errors.append(InputError(name, "", str(exc)))
+        return []
+    chunks = [("", text)]
+    if suffix == ".jsonl":
+        lines = enumerate(text.split("\n"), start=1)
+        chunks = [(f"line {number}", line) for number, line in lines if line.strip()]
+    found: list[tuple[str, object]] = []
+    for where, chunk in chunks:
+        try:
+            data = _parse_json(chunk, where) if suffix.startswith(".json") else _parse_yaml(chunk)
+            _check_shape(data)
+        except _Refused as exc:
+            errors.append(InputError(name, where, str(exc)))
+        else:
+            found += _split_portfolio(data, name, where, errors)
+    if not chunks:
+        errors.append(InputError(name, "", EMPTY))
+    return found
+
+
+def _split_portfolio(
+    data: object, file: str, where: str, errors: list[InputError]
+) -> list[tuple[str, object]]:
+    """The documents of a file's data: a `models:` portfolio's, or the data itself."""
+    if where:  # a JSON line holds one model document, never a portfolio
+        return [(where, data)]
+    if data is None:
+        errors.append(InputError(file, "", EMPTY))
+        return []
+    if not isinstance(data, dict) or "models" not in data:
+        return [("", data)]
+    for key in data:
+        if key != "models":
+            message = _unknown("field", str(key), ["models"], "expected one of")
+            errors.append(InputError(file, str(key), message))
+    models = data["models"]
+    if not isinstance(models, list):
+        errors.append(InputError(file, "models", f"expected a list, got {_describe(models)}"))
+        return []
+    return [(f"models[{i}]", document) for i, document in enumerate(models)]
+
+
+def _files(path: str, errors: list[InputError]) -> list[str]:
+    """The evidence files a command-line argument names: itself, or a directory's files."""
+    if path == "-" or not os.path.isdir(path):
+        return [path]
+    found = sorted(
+        entry.path
+        for entry in os.scandir(path)
+        if entry.is_file() and Path(entry.name).suffix.lower() in EXTENSIONS
+    )
+    if not found:
+        errors.append(InputError(path, "", f"no evidence files ({', '.join(EXTENSIONS)})"))
+    return found
+
+
+def _reference_cycles(
+    loaded: Sequence[LoadedDocument],
+) -> list[tuple[LoadedDocument, tuple[str, ...], str]]:
+    """(document, loc, message) for each model on a cycle of references between models.
+
+    `predecessor` and `last_comprehensive_assessment.model` both point at an earlier model,
+    and the engine assesses a referenced model first, so any cycle, even a mixed one or a
+    model naming itself, cannot be assessed.
+    """
+    by_id = {item.document.model.id: item for item in loaded}
+    graph = nx.DiGraph()
+    for ident, item in by_id.items():
+        info, assessed = item.document.model, item.document.model.last_comprehensive_assessment
+        for loc, target in (
+            (("model", "predecessor"), info.predecessor),
+            (("model", "last_comprehensive_assessment", "model"), assessed and assessed.model),
+        ):
+            if target in by_id and not graph.has_edge(ident, target):
+                graph.add_edge(ident, target, loc=loc)
+    found = []
+    for component in nx.strongly_connected_components(graph):
+        cycles = graph.subgraph(component)
+        for node in sorted(component):
+            back = [nx.shortest_path(cycles, after, node) for after in cycles.successors(node)]
+            if back:  # a lone model is on a cycle only if it names itself
+                cycle = [node, *min(back, key=lambda path: (len(path), path))]
+                loc = graph.edges[node, cycle[1]]["loc"]
+                found.append((by_id[node], loc, f"reference cycle: {' -> '.join(cycle)}"))
+    return found
+
+
+def _place(item: LoadedDocument, file: str) -> str:
+    """Where an earlier document is, as seen from `file`: `models[0]`, `b.json: models[1]`."""
+    if item.file == file and item.where:
+        return item.where
+    return f"{item.file}: {item.where}" if item.where else item.file
+
+
+def load_evidence(
+    paths: Sequence[str], vocabulary: Vocabulary, stdin: TextIO | None = None
+) -> LoadResult:
+    """Load and validate every document the paths name, then check them as one portfolio.
+
+    A path is a `.yaml`/`.yml`/`.json`/`.jsonl` file, a directory (its files of those kinds,
+    sorted, not recursive) or `-`: standard input, read as YAML. Each document is validated
+    on its own; a bad one is reported and skipped. Across all of them, a repeated model id
+    rejects the later documents, and every model on a cycle of `predecessor` or
+    `last_comprehensive_assessment.model` references is rejected. References to models not
+    loaded are fine.
+    """
+    errors: list[InputError] = []
+    first: dict[str, LoadedDocument] = {}  # by model id, in load order
+    for path in paths:
+        for file in _files(os.fspath(path), errors):
+            name = STDIN_NAME if file == "-" else file
+            for where, data in _documents_in(file, stdin, errors):
+                document, problems = _validate(data, name, where, vocabulary)
+                errors += problems
+                if document is None:
+                    continue
+                ident = document.model.id
+                if ident in first:
+                    message = f"duplicate model id {ident!r} (also {_place(first[ident], name)})"
+                    errors.append(InputError(name, _within(where, ("model", "id")), message))
+                    continue
+                first[ident] = LoadedDocument(document, name, where)
+    rejected = set()
+    for item, loc, message in _reference_cycles(list(first.values())):
+        rejected.add(item.document.model.id)
+        errors.append(InputError(item.file, _within(item.where, loc), message))
+    documents = [item for ident, item in first.items() if ident not in rejected]
+    return LoadResult(documents, sorted(errors))
