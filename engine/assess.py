@@ -1,0 +1,217 @@
+"""Assess models: evidence documents in, contract results (and their derivations) out.
+
+This is the engine's front door. It turns a validated model document into facts, runs
+the pack, and reads the contract keys of assessment-output.md off the conclusions. For a
+portfolio it assesses models in reference order, so a model can take its reference's
+effective compute and determination from the same portfolio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from engine.errors import AssessmentError, InputError
+from engine.evaluator import Derivation, Evaluator, Fact, Listener
+from engine.evidence import LoadedDocument, ModelDocument
+from engine.model import ORIGIN_EVIDENCE, ORIGIN_PACK, Pack
+
+LEVEL_RANK = {"ASL-2": 2, "ASL-3": 3, "ASL-4": 4}
+OUTPUT_GROUPS = {"threshold": "thresholds", "checkpoint": "checkpoints",
+                 "ongoing": "ongoing_assessment"}
+
+
+@dataclass(frozen=True)
+class ReferenceInfo:
+    """What a portfolio knows about a referenced model: its compute and the ASL its own
+    assessment concluded (the asl conclusion's id, for provenance)."""
+
+    effective_compute_flop: float | None
+    asl: str | None
+
+
+@dataclass
+class Assessment:
+    """One model's assessment: the contract keys, and the derivation they were read from."""
+
+    model: str
+    pack: Pack
+    derivation: Derivation
+    output: dict[str, Any]
+    file: str = ""
+    input_facts: list[Fact] = field(default_factory=list)
+
+
+def document_facts(doc: ModelDocument, pack: Pack, ref: ReferenceInfo | None = None,
+                   where: str = "") -> list[Fact]:
+    """The facts a model document states, in the pack's vocabulary.
+
+    A safeguard entry naming a whole standard gives each of its elements that status, an
+    element entry overrides it, and an element not listed at all counts as `absent` (a
+    pack default: the policy asks for an affirmative showing)."""
+    prefix = f"{where}." if where else ""
+    model = doc.model
+    facts: list[Fact] = []
+    lca = model.last_comprehensive_assessment
+    facts.append(Fact(f"model:{model.id}", "model",
+                      {"model": model.id, "has_reference": lca is not None}, ORIGIN_EVIDENCE,
+                      {"entry": f"{prefix}model", "display_id": model.id,
+                       "effective_compute_flop": model.effective_compute_flop}))
+    if lca is not None:
+        ref_compute = lca.effective_compute_flop
+        determination = lca.determination
+        info: dict[str, Any] = {"entry": f"{prefix}model.last_comprehensive_assessment",
+                                "display_id": f"{model.id}.last_comprehensive_assessment"}
+        if ref is not None:
+            if ref_compute is None and ref.effective_compute_flop is not None:
+                ref_compute = ref.effective_compute_flop
+                info["effective_compute_from"] = f"model:{lca.model}"
+            if determination is None and ref.asl is not None:
+                determination = ref.asl
+                info["determination_from"] = f"assessment of {lca.model}"
+        ratio = None
+        if ref_compute and model.effective_compute_flop:
+            ratio = model.effective_compute_flop / ref_compute
+        info.update(model_compute=model.effective_compute_flop, reference_compute=ref_compute)
+        facts.append(Fact(f"model:{model.id}.last_comprehensive_assessment", "reference", {
+            "model": lca.model, "months_since": lca.months_since, "compute_ratio": ratio,
+            "determination": determination,
+            "determination_rank": LEVEL_RANK.get(determination) if determination else None,
+        }, ORIGIN_EVIDENCE, info))
+    for index, ev in enumerate(doc.evaluations):
+        warning = ev.warning_score if ev.warning_score is not None else ev.threshold_score
+        facts.append(Fact(f"evidence:{ev.id}", "evaluation", {
+            "capability": ev.threshold, "purpose": ev.purpose, "score": ev.score,
+            "threshold_score": ev.threshold_score, "warning_score": warning,
+            "elicitation": ev.elicitation,
+        }, ORIGIN_EVIDENCE, _clean({"entry": f"{prefix}evaluations[{index}]", "display_id": ev.id,
+                                    "name": ev.name, "source": ev.source, "date": ev.date})))
+    for index, finding in enumerate(doc.findings):
+        facts.append(Fact(f"evidence:{finding.id}", "finding",
+                          {"capability": finding.threshold, "verdict": finding.verdict},
+                          ORIGIN_EVIDENCE,
+                          _clean({"entry": f"{prefix}findings[{index}]", "display_id": finding.id,
+                                  "source": finding.source, "date": finding.date})))
+    channels = doc.deployment.channels if doc.deployment else []
+    for channel in sorted(set(channels)):
+        facts.append(Fact(f"deployment.channels:{channel}", "channel", {"name": channel},
+                          ORIGIN_EVIDENCE, {"entry": f"{prefix}deployment.channels",
+                                            "display_id": channel}))
+    facts.extend(_safeguard_facts(doc, pack, prefix))
+    return facts
+
+
+def _safeguard_facts(doc: ModelDocument, pack: Pack, prefix: str) -> list[Fact]:
+    entries = {entry.id: (index, entry) for index, entry in enumerate(doc.safeguards)}
+    facts = []
+    for standard in pack.standards:
+        for element in standard.elements:
+            found = entries.get(element) or entries.get(standard.id)
+            if found is None:
+                facts.append(Fact(f"safeguard:{element}", "safeguard", {
+                    "element": element, "standard": standard.id, "status": "absent"},
+                    ORIGIN_PACK, {"display_id": element,
+                                  "title": "not listed: counts as not implemented"}))
+                continue
+            index, entry = found
+            facts.append(Fact(f"safeguard:{element}", "safeguard", {
+                "element": element, "standard": standard.id, "status": entry.status},
+                ORIGIN_EVIDENCE, _clean({"entry": f"{prefix}safeguards[{index}]",
+                                         "display_id": element, "listed_as": entry.id,
+                                         "evidence": entry.evidence})))
+    return facts
+
+
+def _clean(info: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in info.items() if v is not None}
+
+
+def contract(pack: Pack, derivation: Derivation, model: str) -> dict[str, Any]:
+    """The contract keys of assessment-output.md, read off the conclusions. A pack that
+    concludes no value, or two, for a single-valued key fails the assessment."""
+
+    def one(kind: str, where: dict[str, Any] | None = None) -> Fact:
+        found = [f for f in derivation.of_kind(kind)
+                 if all(f.values.get(k) == v for k, v in (where or {}).items())]
+        if len(found) != 1:
+            raise AssessmentError(f"the pack concluded {len(found)} {kind} facts "
+                                  f"{where or ''} for {model}, expected exactly one")
+        return found[0]
+
+    groups: dict[str, dict[str, str]] = {name: {} for name in OUTPUT_GROUPS.values()}
+    for capability in pack.capabilities:
+        group = OUTPUT_GROUPS.get(capability.category, capability.category)
+        status = one("status", {"capability": capability.name})
+        groups.setdefault(group, {})[capability.name] = status.values["value"]
+    return {
+        "model": model,
+        "pack": {"name": pack.name, "version": pack.version},
+        "asl": one("asl").values["level"],
+        "required": {s: one("required", {"standard": s}).values["level"]
+                     for s in ("deployment", "security")},
+        "comprehensive_assessment_required": bool(one("comprehensive").values["required"]),
+        **{name: dict(sorted(values.items())) for name, values in groups.items()},
+        "missing_safeguards": sorted({f.values["safeguard"]
+                                      for f in derivation.of_kind("missing_safeguard")}),
+        "decision": one("decision").values["value"],
+        "actions": sorted({f.values["name"] for f in derivation.of_kind("action")}),
+    }
+
+
+def assess_document(evaluator: Evaluator, doc: ModelDocument, ref: ReferenceInfo | None = None,
+                    listeners: Iterable[Listener] = (), where: str = "", file: str = ""
+                    ) -> Assessment:
+    """Assess one model document."""
+    facts = document_facts(doc, evaluator.pack, ref, where)
+    derivation = evaluator.evaluate(facts, listeners)
+    output = contract(evaluator.pack, derivation, doc.model.id)
+    return Assessment(doc.model.id, evaluator.pack, derivation, output, file, facts)
+
+
+def reference_order(docs: Sequence[LoadedDocument]) -> list[LoadedDocument]:
+    """Documents ordered so every model comes after the portfolio model it references
+    (ties broken by model id, so the order never depends on the input's order)."""
+    by_id = {d.document.model.id: d for d in docs}
+    graph = nx.DiGraph()
+    graph.add_nodes_from(by_id)
+    for loaded in docs:
+        lca = loaded.document.model.last_comprehensive_assessment
+        if lca is not None and lca.model in by_id and lca.model != loaded.document.model.id:
+            graph.add_edge(lca.model, loaded.document.model.id)
+    return [by_id[m] for m in nx.lexicographical_topological_sort(graph)]
+
+
+def assess_portfolio(evaluator: Evaluator, docs: Sequence[LoadedDocument]
+                     ) -> tuple[list[Assessment], list[InputError]]:
+    """Assess every document in reference order; results sorted by model id. A model
+    whose portfolio reference could not be assessed is rejected rather than assessed
+    without the determination it should carry over."""
+    results: dict[str, Assessment] = {}
+    errors: list[InputError] = []
+    by_id = {d.document.model.id: d for d in docs}
+    for loaded in reference_order(docs):
+        doc = loaded.document
+        lca = doc.model.last_comprehensive_assessment
+        ref = None
+        if lca is not None and lca.model in by_id:
+            if lca.model not in results:
+                errors.append(InputError(loaded.file, _join(loaded.where,
+                                         "model.last_comprehensive_assessment.model"),
+                                         f"references {lca.model!r}, which could not be "
+                                         "assessed"))
+                continue
+            ref = ReferenceInfo(by_id[lca.model].document.model.effective_compute_flop,
+                                results[lca.model].output["asl"])
+        try:
+            results[doc.model.id] = assess_document(evaluator, doc, ref, where=loaded.where,
+                                                    file=loaded.file)
+        except AssessmentError as exc:
+            errors.append(InputError(loaded.file, loaded.where, f"assessment failed: {exc}"))
+    return [results[m] for m in sorted(results)], errors
+
+
+def _join(where: str, path: str) -> str:
+    return f"{where}.{path}" if where else path

@@ -1,0 +1,160 @@
+"""The one place that talks to durable-rules.
+
+It owns a `durable.engine.Host` (rulesets registered as data, no global `durable.lang`
+state) and drives the C matcher directly: assert a batch of facts into a session, then
+take the rule activations one by one. Everything durable-rules does quietly is made loud
+here: a refused or duplicate fact raises `AssessmentError`; a session's state is deleted
+in a `finally`, so sessions never pile up in C memory; and the host's background dispatch
+thread, which durable-rules needs alive, is kept from taking our activations while a
+session is in use.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import durable_rules_engine
+from durable import engine as durable_engine
+
+from engine.errors import AssessmentError
+
+# One lock for the whole process: the C engine is shared by every host.
+_ENGINE_LOCK = threading.RLock()
+_RULESET_NAMES = itertools.count()
+_SESSION_IDS = itertools.count()
+
+OPEN_RULE = "__open"
+OPEN_DEFINITION = {"all": [{"session": {"kind": OPEN_RULE}}]}
+Activation = tuple[str, dict[str, dict[str, Any]]]  # durable rule name, binding -> fact
+
+
+class _PackHost(durable_engine.Host):
+    """A host whose actions are never run by durable-rules itself: the adapter takes
+    each activation as data. An action reached through the host means an activation
+    escaped us, which is recorded and reported."""
+
+    def __init__(self) -> None:
+        self.escaped: list[str] = []
+        super().__init__()
+
+    def get_action(self, action_name: str) -> Callable[[Any], None]:
+        def escaped(_closure: Any) -> None:
+            self.escaped.append(action_name)
+
+        return escaped
+
+
+def _guarded(method: Callable[[], Any]) -> Callable[[], Any]:
+    def run() -> Any:
+        with _ENGINE_LOCK:
+            return method()
+
+    return run
+
+
+class RulesetHandle:
+    """A registered ruleset that sessions can be opened on."""
+
+    def __init__(self, host: _PackHost, name: str) -> None:
+        self._host = host
+        self.name = name
+        ruleset = host.get_ruleset(name)
+        self._handle = ruleset._handle
+        # The host's timer thread calls these; make them wait for any session in use.
+        ruleset.dispatch = _guarded(ruleset.dispatch)  # type: ignore[method-assign]
+        ruleset.dispatch_timers = _guarded(ruleset.dispatch_timers)  # type: ignore[method-assign]
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A fresh session (durable `sid`), deleted however the caller leaves.
+
+        The session is opened by firing the `__open` rule once: durable-rules leaves a
+        new session's action context uninitialised until an action has run, and deleting
+        a session in that state frees a garbage pointer."""
+        sid = f"s{next(_SESSION_IDS)}"
+        with _ENGINE_LOCK:
+            try:
+                session = Session(self, sid)
+                opened = session.assert_facts([{"id": OPEN_RULE, "kind": OPEN_RULE}])
+                if [name for name, _ in opened] != [OPEN_RULE]:
+                    raise AssessmentError(f"durable-rules did not open session {sid}")
+                yield session
+            finally:
+                durable_rules_engine.delete_state(self._handle, sid)
+        if self._host.escaped:
+            escaped = ", ".join(self._host.escaped)
+            self._host.escaped.clear()
+            raise AssessmentError(f"durable-rules ran activations outside the adapter: {escaped}")
+
+
+class Session:
+    """One assessment's working memory in one ruleset."""
+
+    def __init__(self, ruleset: RulesetHandle, sid: str) -> None:
+        self._ruleset = ruleset
+        self._handle = ruleset._handle
+        self.sid = sid
+
+    def assert_facts(self, facts: list[dict[str, Any]]) -> list[Activation]:
+        """Assert a batch and return every activation it caused, in the order durable
+        produced them. Raises `AssessmentError` if any fact is refused or repeated."""
+        if not facts:
+            return []
+        for fact in facts:
+            fact["sid"] = self.sid
+        try:
+            code, state_handle = durable_rules_engine.assert_facts(
+                self._handle, json.dumps(facts, ensure_ascii=False))
+        except Exception as exc:  # durable raises bare Exception with an error code
+            raise AssessmentError(f"durable-rules rejected a batch: {exc}") from exc
+        if code == 1:
+            raise AssessmentError(f"durable-rules refused a fact no rule matches in "
+                                  f"{self._ruleset.name}: {_ids(facts)}")
+        if code == 2:
+            raise AssessmentError(f"durable-rules saw a fact twice in {self._ruleset.name}: "
+                                  f"{_ids(facts)}")
+        return self._drain(state_handle)
+
+    def _drain(self, state_handle: int) -> list[Activation]:
+        activations: list[Activation] = []
+        try:
+            started = durable_rules_engine.start_action_for_state(self._handle, state_handle)
+            if not started:
+                return activations
+            message = started[1]
+            while message:
+                for name, bindings in json.loads(message).items():
+                    activations.append((name, bindings))
+                message = durable_rules_engine.complete_and_start_action(
+                    self._handle, state_handle)
+        except Exception as exc:
+            raise AssessmentError(f"durable-rules failed while firing rules: {exc}") from exc
+        return activations
+
+
+def _ids(facts: list[dict[str, Any]]) -> str:
+    return ", ".join(str(f.get("id")) for f in facts[:5]) + (" ..." if len(facts) > 5 else "")
+
+
+class DurableRuleset:
+    """A compiled pack registered in a host of its own, ready to open sessions on."""
+
+    def __init__(self, definition: dict[str, Any]) -> None:
+        self._host = _PackHost()
+        name = f"asl{next(_RULESET_NAMES)}"
+        definition = {**definition, OPEN_RULE: OPEN_DEFINITION}
+        rules = {rule: dict(body, run=rule) for rule, body in definition.items()}
+        try:
+            self._host.register_rulesets(json.loads(json.dumps({name: rules})))
+        except Exception as exc:
+            raise AssessmentError(f"durable-rules could not compile the pack: {exc}") from exc
+        self._ruleset = RulesetHandle(self._host, name)
+
+    def session(self) -> AbstractContextManager[Session]:
+        """A fresh session, deleted however the caller leaves it."""
+        return self._ruleset.session()

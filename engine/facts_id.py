@@ -1,0 +1,27 @@
+"""Readable, deterministic identities for facts.
+
+A derived fact is named by its kind and values (`status(capability=CBRN-3,value=ruled_out)`),
+so the same conclusion reached twice, in any order, has one id, and an id read in an
+explanation says what the fact is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def render_value(value: Any) -> str:
+    """A value as it appears in ids and explanations: strings bare, numbers as Python
+    writes them, booleans lower-case."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value)) if abs(value) < 1e6 else repr(value)
+    return str(value)
+
+
+def fact_id(kind: str, values: Mapping[str, Any], prefix: str = "") -> str:
+    """`kind(field=value,...)` with fields sorted, optionally prefixed (`pack:`)."""
+    inner = ",".join(f"{k}={render_value(v)}" for k, v in sorted(values.items()))
+    return f"{prefix}{kind}({inner})"

@@ -1,0 +1,210 @@
+"""The in-memory form of a rule pack: kinds of fact, rules, and the pack's catalogue.
+
+These are plain frozen dataclasses built by `engine.loader` from YAML. Nothing here
+touches durable-rules; `engine.compiler` turns them into rulesets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Where facts of a kind come from.
+ORIGIN_EVIDENCE = "evidence"  # extracted from an analyst's model document
+ORIGIN_PACK = "pack"  # stated by the pack itself (catalogue entries, defaults)
+ORIGIN_DERIVED = "derived"  # concluded by rules
+ORIGINS = (ORIGIN_EVIDENCE, ORIGIN_PACK, ORIGIN_DERIVED)
+
+FIELD_TYPES = ("str", "number", "bool")
+
+# Comparison operators a `where` test may use, and their durable-rules spelling.
+OPERATORS = {
+    "eq": None,
+    "ne": "$neq",
+    "gt": "$gt",
+    "gte": "$gte",
+    "lt": "$lt",
+    "lte": "$lte",
+    "in": None,
+    "exists": None,
+}
+OPERATOR_TEXT = {
+    "eq": "==",
+    "ne": "!=",
+    "gt": ">",
+    "gte": ">=",
+    "lt": "<",
+    "lte": "<=",
+    "in": "in",
+    "exists": "exists",
+}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of fact: its name, where it comes from and the fields it carries."""
+
+    name: str
+    origin: str
+    fields: dict[str, str]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Operand:
+    """The right-hand side of a test: a constant, another field of the same fact, or a
+    field of a fact bound earlier in the rule (`ref: s.capability`)."""
+
+    constant: Any = None
+    field: str | None = None
+    ref: tuple[str, str] | None = None
+
+    def text(self) -> str:
+        if self.field is not None:
+            return self.field
+        if self.ref is not None:
+            return f"{self.ref[0]}.{self.ref[1]}"
+        return repr(self.constant)
+
+
+@dataclass(frozen=True)
+class Test:
+    """One test on one field of a matched fact (`score gte warning_score`)."""
+
+    field: str
+    op: str
+    operand: Operand
+    line: int = 0
+
+    def text(self) -> str:
+        return f"{self.field} {OPERATOR_TEXT[self.op]} {self.operand.text()}"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A pattern in a rule's `when`: a fact of `kind` that must exist (bound to `name`),
+    or, when `negated`, must not exist."""
+
+    kind: str
+    name: str
+    tests: tuple[Test, ...]
+    negated: bool = False
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Conclusion:
+    """A fact a rule derives: its kind and each field's constant or `ref` to a matched fact."""
+
+    kind: str
+    values: tuple[tuple[str, Operand], ...]
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule of a pack, with everything needed to explain it to a person."""
+
+    id: str
+    title: str
+    cite: str
+    because: str
+    conditions: tuple[Condition, ...]
+    conclusions: tuple[Conclusion, ...]
+    file: str
+    line: int
+    pack: str
+    source: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    replaces: str | None = None
+    rationale: str | None = None
+
+    @property
+    def consumes(self) -> frozenset[str]:
+        return frozenset(c.kind for c in self.conditions if not c.negated)
+
+    @property
+    def negates(self) -> frozenset[str]:
+        return frozenset(c.kind for c in self.conditions if c.negated)
+
+    @property
+    def produces(self) -> frozenset[str]:
+        return frozenset(c.kind for c in self.conclusions)
+
+
+@dataclass(frozen=True)
+class Capability:
+    """A capability the pack tracks (threshold, checkpoint or ongoing assessment)."""
+
+    name: str
+    category: str  # threshold | checkpoint | ongoing
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Standard:
+    """A safeguard standard of the catalogue and its element ids (empty when undefined)."""
+
+    id: str
+    attributes: dict[str, Any]
+    elements: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PackFact:
+    """A fact the pack states for every assessment (catalogue entries and defaults)."""
+
+    id: str
+    kind: str
+    values: dict[str, Any]
+    file: str
+    line: int
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class CaseFile:
+    """A YAML file of test cases shipped beside a pack's rules."""
+
+    path: str
+    cases: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Pack:
+    """A loaded, checked rule pack (or several packs overlaid): everything the compiler
+    and the evaluator need, plus its content hash for recording with every result."""
+
+    name: str
+    title: str
+    version: str
+    kinds: dict[str, Kind]
+    rules: tuple[Rule, ...]
+    capabilities: tuple[Capability, ...]
+    standards: tuple[Standard, ...]
+    facts: tuple[PackFact, ...]
+    strata: tuple[tuple[str, ...], ...]
+    cite_pattern: str
+    case_files: tuple[CaseFile, ...] = ()
+    sources: tuple[str, ...] = ()
+
+    def rule(self, rule_id: str) -> Rule:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(rule_id)
+
+    def stratum_of(self, rule_id: str) -> int:
+        for index, members in enumerate(self.strata):
+            if rule_id in members:
+                return index
+        raise KeyError(rule_id)
+
+    @property
+    def safeguard_ids(self) -> frozenset[str]:
+        ids = {s.id for s in self.standards}
+        ids.update(e for s in self.standards for e in s.elements)
+        return frozenset(ids)
+
+    @property
+    def capability_names(self) -> frozenset[str]:
+        return frozenset(c.name for c in self.capabilities)

@@ -1,0 +1,101 @@
+"""Answer "why this conclusion?" from the provenance graph, as a tree down to evidence.
+
+`why_tree` walks the graph from a conclusion through each supporting rule firing to the
+facts that firing matched, recursively, ending at evidence from the model document or
+at a pack default. A node already explained higher up is referred to, not repeated, so
+the tree stays readable. `render_text` prints it indented.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+
+from engine.facts_id import render_value
+from knowledge_graph.provenance import CONCLUSION, DEFAULT, EVIDENCE, FIRING, matched, supports
+
+_SHOWN_INFO = ("name", "source", "date", "evidence", "listed_as", "determination_from",
+               "effective_compute_from")
+
+
+def why_tree(graph: nx.DiGraph, node: str) -> dict[str, Any]:
+    """The explanation of `node` as nested plain data (JSON-ready)."""
+    seen: set[str] = set()
+
+    def fact(fact_id: str) -> dict[str, Any]:
+        data = graph.nodes[fact_id]
+        out: dict[str, Any] = {"id": fact_id, "node": data["node"], "kind": data["kind"],
+                               "values": data["values"]}
+        info = data.get("info", {})
+        if data["node"] == EVIDENCE:
+            out["entry"] = info.get("entry")
+            out["label"] = data.get("label")
+            out.update({k: info[k] for k in _SHOWN_INFO if k in info})
+        elif data["node"] == DEFAULT:
+            out["title"] = info.get("title", "")
+            out["pack"] = info.get("pack")
+            if "file" in info:
+                out["defined_at"] = f"{info['file']}:{info.get('line', 0)}"
+        if fact_id in seen:
+            out["see_above"] = True
+            return out
+        seen.add(fact_id)
+        if data["node"] == CONCLUSION:
+            out["derived_by"] = [firing(f) for f in supports(graph, fact_id)]
+        return out
+
+    def firing(firing_id: str) -> dict[str, Any]:
+        data = graph.nodes[firing_id]
+        return {"rule": data["rule"], "title": data["title"], "cite": data["cite"],
+                "because": data["because"], "pack": data["pack"],
+                "matched": [fact(f) for f in matched(graph, firing_id)]}
+
+    if graph.nodes[node]["node"] == FIRING:
+        return firing(node)
+    return fact(node)
+
+
+def describe_values(values: dict[str, Any]) -> str:
+    """`capability=CBRN-3, value=cannot_rule_out` for a fact's values."""
+    return ", ".join(f"{k}={render_value(v)}" for k, v in sorted(values.items())
+                     if v is not None)
+
+
+def render_text(tree: dict[str, Any]) -> str:
+    """The explanation tree as indented text: conclusions, then each rule (title,
+    citation, `because`), down to evidence (id, values, source) and pack defaults."""
+    lines: list[str] = []
+
+    def fact(node: dict[str, Any], depth: int) -> None:
+        pad = "  " * depth
+        values = describe_values(node["values"])
+        if node["node"] == EVIDENCE:
+            where = f" [{node['entry']}]" if node.get("entry") else ""
+            lines.append(f"{pad}evidence {node.get('label', node['id'])}{where}: "
+                         f"{node['kind']} {values}")
+            extras = [f"{k}: {render_value(node[k])}" for k in _SHOWN_INFO if k in node]
+            if extras:
+                lines.append(f"{pad}  " + "; ".join(extras))
+            return
+        if node["node"] == DEFAULT:
+            title = f" ({node['title']})" if node.get("title") else ""
+            lines.append(f"{pad}pack default {node['kind']}: {values}{title}")
+            return
+        suffix = " (explained above)" if node.get("see_above") else ""
+        lines.append(f"{pad}{node['kind']}: {values}{suffix}")
+        for firing in node.get("derived_by", []):
+            rule(firing, depth + 1)
+
+    def rule(node: dict[str, Any], depth: int) -> None:
+        pad = "  " * depth
+        lines.append(f"{pad}<- rule {node['rule']}: {node['title']} [{node['cite']}]")
+        lines.append(f"{pad}   because {node['because']}")
+        for child in node["matched"]:
+            fact(child, depth + 2)
+
+    if "rule" in tree:
+        rule(tree, 0)
+    else:
+        fact(tree, 0)
+    return "\n".join(lines) + "\n"

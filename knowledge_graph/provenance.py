@@ -1,0 +1,143 @@
+"""The provenance graph of an assessment: evidence -> rule firing -> conclusion.
+
+Built from the engine's trace events, never from a second reading of the policy. Nodes
+carry a `node` attribute naming their kind (the constants below); edges run from the
+facts a firing matched to the firing (`as`: the rule's name for that fact), and from
+the firing to each conclusion it supports. A conclusion reached by two firings has two
+incoming edges: that is the whole record of "derived twice, asserted once".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import networkx as nx
+
+from engine.evaluator import ConclusionDerived, Event, Fact, FactAsserted, RuleFired
+from engine.model import ORIGIN_PACK
+
+EVIDENCE = "evidence"  # a fact from the analyst's model document
+DEFAULT = "default"  # a fact the rule pack states (catalogue entries, baseline, defaults)
+FIRING = "firing"  # one rule firing
+CONCLUSION = "conclusion"  # a derived fact
+NODE_KINDS = (EVIDENCE, DEFAULT, FIRING, CONCLUSION)
+
+
+class UnknownConclusion(LookupError):
+    """A conclusion was asked for that this assessment does not contain."""
+
+
+def _fact_attrs(fact: Fact, node: str) -> dict[str, Any]:
+    return {"node": node, "kind": fact.kind, "values": dict(fact.values), "info": dict(fact.info),
+            "label": fact.info.get("display_id", fact.id)}
+
+
+def build(events: Iterable[Event]) -> nx.DiGraph:
+    """The provenance graph of one assessment, from its trace events.
+
+    >>> from engine.evaluator import Fact, Firing, FactAsserted, RuleFired, ConclusionDerived
+    >>> from engine.model import Rule
+    >>> rule = Rule("r", "A rule", "RSP v2.1 §1", "because", (), (), "f.yaml", 1, "p")
+    >>> e = Fact("evidence:e1", "evaluation", {"score": 0.9}, "evidence")
+    >>> c = Fact("signal(x=1)", "signal", {"x": 1}, "derived")
+    >>> f = Firing("firing:r:1", rule, (("e", e.id),), "because", [c.id])
+    >>> g = build([FactAsserted(e), RuleFired(f, 0), ConclusionDerived(c, f, True)])
+    >>> sorted(g.nodes(data="node"))
+    [('evidence:e1', 'evidence'), ('firing:r:1', 'firing'), ('signal(x=1)', 'conclusion')]
+    """
+    graph = nx.DiGraph()
+    for event in events:
+        if isinstance(event, FactAsserted):
+            node = DEFAULT if event.fact.origin == ORIGIN_PACK else EVIDENCE
+            graph.add_node(event.fact.id, **_fact_attrs(event.fact, node))
+        elif isinstance(event, RuleFired):
+            firing = event.firing
+            rule = firing.rule
+            graph.add_node(firing.id, node=FIRING, rule=rule.id, title=rule.title,
+                           cite=rule.cite, because=firing.because, stratum=event.stratum,
+                           pack=rule.pack, file=rule.file, line=rule.line, label=rule.id)
+            for name, fact_id in firing.matched:
+                graph.add_edge(fact_id, firing.id, role="used", **{"as": name})
+        elif isinstance(event, ConclusionDerived):
+            if event.new:
+                graph.add_node(event.fact.id, **_fact_attrs(event.fact, CONCLUSION))
+            graph.add_edge(event.firing.id, event.fact.id, role="generated")
+    return graph
+
+
+def supports(graph: nx.DiGraph, conclusion: str) -> list[str]:
+    """The firings that support a conclusion, sorted by rule id then firing id."""
+    return sorted(graph.predecessors(conclusion),
+                  key=lambda f: (graph.nodes[f]["rule"], f))
+
+
+def matched(graph: nx.DiGraph, firing: str) -> list[str]:
+    """The facts a firing matched, in the order of the rule's conditions' names."""
+    return [fact for fact, _ in sorted(graph.in_edges(firing), key=lambda e: (
+        graph.edges[e]["as"], e[0]))]
+
+
+def conclusions(graph: nx.DiGraph) -> list[dict[str, Any]]:
+    """The graph flattened into the `conclusions` list of the assessment output: every
+    derived fact with the rule that derived it, its citation and the facts it rests on
+    (`because`). A fact derived by several firings lists them all under `supports`; its
+    `rule`, `cite` and `because` are those of the first (by rule id)."""
+    out = []
+    for node, data in sorted(graph.nodes(data=True)):
+        if data["node"] != CONCLUSION:
+            continue
+        entries = []
+        for firing in supports(graph, node):
+            fdata = graph.nodes[firing]
+            entries.append({"rule": fdata["rule"], "cite": fdata["cite"],
+                            "because": sorted(matched(graph, firing)),
+                            "text": fdata["because"]})
+        first = entries[0]
+        out.append({"id": node, "kind": data["kind"], "value": data["values"],
+                    "rule": first["rule"], "cite": first["cite"], "because": first["because"],
+                    "text": first["text"], "supports": entries})
+    return out
+
+
+def roots(graph: nx.DiGraph, node: str) -> set[str]:
+    """The evidence and pack-default facts a node ultimately rests on.
+
+    >>> g = nx.DiGraph()
+    >>> g.add_node("e", node=EVIDENCE); g.add_node("f", node=FIRING)
+    >>> g.add_node("c", node=CONCLUSION); g.add_edges_from([("e", "f"), ("f", "c")])
+    >>> sorted(roots(g, "c"))
+    ['e']
+    """
+    found = {n for n in nx.ancestors(graph, node) | {node}
+             if graph.nodes[n]["node"] in (EVIDENCE, DEFAULT)}
+    return found
+
+
+def find_conclusion(graph: nx.DiGraph, selector: str) -> str:
+    """Resolve a selector such as `asl`, `decision`, `required.security`,
+    `threshold:CBRN-3`, `missing:asl3-security.audits`, `action:safeguards_report`,
+    `comprehensive` or a conclusion id to the conclusion's node id."""
+    if selector in graph and graph.nodes[selector]["node"] == CONCLUSION:
+        return selector
+    kind, _, arg = selector.partition(":")
+    if "." in kind and not arg:
+        kind, _, arg = selector.partition(".")
+    wanted: dict[str, Any]
+    if kind in ("asl", "decision", "comprehensive"):
+        wanted = {}
+    elif kind == "required":
+        wanted = {"standard": arg}
+    elif kind in ("threshold", "checkpoint", "ongoing", "status"):
+        kind, wanted = "status", {"capability": arg}
+    elif kind == "missing":
+        kind, wanted = "missing_safeguard", {"safeguard": arg}
+    elif kind == "action":
+        wanted = {"name": arg}
+    else:
+        wanted = {}
+    for node, data in sorted(graph.nodes(data=True)):
+        if data["node"] == CONCLUSION and data["kind"] == kind and all(
+                data["values"].get(k) == v for k, v in wanted.items()):
+            return node
+    raise UnknownConclusion(selector)
