@@ -16,12 +16,30 @@ import networkx as nx
 
 from engine.errors import AssessmentError, InputError
 from engine.evaluator import Derivation, Evaluator, Fact, Listener
-from engine.evidence import LoadedDocument, ModelDocument
+from engine.evidence import LoadedDocument, ModelDocument, Vocabulary
+from engine.loader import load_pack
 from engine.model import ORIGIN_EVIDENCE, ORIGIN_PACK, Pack
 
 LEVEL_RANK = {"ASL-2": 2, "ASL-3": 3, "ASL-4": 4}
 OUTPUT_GROUPS = {"threshold": "thresholds", "checkpoint": "checkpoints",
                  "ongoing": "ongoing_assessment"}
+
+
+_EVALUATORS: dict[tuple[str, ...], Evaluator] = {}
+
+
+def evaluator_for(pack_dirs: Sequence[str] = ()) -> Evaluator:
+    """The evaluator for these pack directories (default: the built-in pack), loaded,
+    checked and compiled once per process: prepare once, assess many."""
+    key = tuple(str(p) for p in pack_dirs)
+    if key not in _EVALUATORS:
+        _EVALUATORS[key] = Evaluator(load_pack(list(pack_dirs) or None))
+    return _EVALUATORS[key]
+
+
+def vocabulary(pack: Pack) -> Vocabulary:
+    """The capability names and safeguard ids evidence may use with this pack."""
+    return Vocabulary(pack.capability_names, pack.safeguard_ids)
 
 
 @dataclass(frozen=True)

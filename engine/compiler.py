@@ -5,7 +5,9 @@ the negated fact arrives later in the same batch. So every rule with a negation 
 with a *gate* pattern, a `__stratum` fact for its stratum, which the evaluator asserts
 only when every lower stratum has reached its fixpoint: when the gate opens, the negated
 kinds are complete, whatever order their facts came in. Rules without negation are
-monotonic and need no gate.
+monotonic and need no gate, except those that read only pack facts: pack facts stay in
+a reused session between assessments, so such a rule needs the per-assessment gate to
+fire again for each one.
 
 The ruleset also has a sink rule that accepts any fact and never fires: durable-rules
 refuses a fact no rule matches, and a refused fact in a batch stalls the rest.
@@ -16,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.model import OPERATORS, Condition, Operand, Pack, Rule, Test
+from engine.model import OPERATORS, ORIGIN_PACK, Condition, Operand, Pack, Rule, Test
 
 GATE_KIND = "__stratum"
 SINK_RULE = "__sink"
@@ -54,11 +56,14 @@ def compile_pack(pack: Pack) -> CompiledPack:
     stratum: dict[str, int] = {}
     by_id = {r.id: r for r in pack.rules}
     gates: set[int] = set()
+    pack_kinds = {k.name for k in pack.kinds.values() if k.origin == ORIGIN_PACK}
     for level, rule_ids in enumerate(pack.strata):
         for position, rule_id in enumerate(rule_ids):
             rule = by_id[rule_id]
             name = f"r{level}_{position}"
-            gated = bool(rule.negates)
+            # Negating rules wait for their stratum's gate; so do rules that read only
+            # pack facts, which stay asserted between assessments (see engine.evaluator).
+            gated = bool(rule.negates) or rule.consumes <= pack_kinds
             definition[name], bindings[name] = compile_rule(rule, level if gated else None)
             names[name] = rule
             stratum[rule_id] = level

@@ -14,11 +14,12 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import durable_rules_engine
+import orjson
 from durable import engine as durable_engine
 
 from engine.errors import AssessmentError
@@ -28,6 +29,7 @@ _ENGINE_LOCK = threading.RLock()
 _RULESET_NAMES = itertools.count()
 _SESSION_IDS = itertools.count()
 
+MAX_IDLE_SESSIONS = 4
 OPEN_RULE = "__open"
 OPEN_DEFINITION = {"all": [{"session": {"kind": OPEN_RULE}}]}
 Activation = tuple[str, dict[str, dict[str, Any]]]  # durable rule name, binding -> fact
@@ -60,56 +62,92 @@ def _guarded(method: Callable[[], Any]) -> Callable[[], Any]:
 class RulesetHandle:
     """A registered ruleset that sessions can be opened on."""
 
-    def __init__(self, host: _PackHost, name: str) -> None:
+    def __init__(self, host: _PackHost, name: str, base: list[dict[str, Any]]) -> None:
         self._host = host
         self.name = name
+        self._base = base
         ruleset = host.get_ruleset(name)
         self._handle = ruleset._handle
         # The host's timer thread calls these; make them wait for any session in use.
         ruleset.dispatch = _guarded(ruleset.dispatch)  # type: ignore[method-assign]
         ruleset.dispatch_timers = _guarded(ruleset.dispatch_timers)  # type: ignore[method-assign]
+        self._idle: list[Session] = []
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A fresh session (durable `sid`), deleted however the caller leaves.
+        """A session with an empty working memory, for one assessment.
 
-        The session is opened by firing the `__open` rule once: durable-rules leaves a
-        new session's action context uninitialised until an action has run, and deleting
-        a session in that state frees a garbage pointer."""
-        sid = f"s{next(_SESSION_IDS)}"
+        Creating a durable session costs more than an assessment (it allocates index
+        tables for every pattern of every rule), so a session the caller has emptied with
+        `retract_all` goes back to a small pool; any other session is deleted, however the
+        caller leaves. Each session is opened by firing the `__open` rule once (durable
+        leaves a new session's action context uninitialised until an action has run, and
+        deleting a session in that state frees a garbage pointer), then given the base
+        facts, which stay for every assessment run in it."""
         with _ENGINE_LOCK:
+            session = self._idle.pop() if self._idle else self._open()
             try:
-                session = Session(self, sid)
-                opened = session.assert_facts([{"id": OPEN_RULE, "kind": OPEN_RULE}])
-                if [name for name, _ in opened] != [OPEN_RULE]:
-                    raise AssessmentError(f"durable-rules did not open session {sid}")
                 yield session
             finally:
-                durable_rules_engine.delete_state(self._handle, sid)
+                if session.empty and len(self._idle) < MAX_IDLE_SESSIONS:
+                    self._idle.append(session)
+                else:
+                    durable_rules_engine.delete_state(self._handle, session.sid)
         if self._host.escaped:
             escaped = ", ".join(self._host.escaped)
             self._host.escaped.clear()
             raise AssessmentError(f"durable-rules ran activations outside the adapter: {escaped}")
 
+    def _open(self) -> Session:
+        session = Session(self, f"s{next(_SESSION_IDS)}")
+        try:
+            opened = session.assert_facts([{"id": OPEN_RULE, "kind": OPEN_RULE}])
+            if [name for name, _ in opened] != [OPEN_RULE]:
+                raise AssessmentError(f"durable-rules did not open session {session.sid}")
+            fired = session.assert_facts([dict(f) for f in self._base])
+            if fired:
+                raise AssessmentError(f"rule {fired[0][0]} fires on the permanent facts alone")
+        except BaseException:
+            durable_rules_engine.delete_state(self._handle, session.sid)
+            raise
+        session.forget()
+        return session
+
+    def close(self) -> None:
+        """Delete the pooled sessions (the host itself lives as long as the process)."""
+        with _ENGINE_LOCK:
+            while self._idle:
+                durable_rules_engine.delete_state(self._handle, self._idle.pop().sid)
+
 
 class Session:
-    """One assessment's working memory in one ruleset."""
+    """One assessment's working memory in one ruleset. It remembers what was asserted
+    so that `retract_all` can leave it empty for the next assessment."""
 
     def __init__(self, ruleset: RulesetHandle, sid: str) -> None:
         self._ruleset = ruleset
         self._handle = ruleset._handle
         self.sid = sid
+        self._asserted: list[str] = []
+        self.empty = True
+
+    def forget(self) -> None:
+        """Treat what is asserted now as the session's permanent base."""
+        self._asserted = []
+        self.empty = True
 
     def assert_facts(self, facts: list[dict[str, Any]]) -> list[Activation]:
         """Assert a batch and return every activation it caused, in the order durable
         produced them. Raises `AssessmentError` if any fact is refused or repeated."""
         if not facts:
             return []
+        self.empty = False
         for fact in facts:
             fact["sid"] = self.sid
+        self._asserted.extend(str(f["id"]) for f in facts)
         try:
             code, state_handle = durable_rules_engine.assert_facts(
-                self._handle, json.dumps(facts, ensure_ascii=False))
+                self._handle, orjson.dumps(facts).decode())
         except Exception as exc:  # durable raises bare Exception with an error code
             raise AssessmentError(f"durable-rules rejected a batch: {exc}") from exc
         if code == 1:
@@ -120,6 +158,27 @@ class Session:
                                   f"{_ids(facts)}")
         return self._drain(state_handle)
 
+    def retract_all(self, first: Sequence[str] = ()) -> None:
+        """Retract every fact asserted since the session was opened, the ids in `first`
+        before the rest (retracting can satisfy a negation, so whatever keeps negating
+        rules closed must go first). Any activation this causes means the session is
+        not safely reusable, so it is then left to be deleted."""
+        early = set(first)
+        ordered = [[i for i in self._asserted if i in early],
+                   [i for i in self._asserted if i not in early]]
+        for ids in ordered:
+            if not ids:
+                continue
+            try:
+                code, state_handle = durable_rules_engine.retract_facts(
+                    self._handle, orjson.dumps([{"id": i, "sid": self.sid} for i in ids]).decode())
+            except Exception as exc:
+                raise AssessmentError(f"durable-rules could not retract facts: {exc}") from exc
+            if code != 0 or self._drain(state_handle):
+                return
+        self._asserted = []
+        self.empty = True
+
     def _drain(self, state_handle: int) -> list[Activation]:
         activations: list[Activation] = []
         try:
@@ -128,7 +187,7 @@ class Session:
                 return activations
             message = started[1]
             while message:
-                for name, bindings in json.loads(message).items():
+                for name, bindings in orjson.loads(message).items():
                     activations.append((name, bindings))
                 message = durable_rules_engine.complete_and_start_action(
                     self._handle, state_handle)
@@ -144,7 +203,7 @@ def _ids(facts: list[dict[str, Any]]) -> str:
 class DurableRuleset:
     """A compiled pack registered in a host of its own, ready to open sessions on."""
 
-    def __init__(self, definition: dict[str, Any]) -> None:
+    def __init__(self, definition: dict[str, Any], base: Sequence[dict[str, Any]] = ()) -> None:
         self._host = _PackHost()
         name = f"asl{next(_RULESET_NAMES)}"
         definition = {**definition, OPEN_RULE: OPEN_DEFINITION}
@@ -153,7 +212,11 @@ class DurableRuleset:
             self._host.register_rulesets(json.loads(json.dumps({name: rules})))
         except Exception as exc:
             raise AssessmentError(f"durable-rules could not compile the pack: {exc}") from exc
-        self._ruleset = RulesetHandle(self._host, name)
+        self._ruleset = RulesetHandle(self._host, name, [dict(f) for f in base])
+
+    def close(self) -> None:
+        """Delete the sessions kept for reuse."""
+        self._ruleset.close()
 
     def session(self) -> AbstractContextManager[Session]:
         """A fresh session, deleted however the caller leaves it."""

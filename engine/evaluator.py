@@ -13,7 +13,6 @@ explanations are built from those events.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,14 +47,22 @@ class Fact:
 
 @dataclass
 class Firing:
-    """One rule firing: the facts it matched (by the rule's own names), the sentence that
-    explains it, and the conclusions it supports."""
+    """One rule firing: the facts it matched (by the rule's own names) and the
+    conclusions it supports. `because` is the rule's sentence filled with the matched
+    values, built only when someone reads it."""
 
     id: str
     rule: Rule
     matched: tuple[tuple[str, str], ...]
-    because: str
+    bound: dict[str, Fact] = field(repr=False)
     conclusions: list[str] = field(default_factory=list)
+    _because: str | None = field(default=None, repr=False)
+
+    @property
+    def because(self) -> str:
+        if self._because is None:
+            self._because = fill_because(self.rule.because, self.bound)
+        return self._because
 
 
 @dataclass(frozen=True)
@@ -94,9 +101,15 @@ class Derivation:
     facts: dict[str, Fact]
     firings: dict[str, Firing]
     events: list[Event]
+    _by_kind: dict[str, list[Fact]] | None = field(default=None, repr=False)
 
     def of_kind(self, kind: str) -> list[Fact]:
-        return sorted((f for f in self.facts.values() if f.kind == kind), key=lambda f: f.id)
+        """The facts of one kind, sorted by id."""
+        if self._by_kind is None:
+            self._by_kind = {}
+            for fact in sorted(self.facts.values(), key=lambda f: f.id):
+                self._by_kind.setdefault(fact.kind, []).append(fact)
+        return self._by_kind.get(kind, [])
 
 
 class Evaluator:
@@ -105,13 +118,19 @@ class Evaluator:
     def __init__(self, pack: Pack) -> None:
         self.pack = pack
         self.compiled: CompiledPack = compile_pack(pack)
-        self._ruleset = DurableRuleset(self.compiled.definition)
         self._fields = {name: tuple(sorted(k.fields)) for name, k in pack.kinds.items()}
         self.pack_facts = tuple(
             Fact(pf.id, pf.kind, dict(pf.values), ORIGIN_PACK,
                  {"title": pf.title, "file": pf.file, "line": pf.line, "pack": pack.name})
             for pf in pack.facts
         )
+        self._pack_ids = frozenset(f.id for f in self.pack_facts)
+        # Pack facts are the same in every assessment: they are asserted once into each
+        # session and stay there; every rule that reads only them waits for a gate.
+        self._ruleset = DurableRuleset(
+            self.compiled.definition,
+            [f.wire(self._fields[f.kind]) for f in sorted(self.pack_facts, key=lambda f: f.id)
+             if f.kind in self.compiled.consumed])
 
     def evaluate(self, given: Iterable[Fact], listeners: Iterable[Listener] = ()) -> Derivation:
         """Derive every conclusion the pack supports from `given` plus the pack's facts."""
@@ -130,11 +149,15 @@ class Evaluator:
         for fact in sorted(facts.values(), key=lambda f: f.id):
             emit(FactAsserted(fact))
         firings: dict[str, Firing] = {}
+        gates = list(self.compiled.gates)
+        first_gate = gates.pop(0) if gates and gates[0] == 0 else None
+        given_ids = facts.keys() - self._pack_ids
         with self._ruleset.session() as session:
-            self._fixpoint(session, sorted(facts.values(), key=lambda f: f.id), facts, firings,
-                           emit, None)
-            for level in self.compiled.gates:
+            self._fixpoint(session, sorted((facts[i] for i in given_ids), key=lambda f: f.id),
+                           facts, firings, emit, first_gate)
+            for level in gates:
                 self._fixpoint(session, [], facts, firings, emit, level)
+            session.retract_all(first=[gate_fact(level)["id"] for level in self.compiled.gates])
         return Derivation(facts, firings, events)
 
     def _fixpoint(self, session: Session, batch: list[Fact], facts: dict[str, Fact],
@@ -165,12 +188,13 @@ class Evaluator:
             bound = {aliases[alias]: facts[data["id"]] for alias, data in bindings.items()
                      if alias in aliases}
             matched = tuple(sorted((n, f.id) for n, f in bound.items()))
-            digest = hashlib.sha256(repr(matched).encode()).hexdigest()[:12]
-            firing = Firing(f"firing:{rule.id}:{digest}", rule, matched,
-                            fill_because(rule.because, bound))
+            firing = Firing(f"firing:{rule.id}[{'|'.join(i for _, i in matched)}]", rule,
+                            matched, bound)
             derived = [self._conclude(c, bound) for c in rule.conclusions]
-        except AssessmentError:
-            raise
+        except AssessmentError as exc:
+            if exc.rule is not None:
+                raise
+            raise AssessmentError(str(exc), rule.id) from exc
         except Exception as exc:  # any failure inside a rule's action is the rule's failure
             raise AssessmentError(f"{type(exc).__name__}: {exc}", rule.id) from exc
         firings[firing.id] = firing

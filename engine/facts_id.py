@@ -8,6 +8,7 @@ explanation says what the fact is.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 
@@ -23,5 +24,11 @@ def render_value(value: Any) -> str:
 
 def fact_id(kind: str, values: Mapping[str, Any], prefix: str = "") -> str:
     """`kind(field=value,...)` with fields sorted, optionally prefixed (`pack:`)."""
-    inner = ",".join(f"{k}={render_value(v)}" for k, v in sorted(values.items()))
+    return _fact_id(kind, tuple((k, type(v), v) for k, v in sorted(values.items())), prefix)
+
+
+@lru_cache(maxsize=65536)
+def _fact_id(kind: str, items: tuple[tuple[str, type, Any], ...], prefix: str) -> str:
+    # The type is part of the key so that 1, 1.0 and True are never confused.
+    inner = ",".join(f"{k}={render_value(v)}" for k, _, v in items)
     return f"{prefix}{kind}({inner})"

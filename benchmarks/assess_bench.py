@@ -1,0 +1,100 @@
+"""Benchmark: assess synthetic models with the full built-in pack in one process.
+
+Prints, side by side in one run: models/second through the rule engine (contract keys
+only, and with the provenance graph and `conclusions` built as `asl assess --format
+json` does), models/second of the plain-Python evaluation of the same spec (the lower
+bound, `benchmarks/plain_eval.py`), their ratio, and resident memory as the count grows,
+to show whether memory stays flat. Targets (issue 2): >= 1,000 models/s in one process;
+memory flat from 10,000 to 50,000 models.
+
+    python benchmarks/assess_bench.py            # 10,000 models
+    python benchmarks/assess_bench.py -n 50000   # memory flatness over a longer run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import plain_eval
+import synth
+
+from engine.assess import assess_document, evaluator_for, vocabulary
+from engine.evidence import parse_document
+from knowledge_graph.report import assessment_document
+
+CHUNK = 1_000
+
+
+def rss_mib() -> float:
+    """Current resident memory of this process, in MiB (Linux)."""
+    with open("/proc/self/statm") as fh:
+        pages = int(fh.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=10_000, help="models to assess")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    evaluator = evaluator_for()
+    vocab = vocabulary(evaluator.pack)
+    engine_s = full_s = plain_s = 0.0
+    done = 0
+    checkpoints: list[tuple[int, float]] = []
+    while done < args.n:
+        size = min(CHUNK, args.n - done)
+        raw = synth.generate_models(size, seed=args.seed * 1_000_003 + done)
+        docs = [parse_document(m, "synthetic", "", vocab)[0] for m in raw]
+        if any(d is None for d in docs):
+            raise SystemExit("the synthetic generator produced invalid evidence")
+        start = time.perf_counter()
+        assessments = [assess_document(evaluator, d) for d in docs]
+        engine_s += time.perf_counter() - start
+        start = time.perf_counter()
+        for assessment in assessments[: size // 10]:
+            assessment_document(assessment)
+        full_s += (time.perf_counter() - start) * 10
+        start = time.perf_counter()
+        for model in raw:
+            plain_eval.evaluate(model)
+        plain_s += time.perf_counter() - start
+        for assessment, model in zip(assessments, raw, strict=True):
+            expected = plain_eval.evaluate(model)
+            got = {k: assessment.output[k] for k in expected}
+            if got != expected:
+                raise SystemExit(f"engine and plain evaluation disagree on {got['model']}")
+        done += size
+        if done % 10_000 == 0 or done == args.n:
+            checkpoints.append((done, rss_mib()))
+        del assessments, docs, raw
+
+    engine_rate = done / engine_s
+    full_rate = done / (engine_s + full_s)
+    plain_rate = done / plain_s
+    print(f"models assessed                  {done:>10,}  (results checked against plain_eval)")
+    print(f"engine, contract keys            {engine_rate:>10,.0f} models/s")
+    print(f"engine + provenance/conclusions  {full_rate:>10,.0f} models/s")
+    print(f"plain Python lower bound         {plain_rate:>10,.0f} models/s")
+    print(f"ratio plain / engine             {plain_rate / engine_rate:>10.1f} x")
+    print("target                           >= 1,000 models/s: "
+          + ("met" if engine_rate >= 1_000 else "NOT met"))
+    print(f"peak RSS                         {peak_rss_mib():>10.1f} MiB")
+    for count, mib in checkpoints:
+        print(f"RSS after {count:>7,} models        {mib:>10.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

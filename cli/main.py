@@ -1,0 +1,171 @@
+"""The `asl` command line: a thin layer that parses, calls the engine and renders.
+
+Exit status: 0 when everything was assessed; 1 when the pack or the engine failed;
+2 for a usage error or when any evidence was rejected (the rest is still assessed and
+printed). Errors go to standard error, one line each, without tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from engine.assess import Assessment, assess_portfolio, evaluator_for, vocabulary
+from engine.errors import AssessmentError, InputError, PackError
+from engine.evidence import load_evidence
+from knowledge_graph.explain import render_text, why_tree
+from knowledge_graph.provenance import UnknownConclusion, find_conclusion
+from knowledge_graph.report import assessment_document, provenance, summary_text
+
+EXIT_FAILED = 1
+EXIT_REJECTED = 2
+
+
+@dataclass
+class Outcome:
+    """What one command's assessments produced: results and rejected input."""
+
+    assessments: list[Assessment] = field(default_factory=list)
+    errors: list[InputError] = field(default_factory=list)
+    portfolio: bool = False  # several models, or a portfolio form: print a JSON array
+
+
+def _fail(message: str, status: int = EXIT_FAILED) -> NoReturn:
+    click.echo(f"asl: {message}", err=True)
+    sys.exit(status)
+
+
+def _assess(paths: Sequence[str], packs: Sequence[str]) -> Outcome:
+    """Load the pack and the evidence, assess everything, and report rejections."""
+    try:
+        evaluator = evaluator_for(packs)
+    except PackError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        _fail("the rule pack has errors; nothing was assessed")
+    loaded = load_evidence(paths, vocabulary(evaluator.pack), stdin=sys.stdin)
+    try:
+        assessments, failed = assess_portfolio(evaluator, loaded.documents)
+    except AssessmentError as exc:
+        _fail(f"assessment failed: {exc}")
+    single = (len(paths) == 1 and not Path(paths[0]).is_dir() and len(loaded.documents) == 1
+              and loaded.documents[0].where == "")
+    outcome = Outcome(assessments, sorted([*loaded.errors, *failed]), portfolio=not single)
+    for error in outcome.errors:
+        click.echo(str(error), err=True)
+    return outcome
+
+
+def _dumps(data: Any, indent: int | None = 2) -> str:
+    return json.dumps(data, indent=indent, sort_keys=True, ensure_ascii=False)
+
+
+pack_option = click.option(
+    "--pack", "packs", multiple=True, type=click.Path(exists=True, file_okay=False),
+    help="Rule pack directory to use instead of the built-in rsp-2.1 pack.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="asl")
+def main() -> None:
+    """Decide which AI Safety Level of safeguards a model requires under RSP v2.1,
+    and show the evidence behind every conclusion.
+
+    \b
+    Example:
+      asl assess examples/
+      asl why examples/security-gap-pause.yaml --conclusion decision
+    """
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl"]), default="text",
+              show_default=True, help="text: a summary per model; json: the output "
+              "contract (an object, or an array for several models); jsonl: one per line.")
+@pack_option
+def assess(files: tuple[str, ...], fmt: str, packs: tuple[str, ...]) -> None:
+    """Assess the models in FILES (model documents, portfolios, JSON Lines files or
+    directories; - reads standard input).
+
+    \b
+    Examples:
+      asl assess examples/
+      asl assess examples/portfolio/lineage.yaml --format json
+      cat model.yaml | asl assess - --format jsonl
+    """
+    outcome = _assess(files, packs)
+    if fmt == "text":
+        click.echo("\n".join(summary_text(a.output) for a in outcome.assessments), nl=False)
+    else:
+        documents = [assessment_document(a) for a in outcome.assessments]
+        if fmt == "jsonl":
+            for document in documents:
+                click.echo(_dumps(document, indent=None))
+        elif documents or outcome.portfolio:
+            click.echo(_dumps(documents if outcome.portfolio else documents[0]))
+    if outcome.errors:
+        sys.exit(EXIT_REJECTED)
+
+
+@main.command()
+@click.argument("file")
+@click.option("--model", "model_id", help="The model to explain (needed for a portfolio).")
+@click.option("--conclusion", "selector", default="asl", show_default=True,
+              help="What to explain: asl, decision, comprehensive, required.security, "
+              "required.deployment, threshold:CBRN-3, checkpoint:'Autonomy checkpoint', "
+              "ongoing:'Cyber operations', missing:SAFEGUARD_ID, action:ACTION, or a "
+              "conclusion id from the json output.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@pack_option
+def why(file: str, model_id: str | None, selector: str, fmt: str,
+        packs: tuple[str, ...]) -> None:
+    """Explain a conclusion: the chain from it through each rule (title, citation,
+    reason) down to the evidence it rests on.
+
+    \b
+    Examples:
+      asl why examples/security-gap-pause.yaml
+      asl why examples/security-gap-pause.yaml --conclusion decision
+      asl why examples/portfolio/lineage.yaml --model corvid-atlas-5-chat \\
+          --conclusion required.security --format json
+    """
+    outcome = _assess([file], packs)
+    chosen = _choose(outcome, model_id, file)
+    graph = provenance(chosen)
+    try:
+        node = find_conclusion(graph, selector)
+    except UnknownConclusion:
+        _fail(f"{chosen.model} has no conclusion {selector!r}; try asl, decision, "
+              "required.security, threshold:CBRN-3 or an id from --format json",
+              EXIT_REJECTED)
+    tree = why_tree(graph, node)
+    if fmt == "json":
+        click.echo(_dumps({"model": chosen.model, "conclusion": node, "explanation": tree}))
+    else:
+        click.echo(f"{chosen.model}: why {selector}?")
+        click.echo(render_text(tree), nl=False)
+    if outcome.errors:
+        sys.exit(EXIT_REJECTED)
+
+
+def _choose(outcome: Outcome, model_id: str | None, file: str) -> Assessment:
+    models = {a.model: a for a in outcome.assessments}
+    if model_id is not None:
+        if model_id not in models:
+            known = ", ".join(sorted(models)) or "none"
+            _fail(f"{file}: no assessed model {model_id!r}; models: {known}", EXIT_REJECTED)
+        return models[model_id]
+    if len(models) != 1:
+        if not models:
+            _fail(f"{file}: no model could be assessed", EXIT_REJECTED)
+        _fail(f"{file} holds {len(models)} models; choose one with --model "
+              f"({', '.join(sorted(models))})", EXIT_REJECTED)
+    return next(iter(models.values()))
