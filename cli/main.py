@@ -108,7 +108,7 @@ def assess(files: tuple[str, ...], fmt: str, packs: tuple[str, ...]) -> None:
         if fmt == "jsonl":
             for document in documents:
                 click.echo(_dumps(document, indent=None))
-        elif documents or outcome.portfolio:
+        elif documents or not outcome.errors:
             click.echo(_dumps(documents if outcome.portfolio else documents[0]))
     if outcome.errors:
         sys.exit(EXIT_REJECTED)

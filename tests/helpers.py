@@ -1,0 +1,38 @@
+"""Shared paths and loaders for the test suite (no fixtures with hidden state)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.assess import Assessment, assess_portfolio, evaluator_for, vocabulary
+from engine.evidence import load_evidence
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+SPEC_EXAMPLES = REPO.parent / "shared" / "spec" / "examples"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def spec_examples() -> Path:
+    """The public cases of the product contract, or skip when shared/ is not beside us."""
+    if not (SPEC_EXAMPLES / "expected.json").is_file():
+        pytest.skip(f"public cases not found at {SPEC_EXAMPLES}")
+    return SPEC_EXAMPLES
+
+
+def expected_outcomes() -> dict[str, Any]:
+    return json.loads((spec_examples() / "expected.json").read_text())
+
+
+def assess_paths(*paths: str | Path) -> list[Assessment]:
+    """Assess evidence files with the built-in pack; fail the test on any rejection."""
+    evaluator = evaluator_for()
+    loaded = load_evidence([str(p) for p in paths], vocabulary(evaluator.pack))
+    assert loaded.errors == []
+    assessments, errors = assess_portfolio(evaluator, loaded.documents)
+    assert errors == []
+    return assessments
