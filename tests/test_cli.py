@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -148,11 +148,14 @@ def test_why_text_matches_golden(name: str) -> None:
     assert result.stdout == golden.read_text()
 
 
-@pytest.mark.skipif(shutil.which("asl") is None, reason="the asl console script is not "
-                    "installed (pip install .)")
+ASL_SCRIPT = Path(sys.executable).with_name("asl")
+
+
+@pytest.mark.skipif(not ASL_SCRIPT.exists(), reason="the asl console script is not installed "
+                    "beside this Python (pip install .)")
 def test_installed_console_script_runs() -> None:
-    completed = subprocess.run(["asl", "assess", str(EXAMPLES / "asl2-patch-carryover.yaml"),
-                                "--format", "json"], capture_output=True, text=True,
-                               check=False)
+    path = str(EXAMPLES / "asl2-patch-carryover.yaml")
+    completed = subprocess.run([str(ASL_SCRIPT), "assess", path, "--format", "json"],
+                               capture_output=True, text=True, check=False)
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout)["asl"] == "ASL-2"
