@@ -12,19 +12,17 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-from engine.assess import Assessment, assess_portfolio, evaluator_for, vocabulary
-from engine.errors import AssessmentError, InputError, PackError
+from cli.options import EXIT_REJECTED, fail, load_evaluator, pack_option
+from engine.assess import Assessment, assess_portfolio, vocabulary
+from engine.errors import AssessmentError, InputError
 from engine.evidence import load_evidence
 from knowledge_graph.explain import render_text, why_tree
 from knowledge_graph.provenance import UnknownConclusion, find_conclusion
 from knowledge_graph.report import assessment_document, provenance, summary_text
-
-EXIT_FAILED = 1
-EXIT_REJECTED = 2
 
 
 @dataclass
@@ -36,24 +34,14 @@ class Outcome:
     portfolio: bool = False  # several models, or a portfolio form: print a JSON array
 
 
-def _fail(message: str, status: int = EXIT_FAILED) -> NoReturn:
-    click.echo(f"asl: {message}", err=True)
-    sys.exit(status)
-
-
 def _assess(paths: Sequence[str], packs: Sequence[str]) -> Outcome:
-    """Load the pack and the evidence, assess everything, and report rejections."""
-    try:
-        evaluator = evaluator_for(packs)
-    except PackError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        _fail("the rule pack has errors; nothing was assessed")
+    """Load the packs and the evidence, assess everything, and report rejections."""
+    evaluator = load_evaluator(packs)
     loaded = load_evidence(paths, vocabulary(evaluator.pack), stdin=sys.stdin)
     try:
         assessments, failed = assess_portfolio(evaluator, loaded.documents)
     except AssessmentError as exc:
-        _fail(f"assessment failed: {exc}")
+        fail(f"assessment failed: {exc}")
     single = (len(paths) == 1 and not Path(paths[0]).is_dir() and len(loaded.documents) == 1
               and loaded.documents[0].where == "")
     outcome = Outcome(assessments, sorted([*loaded.errors, *failed]), portfolio=not single)
@@ -64,11 +52,6 @@ def _assess(paths: Sequence[str], packs: Sequence[str]) -> Outcome:
 
 def _dumps(data: Any, indent: int | None = 2) -> str:
     return json.dumps(data, indent=indent, sort_keys=True, ensure_ascii=False)
-
-
-pack_option = click.option(
-    "--pack", "packs", multiple=True, type=click.Path(exists=True, file_okay=False),
-    help="Rule pack directory to use instead of the built-in rsp-2.1 pack.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -99,6 +82,7 @@ def assess(files: tuple[str, ...], fmt: str, packs: tuple[str, ...]) -> None:
       asl assess examples/
       asl assess examples/portfolio/lineage.yaml --format json
       cat model.yaml | asl assess - --format jsonl
+      asl assess --pack examples/packs/acme-lab examples/packs/acme-lab/example-model.yaml
     """
     outcome = _assess(files, packs)
     if fmt == "text":
@@ -143,7 +127,7 @@ def why(file: str, model_id: str | None, selector: str, fmt: str,
     try:
         node = find_conclusion(graph, selector)
     except UnknownConclusion:
-        _fail(f"{chosen.model} has no conclusion {selector!r}; try asl, decision, "
+        fail(f"{chosen.model} has no conclusion {selector!r}; try asl, decision, "
               "required.security, threshold:CBRN-3 or an id from --format json",
               EXIT_REJECTED)
     tree = why_tree(graph, node)
@@ -161,11 +145,11 @@ def _choose(outcome: Outcome, model_id: str | None, file: str) -> Assessment:
     if model_id is not None:
         if model_id not in models:
             known = ", ".join(sorted(models)) or "none"
-            _fail(f"{file}: no assessed model {model_id!r}; models: {known}", EXIT_REJECTED)
+            fail(f"{file}: no assessed model {model_id!r}; models: {known}", EXIT_REJECTED)
         return models[model_id]
     if len(models) != 1:
         if not models:
-            _fail(f"{file}: no model could be assessed", EXIT_REJECTED)
-        _fail(f"{file} holds {len(models)} models; choose one with --model "
+            fail(f"{file}: no model could be assessed", EXIT_REJECTED)
+        fail(f"{file} holds {len(models)} models; choose one with --model "
               f"({', '.join(sorted(models))})", EXIT_REJECTED)
     return next(iter(models.values()))

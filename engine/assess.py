@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -17,7 +18,7 @@ import networkx as nx
 from engine.errors import AssessmentError, InputError
 from engine.evaluator import Derivation, Evaluator, Fact, Listener
 from engine.evidence import LoadedDocument, ModelDocument, Vocabulary
-from engine.loader import load_pack
+from engine.loader import load_pack, pack_stack
 from engine.model import ORIGIN_EVIDENCE, ORIGIN_PACK, Pack
 
 LEVEL_RANK = {"ASL-2": 2, "ASL-3": 3, "ASL-4": 4}
@@ -28,17 +29,20 @@ OUTPUT_GROUPS = {"threshold": "thresholds", "checkpoint": "checkpoints",
 _EVALUATORS: dict[tuple[str, ...], Evaluator] = {}
 
 
-def evaluator_for(pack_dirs: Sequence[str] = ()) -> Evaluator:
-    """The evaluator for these pack directories (default: the built-in pack), loaded,
-    checked and compiled once per process: prepare once, assess many."""
-    key = tuple(str(p) for p in pack_dirs)
+def evaluator_for(overlays: Sequence[str | Path] = ()) -> Evaluator:
+    """The evaluator for the built-in pack with these overlay pack directories loaded
+    over it in order (`--pack`; a first overlay saying `standalone: true` replaces the
+    built-in), loaded, checked and compiled once per process: prepare once, assess many."""
+    dirs = pack_stack(overlays)
+    key = tuple(str(p.resolve()) for p in dirs)
     if key not in _EVALUATORS:
-        _EVALUATORS[key] = Evaluator(load_pack(list(pack_dirs) or None))
+        _EVALUATORS[key] = Evaluator(load_pack(dirs))
     return _EVALUATORS[key]
 
 
 def vocabulary(pack: Pack) -> Vocabulary:
-    """The capability names and safeguard ids evidence may use with this pack."""
+    """The capability names and safeguard ids evidence may use with this pack: an
+    overlay's capabilities, standards and elements included."""
     return Vocabulary(pack.capability_names, pack.safeguard_ids)
 
 
@@ -132,7 +136,8 @@ def _safeguard_facts(doc: ModelDocument, pack: Pack, prefix: str) -> list[Fact]:
                 facts.append(Fact(f"safeguard:{element}", "safeguard", {
                     "element": element, "standard": standard.id, "status": "absent"},
                     ORIGIN_PACK, {"display_id": element,
-                                  "title": "not listed: counts as not implemented"}))
+                                  "title": "not listed: counts as not implemented",
+                                  "pack": standard.element_packs.get(element, standard.pack)}))
                 continue
             index, entry = found
             facts.append(Fact(f"safeguard:{element}", "safeguard", {

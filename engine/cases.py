@@ -12,6 +12,7 @@ A case file (`tests/*.yaml` beside a pack's rules) holds `cases:`, each with
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,7 +102,8 @@ def run_case(evaluator: Evaluator, case: dict[str, Any], file: str) -> CaseResul
     return result
 
 
-def run_cases(evaluator: Evaluator) -> list[CaseResult]:
-    """Every case of every case file of the evaluator's pack."""
-    return [run_case(evaluator, case, cf.path)
-            for cf in evaluator.pack.case_files for case in cf.cases]
+def run_cases(evaluator: Evaluator, packs: Collection[str] | None = None) -> list[CaseResult]:
+    """Every case of every case file of the evaluator's pack, or only of the case files
+    of the packs named in `packs` (an overlay's own cases, run on the overlaid pack)."""
+    return [run_case(evaluator, case, cf.path) for cf in evaluator.pack.case_files
+            if packs is None or cf.pack in packs for case in cf.cases]

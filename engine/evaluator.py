@@ -121,7 +121,8 @@ class Evaluator:
         self._fields = {name: tuple(sorted(k.fields)) for name, k in pack.kinds.items()}
         self.pack_facts = tuple(
             Fact(pf.id, pf.kind, dict(pf.values), ORIGIN_PACK,
-                 {"title": pf.title, "file": pf.file, "line": pf.line, "pack": pack.name})
+                 {"title": pf.title, "file": pf.file, "line": pf.line,
+                  "pack": pf.pack or pack.name})
             for pf in pack.facts
         )
         self._pack_ids = frozenset(f.id for f in self.pack_facts)

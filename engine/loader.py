@@ -1,10 +1,15 @@
 """Load rule packs from YAML and check them, stage by stage, before anything runs.
 
-A pack directory holds `pack.yaml` (kinds of fact, the catalogue, pack facts), rule files
-under `rules/` and test cases under `tests/`. Loading is a list of named stages
-(`STAGES`); each stage reports every problem it finds as `file:line: code: message`, and
-loading stops after the first stage that found any. Files are read with a safe YAML
-loader only: a rule file is data and can never run code.
+A pack directory holds `pack.yaml` (its name, kinds of fact, the catalogue, pack facts),
+rule files under `rules/` and test cases under `tests/`. Packs are loaded as a stack: a
+base pack (the built-in `rsp-2.1`, unless the first pack says `standalone: true`) and
+then each overlay in order. An overlay may add kinds, rules, capabilities, standards and
+standard elements, and replace an earlier pack's rule by id (`replaces:` with a
+`rationale:`); every rule remembers the declared name of the pack it came from.
+
+Loading is a list of named stages (`STAGES`); each stage reports every problem it finds
+as `file:line: code: message`, and loading stops after the first stage that found any.
+Files are read with a safe YAML loader only: a rule file is data and can never run code.
 """
 
 from __future__ import annotations
@@ -20,34 +25,33 @@ from typing import Any
 
 import yaml
 
+# Re-exported: names of the rule format that other modules read from the loader.
+from engine.declarations import NAME as NAME
+from engine.declarations import RESERVED_FIELDS as RESERVED_FIELDS
+from engine.declarations import Declarations
 from engine.errors import PackError, PackProblem
-from engine.facts_id import fact_id
 from engine.model import (
-    FIELD_TYPES,
-    OPERATORS,
     ORIGIN_DERIVED,
     ORIGIN_PACK,
-    ORIGINS,
     Capability,
     CaseFile,
-    Conclusion,
-    Condition,
     Kind,
     Operand,
     Pack,
     PackFact,
     Rule,
     Standard,
-    Test,
 )
+from engine.rule_syntax import RULE_ID as RULE_ID
+from engine.rule_syntax import RULE_KEYS as RULE_KEYS
+from engine.rule_syntax import parse_rule, plain
 from engine.strata import stratify
 from engine.yamlsafe import LineDict, line_of, load_yaml
 
 BUILTIN_PACK = "rsp-2.1"
-NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+PACK_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-RULE_KEYS = {"id", "title", "cite", "because", "when", "then", "replaces", "rationale"}
+DEFAULT_CITE_PATTERN = r"^RSP v2\.1 §\d+(\.\d+)*"
 # Kinds every pack must conclude: the assessment output is read from them.
 CONTRACT_KINDS = {
     "asl": {"level"},
@@ -59,8 +63,6 @@ CONTRACT_KINDS = {
     "action": {"name"},
 }
 MAX_PACK_FILE_BYTES = 5 * 1024 * 1024
-# Every fact carries these for the engine itself; a kind may not declare them.
-RESERVED_FIELDS = {"id", "kind", "sid"}
 
 
 def builtin_pack_dir() -> Path:
@@ -77,9 +79,12 @@ class Draft:
     pack_files: list[str] = field(default_factory=list)
     rule_files: list[str] = field(default_factory=list)
     case_files: list[str] = field(default_factory=list)
+    layer_of: dict[str, int] = field(default_factory=dict)  # file -> index into dirs
+    layers: list[str] = field(default_factory=list)  # declared pack names, in load order
+    cite_patterns: dict[str, str] = field(default_factory=dict)  # pack name -> pattern
     name: str = ""
     title: str = ""
-    cite_pattern: str = r"^RSP v2\.1 §\d+(\.\d+)*"
+    cite_pattern: str = DEFAULT_CITE_PATTERN
     kinds: dict[str, Kind] = field(default_factory=dict)
     capabilities: list[Capability] = field(default_factory=list)
     standards: list[Standard] = field(default_factory=list)
@@ -100,9 +105,9 @@ def _problem(file: str, line: int, code: str, message: str) -> PackProblem:
 
 
 def stage_read(d: Draft) -> list[PackProblem]:
-    """Find the pack's files and parse each as YAML (safely)."""
+    """Find the packs' files and parse each as YAML (safely)."""
     problems: list[PackProblem] = []
-    for directory in d.dirs:
+    for index, directory in enumerate(d.dirs):
         pack_file = directory / "pack.yaml"
         if not directory.is_dir():
             problems.append(_problem(str(directory), 0, "pack-missing", "not a directory"))
@@ -110,9 +115,12 @@ def stage_read(d: Draft) -> list[PackProblem]:
         if not pack_file.is_file():
             problems.append(_problem(str(pack_file), 0, "pack-missing", "no pack.yaml here"))
             continue
+        rule_files = [str(p) for p in sorted((directory / "rules").glob("*.yaml"))]
+        case_files = [str(p) for p in sorted((directory / "tests").glob("*.yaml"))]
         d.pack_files.append(str(pack_file))
-        d.rule_files.extend(str(p) for p in sorted((directory / "rules").glob("*.yaml")))
-        d.case_files.extend(str(p) for p in sorted((directory / "tests").glob("*.yaml")))
+        d.rule_files.extend(rule_files)
+        d.case_files.extend(case_files)
+        d.layer_of.update(dict.fromkeys([str(pack_file), *rule_files, *case_files], index))
     for file in [*d.pack_files, *d.rule_files, *d.case_files]:
         path = Path(file)
         if path.stat().st_size > MAX_PACK_FILE_BYTES:
@@ -133,34 +141,31 @@ def stage_read(d: Draft) -> list[PackProblem]:
 
 
 def stage_declarations(d: Draft) -> list[PackProblem]:
-    """Read kinds, catalogue and pack facts from each pack.yaml (later packs extend)."""
+    """Read each pack.yaml in load order: its name (unique in the stack), kinds,
+    catalogue and pack facts; later packs add to earlier ones, never change them."""
     problems: list[PackProblem] = []
-    for file in d.pack_files:
+    names = [_dir_name(d, file) for file in d.pack_files]
+    declarations = Declarations()
+    for position, file in enumerate(d.pack_files):
         doc = d.docs.get(file)
         if not isinstance(doc, dict):
             problems.append(_problem(file, 1, "structure", "pack.yaml must be a mapping"))
             continue
-        pack_name = str(doc.get("name") or Path(file).parent.name)
-        d.name = f"{d.name}+{pack_name}" if d.name else pack_name
-        d.title = d.title or str(doc.get("title", pack_name))
-        if "cite_pattern" in doc:
-            d.cite_pattern = str(doc["cite_pattern"])
-        for name, spec in (doc.get("kinds") or {}).items():
-            problems.extend(_read_kind(d, file, doc, str(name), spec))
-        catalogue = doc.get("catalogue") or {}
-        for entry in catalogue.get("capabilities") or []:
-            problems.extend(_read_capability(d, file, entry))
-        for entry in catalogue.get("standards") or []:
-            problems.extend(_read_standard(d, file, entry))
-        for entry in doc.get("facts") or []:
-            problems.extend(_read_fact(d, file, entry))
+        layer_problems, names[position] = _read_layer(d, file, doc, position, names[:position])
+        problems += layer_problems
+        problems += declarations.read(file, names[position], doc)
+    d.layers = names
+    merged, merge_problems = declarations.build()
+    problems += merge_problems
+    d.kinds = declarations.kinds
+    d.capabilities, d.standards, d.facts = merged.capabilities, merged.standards, merged.facts
     for file in d.rule_files:
         doc = d.docs.get(file)
         rules = doc.get("rules") if isinstance(doc, dict) else doc
         if not isinstance(rules, list):
             problems.append(_problem(file, line_of(doc), "structure", "expected a list of rules"))
             continue
-        pack_name = Path(file).parent.parent.name
+        pack_name = names[d.layer_of[file]]  # every directory has a pack.yaml by now
         for raw in rules:
             if not isinstance(raw, LineDict):
                 problems.append(_problem(file, 0, "structure", "each rule must be a mapping"))
@@ -169,65 +174,46 @@ def stage_declarations(d: Draft) -> list[PackProblem]:
     return problems
 
 
-def _read_kind(d: Draft, file: str, doc: Any, name: str, spec: Any) -> list[PackProblem]:
-    line = line_of(doc.get("kinds"), name)
-    if not NAME.match(name):
-        return [_problem(file, line, "kind-name", f"kind name {name!r} must match {NAME.pattern}")]
-    if not isinstance(spec, dict):
-        return [_problem(file, line, "structure", f"kind {name!r} must be a mapping")]
-    origin = spec.get("origin", ORIGIN_DERIVED)
-    if origin not in ORIGINS:
-        return [_problem(file, line, "kind-origin", f"kind {name!r}: origin must be one of "
-                         f"{', '.join(ORIGINS)}")]
-    fields = spec.get("fields") or {}
-    problems = [
-        _problem(file, line, "reserved-field", f"kind {name!r}: field name {f!r} is reserved")
-        for f in fields if f in RESERVED_FIELDS
-    ]
-    problems += [
-        _problem(file, line, "field-type", f"kind {name!r} field {f!r}: type must be one of "
-                 f"{', '.join(FIELD_TYPES)}, got {t!r}")
-        for f, t in fields.items() if t not in FIELD_TYPES
-    ]
-    existing = d.kinds.get(name)
-    if existing is not None:
-        fields = {**existing.fields, **fields}
-    d.kinds[name] = Kind(name, origin, {str(k): str(v) for k, v in fields.items()},
-                         str(spec.get("description", "")))
-    return problems
+def _read_layer(d: Draft, file: str, doc: dict[str, Any], position: int,
+                earlier: list[str]) -> tuple[list[PackProblem], str]:
+    """The pack's declared name (its directory's name if it declares none), title,
+    citation pattern and `standalone` flag; return its problems and its name."""
+    problems = []
+    name = str(doc.get("name") or _dir_name(d, file))
+    if not PACK_NAME.match(name):
+        problems.append(_problem(file, line_of(doc, "name"), "pack-name",
+                                 f"pack name {name!r} must match {PACK_NAME.pattern}"))
+    if name in earlier:
+        problems.append(_problem(file, line_of(doc, "name"), "pack-name",
+                                 f"a pack named {name!r} is already loaded "
+                                 f"({d.pack_files[earlier.index(name)]}); give this pack "
+                                 "its own `name`"))
+    standalone = doc.get("standalone", False)
+    if not isinstance(standalone, bool):
+        problems.append(_problem(file, line_of(doc, "standalone"), "standalone",
+                                 "`standalone` takes true or false"))
+    elif standalone and position > 0:
+        problems.append(_problem(file, line_of(doc, "standalone"), "standalone",
+                                 f"pack {name!r} is standalone (loaded without the built-in "
+                                 "pack), so it must be the first pack given"))
+    d.name = f"{d.name}+{name}" if d.name else name
+    d.title = d.title or str(doc.get("title", name))
+    pattern = str(doc.get("cite_pattern", d.cite_pattern if position else DEFAULT_CITE_PATTERN))
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        problems.append(_problem(file, line_of(doc, "cite_pattern"), "cite-pattern",
+                                 f"cite_pattern is not a regular expression: {exc}"))
+        pattern = re.escape(pattern)
+    if position == 0:
+        d.cite_pattern = pattern
+    d.cite_patterns[name] = pattern
+    return problems, name
 
 
-def _read_capability(d: Draft, file: str, entry: Any) -> list[PackProblem]:
-    if not isinstance(entry, dict) or "name" not in entry or "category" not in entry:
-        return [_problem(file, line_of(entry), "catalogue",
-                         "a capability needs a name and a category")]
-    attrs = {k: v for k, v in entry.items() if k not in ("title", "cite")}
-    d.capabilities.append(Capability(str(entry["name"]), str(entry["category"]), attrs))
-    d.facts.append(PackFact(fact_id("capability", attrs, prefix="pack:"), "capability", attrs,
-                            file, line_of(entry), str(entry.get("title", entry["name"]))))
-    return []
-
-
-def _read_standard(d: Draft, file: str, entry: Any) -> list[PackProblem]:
-    if not isinstance(entry, dict) or "name" not in entry:
-        return [_problem(file, line_of(entry), "catalogue", "a standard needs a name")]
-    elements = tuple(f"{entry['name']}.{e}" for e in entry.get("elements") or [])
-    attrs = {k: v for k, v in entry.items() if k not in ("elements", "title", "cite")}
-    attrs["defined"] = bool(elements)
-    d.standards.append(Standard(str(entry["name"]), attrs, elements))
-    d.facts.append(PackFact(fact_id("standard", attrs, prefix="pack:"), "standard", attrs,
-                            file, line_of(entry), str(entry.get("title", entry["name"]))))
-    return []
-
-
-def _read_fact(d: Draft, file: str, entry: Any) -> list[PackProblem]:
-    if not isinstance(entry, dict) or "kind" not in entry:
-        return [_problem(file, line_of(entry), "structure", "a pack fact needs a kind")]
-    values = {k: v for k, v in entry.items() if k not in ("kind", "title")}
-    kind = str(entry["kind"])
-    d.facts.append(PackFact(fact_id(kind, values, prefix="pack:"), kind, values, file,
-                            line_of(entry), str(entry.get("title", ""))))
-    return []
+def _dir_name(d: Draft, file: str) -> str:
+    """The name of a pack that declares none: its directory's."""
+    return d.dirs[d.layer_of[file]].name
 
 
 # --- stage: rule structure ------------------------------------------------------------
@@ -235,174 +221,56 @@ def _read_fact(d: Draft, file: str, entry: Any) -> list[PackProblem]:
 
 def stage_structure(d: Draft) -> list[PackProblem]:
     """Every rule has an id, title, citation, `because`, conditions and conclusions, in
-    the shapes the format allows; each is parsed into a `Rule`."""
+    the shapes the format allows; each is parsed into a `Rule` (`engine.rule_syntax`)."""
     problems: list[PackProblem] = []
     for file, raw, pack_name in d.raw_rules:
-        line = raw.line
-        local: list[PackProblem] = []
-        for key in raw:
-            if key not in RULE_KEYS:
-                local.append(_problem(file, line_of(raw, key), "unknown-key",
-                                      f"unknown rule key {key!r}; expected one of "
-                                      f"{', '.join(sorted(RULE_KEYS))}"))
-        for key in ("id", "title", "cite", "because"):
-            if not isinstance(raw.get(key), str) or not raw.get(key, "").strip():
-                local.append(_problem(file, line, "missing-" + key,
-                                      f"rule {raw.get('id', '?')!r} needs a non-empty {key}"))
-        rule_id = raw.get("id")
-        if isinstance(rule_id, str) and not RULE_ID.match(rule_id):
-            local.append(_problem(file, line, "rule-id", f"rule id {rule_id!r} must match "
-                                  f"{RULE_ID.pattern}"))
-        if raw.get("replaces") is not None and not raw.get("rationale"):
-            local.append(_problem(file, line, "missing-rationale",
-                                  f"rule {rule_id!r} replaces {raw['replaces']!r} and needs a "
-                                  "rationale"))
-        conditions, cond_problems = _parse_when(file, raw)
-        conclusions, then_problems = _parse_then(file, raw)
-        local += cond_problems + then_problems
-        problems += local
-        if not local:
-            d.rules.append(Rule(
-                id=rule_id, title=raw["title"].strip(), cite=raw["cite"].strip(),
-                because=raw["because"].strip(), conditions=tuple(conditions),
-                conclusions=tuple(conclusions), file=file, line=line, pack=pack_name,
-                source=_plain(raw), replaces=raw.get("replaces"), rationale=raw.get("rationale"),
-            ))
+        rule, rule_problems = parse_rule(file, raw, pack_name)
+        problems += rule_problems
+        if rule is not None:
+            d.rules.append(rule)
     return problems
 
 
-def _parse_when(file: str, raw: LineDict) -> tuple[list[Condition], list[PackProblem]]:
-    when = raw.get("when")
-    line = line_of(raw, "when")
-    if not isinstance(when, list) or not when:
-        return [], [_problem(file, line or raw.line, "missing-when",
-                             f"rule {raw.get('id')!r} needs a non-empty list `when`")]
-    conditions: list[Condition] = []
-    problems: list[PackProblem] = []
-    for item in when:
-        item_line = line_of(item) or line
-        if not isinstance(item, dict) or ("match" in item) == ("none" in item):
-            problems.append(_problem(file, item_line, "condition",
-                                     "each condition is a mapping with `match: KIND` or "
-                                     "`none: KIND`"))
-            continue
-        extra = set(item) - {"match", "none", "as", "where"}
-        if extra:
-            problems.append(_problem(file, item_line, "condition",
-                                     f"unknown condition key(s) {', '.join(sorted(extra))}; "
-                                     "expected match/none, as, where"))
-            continue
-        negated = "none" in item
-        kind = str(item["none"] if negated else item["match"])
-        name = str(item.get("as", kind))
-        tests, test_problems = _parse_where(file, item_line, item.get("where") or {})
-        problems += test_problems
-        conditions.append(Condition(kind, name, tuple(tests), negated, item_line))
-    if conditions and all(c.negated for c in conditions):
-        problems.append(_problem(file, line, "condition",
-                                 f"rule {raw.get('id')!r} needs at least one `match` condition"))
-    return conditions, problems
-
-
-def _parse_where(file: str, line: int, where: Any) -> tuple[list[Test], list[PackProblem]]:
-    if not isinstance(where, dict):
-        return [], [_problem(file, line, "condition", "`where` must map fields to tests")]
-    tests: list[Test] = []
-    problems: list[PackProblem] = []
-    for fname, spec in where.items():
-        test_line = line_of(where, fname) or line
-        ops: dict[str, Any]
-        if isinstance(spec, list):
-            ops = {"in": spec}
-        elif isinstance(spec, dict) and not ({"ref", "field"} & set(spec)):
-            ops = dict(spec)
-        else:
-            ops = {"eq": spec}
-        for op, value in ops.items():
-            if op not in OPERATORS:
-                problems.append(_problem(file, test_line, "operator",
-                                         f"unknown operator {op!r} on field {fname!r}; "
-                                         f"expected one of {', '.join(OPERATORS)}"))
-                continue
-            if op == "in" and not (isinstance(value, list) and value and all(
-                    isinstance(v, str | int | float | bool) for v in value)):
-                problems.append(_problem(file, test_line, "operator",
-                                         f"`in` on {fname!r} needs a non-empty list of constants"))
-                continue
-            if op == "exists" and not isinstance(value, bool):
-                problems.append(_problem(file, test_line, "operator",
-                                         f"`exists` on {fname!r} takes true or false"))
-                continue
-            operand, problem = _operand(file, test_line, value, allow_field=True)
-            if problem:
-                problems.append(problem)
-                continue
-            tests.append(Test(str(fname), op, operand, test_line))
-    return tests, problems
-
-
-def _operand(file: str, line: int, value: Any, allow_field: bool
-             ) -> tuple[Operand, PackProblem | None]:
-    if isinstance(value, dict):
-        if set(value) == {"ref"} and isinstance(value["ref"], str) and value["ref"].count(".") == 1:
-            name, fname = value["ref"].split(".")
-            return Operand(ref=(name, fname)), None
-        if allow_field and set(value) == {"field"} and isinstance(value["field"], str):
-            return Operand(field=value["field"]), None
-        return Operand(), _problem(file, line, "operand",
-                                   f"expected a constant, {{ref: NAME.FIELD}} or {{field: NAME}}, "
-                                   f"got {_plain(value)!r}")
-    if value is None or not isinstance(value, str | int | float | bool | list):
-        return Operand(), _problem(file, line, "operand", f"unsupported value {value!r}")
-    return Operand(constant=value), None
-
-
-def _parse_then(file: str, raw: LineDict) -> tuple[list[Conclusion], list[PackProblem]]:
-    then = raw.get("then")
-    line = line_of(raw, "then") or raw.line
-    if not isinstance(then, dict) or not then:
-        return [], [_problem(file, line, "missing-then",
-                             f"rule {raw.get('id')!r} needs `then: {{KIND: {{FIELD: VALUE}}}}`")]
-    conclusions: list[Conclusion] = []
-    problems: list[PackProblem] = []
-    for kind, values in then.items():
-        kline = line_of(then, kind) or line
-        if not isinstance(values, dict):
-            problems.append(_problem(file, kline, "conclusion",
-                                     f"conclusion {kind!r} must map fields to values"))
-            continue
-        pairs: list[tuple[str, Operand]] = []
-        for fname, value in values.items():
-            operand, problem = _operand(file, kline, value, allow_field=False)
-            if problem:
-                problems.append(problem)
-            else:
-                pairs.append((str(fname), operand))
-        conclusions.append(Conclusion(str(kind), tuple(sorted(pairs)), kline))
-    return conclusions, problems
-
-
-# --- stage: duplicate ids -------------------------------------------------------------
+# --- stage: duplicate ids and replacements ----------------------------------------------
 
 
 def stage_duplicates(d: Draft) -> list[PackProblem]:
-    """Rule ids are unique across all loaded packs, unless a rule `replaces` another."""
-    seen: dict[str, Rule] = {}
+    """Rule ids are unique across the loaded packs, except that a rule may replace a rule
+    of an earlier pack (`replaces: ID`), keeping its id or taking a new one. Replacing a
+    rule no earlier pack defines, or a rule already replaced, is refused."""
+    active: dict[str, Rule] = {}
+    replaced: dict[str, Rule] = {}  # replaced id -> the rule that replaced it
     problems: list[PackProblem] = []
-    for rule in d.rules:
-        if rule.id in seen:
-            first = seen[rule.id]
-            problems.append(_problem(rule.file, rule.line, "duplicate-id",
-                                     f"rule id {rule.id!r} is already used at "
-                                     f"{first.file}:{first.line}"))
-        seen[rule.id] = rule
-    ids = {r.id for r in d.rules}
-    for rule in d.rules:
-        if rule.replaces is not None and rule.replaces not in ids:
-            problems.append(_problem(rule.file, rule.line, "replaces-unknown",
-                                     f"rule {rule.id!r} replaces unknown rule {rule.replaces!r}"))
-    replaced = {r.replaces for r in d.rules if r.replaces}
-    d.rules = [r for r in d.rules if r.id not in replaced]
+    for layer in d.layers:
+        rules = [r for r in d.rules if r.pack == layer]
+        earlier = set(active)
+        for rule in rules:
+            target = rule.replaces
+            if target is None:
+                continue
+            if target in replaced:
+                by = replaced[target]
+                problems.append(_problem(rule.file, rule.line, "replaced-twice",
+                                         f"rule {rule.id!r} replaces {target!r}, which rule "
+                                         f"{by.id!r} already replaces ({by.file}:{by.line})"))
+            elif target not in earlier:
+                problems.append(_problem(rule.file, rule.line, "replaces-unknown",
+                                         f"rule {rule.id!r} replaces {target!r}, which no "
+                                         f"earlier pack defines{_suggest(target, earlier)}"))
+            else:
+                replaced[target] = rule
+                del active[target]
+        for rule in rules:
+            if rule.id in active:
+                first = active[rule.id]
+                hint = "" if first.pack == layer else (
+                    f"; to replace it, add `replaces: {rule.id}` and a `rationale`")
+                problems.append(_problem(rule.file, rule.line, "duplicate-id",
+                                         f"rule id {rule.id!r} is already used at "
+                                         f"{first.file}:{first.line}{hint}"))
+            else:
+                active[rule.id] = rule
+    d.rules = list(active.values())
     return problems
 
 
@@ -525,10 +393,15 @@ def stage_conclusions(d: Draft) -> list[PackProblem]:
 
 
 def stage_citations(d: Draft) -> list[PackProblem]:
-    """Every rule cites the policy section it encodes, in the pack's citation form."""
-    pattern = re.compile(d.cite_pattern)
-    return [_problem(r.file, r.line, "citation", f"rule {r.id!r}: citation {r.cite!r} does not "
-                     f"match {d.cite_pattern!r}") for r in d.rules if not pattern.match(r.cite)]
+    """Every rule cites the policy section it encodes, in its own pack's citation form
+    (an overlay without a `cite_pattern` uses the base pack's)."""
+    problems = []
+    for rule in d.rules:
+        pattern = d.cite_patterns.get(rule.pack, d.cite_pattern)
+        if not re.match(pattern, rule.cite):
+            problems.append(_problem(rule.file, rule.line, "citation", f"rule {rule.id!r}: "
+                                     f"citation {rule.cite!r} does not match {pattern!r}"))
+    return problems
 
 
 # --- stage: negation cycles and strata -------------------------------------------------
@@ -558,23 +431,50 @@ STAGES: tuple[tuple[str, Stage], ...] = (
 )
 
 
+def pack_stack(overlays: Sequence[str | Path] = ()) -> list[Path]:
+    """The pack directories to load for `--pack` overlays, in order: the built-in pack
+    first, then each overlay, unless the first overlay's pack.yaml says
+    `standalone: true` (then it is the base and the built-in is not loaded)."""
+    paths = [Path(p) for p in overlays]
+    if paths and _says_standalone(paths[0]):
+        return paths
+    return [builtin_pack_dir(), *paths]
+
+
+def _says_standalone(directory: Path) -> bool:
+    """Whether the pack in `directory` declares `standalone: true` (False when its
+    pack.yaml is unreadable: loading it will report why)."""
+    try:
+        doc = load_yaml((directory / "pack.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, RecursionError):
+        return False
+    return isinstance(doc, dict) and doc.get("standalone") is True
+
+
+def load_overlaid(overlays: Sequence[str | Path] = ()) -> Pack:
+    """The built-in pack with each overlay loaded over it, in order (see `pack_stack`)."""
+    return load_pack(pack_stack(overlays))
+
+
 def load_pack(dirs: Sequence[str | Path] | None = None) -> Pack:
-    """Load and check the packs in `dirs` (default: the built-in pack), later ones
-    overlaying earlier ones. Raises `PackError` with every problem of the failing stage."""
+    """Load and check exactly the packs in `dirs` (default: the built-in pack), the first
+    as the base and each later one as an overlay on those before it. Raises `PackError`
+    with every problem of the failing stage."""
     paths = [Path(p) for p in dirs] if dirs else [builtin_pack_dir()]
     draft = Draft(dirs=paths)
     for _name, stage in STAGES:
         problems = stage(draft)
         if problems:
             raise PackError(problems)
-    cases = tuple(CaseFile(f, tuple(_plain(c) for c in _cases(draft.docs.get(f))))
+    cases = tuple(CaseFile(f, tuple(plain(c) for c in _cases(draft.docs.get(f))),
+                           draft.layers[draft.layer_of[f]] if draft.layers else "")
                   for f in draft.case_files)
     return Pack(
         name=draft.name, title=draft.title, version=_content_hash(draft), kinds=draft.kinds,
         rules=tuple(draft.rules), capabilities=tuple(draft.capabilities),
         standards=tuple(draft.standards), facts=tuple(draft.facts), strata=draft.strata,
         cite_pattern=draft.cite_pattern, case_files=cases,
-        sources=tuple(draft.pack_files + draft.rule_files),
+        sources=tuple(draft.pack_files + draft.rule_files), layers=tuple(draft.layers),
     )
 
 
@@ -585,22 +485,17 @@ def _cases(doc: Any) -> list[Any]:
 
 
 def _content_hash(d: Draft) -> str:
-    """A hash of what the packs say (not of file names or formatting), so a result can be
-    tied to the exact rules that produced it."""
+    """A hash of what every loaded pack says (not of file names or formatting), so a
+    result can be tied to the exact rules that produced it: the packs in load order,
+    kinds, pack facts, each standard's elements, and every rule in force (with its pack,
+    and the rationale of a replacement)."""
     content = {
+        "packs": d.layers,
         "kinds": {k: [v.origin, v.fields] for k, v in sorted(d.kinds.items())},
         "facts": sorted([f.id for f in d.facts]),
-        "rules": sorted((r.id, json.dumps(r.source, sort_keys=True, default=str))
+        "elements": sorted(e for s in d.standards for e in s.elements),
+        "rules": sorted((r.id, r.pack, json.dumps(r.source, sort_keys=True, default=str))
                         for r in d.rules),
     }
     digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode())
     return "sha256:" + digest.hexdigest()
-
-
-def _plain(value: Any) -> Any:
-    """Strip line information so values compare, hash and print as plain data."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value

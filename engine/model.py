@@ -17,6 +17,9 @@ ORIGINS = (ORIGIN_EVIDENCE, ORIGIN_PACK, ORIGIN_DERIVED)
 
 FIELD_TYPES = ("str", "number", "bool")
 
+# The categories a capability may have; each is one group of the assessment output.
+CAPABILITY_CATEGORIES = ("threshold", "checkpoint", "ongoing")
+
 # Comparison operators a `where` test may use, and their durable-rules spelling.
 OPERATORS = {
     "eq": None,
@@ -113,10 +116,10 @@ class Rule:
     conclusions: tuple[Conclusion, ...]
     file: str
     line: int
-    pack: str
+    pack: str  # the declared `name` of the pack it came from
     source: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
-    replaces: str | None = None
-    rationale: str | None = None
+    replaces: str | None = None  # the id of an earlier pack's rule this one stands in for
+    rationale: str | None = None  # why it does (required with `replaces`)
 
     @property
     def consumes(self) -> frozenset[str]:
@@ -136,17 +139,23 @@ class Capability:
     """A capability the pack tracks (threshold, checkpoint or ongoing assessment)."""
 
     name: str
-    category: str  # threshold | checkpoint | ongoing
+    category: str  # one of CAPABILITY_CATEGORIES
     attributes: dict[str, Any]
+    pack: str = ""  # the name of the pack that declared it
 
 
 @dataclass(frozen=True)
 class Standard:
-    """A safeguard standard of the catalogue and its element ids (empty when undefined)."""
+    """A safeguard standard of the catalogue and its element ids (empty when undefined).
+
+    An overlay pack may add elements to a standard an earlier pack declared;
+    `element_packs` records which pack declared each element, for explanations."""
 
     id: str
     attributes: dict[str, Any]
     elements: tuple[str, ...]
+    pack: str = ""  # the name of the pack that declared the standard
+    element_packs: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -159,6 +168,7 @@ class PackFact:
     file: str
     line: int
     title: str = ""
+    pack: str = ""  # the name of the pack that states it
 
 
 @dataclass(frozen=True)
@@ -167,12 +177,16 @@ class CaseFile:
 
     path: str
     cases: tuple[dict[str, Any], ...]
+    pack: str = ""  # the name of the pack whose tests/ holds it
 
 
 @dataclass(frozen=True)
 class Pack:
     """A loaded, checked rule pack (or several packs overlaid): everything the compiler
-    and the evaluator need, plus its content hash for recording with every result."""
+    and the evaluator need, plus its content hash for recording with every result.
+
+    `name` joins the loaded packs' names with `+` (`rsp-2.1+acme-lab`); `layers` lists
+    them in load order, the base pack first; `cite_pattern` is the base pack's."""
 
     name: str
     title: str
@@ -186,6 +200,7 @@ class Pack:
     cite_pattern: str
     case_files: tuple[CaseFile, ...] = ()
     sources: tuple[str, ...] = ()
+    layers: tuple[str, ...] = ()
 
     def rule(self, rule_id: str) -> Rule:
         for rule in self.rules:

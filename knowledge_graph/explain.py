@@ -4,6 +4,11 @@
 facts that firing matched, recursively, ending at evidence from the model document or
 at a pack default. A node already explained higher up is referred to, not repeated, so
 the tree stays readable. `render_text` prints it indented.
+
+Each rule and pack default carries the name of the pack it came from; the text names
+it only when that is not the built-in pack (`[RSP v2.1 §2; pack acme-lab]`), so an
+explanation with the built-in pack alone reads as it always has. A rule that replaces
+an earlier pack's rule also shows which one, and the pack's rationale for doing so.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Any
 import networkx as nx
 
 from engine.facts_id import render_value
+from engine.loader import BUILTIN_PACK
 from knowledge_graph.provenance import CONCLUSION, DEFAULT, EVIDENCE, FIRING, matched, supports
 
 _SHOWN_INFO = ("name", "source", "date", "evidence", "listed_as", "determination_from",
@@ -47,9 +53,12 @@ def why_tree(graph: nx.DiGraph, node: str) -> dict[str, Any]:
 
     def firing(firing_id: str) -> dict[str, Any]:
         data = graph.nodes[firing_id]
-        return {"rule": data["rule"], "title": data["title"], "cite": data["cite"],
-                "because": data["because"], "pack": data["pack"],
-                "matched": [fact(f) for f in matched(graph, firing_id)]}
+        out = {"rule": data["rule"], "title": data["title"], "cite": data["cite"],
+               "because": data["because"], "pack": data["pack"]}
+        if data.get("replaces"):
+            out.update(replaces=data["replaces"], rationale=data["rationale"])
+        out["matched"] = [fact(f) for f in matched(graph, firing_id)]
+        return out
 
     if graph.nodes[node]["node"] == FIRING:
         return firing(node)
@@ -80,7 +89,8 @@ def render_text(tree: dict[str, Any]) -> str:
             return
         if node["node"] == DEFAULT:
             title = f" ({node['title']})" if node.get("title") else ""
-            lines.append(f"{pad}pack default {node['kind']}: {values}{title}")
+            pack = f" [pack {node['pack']}]" if _overlay(node) else ""
+            lines.append(f"{pad}pack default {node['kind']}: {values}{title}{pack}")
             return
         suffix = " (explained above)" if node.get("see_above") else ""
         lines.append(f"{pad}{node['kind']}: {values}{suffix}")
@@ -89,8 +99,11 @@ def render_text(tree: dict[str, Any]) -> str:
 
     def rule(node: dict[str, Any], depth: int) -> None:
         pad = "  " * depth
-        lines.append(f"{pad}<- rule {node['rule']}: {node['title']} [{node['cite']}]")
+        cite = f"{node['cite']}; pack {node['pack']}" if _overlay(node) else node["cite"]
+        lines.append(f"{pad}<- rule {node['rule']}: {node['title']} [{cite}]")
         lines.append(f"{pad}   because {node['because']}")
+        if node.get("replaces"):
+            lines.append(f"{pad}   replaces {node['replaces']}: {node['rationale']}")
         for child in node["matched"]:
             fact(child, depth + 2)
 
@@ -99,3 +112,8 @@ def render_text(tree: dict[str, Any]) -> str:
     else:
         fact(tree, 0)
     return "\n".join(lines) + "\n"
+
+
+def _overlay(node: dict[str, Any]) -> bool:
+    """Whether a rule or pack default came from a pack other than the built-in one."""
+    return bool(node.get("pack")) and node["pack"] != BUILTIN_PACK

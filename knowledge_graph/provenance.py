@@ -56,7 +56,8 @@ def build(events: Iterable[Event]) -> nx.DiGraph:
             rule = firing.rule
             graph.add_node(firing.id, node=FIRING, rule=rule.id, title=rule.title,
                            cite=rule.cite, because=firing.because, stratum=event.stratum,
-                           pack=rule.pack, file=rule.file, line=rule.line, label=rule.id)
+                           pack=rule.pack, file=rule.file, line=rule.line, label=rule.id,
+                           replaces=rule.replaces, rationale=rule.rationale)
             for name, fact_id in firing.matched:
                 graph.add_edge(fact_id, firing.id, role="used", **{"as": name})
         elif isinstance(event, ConclusionDerived):
@@ -80,9 +81,10 @@ def matched(graph: nx.DiGraph, firing: str) -> list[str]:
 
 def conclusions(graph: nx.DiGraph) -> list[dict[str, Any]]:
     """The graph flattened into the `conclusions` list of the assessment output: every
-    derived fact with the rule that derived it, its citation and the facts it rests on
-    (`because`). A fact derived by several firings lists them all under `supports`; its
-    `rule`, `cite` and `because` are those of the first (by rule id)."""
+    derived fact with the rule that derived it, the pack that rule came from, its
+    citation and the facts it rests on (`because`). A fact derived by several firings
+    lists them all under `supports`; its `rule`, `pack`, `cite` and `because` are those
+    of the first (by rule id)."""
     out = []
     for node, data in sorted(graph.nodes(data=True)):
         if data["node"] != CONCLUSION:
@@ -90,13 +92,13 @@ def conclusions(graph: nx.DiGraph) -> list[dict[str, Any]]:
         entries = []
         for firing in supports(graph, node):
             fdata = graph.nodes[firing]
-            entries.append({"rule": fdata["rule"], "cite": fdata["cite"],
+            entries.append({"rule": fdata["rule"], "pack": fdata["pack"], "cite": fdata["cite"],
                             "because": sorted(matched(graph, firing)),
                             "text": fdata["because"]})
         first = entries[0]
         out.append({"id": node, "kind": data["kind"], "value": data["values"],
-                    "rule": first["rule"], "cite": first["cite"], "because": first["because"],
-                    "text": first["text"], "supports": entries})
+                    "rule": first["rule"], "pack": first["pack"], "cite": first["cite"],
+                    "because": first["because"], "text": first["text"], "supports": entries})
     return out
 
 

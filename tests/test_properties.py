@@ -27,7 +27,7 @@ def _documents() -> list[dict[str, Any]]:
     docs = []
     for path in paths:
         data = json.loads(json.dumps(load_yaml(path.read_text()), default=str))
-        docs.extend(data["models"] if "models" in data else [data])
+        docs.extend(data.get("models", [data]))
     return docs
 
 

@@ -1,0 +1,46 @@
+"""Options and steps shared by every `asl` command that loads rule packs.
+
+`pack_option` is the one `--pack` option (repeatable): each DIR is an overlay pack loaded
+over the built-in rsp-2.1 pack, in the order given; a pack whose pack.yaml says
+`standalone: true` is loaded without the built-in (it must come first). `load_evaluator`
+loads and compiles that stack once, or reports every pack problem and exits with 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+import click
+
+from engine.assess import evaluator_for
+from engine.errors import PackError
+from engine.evaluator import Evaluator
+
+EXIT_FAILED = 1
+EXIT_REJECTED = 2
+
+pack_option = click.option(
+    "--pack", "packs", multiple=True, metavar="DIR",
+    type=click.Path(exists=True, file_okay=False),
+    help="Overlay rule pack directory, loaded over the built-in rsp-2.1 pack (repeatable: "
+    "later packs go over earlier ones). A pack.yaml saying `standalone: true` is loaded "
+    "without the built-in.")
+
+
+def fail(message: str, status: int = EXIT_FAILED) -> NoReturn:
+    """Print `asl: MESSAGE` on standard error and exit with `status`."""
+    click.echo(f"asl: {message}", err=True)
+    sys.exit(status)
+
+
+def load_evaluator(packs: Sequence[str]) -> Evaluator:
+    """The evaluator for the built-in pack with `packs` overlaid; on a pack error, every
+    problem on standard error (`file:line: code: message`) and exit status 1."""
+    try:
+        return evaluator_for(packs)
+    except PackError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        fail("the rule pack has errors; nothing was assessed")
