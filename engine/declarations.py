@@ -134,6 +134,11 @@ class Declarations:
         problems = [PackProblem(file, line, "reserved-field",
                                 f"kind {name!r}: field name {f!r} is reserved")
                     for f in fields if f in RESERVED_FIELDS]
+        # durable-rules reads `$...` keys as operators and the engine uses `__...` keys
+        # itself, so field names are plain identifiers.
+        problems += [PackProblem(file, line, "field-name",
+                                 f"kind {name!r}: field name {f!r} must match {NAME.pattern}")
+                     for f in fields if f not in RESERVED_FIELDS and not NAME.match(str(f))]
         problems += [PackProblem(file, line, "field-type", f"kind {name!r} field {f!r}: type "
                                  f"must be one of {', '.join(FIELD_TYPES)}, got {t!r}")
                      for f, t in fields.items() if t not in FIELD_TYPES]

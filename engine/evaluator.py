@@ -191,7 +191,8 @@ class Evaluator:
             matched = tuple(sorted((n, f.id) for n, f in bound.items()))
             firing = Firing(f"firing:{rule.id}[{'|'.join(i for _, i in matched)}]", rule,
                             matched, bound)
-            derived = [self._conclude(c, bound) for c in rule.conclusions]
+            derived = [(kind, values, fact_id(kind, values))
+                       for kind, values in (self._conclude(c, bound) for c in rule.conclusions)]
         except AssessmentError as exc:
             if exc.rule is not None:
                 raise
@@ -201,8 +202,7 @@ class Evaluator:
         firings[firing.id] = firing
         emit(RuleFired(firing, compiled.stratum[rule.id]))
         new_facts = []
-        for kind, values in derived:
-            fid = fact_id(kind, values)
+        for kind, values, fid in derived:
             existing = facts.get(fid)
             fact = existing or Fact(fid, kind, values, ORIGIN_DERIVED)
             if existing is None:

@@ -49,6 +49,7 @@ from engine.strata import stratify
 from engine.yamlsafe import LineDict, line_of, load_yaml
 
 BUILTIN_PACK = "rsp-2.1"
+MAX_RULES = 450
 PACK_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 DEFAULT_CITE_PATTERN = r"^RSP v2\.1 §\d+(\.\d+)*"
@@ -306,6 +307,8 @@ def stage_kinds_and_fields(d: Draft) -> list[PackProblem]:
             for test in cond.tests:
                 problems += _check_field(rule, test.line, kind, test.field)
                 problems += _check_operand(rule, test.line, test.operand, bound, kind)
+                problems += _check_constant(rule, test.line, kind, test.field, test.op,
+                                            test.operand.constant)
             if not cond.negated:
                 if cond.name in bound:
                     problems.append(_problem(rule.file, cond.line, "duplicate-binding",
@@ -313,8 +316,11 @@ def stage_kinds_and_fields(d: Draft) -> list[PackProblem]:
                                              "twice; add `as:`"))
                 bound[cond.name] = kind
         for concl in rule.conclusions:
-            for _, operand in concl.values:
+            for fname, operand in concl.values:
                 problems += _check_operand(rule, concl.line, operand, bound, None)
+                if concl.kind in d.kinds:
+                    problems += _check_constant(rule, concl.line, d.kinds[concl.kind], fname,
+                                                "eq", operand.constant)
         for placeholder in PLACEHOLDER.findall(rule.because):
             name, _, fname = placeholder.partition(".")
             if name not in bound or (fname != "id" and fname not in bound[name].fields):
@@ -322,6 +328,25 @@ def stage_kinds_and_fields(d: Draft) -> list[PackProblem]:
                                          f"rule {rule.id!r}: `because` placeholder "
                                          f"{{{placeholder}}} names no bound fact field"))
     return problems
+
+
+_TYPE_OF = {"str": (str,), "number": (int, float), "bool": (bool,)}
+
+
+def _check_constant(rule: Rule, line: int, kind: Kind, fname: str, op: str,
+                    value: Any) -> list[PackProblem]:
+    """A constant must have its field's declared type: durable-rules compares `true` equal
+    to `1`, so a mistyped constant would silently match the wrong facts."""
+    ftype = kind.fields.get(fname)
+    if value is None or op == "exists" or ftype not in _TYPE_OF:
+        return []
+    for item in value if isinstance(value, list) else [value]:
+        is_bool = isinstance(item, bool)
+        if not isinstance(item, _TYPE_OF[ftype]) or (is_bool and ftype != "bool"):
+            return [_problem(rule.file, line, "constant-type",
+                             f"rule {rule.id!r}: {kind.name}.{fname} is a {ftype}, "
+                             f"not {item!r}")]
+    return []
 
 
 def _check_field(rule: Rule, line: int, kind: Kind, fname: str) -> list[PackProblem]:
@@ -408,9 +433,15 @@ def stage_citations(d: Draft) -> list[PackProblem]:
 
 
 def stage_strata(d: Draft) -> list[PackProblem]:
-    """Order the rules into strata; a kind that depends on its own absence is refused."""
+    """Order the rules into strata; a kind that depends on its own absence is refused.
+    Packs are also capped in size: durable-rules hung compiling ~600 rules."""
     strata, cycles = stratify(d.rules)
     problems = []
+    if len(d.rules) > MAX_RULES:
+        last = d.rules[-1]
+        problems.append(_problem(last.file, last.line, "too-many-rules",
+                                 f"{len(d.rules)} rules loaded; at most {MAX_RULES} are "
+                                 "supported (durable-rules stops answering near 600)"))
     for path, rule in cycles:
         problems.append(_problem(rule.file, rule.line, "negation-cycle",
                                  f"negation cycle: {' -> '.join(path)} (rule {rule.id!r} "

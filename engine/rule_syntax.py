@@ -136,6 +136,11 @@ def parse_where(file: str, line: int, where: Any) -> tuple[list[Test], list[Pack
                 problems.append(PackProblem(file, test_line, "operator", f"`in` on {fname!r} "
                                             "needs a non-empty list of constants"))
                 continue
+            if op not in ("in",) and isinstance(value, list):
+                problems.append(PackProblem(file, test_line, "operator",
+                                            f"`{op}` on {fname!r} takes one value, not a list "
+                                            "(use `in` for a choice)"))
+                continue
             if op == "exists" and not isinstance(value, bool):
                 problems.append(PackProblem(file, test_line, "operator",
                                             f"`exists` on {fname!r} takes true or false"))
@@ -162,6 +167,11 @@ def parse_operand(file: str, line: int, value: Any, allow_field: bool
                                       f"got {plain(value)!r}")
     if value is None or not isinstance(value, str | int | float | bool | list):
         return Operand(), PackProblem(file, line, "operand", f"unsupported value {value!r}")
+    if isinstance(value, list) and not allow_field:
+        return Operand(), PackProblem(file, line, "operand",
+                                      f"a concluded field takes one value, not a list: {value!r}")
+    if isinstance(value, float) and value != value:
+        return Operand(), PackProblem(file, line, "operand", "NaN is not a usable constant")
     return Operand(constant=value), None
 
 
