@@ -30,6 +30,9 @@ _RULESET_NAMES = itertools.count()
 _SESSION_IDS = itertools.count()
 
 MAX_IDLE_SESSIONS = 4
+# durable-rules keeps a little C memory per assessment run in a session, even after
+# every fact is retracted (~0.5 KB); replacing a session now and then keeps memory flat.
+MAX_SESSION_USES = 1000
 OPEN_RULE = "__open"
 OPEN_DEFINITION = {"all": [{"session": {"kind": OPEN_RULE}}]}
 Activation = tuple[str, dict[str, dict[str, Any]]]  # durable rule name, binding -> fact
@@ -79,8 +82,8 @@ class RulesetHandle:
 
         Creating a durable session costs more than an assessment (it allocates index
         tables for every pattern of every rule), so a session the caller has emptied with
-        `retract_all` goes back to a small pool; any other session is deleted, however the
-        caller leaves. Each session is opened by firing the `__open` rule once (durable
+        `retract_all` goes back to a small pool (until it has served MAX_SESSION_USES
+        assessments); any other session is deleted, however the caller leaves. Each session is opened by firing the `__open` rule once (durable
         leaves a new session's action context uninitialised until an action has run, and
         deleting a session in that state frees a garbage pointer), then given the base
         facts, which stay for every assessment run in it."""
@@ -89,7 +92,9 @@ class RulesetHandle:
             try:
                 yield session
             finally:
-                if session.empty and len(self._idle) < MAX_IDLE_SESSIONS:
+                session.uses += 1
+                if (session.empty and session.uses < MAX_SESSION_USES
+                        and len(self._idle) < MAX_IDLE_SESSIONS):
                     self._idle.append(session)
                 else:
                     durable_rules_engine.delete_state(self._handle, session.sid)
@@ -130,6 +135,7 @@ class Session:
         self.sid = sid
         self._asserted: list[str] = []
         self.empty = True
+        self.uses = 0
 
     def forget(self) -> None:
         """Treat what is asserted now as the session's permanent base."""
