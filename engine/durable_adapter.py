@@ -83,10 +83,11 @@ class RulesetHandle:
         Creating a durable session costs more than an assessment (it allocates index
         tables for every pattern of every rule), so a session the caller has emptied with
         `retract_all` goes back to a small pool (until it has served MAX_SESSION_USES
-        assessments); any other session is deleted, however the caller leaves. Each session is opened by firing the `__open` rule once (durable
-        leaves a new session's action context uninitialised until an action has run, and
-        deleting a session in that state frees a garbage pointer), then given the base
-        facts, which stay for every assessment run in it."""
+        assessments); any other session is deleted, however the caller leaves. Each
+        session is opened by firing the `__open` rule once (durable leaves a new session's
+        action context uninitialised until an action has run, and deleting a session in
+        that state frees a garbage pointer), then given the base facts, which stay for
+        every assessment run in it."""
         with _ENGINE_LOCK:
             session = self._idle.pop() if self._idle else self._open()
             try:
@@ -177,7 +178,8 @@ class Session:
                 continue
             try:
                 code, state_handle = durable_rules_engine.retract_facts(
-                    self._handle, orjson.dumps([{"id": i, "sid": self.sid} for i in ids]).decode())
+                    self._handle,
+                    orjson.dumps([{"id": i, "sid": self.sid} for i in ids]).decode())
             except Exception as exc:
                 raise AssessmentError(f"durable-rules could not retract facts: {exc}") from exc
             if code != 0 or self._drain(state_handle):
