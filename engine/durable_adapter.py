@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -153,8 +154,7 @@ class Session:
             fact["sid"] = self.sid
         self._asserted.extend(str(f["id"]) for f in facts)
         try:
-            code, state_handle = durable_rules_engine.assert_facts(
-                self._handle, orjson.dumps(facts).decode())
+            code, state_handle = durable_rules_engine.assert_facts(self._handle, encode(facts))
         except Exception as exc:  # durable raises bare Exception with an error code
             raise AssessmentError(f"durable-rules rejected a batch: {exc}") from exc
         if code == 1:
@@ -202,6 +202,25 @@ class Session:
         except Exception as exc:
             raise AssessmentError(f"durable-rules failed while firing rules: {exc}") from exc
         return activations
+
+
+# durable-rules' JSON reader misreads a number with an exponent but no decimal point
+# (`1e-7`, `1e26`: the process crashes or the fact is lost); orjson writes exactly those.
+_BARE_EXPONENT = re.compile(rb'(?<!\\)":(-?[0-9]+)([eE])')
+_MAX_EXACT_INT = 2**53
+
+
+def encode(facts: list[dict[str, Any]]) -> str:
+    """Facts as JSON durable-rules reads correctly: every exponent number gets a decimal
+    point, and integers too large for a double's exact range are sent as floats."""
+    for fact in facts:
+        for key, value in fact.items():
+            if type(value) is int and abs(value) >= _MAX_EXACT_INT:
+                fact[key] = float(value)
+    data = orjson.dumps(facts)
+    if b"e" in data or b"E" in data:
+        data = _BARE_EXPONENT.sub(rb'":\1.0\2', data)
+    return data.decode()
 
 
 def _ids(facts: list[dict[str, Any]]) -> str:

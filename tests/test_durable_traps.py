@@ -389,3 +389,25 @@ def test_bad_durable_definition_is_an_error_not_a_crash(make_pack: PackWriter,
     assert len(outcomes) == 3
     for outcome in outcomes:
         assert outcome.startswith(("AssessmentError: ", "PackError: ")), outcome
+
+
+@pytest.mark.parametrize("score", [1e-7, 5e-07, 1e-8, 2.5e-9])
+def test_exponent_numbers_reach_durable_intact(score: float) -> None:
+    """durable-rules misreads `1e-7` (exponent without a decimal point, as orjson writes
+    it): the fact was lost or the process crashed. Such scores must assess normally."""
+    from engine.assess import assess_document, evaluator_for, vocabulary
+    from engine.evidence import parse_document
+
+    evaluator = evaluator_for()
+    doc, errors = parse_document(
+        {"model": {"id": "tiny", "effective_compute_flop": 1e20,
+                   "last_comprehensive_assessment": {"model": "big", "months_since": 1,
+                                                     "effective_compute_flop": 1e27,
+                                                     "determination": "ASL-2"}},
+         "evaluations": [{"id": "e", "threshold": "CBRN-3", "score": score,
+                          "threshold_score": 0.8}]},
+        "tiny.yaml", "", vocabulary(evaluator.pack))
+    assert doc is not None, errors
+    output = assess_document(evaluator, doc).output
+    assert output["thresholds"]["CBRN-3"] == "ruled_out"
+    assert output["comprehensive_assessment_required"] is False
