@@ -1,0 +1,228 @@
+"""What changed between two versions of a rule pack, and what that does to a portfolio.
+
+`diff_packs` compares two loaded packs: rules added, removed and changed (each changed
+part shown as its lines before and after), kinds, and catalogue entries (capabilities,
+standards, standard elements and other pack facts). `portfolio_changes` assesses the same
+evidence with both packs and lists, per model, each contract key whose value changes.
+Everything is returned as plain data, sorted, so the CLI only renders it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from engine.assess import assess_portfolio, vocabulary
+from engine.casetest import show_value
+from engine.evaluator import Evaluator
+from engine.evidence import load_evidence
+from engine.model import Conclusion, Condition, Kind, Pack, Rule
+
+RULE_PARTS = ("title", "cite", "because", "when", "then", "replaces", "rationale", "pack")
+NOT_COMPARED = ("model", "pack")  # contract keys that always differ or never do
+
+
+@dataclass(frozen=True)
+class Change:
+    """One changed part (of a rule, kind or catalogue entry): its lines before and after."""
+
+    part: str
+    before: list[str]
+    after: list[str]
+
+
+@dataclass(frozen=True)
+class EntryChange:
+    """A rule, kind or catalogue entry present in both packs but not the same."""
+
+    name: str
+    changes: list[Change]
+    where: str = ""  # file:line in the new pack, for rules
+
+
+@dataclass
+class PackDiff:
+    """The differences between an old and a new pack (names are `kind name`)."""
+
+    old: str
+    new: str
+    rules_added: list[str] = field(default_factory=list)
+    rules_removed: list[str] = field(default_factory=list)
+    rules_changed: list[EntryChange] = field(default_factory=list)
+    kinds_added: list[str] = field(default_factory=list)
+    kinds_removed: list[str] = field(default_factory=list)
+    kinds_changed: list[EntryChange] = field(default_factory=list)
+    catalogue_added: list[str] = field(default_factory=list)
+    catalogue_removed: list[str] = field(default_factory=list)
+    catalogue_changed: list[EntryChange] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not any(v for k, v in asdict(self).items() if k not in ("old", "new"))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def condition_text(cond: Condition) -> str:
+    """`match evaluation as e where purpose == 'rule_in'`: one condition on one line."""
+    text = f"{'none' if cond.negated else 'match'} {cond.kind}"
+    if cond.name != cond.kind:
+        text += f" as {cond.name}"
+    if cond.tests:
+        text += " where " + ", ".join(t.text() for t in cond.tests)
+    return text
+
+
+def conclusion_text(concl: Conclusion) -> str:
+    """`signal {capability: e.capability, value: 'crossed'}`: one conclusion on one line."""
+    return f"{concl.kind} {{" + ", ".join(f"{f}: {o.text()}" for f, o in concl.values) + "}"
+
+
+def rule_parts(rule: Rule) -> dict[str, list[str]]:
+    """A rule as comparable lines per part (absent optional parts are empty)."""
+    return {
+        "title": [rule.title], "cite": [rule.cite], "because": [rule.because],
+        "when": [condition_text(c) for c in rule.conditions],
+        "then": [conclusion_text(c) for c in rule.conclusions],
+        "replaces": [rule.replaces] if rule.replaces else [],
+        "rationale": [rule.rationale] if rule.rationale else [],
+        "pack": [rule.pack],
+    }
+
+
+def _changes(before: dict[str, list[str]], after: dict[str, list[str]]) -> list[Change]:
+    """Each part whose lines differ, with only the lines that differ."""
+    changes = []
+    for part in sorted(before.keys() | after.keys(), key=_part_order):
+        old, new = before.get(part, []), after.get(part, [])
+        if old != new:
+            changes.append(Change(part, [x for x in old if x not in new] or old,
+                                  [x for x in new if x not in old] or new))
+    return changes
+
+
+def _part_order(part: str) -> tuple[int, str]:
+    return (RULE_PARTS.index(part) if part in RULE_PARTS else len(RULE_PARTS), part)
+
+
+def _values_lines(values: dict[str, Any]) -> dict[str, list[str]]:
+    return {k: [show_value(v)] for k, v in values.items()}
+
+
+def _compare(old: dict[str, dict[str, list[str]]], new: dict[str, dict[str, list[str]]]
+             ) -> tuple[list[str], list[str], list[EntryChange]]:
+    added = sorted(new.keys() - old.keys())
+    removed = sorted(old.keys() - new.keys())
+    changed = [EntryChange(name, _changes(old[name], new[name]))
+               for name in sorted(old.keys() & new.keys()) if old[name] != new[name]]
+    return added, removed, changed
+
+
+def _kind_lines(kind: Kind) -> dict[str, list[str]]:
+    return {"origin": [kind.origin], **{f"field {f}": [t] for f, t in kind.fields.items()}}
+
+
+def catalogue(pack: Pack) -> dict[str, dict[str, list[str]]]:
+    """The pack's catalogue and facts as named entries: `capability CBRN-3`, `standard
+    asl3-security`, `element asl3-security.audits`, `implication(...)` (other pack facts)."""
+    entries: dict[str, dict[str, list[str]]] = {}
+    for cap in pack.capabilities:
+        entries[f"capability {cap.name}"] = _values_lines(cap.attributes)
+    for std in pack.standards:
+        entries[f"standard {std.id}"] = _values_lines(
+            {k: v for k, v in std.attributes.items() if k != "defined"})
+        for element in std.elements:
+            entries[f"element {element}"] = {}
+    for fact in pack.facts:
+        if fact.kind not in ("capability", "standard"):
+            entries[f"fact {fact.id.removeprefix('pack:')}"] = {}
+    return entries
+
+
+def diff_packs(old: Pack, new: Pack) -> PackDiff:
+    """Everything that differs between `old` and `new`."""
+    diff = PackDiff(f"{old.name} {old.version[:19]}", f"{new.name} {new.version[:19]}")
+    old_rules = {r.id: r for r in old.rules}
+    new_rules = {r.id: r for r in new.rules}
+    diff.rules_added, diff.rules_removed, changed = _compare(
+        {i: rule_parts(r) for i, r in old_rules.items()},
+        {i: rule_parts(r) for i, r in new_rules.items()})
+    diff.rules_changed = [EntryChange(c.name, c.changes,
+                                      f"{new_rules[c.name].file}:{new_rules[c.name].line}")
+                          for c in changed]
+    diff.kinds_added, diff.kinds_removed, diff.kinds_changed = _compare(
+        {k: _kind_lines(v) for k, v in old.kinds.items()},
+        {k: _kind_lines(v) for k, v in new.kinds.items()})
+    diff.catalogue_added, diff.catalogue_removed, diff.catalogue_changed = _compare(
+        catalogue(old), catalogue(new))
+    return diff
+
+
+# --- a portfolio assessed with both packs ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyChange:
+    """A contract key of one model whose value differs between the packs."""
+
+    key: str  # dotted: `required.security`, `thresholds.CBRN-3`
+    old: Any
+    new: Any
+
+
+@dataclass
+class PortfolioChanges:
+    """Per model, the contract keys that change; models assessed by only one pack; and
+    evidence either pack rejected (one line each)."""
+
+    models: dict[str, list[KeyChange]] = field(default_factory=dict)
+    only_old: list[str] = field(default_factory=list)
+    only_new: list[str] = field(default_factory=list)
+    rejected_old: list[str] = field(default_factory=list)
+    rejected_new: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, sub in value.items():
+            if not prefix and key in NOT_COMPARED:
+                continue
+            out.update(_leaves(sub, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def output_changes(old: dict[str, Any], new: dict[str, Any]) -> list[KeyChange]:
+    """The contract keys (leaf by leaf) whose values differ, sorted by key."""
+    before, after = _leaves(old), _leaves(new)
+    return [KeyChange(k, before.get(k), after.get(k))
+            for k in sorted(before.keys() | after.keys()) if before.get(k) != after.get(k)]
+
+
+def portfolio_changes(old: Evaluator, new: Evaluator, paths: Sequence[str]
+                      ) -> PortfolioChanges:
+    """Assess the evidence in `paths` with both packs and compare model by model."""
+    sides = []
+    for evaluator in (old, new):
+        loaded = load_evidence(paths, vocabulary(evaluator.pack))
+        assessments, failed = assess_portfolio(evaluator, loaded.documents)
+        sides.append(({a.model: a.output for a in assessments},
+                      [str(e) for e in sorted([*loaded.errors, *failed])]))
+    (before, rejected_old), (after, rejected_new) = sides
+    result = PortfolioChanges(rejected_old=rejected_old, rejected_new=rejected_new,
+                              only_old=sorted(before.keys() - after.keys()),
+                              only_new=sorted(after.keys() - before.keys()))
+    for model in sorted(before.keys() & after.keys()):
+        changes = output_changes(before[model], after[model])
+        if changes:
+            result.models[model] = changes
+        else:
+            result.unchanged += 1
+    return result
