@@ -15,12 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
+from rich.text import Text
 
 from cli.options import EXIT_REJECTED, fail, load_evaluator, pack_option
+from cli.rules import rules
+from cli.whatif import impact, what_if
 from engine.assess import Assessment, assess_portfolio, vocabulary
 from engine.errors import AssessmentError, InputError
 from engine.evidence import load_evidence
-from knowledge_graph.explain import render_text, why_tree
+from knowledge_graph.explain import render_rich, render_text, why_tree
+from knowledge_graph.export import BINARY_FORMATS, GRAPH_FORMATS, GraphvizError, explained, export
 from knowledge_graph.provenance import UnknownConclusion, find_conclusion
 from knowledge_graph.report import assessment_document, provenance, summary_text
 
@@ -105,14 +110,23 @@ def assess(files: tuple[str, ...], fmt: str, packs: tuple[str, ...]) -> None:
               help="What to explain: asl, decision, comprehensive, required.security, "
               "required.deployment, threshold:CBRN-3, checkpoint:'Autonomy checkpoint', "
               "ongoing:'Cyber operations', missing:SAFEGUARD_ID, action:ACTION, or a "
-              "conclusion id from the json output.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+              "conclusion id from the json output; with a graph format also all (the "
+              "model's whole provenance).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", *GRAPH_FORMATS]),
+              default="text", show_default=True,
+              help="text or json: the explanation tree; dot, svg, png (drawn by Graphviz), "
+              "prov-json (W3C PROV) or graphml: the conclusion and everything it rests on, "
+              "as a graph.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write to FILE instead of standard output (required for png).")
+@click.option("--color/--no-color", "color", default=None,
+              help="Colour the text explanation and draw it as a tree (default: when "
+              "standard output is a terminal).")
 @pack_option
-def why(file: str, model_id: str | None, selector: str, fmt: str,
-        packs: tuple[str, ...]) -> None:
+def why(file: str, model_id: str | None, selector: str, fmt: str, output: str | None,
+        color: bool | None, packs: tuple[str, ...]) -> None:
     """Explain a conclusion: the chain from it through each rule (title, citation,
-    reason) down to the evidence it rests on.
+    reason) down to the evidence it rests on, as text, JSON or a graph.
 
     \b
     Examples:
@@ -120,24 +134,60 @@ def why(file: str, model_id: str | None, selector: str, fmt: str,
       asl why examples/security-gap-pause.yaml --conclusion decision
       asl why examples/portfolio/lineage.yaml --model corvid-atlas-5-chat \\
           --conclusion required.security --format json
+      asl why examples/security-gap-pause.yaml --conclusion decision --format svg > why.svg
+      asl why examples/cbrn4-asl4-pause.yaml --conclusion all --format png -o all.png
+      asl why examples/security-gap-pause.yaml --format prov-json -o why.prov.json
     """
+    if fmt in BINARY_FORMATS and output is None:
+        raise click.UsageError(f"--format {fmt} writes an image; give --output FILE")
+    if selector == "all" and fmt not in GRAPH_FORMATS:
+        raise click.UsageError("--conclusion all needs a graph format: --format "
+                               + "|".join(GRAPH_FORMATS))
     outcome = _assess([file], packs)
     chosen = _choose(outcome, model_id, file)
     graph = provenance(chosen)
-    try:
-        node = find_conclusion(graph, selector)
-    except UnknownConclusion:
-        fail(f"{chosen.model} has no conclusion {selector!r}; try asl, decision, "
-              "required.security, threshold:CBRN-3 or an id from --format json",
-              EXIT_REJECTED)
-    tree = why_tree(graph, node)
-    if fmt == "json":
-        click.echo(_dumps({"model": chosen.model, "conclusion": node, "explanation": tree}))
+    node: str | None = None
+    if selector != "all":
+        try:
+            node = find_conclusion(graph, selector)
+        except UnknownConclusion:
+            fail(f"{chosen.model} has no conclusion {selector!r}; try asl, decision, "
+                  "required.security, threshold:CBRN-3 or an id from --format json",
+                  EXIT_REJECTED)
+    heading = f"{chosen.model}: why {selector}?"
+    if fmt in GRAPH_FORMATS:
+        part = graph if node is None else explained(graph, node)
+        title = f"{chosen.model}: provenance" if node is None else heading
+        try:
+            _write(export(part, fmt, title, node), output)
+        except GraphvizError as exc:
+            fail(str(exc))
     else:
-        click.echo(f"{chosen.model}: why {selector}?")
-        click.echo(render_text(tree), nl=False)
+        assert node is not None
+        tree = why_tree(graph, node)
+        if fmt == "json":
+            text = _dumps({"model": chosen.model, "conclusion": node, "explanation": tree})
+            _write(f"{text}\n".encode(), output)
+        elif output is None and (sys.stdout.isatty() if color is None else color):
+            console = Console(file=sys.stdout, force_terminal=True, highlight=False,
+                              no_color=None if color is None else False)
+            console.print(Text(heading, style="bold"))
+            console.print(render_rich(tree))
+        else:
+            _write(f"{heading}\n{render_text(tree)}".encode(), output)
     if outcome.errors:
         sys.exit(EXIT_REJECTED)
+
+
+def _write(data: bytes, output: str | None) -> None:
+    """Write `data` to the file `output`, or to standard output when it is None."""
+    if output is None:
+        click.echo(data, nl=False)
+        return
+    try:
+        Path(output).write_bytes(data)
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror or exc}")
 
 
 def _choose(outcome: Outcome, model_id: str | None, file: str) -> Assessment:
@@ -153,3 +203,12 @@ def _choose(outcome: Outcome, model_id: str | None, file: str) -> Assessment:
         fail(f"{file} holds {len(models)} models; choose one with --model "
               f"({', '.join(sorted(models))})", EXIT_REJECTED)
     return next(iter(models.values()))
+
+
+main.add_command(rules)
+main.add_command(what_if)
+main.add_command(impact)
+
+from cli.whynot import why_not_command  # noqa: E402
+
+main.add_command(why_not_command)

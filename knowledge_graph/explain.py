@@ -3,7 +3,9 @@
 `why_tree` walks the graph from a conclusion through each supporting rule firing to the
 facts that firing matched, recursively, ending at evidence from the model document or
 at a pack default. A node already explained higher up is referred to, not repeated, so
-the tree stays readable. `render_text` prints it indented.
+the tree stays readable. `render_text` prints it indented, as plain text for files and
+pipes; `render_rich` draws the same lines as a rich tree, with colour and guide glyphs,
+for a terminal.
 
 Each rule and pack default carries the name of the pack it came from; the text names
 it only when that is not the built-in pack (`[RSP v2.1 §2; pack acme-lab]`), so an
@@ -16,6 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 import networkx as nx
+from rich.text import Text
+from rich.tree import Tree
 
 from engine.facts_id import render_value
 from engine.loader import BUILTIN_PACK
@@ -112,6 +116,68 @@ def render_text(tree: dict[str, Any]) -> str:
     else:
         fact(tree, 0)
     return "\n".join(lines) + "\n"
+
+
+def render_rich(tree: dict[str, Any]) -> Tree:
+    """The explanation tree as a rich Tree: the lines of `render_text`, with guide lines
+    for the nesting and colour by kind (conclusions green, rules yellow with their
+    citation, evidence blue, pack defaults grey); a rule is drawn under the fact it
+    derives, on the fact's own branch when it is the fact's only support. Every piece of
+    text goes in as a `Text`, never as markup, so brackets in values print as they are."""
+
+    def fact(node: dict[str, Any]) -> Text:
+        values = describe_values(node["values"])
+        if node["node"] == EVIDENCE:
+            text = Text.assemble(("evidence ", "blue"),
+                                 (str(node.get("label", node["id"])), "bold blue"))
+            if node.get("entry"):
+                text.append(f" [{node['entry']}]", "dim")
+            text.append(f": {node['kind']} ", "blue")
+            text.append(values)
+            extras = [f"{k}: {render_value(node[k])}" for k in _SHOWN_INFO if k in node]
+            if extras:
+                text.append("\n" + "; ".join(extras), "dim")
+            return text
+        if node["node"] == DEFAULT:
+            text = Text.assemble(("pack default ", "bright_black"),
+                                 (node["kind"], "bold bright_black"), (": " + values, ""))
+            if node.get("title"):
+                text.append(f" ({node['title']})", "bright_black")
+            if _overlay(node):
+                text.append(f" [pack {node['pack']}]", "magenta")
+            return text
+        text = Text.assemble((node["kind"], "bold green"), (": ", ""), (values, "green"))
+        if node.get("see_above"):
+            text.append(" (explained above)", "dim italic")
+        return text
+
+    def rule(node: dict[str, Any]) -> Text:
+        cite = f"{node['cite']}; pack {node['pack']}" if _overlay(node) else node["cite"]
+        text = Text.assemble(("← rule ", "yellow"), (node["rule"], "bold yellow"),
+                             (f": {node['title']} ", ""), (f"[{cite}]", "magenta"),
+                             ("\nbecause ", "dim"), (node["because"], "italic"))
+        if node.get("replaces"):
+            text.append(f"\nreplaces {node['replaces']}: {node['rationale']}", "magenta")
+        return text
+
+    def grow(parent: Tree | None, node: dict[str, Any]) -> Tree:
+        """Add `node` under `parent`; a fact derived by one firing shares its branch
+        with that rule, which keeps deep chains within a terminal's width."""
+        if "rule" in node:
+            label, children = rule(node), node["matched"]
+        else:
+            label, children = fact(node), node.get("derived_by", [])
+            if len(children) == 1:
+                label.append("\n")
+                label.append_text(rule(children[0]))
+                children = children[0]["matched"]
+        branch = (Tree(label, guide_style="bright_black") if parent is None
+                  else parent.add(label))
+        for child in children:
+            grow(branch, child)
+        return branch
+
+    return grow(None, tree)
 
 
 def _overlay(node: dict[str, Any]) -> bool:
