@@ -1,0 +1,214 @@
+"""`asl why-not`: what stands in the way of a conclusion the analyst expected.
+
+Parses the target (`knowledge_graph.whynot.TARGET_FORMS`), assesses the file as `asl
+assess` would (a portfolio in reference order, `--model` choosing one model), and
+prints `knowledge_graph.whynot.why_not` as JSON, or as text for an analyst
+(`render_text`: the same content, indented). Exit status: 0 when the answer
+was given (whether or not the target holds); 1 when the pack or the engine failed,
+including when the diagnosis disagrees with what durable-rules fired (the report is
+still printed, the disagreement named); 2 for a bad target or rejected evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from cli.options import EXIT_FAILED, EXIT_REJECTED, fail, load_evaluator, pack_option
+from engine.assess import Assessment, assess_portfolio, vocabulary
+from engine.diagnose import FAILED_TEST
+from engine.errors import AssessmentError
+from engine.evidence import load_evidence
+from engine.loader import BUILTIN_PACK
+from knowledge_graph.explain import describe_values
+from knowledge_graph.report import provenance
+from knowledge_graph.whynot import TargetError, parse_target, why_not
+
+
+@click.command("why-not")
+@click.argument("file")
+@click.argument("target")
+@click.option("--model", "model_id", help="The model to explain (needed for a portfolio).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@pack_option
+def why_not_command(file: str, target: str, model_id: str | None, fmt: str,
+                    packs: tuple[str, ...]) -> None:
+    """Show what stands in the way of TARGET for the model in FILE: the conclusions
+    that prevent it (with their evidence), and for each rule that would conclude it,
+    the condition that failed and by how much.
+
+    \b
+    TARGET is SUBJECT=VALUE:
+      asl=ASL-2   decision=proceed   comprehensive=false   required.security=ASL-2
+      threshold:CBRN-3=ruled_out   'checkpoint:Autonomy checkpoint=ruled_out'
+      ongoing:'Cyber operations'=not_assessed   status:CAPABILITY=STATUS
+      action:safeguards_report=absent   missing:asl3-security.audits=absent
+    (action: and missing: take present or absent.)
+
+    \b
+    Examples:
+      asl why-not examples/security-gap-pause.yaml decision=proceed
+      asl why-not examples/portfolio/lineage.yaml --model corvid-atlas-5-chat asl=ASL-2
+      asl why-not examples/cbrn4-asl4-pause.yaml threshold:CBRN-4=ruled_out --format json
+    """
+    evaluator = load_evaluator(packs)
+    try:
+        parsed = parse_target(target, evaluator.pack)
+    except TargetError as exc:
+        fail(str(exc), EXIT_REJECTED)
+    loaded = load_evidence([file], vocabulary(evaluator.pack), stdin=sys.stdin)
+    try:
+        assessments, failed = assess_portfolio(evaluator, loaded.documents)
+    except AssessmentError as exc:
+        fail(f"assessment failed: {exc}")
+    errors = sorted([*loaded.errors, *failed])
+    for error in errors:
+        click.echo(str(error), err=True)
+    chosen = _choose(assessments, model_id, file)
+    report = why_not(chosen, parsed, provenance(chosen))
+    if fmt == "json":
+        click.echo(json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False,
+                              default=str))
+    else:
+        click.echo(render_text(report), nl=False)
+    if report["inconsistencies"]:
+        sys.exit(EXIT_FAILED)
+    if errors:
+        sys.exit(EXIT_REJECTED)
+
+
+def _choose(assessments: list[Assessment], model_id: str | None, file: str) -> Assessment:
+    """The assessment of `model_id`, or the only one; otherwise a usage error."""
+    models = {a.model: a for a in assessments}
+    if model_id is not None:
+        if model_id not in models:
+            fail(f"{file}: no assessed model {model_id!r}; models: "
+                 f"{', '.join(sorted(models)) or 'none'}", EXIT_REJECTED)
+        return models[model_id]
+    if len(models) != 1:
+        if not models:
+            fail(f"{file}: no model could be assessed", EXIT_REJECTED)
+        fail(f"{file} holds {len(models)} models; choose one with --model "
+             f"({', '.join(sorted(models))})", EXIT_REJECTED)
+    return next(iter(models.values()))
+
+
+def describe(fact: dict[str, Any]) -> str:
+    """`evaluation ex-rnd-suite [evaluations[1]]: capability=AI R&D-4, ...`."""
+    where = f" [{fact['entry']}]" if fact.get("entry") else ""
+    listed = "" if fact.get("listed", True) else " (not listed: a pack default)"
+    return f"{fact['kind']} {fact['label']}{where}{listed}: {describe_values(fact['values'])}"
+
+
+def render_text(report: dict[str, Any]) -> str:
+    """The report for an analyst: what stands in the way (each conclusion with its
+    rules, evidence and alternatives), then the rules that could conclude the target
+    and, condition by condition, why they did not."""
+    lines = [f"{report['model']}: why not {report['target']}?"]
+    if report["holds"]:
+        if report["present"]:
+            lines.append(f"It holds: {', '.join(report['present'])} was concluded "
+                         "(asl why shows the evidence).")
+        else:
+            lines.append(f"It holds: {report['wanted'][3:]} was not concluded.")
+        return "\n".join(lines) + "\n"
+    lines.append(f"It does not hold: wanted {report['wanted']}.")
+    shown: set[str] = set()
+    if report["standing"]:
+        lines += ["", "What stands in the way:"]
+    for entry in report["standing"]:
+        role = {"instead": "concluded instead", "concluded": "concluded"}.get(
+            entry["role"], "blocks " + ", ".join(entry["blocks"]))
+        lines.append(f"  {entry['id']}  [{role}]")
+        for step in entry["chain"]:
+            lines.append(f"  {'  ' * step['depth']}<- {step['rule']} [{_cite(step)}]: "
+                         f"{step['because']}")
+        if any(step["more"] for step in entry["chain"]):
+            lines.append(f"    ... (asl why --conclusion '{entry['id']}' shows the rest)")
+        for fact in entry["evidence"]:
+            if fact["id"] in shown:
+                lines.append(f"    rests on {fact['kind']} {fact['label']} (see above)")
+                continue
+            shown.add(fact["id"])
+            lines.append(f"    rests on {describe(fact)}")
+            for reader in fact["read_by"]:
+                lines.append(f"      read by {reader['rule']}" + (":" if reader["held"] else ""))
+                lines += [f"        {held['text']}" for held in reader["held"]]
+            for alt in fact["alternatives"]:
+                lines.append(f"      not read by {alt['rule']} (would conclude "
+                             f"{'; '.join(alt['concludes'])}):")
+                lines += _partials(alt, "        ")
+    if report["rules"] or not report["standing"]:
+        lines += ["", f"Rules that could conclude {report['wanted']}:"]
+        if not report["rules"] and not report["present"]:
+            lines.append("  none: no rule of the pack can conclude it")
+    for rule in report["rules"]:
+        _rule_lines(rule, "  ", lines)
+    _never_lines(report["never"], "  ", lines)
+    for problem in report["inconsistencies"]:
+        binding = ", ".join(f"{n}={f}" for n, f in problem["binding"])
+        lines.append(f"ENGINE INCONSISTENCY: {problem['rule']} [{binding}]: "
+                     f"{problem['message']}")
+    return "\n".join(lines) + "\n"
+
+
+def _cite(node: dict[str, Any]) -> str:
+    pack = node.get("pack")
+    return str(node["cite"]) + (f"; pack {pack}" if pack and pack != BUILTIN_PACK else "")
+
+
+def _rule_lines(rule: dict[str, Any], pad: str, lines: list[str]) -> None:
+    lines.append(f"{pad}{rule['rule']}: {rule['title']} [{_cite(rule)}]")
+    lines.append(f"{pad}  concludes {'; '.join(rule['concludes'])}")
+    if rule["target_tests"]:
+        wanted = ", ".join(f"{t['name']}.{t['test']}" for t in rule["target_tests"])
+        lines.append(f"{pad}  for the wanted conclusion it needs {wanted}")
+    lines += _partials(rule, pad + "  ")
+    for below in rule["below"]:
+        inner = pad + "    "
+        if below["repeated"]:
+            lines.append(f"{pad}  which needs {below['wanted']}: explained above")
+            continue
+        if below["present"]:
+            continue
+        lines.append(f"{pad}  which needs {below['wanted']}; "
+                     + ("rules that could conclude it:" if below["rules"]
+                        else "no rule of the pack concludes that"))
+        for sub in below["rules"]:
+            _rule_lines(sub, inner, lines)
+        _never_lines(below["never"], inner, lines)
+
+
+def _never_lines(never: list[dict[str, Any]], pad: str, lines: list[str]) -> None:
+    """The rules concluding the wanted kind that can never conclude the wanted fact."""
+    for rule in never:
+        lines.append(f"{pad}{rule['rule']} [{rule['cite']}] never concludes it: {rule['reason']}")
+
+
+def _partials(rule: dict[str, Any], pad: str) -> list[str]:
+    """Each best partial match: what matched, then the condition that failed and why."""
+    lines = []
+    last = None
+    for partial in rule["partial_matches"]:
+        done = ", ".join(f"{b['name']} = {b['label']}" for b in partial["binding"])
+        if (done, partial["condition"]) != last:
+            last = (done, partial["condition"])
+            lines.append(f"{pad}matched {partial['satisfied']} of {rule['conditions']} "
+                         f"conditions{': ' + done if done else ''}")
+            lines.append(f"{pad}fails condition {partial['condition'] + 1}, "
+                         f"{partial['condition_text']}:")
+        for failure in partial["failures"]:
+            if failure["reason"] == FAILED_TEST:
+                extra = " (for the wanted conclusion)" if failure.get("from_target") else ""
+                lines.append(f"{pad}  {failure['label']}: {failure['text']}{extra}")
+            else:
+                lines.append(f"{pad}  {failure['text']}")
+    if rule["omitted"]:
+        lines.append(f"{pad}(and {rule['omitted']} more partial matches as close)")
+    if rule["truncated"]:
+        lines.append(f"{pad}(search cut short: too many combinations)")
+    return lines

@@ -1,0 +1,428 @@
+"""Answer "why not this conclusion?" for one assessment: what stands in the way.
+
+A target names a conclusion the analyst expected (`asl=ASL-2`, `decision=proceed`,
+`action:safeguards_report=absent`; `TARGET_FORMS` is the grammar). `why_not` returns,
+as JSON-ready data:
+- `standing`: the conclusions that prevent the target, each with the rules that derived
+  it (a few levels), the evidence it rests on (`roots` of the provenance graph) and its
+  full `why_tree`. They are the conclusion reached instead (`asl` ASL-3 for `asl=ASL-2`),
+  the facts blocking a negated condition of a rule that would conclude the target (the
+  `required` standards above ASL-2), and, for an `=absent` target, the facts present;
+- for each evidence fact there: the tests it passed in the rules that read it, and its
+  *alternatives*, the rules that would have read it into a different conclusion, with
+  the test that failed (`score is 0.64, needs < warning_score 0.5`);
+- `rules`: each rule whose `then` could conclude the target, diagnosed by
+  `engine.diagnose` (its best partial matches and each failed test), going down to the
+  rules for a derived fact a failed condition needed.
+Everything comes from the engine's record (the derivation and its provenance graph) and
+the rules as data; nothing here restates the policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from engine.assess import Assessment
+from engine.constraints import field_domains, suggest
+from engine.diagnose import (
+    BLOCKED,
+    FAILED_TEST,
+    MAX_DEPTH,
+    NEGATED_OP,
+    NO_FACT,
+    Added,
+    ConditionFailure,
+    Extra,
+    Inconsistency,
+    PartialMatch,
+    RuleDiagnosis,
+    Want,
+    WantDiagnosis,
+    diagnose,
+    field_value,
+    firing_outcomes,
+    match_rule,
+    satisfies,
+    test_text,
+)
+from engine.evaluator import Derivation, Fact, Firing
+from engine.facts_id import render_value
+from engine.model import OPERATOR_TEXT, Condition, Operand, Pack, Rule, Test
+from knowledge_graph.explain import why_tree
+from knowledge_graph.provenance import CONCLUSION, DEFAULT, EVIDENCE, matched, roots, supports
+
+CHAIN_DEPTH = 3  # levels of rule firings shown under a conclusion standing in the way
+
+# SUBJECT -> (kind, field the argument names, field the value sets; None: present/absent,
+# the capability category the argument must have, if any)
+SUBJECTS: dict[str, tuple[str, str | None, str | None, str | None]] = {
+    "asl": ("asl", None, "level", None),
+    "decision": ("decision", None, "value", None),
+    "comprehensive": ("comprehensive", None, "required", None),
+    "required": ("required", "standard", "level", None),
+    "threshold": ("status", "capability", "value", "threshold"),
+    "checkpoint": ("status", "capability", "value", "checkpoint"),
+    "ongoing": ("status", "capability", "value", "ongoing"),
+    "status": ("status", "capability", "value", None),
+    "action": ("action", "name", None, None),
+    "missing": ("missing_safeguard", "safeguard", None, None),
+}
+PRESENCE = ("present", "absent")
+TARGET_FORMS = """\
+valid targets (SUBJECT=VALUE):
+  asl=LEVEL                       asl=ASL-2
+  decision=DECISION               decision=proceed
+  comprehensive=true|false        comprehensive=false
+  required.STANDARD=LEVEL         required.security=ASL-2   (or required:security=...)
+  threshold:CAPABILITY=STATUS     threshold:CBRN-3=ruled_out
+  checkpoint:CAPABILITY=STATUS    'checkpoint:Autonomy checkpoint=ruled_out'
+  ongoing:CAPABILITY=STATUS       'ongoing:Cyber operations=not_assessed'
+  status:CAPABILITY=STATUS        any capability
+  action:ACTION=present|absent    action:safeguards_report=absent
+  missing:SAFEGUARD=present|absent
+                                  missing:asl3-security.audits=absent"""
+
+
+class TargetError(ValueError):
+    """A target that is not one of TARGET_FORMS, or names what the pack does not know."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parsed target: the conclusion it is about (`want`, whose key fields say which
+    conclusion it is: a fact matching the key but not the want was concluded instead),
+    and whether the analyst wants it absent rather than present."""
+
+    text: str
+    want: Want
+    absent: bool
+
+
+def parse_target(text: str, pack: Pack) -> Target:
+    """Parse `SUBJECT[:ARG|.ARG]=VALUE` against the pack's kinds and value domains."""
+    subject, sep, value = (s.strip() for s in text.partition("="))
+    name, colon, arg = (s.strip() for s in subject.partition(":"))
+    if not colon and "." in name:
+        name, _, arg = (s.strip() for s in subject.partition("."))
+    if not sep or not value or name not in SUBJECTS:
+        reason = (f"unknown subject {name!r}{suggest(name, SUBJECTS)}" if sep and value
+                  else "expected SUBJECT=VALUE")
+        raise TargetError(f"bad target {text!r}: {reason}\n{TARGET_FORMS}")
+    kind, key_field, value_field, category = SUBJECTS[name]
+    if kind not in pack.kinds:
+        raise TargetError(f"bad target {text!r}: pack {pack.name} has no kind {kind!r}")
+    if (key_field is None) != (not arg):
+        wanted = f"{name}=VALUE" if key_field is None else f"{name}:{key_field.upper()}=VALUE"
+        raise TargetError(f"bad target {text!r}: expected {wanted}\n{TARGET_FORMS}")
+    domains = field_domains(pack)
+    tests: list[Test] = []
+    if key_field is not None:
+        known = domains.get((kind, key_field))
+        if category is not None:
+            known = frozenset(c.name for c in pack.capabilities if c.category == category)
+        if known is not None and arg not in known:
+            raise TargetError(f"bad target {text!r}: pack {pack.name} knows no {name} "
+                              f"{arg!r}{suggest(arg, known)}; known: {_values(known)}")
+        tests.append(Test(key_field, "eq", Operand(constant=arg)))
+    if value_field is None:
+        if value not in PRESENCE:
+            raise TargetError(f"bad target {text!r}: {name}:{arg} takes present or absent")
+        return Target(text, Want(kind, tuple(tests), frozenset(t.field for t in tests)),
+                      value == "absent")
+    typed = _typed(value, pack.kinds[kind].fields.get(value_field, "str"))
+    known = domains.get((kind, value_field))
+    if typed is None or (known is not None and typed not in known):
+        valid = f"; valid: {_values(known)}" if known else ""
+        raise TargetError(f"bad target {text!r}: {value!r} is not a value of "
+                          f"{kind}.{value_field}{suggest(value, known or ())}{valid}")
+    key = frozenset(t.field for t in tests)
+    tests.append(Test(value_field, "eq", Operand(constant=typed)))
+    return Target(text, Want(kind, tuple(tests), key), False)
+
+
+def _values(domain: frozenset[Any]) -> str:
+    """A domain as the analyst would type its values: `false, true`, `'CBRN-3', ...`."""
+    shown = sorted(render_value(v) for v in domain)
+    text = ", ".join(shown[:8])
+    return text + (f" and {len(shown) - 8} more" if len(shown) > 8 else "")
+
+
+def _typed(value: str, ftype: str) -> Any:
+    if ftype == "bool":
+        return {"true": True, "false": False}.get(value.lower())
+    if ftype == "number":
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return int(number) if number.is_integer() else number
+    return value
+
+
+def why_not(assessment: Assessment, target: Target, graph: nx.DiGraph,
+            max_depth: int = MAX_DEPTH) -> dict[str, Any]:
+    """The whole answer for one assessment and target, as plain data (see the module)."""
+    pack, derivation = assessment.pack, assessment.derivation
+    view = _View(pack, derivation, graph)
+    want = target.want
+    present = [f for f in derivation.of_kind(want.kind) if satisfies(want, f, pack.kinds)]
+    holds = not present if target.absent else bool(present)
+    report: dict[str, Any] = {"model": assessment.model, "target": target.text,
+                              "wanted": ("no " if target.absent else "") + want.text(),
+                              "holds": holds, "present": [f.id for f in present],
+                              "standing": [], "rules": [], "never": [],
+                              "inconsistencies": []}
+    if holds:
+        return report
+    if target.absent:
+        for fact in present:
+            view.stand(fact.id, "concluded")
+    else:
+        key = Want(want.kind, tuple(t for t in want.tests if t.field in want.key))
+        for fact in derivation.of_kind(want.kind):
+            if satisfies(key, fact, pack.kinds):
+                view.stand(fact.id, "instead")
+        tree = diagnose(pack, derivation, want, max_depth=max_depth)
+        for rule in tree.rules:
+            for partial in rule.best:
+                for failure in partial.failures:
+                    if failure.reason == BLOCKED and failure.fact is not None:
+                        view.stand(failure.fact, "blocks", rule.rule.id)
+        data = view.want_data(tree)
+        report["rules"], report["never"] = data["rules"], data["never"]
+    report["standing"] = list(view.standing.values())
+    report["inconsistencies"] = [
+        {"rule": i.rule, "binding": [list(b) for b in i.binding], "message": i.message}
+        for i in sorted(set(view.inconsistencies), key=lambda i: (i.rule, i.binding))]
+    return report
+
+
+class _View:
+    """Builds the report's parts for one assessment, collecting every inconsistency."""
+
+    def __init__(self, pack: Pack, derivation: Derivation, graph: nx.DiGraph) -> None:
+        self.pack, self.derivation, self.graph = pack, derivation, graph
+        self.pack_fact_ids = {f.id for f in pack.facts}
+        self.standing: dict[str, dict[str, Any]] = {}
+        self.inconsistencies: list[Inconsistency] = []
+
+    def label(self, fact_id: str) -> str:
+        fact = self.derivation.facts.get(fact_id)
+        return str(fact.info.get("display_id", fact_id)) if fact else fact_id
+
+    def stand(self, fact_id: str, role: str, rule: str | None = None) -> None:
+        """Add a conclusion standing in the way (once; `blocks` lists the rules it blocks)."""
+        entry = self.standing.get(fact_id)
+        if entry is None:
+            fact = self.derivation.facts[fact_id]
+            entry = {"id": fact_id, "kind": fact.kind, "values": fact.values, "role": role,
+                     "blocks": [], "chain": self.chain(fact_id), "evidence": self.evidence(fact_id),
+                     "why": why_tree(self.graph, fact_id)}
+            self.standing[fact_id] = entry
+        if rule is not None and rule not in entry["blocks"]:
+            entry["blocks"].append(rule)
+
+    def chain(self, fact_id: str) -> list[dict[str, Any]]:
+        """The firings behind a conclusion, depth first, CHAIN_DEPTH levels deep."""
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+
+        def walk(node: str, depth: int) -> None:
+            for firing in supports(self.graph, node):
+                data = self.graph.nodes[firing]
+                deeper = [f for f in matched(self.graph, firing)
+                          if self.graph.nodes[f]["node"] == CONCLUSION]
+                out.append({"depth": depth, "conclusion": node, "rule": data["rule"],
+                            "title": data["title"], "cite": data["cite"], "pack": data["pack"],
+                            "because": data["because"], "more": bool(deeper) and (
+                                depth >= CHAIN_DEPTH or firing in seen)})
+                if firing in seen or depth >= CHAIN_DEPTH:
+                    continue
+                seen.add(firing)
+                for fact in deeper:
+                    walk(fact, depth + 1)
+
+        walk(fact_id, 1)
+        return out
+
+    def evidence(self, fact_id: str) -> list[dict[str, Any]]:
+        """The evidence a conclusion rests on (pack catalogue facts left out), each with
+        the tests it passed in the rules that read it and its alternatives."""
+        graph = self.graph
+        above = nx.ancestors(graph, fact_id)
+        out = []
+        for root in sorted(roots(graph, fact_id)):
+            data = graph.nodes[root]
+            if data["node"] == DEFAULT and root in self.pack_fact_ids:
+                continue
+            fact = self.derivation.facts[root]
+            entry: dict[str, Any] = {
+                "id": root, "label": data.get("label", root), "kind": fact.kind,
+                "values": fact.values, "entry": fact.info.get("entry"),
+                "listed": data["node"] == EVIDENCE, "read_by": [], "alternatives": []}
+            tried: set[str] = set()
+            for firing_id in sorted(s for s in graph.successors(root) if s in above):
+                firing = self.derivation.firings[firing_id]
+                held = [_outcome_data(o.test, o.actual, o.required, True)
+                        for _, fid, o in firing_outcomes(firing, self.pack.kinds) if fid == root]
+                entry["read_by"].append({"rule": firing.rule.id, "held": held})
+                for rule, extra in alternatives(self.pack, firing, fact):
+                    if rule.id in tried or fired_with(rule, self.derivation, root):
+                        continue
+                    tried.add(rule.id)
+                    diagnosis = match_rule(rule, self.derivation, self.pack.kinds, extra)
+                    entry["alternatives"].append(self.rule_data(diagnosis))
+            out.append(entry)
+        return out
+
+    def want_data(self, tree: WantDiagnosis) -> dict[str, Any]:
+        return {"wanted": tree.want.text(), "kind": tree.want.kind, "depth": tree.depth,
+                "present": list(tree.present), "repeated": tree.repeated,
+                "rules": [self.rule_data(r) for r in tree.rules],
+                "never": [{"rule": r.id, "title": r.title, "cite": r.cite, "reason": why}
+                          for r, why in tree.never]}
+
+    def rule_data(self, diagnosis: RuleDiagnosis) -> dict[str, Any]:
+        """One rule's diagnosis: its best partial matches, each failure in words."""
+        rule = diagnosis.rule
+        self.inconsistencies.extend(diagnosis.inconsistencies)
+        for binding in diagnosis.full:
+            self.inconsistencies.append(Inconsistency(
+                rule.id, binding, "matches every condition and the wanted conclusion, "
+                "yet the conclusion is absent"))
+        return {
+            "rule": rule.id, "title": rule.title, "cite": rule.cite, "pack": rule.pack,
+            "file": rule.file, "line": rule.line, "concludes": _concludes(rule),
+            "conditions": len(rule.conditions),
+            "target_tests": [{"condition": a.condition, "key": a.key,
+                              "name": rule.conditions[a.condition].name,
+                              "test": test_text(a.test)} for a in diagnosis.extra],
+            "partial_matches": [self.partial_data(rule, p) for p in diagnosis.best],
+            "omitted": diagnosis.omitted, "truncated": diagnosis.truncated,
+            "below": [self.want_data(w) for w in diagnosis.below]}
+
+    def partial_data(self, rule: Rule, partial: PartialMatch) -> dict[str, Any]:
+        bound = {name: self.derivation.facts[fid] for name, fid in partial.binding}
+        cond = rule.conditions[partial.satisfied]
+        return {"binding": [{"name": n, "fact": fid, "label": self.label(fid)}
+                            for n, fid in partial.binding],
+                "satisfied": partial.satisfied, "condition": partial.satisfied,
+                "condition_text": condition_text(cond, bound),
+                "failures": [self.failure_data(cond, f, bound) for f in partial.failures]}
+
+    def failure_data(self, cond: Condition, failure: ConditionFailure,
+                     bound: dict[str, Fact]) -> dict[str, Any]:
+        out: dict[str, Any] = {"reason": failure.reason, "fact": failure.fact,
+                               "label": self.label(failure.fact) if failure.fact else None}
+        if failure.reason == FAILED_TEST and failure.test is not None:
+            out.update(_outcome_data(failure.test, failure.actual, failure.required, False))
+            out["gap"] = failure.gap
+            out["from_target"] = failure.from_target
+            out["text"] += gap_text(out)
+        elif failure.reason == NO_FACT:
+            out["text"] = f"no {cond.kind} fact" + (" left to match" if bound else " at all")
+        else:
+            out["text"] = f"{self.label(failure.fact or '')} exists"
+        return out
+
+
+def _concludes(rule: Rule) -> list[str]:
+    """`signal capability=e.capability, value=ruled_out` for each conclusion of a rule."""
+    return [f"{c.kind} " + ", ".join(f"{name}={op.text() if op.ref else render_value(op.constant)}"
+                                     for name, op in c.values) for c in rule.conclusions]
+
+
+def _operand_text(test: Test, required: Any) -> str:
+    """The right side of a test with its value: `warning_score 0.5`, `s.capability CBRN-3`."""
+    value = render_value(required) if required is not None else "(unset)"
+    if test.operand.field is not None or test.operand.ref is not None:
+        return f"{test.operand.text()} {value}"
+    if test.op == "in":
+        return "[" + ", ".join(render_value(v) for v in test.operand.constant) + "]"
+    return value
+
+
+def _outcome_data(test: Test, actual: Any, required: Any, held: bool) -> dict[str, Any]:
+    """A test tried on a fact, as data and in words: for a failed test what it needed
+    (`score is 0.64, needs < warning_score 0.5`), for one that held what it would take
+    to fail it (`status is partial (!= implemented); it would need == implemented`)."""
+    shown = "unset" if actual is None else render_value(actual)
+    data = {"field": test.field, "op": test.op, "test": test_text(test), "actual": actual,
+            "required": required}
+    if test.op == "exists":
+        if held:
+            text = f"{test.field} is {shown}"
+        else:
+            text = f"{test.field} is {shown}, needs " + (
+                "a value" if test.operand.constant else "to be unset")
+        return {**data, "text": text}
+    right = _operand_text(test, required)
+    if held:
+        if test.op in ("eq", "in"):
+            same = "" if test.op == "eq" and test.operand.constant is not None else (
+                f" ({OPERATOR_TEXT[test.op]} {test.operand.text() if test.op == 'eq' else right})")
+            return {**data, "text": f"{test.field} is {shown}{same}"}
+        undo = NEGATED_OP.get(test.op)
+        text = f"{test.field} is {shown} ({OPERATOR_TEXT[test.op]} {right})"
+        if undo is not None:
+            text += f"; it would need {OPERATOR_TEXT[undo]} {right}"
+        return {**data, "text": text}
+    need = {"eq": right, "ne": f"anything but {right}", "in": f"one of {right}"}.get(
+        test.op, f"{OPERATOR_TEXT[test.op]} {right}")
+    return {**data, "text": f"{test.field} is {shown}, needs {need}"}
+
+
+def condition_text(cond: Condition, bound: dict[str, Fact]) -> str:
+    """A condition with each `ref` shown with its bound value:
+    `none: signal where capability == s.capability (CBRN-3), severity > s.severity (1)`."""
+    tests = []
+    for test in cond.tests:
+        text = test_text(test)
+        if test.operand.ref is not None and test.operand.ref[0] in bound:
+            value = field_value(bound[test.operand.ref[0]], test.operand.ref[1], {})
+            text += f" ({render_value(value)})" if value is not None else " (unset)"
+        tests.append(text)
+    head = f"none: {cond.kind}" if cond.negated else f"match {cond.kind} as {cond.name}"
+    return head + (" where " + ", ".join(tests) if tests else "")
+
+
+def gap_text(failure: dict[str, Any]) -> str:
+    """` (0.14 too high)` for a failed ordered comparison between numbers, else ``."""
+    gap = failure.get("gap")
+    if gap is None or failure.get("op") in ("ne", "eq", "in", "exists"):
+        return "" if gap is None or failure.get("op") != "eq" else f" (off by {abs(gap):g})"
+    if failure["op"] in ("lt", "lte"):
+        return f" ({gap:g} too high)" if gap >= 0 else ""
+    return f" ({-gap:g} too low)" if gap <= 0 else ""
+
+
+def alternatives(pack: Pack, firing: Firing, fact: Fact) -> list[tuple[Rule, Extra]]:
+    """The other readings of a fact a firing used: rules concluding the same kinds with
+    some different constant, from a condition on the fact's kind, each restricted (by an
+    extra `id ==` test) to that fact. Diagnosed, they say what the fact would need to be
+    for another conclusion (`score 0.64, needs < warning_score 0.5`)."""
+    mine = {(c.kind, name, repr(op.constant)) for c in firing.rule.conclusions
+            for name, op in c.values if op.ref is None}
+    produced = {c.kind for c in firing.rule.conclusions}
+    found: list[tuple[Rule, Extra]] = []
+    for rule in pack.rules:
+        if rule.id == firing.rule.id or not produced & rule.produces:
+            continue
+        theirs = {(c.kind, name, repr(op.constant)) for c in rule.conclusions
+                  for name, op in c.values if op.ref is None and c.kind in produced}
+        if not theirs - mine:
+            continue
+        for index, cond in enumerate(rule.conditions):
+            if not cond.negated and cond.kind == fact.kind:
+                found.append((rule, (Added(index, Test("id", "eq", Operand(constant=fact.id))),)))
+                break
+    return found
+
+
+def fired_with(rule: Rule, derivation: Derivation, fact_id: str) -> bool:
+    """Whether `rule` fired with `fact_id` among its matched facts."""
+    return any(f.rule.id == rule.id and fact_id in dict(f.matched).values()
+               for f in derivation.firings.values())
