@@ -1,0 +1,304 @@
+"""`asl what-if` and `asl impact`: what changes if the evidence changes, and what rests on it.
+
+Both are thin: they load the pack and the evidence, call `engine.whatif` or
+`knowledge_graph.impact`, and render. Exit status as for `asl assess`: 2 for a bad edit,
+an unknown id or rejected evidence (bad edits print nothing on standard output), 1 when
+the pack or the engine failed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import json
+import sys
+import textwrap
+from collections.abc import Sequence
+from typing import Any
+
+import click
+import networkx as nx
+
+from cli.options import EXIT_REJECTED, fail, load_evaluator, pack_option
+from engine.assess import Assessment, assess_portfolio, vocabulary
+from engine.errors import AssessmentError, InputError
+from engine.evidence import STDIN_NAME, LoadResult, load_evidence
+from engine.facts_id import render_value
+from engine.whatif import SET, UNSET, EditRejected, WhatIf, contract_changes, parse_edit
+from engine.whatif import what_if as run_what_if
+from knowledge_graph.impact import (
+    UnknownEvidence,
+    changed_conclusions,
+    concluded_by,
+    evidence_nodes,
+    portfolio_graph,
+    rests_on_evidence,
+    rule_reads,
+    rule_uses,
+)
+from knowledge_graph.provenance import matched, supports
+from knowledge_graph.report import assessment_document, provenance
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def _show(value: Any) -> str:
+    """A contract value for text output: strings bare, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _values(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={render_value(v)}" for k, v in sorted(values.items()))
+
+
+def _report(errors: Sequence[InputError]) -> None:
+    for error in errors:
+        click.echo(str(error), err=True)
+
+
+def _load(paths: Sequence[str], packs: Sequence[str]) -> tuple[Any, LoadResult, str | None]:
+    """The evaluator, the loaded evidence and, for `-`, the standard input's text (read
+    once: the what-if reads the document's raw data again)."""
+    evaluator = load_evaluator(packs)
+    text = sys.stdin.read() if "-" in paths else None
+    loaded = load_evidence(paths, vocabulary(evaluator.pack),
+                           stdin=io.StringIO(text) if text is not None else None)
+    return evaluator, loaded, text
+
+
+def _conclusion(graph: nx.DiGraph, node: str, **extra: Any) -> dict[str, Any]:
+    """A conclusion as plain data: id, kind, values and the (first) rule deriving it."""
+    data = graph.nodes[node]
+    firings = supports(graph, node)
+    rule = graph.nodes[firings[0]]["rule"] if firings else None
+    return {**extra, "id": data.get("local", node), "kind": data["kind"],
+            "value": data["values"], "rule": rule}
+
+
+def _conclusion_changes(result: WhatIf, model: str) -> list[dict[str, Any]]:
+    """Added and removed conclusions of one model, each with its rule."""
+    before, after = provenance(result.before[model]), provenance(result.after[model])
+    added, removed = changed_conclusions(before, after)
+    return ([_conclusion(after, n, model=model, change="added") for n in added]
+            + [_conclusion(before, n, model=model, change="removed") for n in removed])
+
+
+def _render_whatif(result: WhatIf, changes: list[dict[str, Any]],
+                   concluded: list[dict[str, Any]]) -> str:
+    lines = [f"what-if for {result.model} ({result.file})"]
+    lines += [f"  {edit}" for edit in result.edits]
+    models = [result.model, *sorted({c["model"] for c in [*changes, *concluded]}
+                                    - {result.model})]
+    if not changes and not concluded:
+        lines += ["", "no contract key or conclusion changed"]
+    width = max([len(c["key"]) for c in changes] + [len("conclusions")]) + 2
+    for model in models:
+        mine = [c for c in changes if c["model"] == model]
+        theirs = [c for c in concluded if c["model"] == model]
+        if not mine and not theirs:
+            continue
+        lines += ["", model]
+        for change in mine:
+            if "added" in change:
+                parts = [f"-{x}" for x in change["removed"]] + [f"+{x}" for x in change["added"]]
+                text = textwrap.fill(" ".join(parts), width=100, initial_indent=" " * (width + 2),
+                                     subsequent_indent=" " * (width + 2),
+                                     break_on_hyphens=False).lstrip()
+            else:
+                text = f"{_show(change['before'])} -> {_show(change['after'])}"
+            lines.append(f"  {change['key']:<{width}}{text}")
+        if theirs:
+            count = {k: sum(c["change"] == k for c in theirs) for k in ("added", "removed")}
+            lines.append(f"  {'conclusions':<{width}}{count['added']} added, "
+                         f"{count['removed']} removed")
+            lines += [f"    {'+' if c['change'] == 'added' else '-'} {c['id']}  ({c['rule']})"
+                      for c in theirs]
+    return "\n".join(lines) + "\n"
+
+
+@click.command("what-if")
+@click.argument("file")
+@click.option("--model", "model_id", help="The model to change (needed for a portfolio).")
+@click.option("--set", "sets", multiple=True, metavar="PATH=VALUE",
+              help="Set a field of the model's document; VALUE is YAML (0.3, true, [api], "
+              "ASL-3). List entries are addressed by id: evaluations[ID].score, "
+              "findings[ID].verdict, safeguards[ID].status (a safeguard not listed is "
+              "added). Repeatable; applied in order.")
+@click.option("--unset", "unsets", multiple=True, metavar="PATH",
+              help="Remove a field or a whole entry (evaluations[ID]). Repeatable.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="json: {changes, conclusion_changes, before, after}.")
+@pack_option
+def what_if(file: str, model_id: str | None, sets: tuple[str, ...], unsets: tuple[str, ...],
+            fmt: str, packs: tuple[str, ...]) -> None:
+    """Re-assess FILE with some evidence changed, and show every contract key and
+    conclusion that changes, in the model and in the models of its portfolio that carry
+    its determination over.
+
+    \b
+    Examples:
+      asl what-if examples/security-gap-pause.yaml \\
+          --set 'safeguards[asl3-security.audits].status=implemented'
+      asl what-if examples/portfolio/lineage.yaml --model corvid-atlas-5 \\
+          --set 'evaluations[atlas5-bio-acquisition-2026-01].score=0.3' --format json
+      asl what-if model.yaml --set deployment.channels=[api] --unset 'findings[rt-7]'
+    """
+    if not sets and not unsets:
+        raise click.UsageError("give at least one --set PATH=VALUE or --unset PATH")
+    label = STDIN_NAME if file == "-" else file
+    edits, bad = [], []
+    for option, text in [*((SET, t) for t in sets), *((UNSET, t) for t in unsets)]:
+        try:
+            edits.append(parse_edit(option, text))
+        except ValueError as exc:
+            path = text.partition("=")[0] if option == SET else text
+            bad.append(InputError(label, f"{option} {path}", str(exc)))
+    if bad:
+        _report(bad)
+        sys.exit(EXIT_REJECTED)
+    evaluator, loaded, text = _load([file], packs)
+    try:
+        result = run_what_if(evaluator, loaded, edits, model_id, label, text)
+    except EditRejected as exc:
+        _report([*loaded.errors, *exc.errors])
+        sys.exit(EXIT_REJECTED)
+    except AssessmentError as exc:
+        fail(f"assessment failed: {exc}")
+    _report([*result.errors, *result.after_errors])
+    changes = []
+    for model in sorted(result.before.keys() & result.after.keys()):
+        changes += contract_changes(model, result.before[model].output,
+                                    result.after[model].output)
+    concluded = [c for model in sorted(result.before.keys() & result.after.keys())
+                 for c in _conclusion_changes(result, model)]
+    if fmt == "json":
+        after = result.after.get(result.model)
+        click.echo(_dumps({
+            "model": result.model,
+            "edits": [{"option": e.option, "path": e.path, "value": e.value}
+                      for e in result.edits],
+            "changes": changes,
+            "conclusion_changes": concluded,
+            "affected": sorted({c["model"] for c in [*changes, *concluded]}),
+            "before": result.before[result.model].output if result.model in result.before
+            else None,
+            "after": assessment_document(after) if after is not None else None,
+        }))
+    else:
+        click.echo(_render_whatif(result, changes, concluded), nl=False)
+    if result.errors or result.after_errors:
+        sys.exit(EXIT_REJECTED)
+
+
+def _assess_all(paths: Sequence[str], packs: Sequence[str]
+                ) -> tuple[Any, list[Assessment], list[InputError]]:
+    evaluator, loaded, _ = _load(paths, packs)
+    try:
+        assessments, failed = assess_portfolio(evaluator, loaded.documents)
+    except AssessmentError as exc:
+        fail(f"assessment failed: {exc}")
+    errors = sorted([*loaded.errors, *failed])
+    _report(errors)
+    return evaluator, assessments, errors
+
+
+def _evidence_impact(G: nx.DiGraph, evidence_id: str) -> dict[str, Any]:
+    try:
+        found = rests_on_evidence(G, evidence_id)
+    except UnknownEvidence as exc:
+        fail(f"{exc}; an evidence id is an evaluation or finding id as written, or a fact "
+             "id such as deployment.channels:api or safeguard:asl3-security.audits",
+             EXIT_REJECTED)
+    stated = [{"model": G.nodes[n]["model"], "fact": G.nodes[n]["local"],
+               "entry": G.nodes[n]["info"].get("entry")} for n in evidence_nodes(G, evidence_id)]
+    conclusions = [_conclusion(G, f"{m}::{c}", model=m) for m, c in found]
+    return {"evidence": evidence_id, "stated_in": stated, "conclusions": conclusions,
+            "models": sorted({c["model"] for c in conclusions})}
+
+
+def _rule_impact(G: nx.DiGraph, evaluator: Any, rule_id: str) -> dict[str, Any]:
+    rules = {rule.id: rule for rule in evaluator.pack.rules}
+    if rule_id not in rules:
+        guess = difflib.get_close_matches(rule_id, sorted(rules), n=1)
+        hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+        fail(f"unknown rule {rule_id!r}{hint}; the pack {evaluator.pack.name} has "
+             f"{len(rules)} rules", EXIT_REJECTED)
+    uses = []
+    for model, firing in rule_uses(G, rule_id):
+        node = f"{model}::{firing}"
+        uses.append({"model": model, "firing": firing, "because": G.nodes[node]["because"],
+                     "matched": [G.nodes[f]["local"] if G.nodes[f]["model"] == model else f
+                                 for f in matched(G, node)],
+                     "conclusions": [_conclusion(G, f"{model}::{c}")
+                                     for c in concluded_by(G, model, firing)]})
+    rule = rules[rule_id]
+    return {"rule": rule_id, "title": rule.title, "cite": rule.cite, "pack": rule.pack,
+            "uses": uses, "models": sorted({u["model"] for u in uses})}
+
+
+def _render_evidence(report: dict[str, Any]) -> str:
+    where = "; ".join(f"{s['model']} ({s['entry'] or s['fact']})" for s in report["stated_in"])
+    lines = [f"evidence {report['evidence']}: stated in {where}",
+             f"{len(report['conclusions'])} conclusions in {len(report['models'])} "
+             f"model(s) rest on it"]
+    rows = report["conclusions"]
+    kind_w = max((len(c["kind"]) for c in rows), default=0) + 2
+    value_w = max((len(_values(c["value"])) for c in rows), default=0) + 2
+    for model in report["models"]:
+        mine = [c for c in rows if c["model"] == model]
+        lines += ["", f"{model} ({len(mine)})"]
+        lines += [f"  {c['kind']:<{kind_w}}{_values(c['value']):<{value_w}}{c['rule']}"
+                  for c in mine]
+    return "\n".join(lines) + "\n"
+
+
+def _render_rule(report: dict[str, Any]) -> str:
+    count = len(report["uses"])
+    head = f"rule {report['rule']}: {report['title']} [{report['cite']}]"
+    if not count:
+        return f"{head}\ndid not fire for any model\n"
+    lines = [head, f"fired {count} time(s) in {len(report['models'])} model(s)"]
+    for use in report["uses"]:
+        lines += ["", f"{use['model']}: {use['because']}",
+                  f"  matched    {', '.join(use['matched'])}"]
+        lines += [f"  concluded  {c['kind']}: {_values(c['value'])}"
+                  for c in use["conclusions"]]
+    return "\n".join(lines) + "\n"
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--evidence", "evidence_id", metavar="ID",
+              help="An evidence item: an evaluation or finding id as written in a model "
+              "document (or a fact id such as deployment.channels:api).")
+@click.option("--rule", "rule_id", metavar="RULE_ID", help="A rule id of the pack.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@pack_option
+def impact(files: tuple[str, ...], evidence_id: str | None, rule_id: str | None, fmt: str,
+           packs: tuple[str, ...]) -> None:
+    """List the models and conclusions in FILES (a portfolio) that rest on an evidence
+    item, following carried-over determinations from model to model, or where a rule
+    fired and what it concluded.
+
+    \b
+    Examples:
+      asl impact examples/portfolio/lineage.yaml --evidence atlas5-bio-acquisition-2026-01
+      asl impact examples/portfolio/lineage.yaml --rule requirements.carry-over.security
+    """
+    if (evidence_id is None) == (rule_id is None):
+        raise click.UsageError("give exactly one of --evidence ID or --rule RULE_ID")
+    evaluator, assessments, errors = _assess_all(files, packs)
+    G = portfolio_graph({a.model: provenance(a) for a in assessments},
+                        rule_reads(evaluator.pack.rules))
+    if evidence_id is not None:
+        report = _evidence_impact(G, evidence_id)
+        text = _render_evidence(report)
+    else:
+        report = _rule_impact(G, evaluator, rule_id or "")
+        text = _render_rule(report)
+    click.echo(_dumps(report) if fmt == "json" else text, nl=fmt == "json")
+    if errors:
+        sys.exit(EXIT_REJECTED)
