@@ -18,6 +18,7 @@ import hashlib
 import importlib.resources
 import json
 import re
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,7 +202,9 @@ def _read_layer(d: Draft, file: str, doc: dict[str, Any], position: int,
     d.title = d.title or str(doc.get("title", name))
     pattern = str(doc.get("cite_pattern", d.cite_pattern if position else DEFAULT_CITE_PATTERN))
     try:
-        re.compile(pattern)
+        with warnings.catch_warnings():  # a pack's odd-but-valid regex is not our warning
+            warnings.simplefilter("ignore", FutureWarning)
+            re.compile(pattern)
     except re.error as exc:
         problems.append(_problem(file, line_of(doc, "cite_pattern"), "cite-pattern",
                                  f"cite_pattern is not a regular expression: {exc}"))
