@@ -213,12 +213,18 @@ _MAX_EXACT_INT = 2**53
 def encode(facts: list[dict[str, Any]]) -> str:
     """Facts as JSON durable-rules reads correctly: every exponent number gets a decimal
     point, and integers too large for a double's exact range are sent as floats."""
+    exponent = False
     for fact in facts:
         for key, value in fact.items():
-            if type(value) is int and abs(value) >= _MAX_EXACT_INT:
+            kind = type(value)
+            if kind is float:
+                if value and not 1e-4 <= abs(value) < 1e16:
+                    exponent = True  # orjson writes these with an exponent
+            elif kind is int and abs(value) >= _MAX_EXACT_INT:
                 fact[key] = float(value)
+                exponent = True
     data = orjson.dumps(facts)
-    if b"e" in data or b"E" in data:
+    if exponent:
         data = _BARE_EXPONENT.sub(rb'":\1.0\2', data)
     return data.decode()
 
