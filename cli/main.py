@@ -18,7 +18,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from cli.options import EXIT_REJECTED, fail, load_evaluator, pack_option
+from cli.options import EXIT_REJECTED, choose_model, fail, load_evaluator, pack_option
 from cli.rules import rules
 from cli.whatif import impact, what_if
 from engine.assess import Assessment, assess_portfolio, vocabulary
@@ -144,7 +144,7 @@ def why(file: str, model_id: str | None, selector: str, fmt: str, output: str | 
         raise click.UsageError("--conclusion all needs a graph format: --format "
                                + "|".join(GRAPH_FORMATS))
     outcome = _assess([file], packs)
-    chosen = _choose(outcome, model_id, file)
+    chosen = choose_model(outcome.assessments, model_id, file)
     graph = provenance(chosen)
     node: str | None = None
     if selector != "all":
@@ -188,21 +188,6 @@ def _write(data: bytes, output: str | None) -> None:
         Path(output).write_bytes(data)
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror or exc}")
-
-
-def _choose(outcome: Outcome, model_id: str | None, file: str) -> Assessment:
-    models = {a.model: a for a in outcome.assessments}
-    if model_id is not None:
-        if model_id not in models:
-            known = ", ".join(sorted(models)) or "none"
-            fail(f"{file}: no assessed model {model_id!r}; models: {known}", EXIT_REJECTED)
-        return models[model_id]
-    if len(models) != 1:
-        if not models:
-            fail(f"{file}: no model could be assessed", EXIT_REJECTED)
-        fail(f"{file} holds {len(models)} models; choose one with --model "
-              f"({', '.join(sorted(models))})", EXIT_REJECTED)
-    return next(iter(models.values()))
 
 
 main.add_command(rules)

@@ -14,7 +14,7 @@ from typing import NoReturn
 
 import click
 
-from engine.assess import evaluator_for
+from engine.assess import Assessment, evaluator_for
 from engine.errors import PackError
 from engine.evaluator import Evaluator
 
@@ -44,3 +44,21 @@ def load_evaluator(packs: Sequence[str]) -> Evaluator:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         fail("the rule pack has errors; nothing was assessed")
+
+
+def choose_model(assessments: Sequence[Assessment], model_id: str | None,
+                 file: str) -> Assessment:
+    """The assessment of `model_id`, or the only one in the file; otherwise one clear
+    error naming the models to choose from (exit 2)."""
+    models = {a.model: a for a in assessments}
+    if model_id is not None:
+        if model_id not in models:
+            fail(f"{file}: no assessed model {model_id!r}; models: "
+                 f"{', '.join(sorted(models)) or 'none'}", EXIT_REJECTED)
+        return models[model_id]
+    if len(models) != 1:
+        if not models:
+            fail(f"{file}: no model could be assessed", EXIT_REJECTED)
+        fail(f"{file} holds {len(models)} models; choose one with --model "
+             f"({', '.join(sorted(models))})", EXIT_REJECTED)
+    return next(iter(models.values()))

@@ -17,8 +17,15 @@ from typing import Any
 
 import click
 
-from cli.options import EXIT_FAILED, EXIT_REJECTED, fail, load_evaluator, pack_option
-from engine.assess import Assessment, assess_portfolio, vocabulary
+from cli.options import (
+    EXIT_FAILED,
+    EXIT_REJECTED,
+    choose_model,
+    fail,
+    load_evaluator,
+    pack_option,
+)
+from engine.assess import assess_portfolio, vocabulary
 from engine.diagnose import FAILED_TEST
 from engine.errors import AssessmentError
 from engine.evidence import load_evidence
@@ -68,7 +75,7 @@ def why_not_command(file: str, target: str, model_id: str | None, fmt: str,
     errors = sorted([*loaded.errors, *failed])
     for error in errors:
         click.echo(str(error), err=True)
-    chosen = _choose(assessments, model_id, file)
+    chosen = choose_model(assessments, model_id, file)
     report = why_not(chosen, parsed, provenance(chosen))
     if fmt == "json":
         click.echo(json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False,
@@ -79,22 +86,6 @@ def why_not_command(file: str, target: str, model_id: str | None, fmt: str,
         sys.exit(EXIT_FAILED)
     if errors:
         sys.exit(EXIT_REJECTED)
-
-
-def _choose(assessments: list[Assessment], model_id: str | None, file: str) -> Assessment:
-    """The assessment of `model_id`, or the only one; otherwise a usage error."""
-    models = {a.model: a for a in assessments}
-    if model_id is not None:
-        if model_id not in models:
-            fail(f"{file}: no assessed model {model_id!r}; models: "
-                 f"{', '.join(sorted(models)) or 'none'}", EXIT_REJECTED)
-        return models[model_id]
-    if len(models) != 1:
-        if not models:
-            fail(f"{file}: no model could be assessed", EXIT_REJECTED)
-        fail(f"{file} holds {len(models)} models; choose one with --model "
-             f"({', '.join(sorted(models))})", EXIT_REJECTED)
-    return next(iter(models.values()))
 
 
 def describe(fact: dict[str, Any]) -> str:
