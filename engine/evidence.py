@@ -15,7 +15,6 @@ import datetime
 import difflib
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from engine.errors import InputError
+from engine.yamlsafe import accept_yaml12_floats
 
 CHANNELS = ("internal", "api", "consumer", "cloud_platform", "open_weights")
 VERDICTS = ("crossed", "cannot_rule_out", "ruled_out")
@@ -277,11 +277,7 @@ class EvidenceLoader(yaml.SafeLoader):
             raise yaml.constructor.ConstructorError(None, None, str(exc), node.start_mark) from exc
 
 
-EvidenceLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-    list("-+.0123456789"),
-)
+accept_yaml12_floats(EvidenceLoader)
 
 
 def _check_shape(data: object) -> None:

@@ -13,14 +13,16 @@ from typing import Any
 
 import yaml
 
-_FLOAT_12 = re.compile(
-    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-    |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN))$""",
-    re.X,
-)
+# YAML 1.2 floats that YAML 1.1 (PyYAML) reads as strings: an exponent without a
+# decimal point, or without a sign (`1e24`, `4.0e26`).
+YAML12_EXPONENT_FLOAT = re.compile(
+    r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+
+
+def accept_yaml12_floats(loader: type[yaml.SafeLoader]) -> None:
+    """Teach a SafeLoader subclass to read YAML-1.2 exponent floats as numbers."""
+    loader.add_implicit_resolver("tag:yaml.org,2002:float", YAML12_EXPONENT_FLOAT,
+                                 list("-+.0123456789"))
 
 
 class LineDict(dict):
@@ -42,14 +44,7 @@ class SafeLineLoader(yaml.SafeLoader):
         return mapping
 
 
-# Replace the YAML 1.1 float resolver with one that also accepts `1e26` and `4.0e26`.
-SafeLineLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-SafeLineLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789.")
-)
+accept_yaml12_floats(SafeLineLoader)
 SafeLineLoader.add_constructor("tag:yaml.org,2002:map", SafeLineLoader.construct_mapping)
 
 
