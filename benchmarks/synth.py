@@ -21,9 +21,15 @@ import random
 from pathlib import Path
 from typing import Any
 
-CBRN3, CBRN4, RND4, RND5 = "CBRN-3", "CBRN-4", "AI R&D-4", "AI R&D-5"
-CHECKPOINT, CYBER = "Autonomy checkpoint", "Cyber operations"
-CAPABILITIES = (CBRN3, CBRN4, RND4, RND5, CHECKPOINT, CYBER)
+try:
+    from benchmarks import plain_eval
+except ImportError:  # run as a script, or with benchmarks/ itself on sys.path
+    import plain_eval  # type: ignore[no-redef]
+
+# The names and catalogue are the spec's; take them from the plain evaluator.
+CBRN3, CBRN4, RND4, RND5 = plain_eval.THRESHOLDS
+CHECKPOINT, CYBER = plain_eval.CHECKPOINT, plain_eval.CYBER
+CAPABILITIES = plain_eval.CAPABILITIES
 # capability -> (domain of its latent capability, how hard it is relative to that domain)
 DIFFICULTY = {
     CBRN3: ("cbrn", 1.0), CBRN4: ("cbrn", 0.62), RND4: ("rnd", 0.85), RND5: ("rnd", 0.62),
@@ -31,18 +37,9 @@ DIFFICULTY = {
 }
 CAPABILITY_WEIGHTS = (3.0, 1.5, 1.5, 1.0, 2.0, 1.5)
 
+# The defined standards (ASL-4 has no elements in RSP v2.1).
 STANDARDS: dict[str, tuple[str, ...]] = {
-    "asl2-deployment": ("acceptable-use-and-model-cards", "harmlessness-training-and-detection",
-                        "fine-tuning-protections", "vulnerability-reporting"),
-    "asl2-security": ("supply-chain", "offices", "workforce", "compartmentalization",
-                      "infrastructure", "operations"),
-    "asl3-deployment": ("threat-modeling", "defense-in-depth", "red-teaming",
-                        "rapid-remediation", "monitoring", "trusted-users",
-                        "third-party-environments"),
-    "asl3-security": ("threat-modeling", "perimeters-and-access-controls", "lifecycle-security",
-                      "monitoring", "resourcing", "existing-guidance", "audits",
-                      "third-party-environments"),
-}
+    name: elements for name, elements in plain_eval.CATALOGUE.items() if elements}
 NOT_DONE = ("partial", "planned", "absent")
 
 # (channels or None for "no deployment key", weight)
@@ -257,11 +254,6 @@ def _main() -> int:
     import argparse
     import time
     from collections import Counter
-
-    try:
-        from benchmarks import plain_eval
-    except ImportError:  # run as a script: benchmarks/ itself is on sys.path
-        import plain_eval  # type: ignore[no-redef]
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=1000, help="number of models (default 1000)")
