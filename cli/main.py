@@ -18,11 +18,18 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from cli.options import EXIT_REJECTED, choose_model, fail, load_evaluator, pack_option
+from cli.options import (
+    EXIT_REJECTED,
+    assess_loaded,
+    choose_model,
+    fail,
+    load_evaluator,
+    pack_option,
+)
 from cli.rules import rules
 from cli.whatif import impact, what_if
-from engine.assess import Assessment, assess_portfolio, vocabulary
-from engine.errors import AssessmentError, InputError
+from engine.assess import Assessment, vocabulary
+from engine.errors import InputError
 from engine.evidence import load_evidence
 from knowledge_graph.explain import render_rich, render_text, why_tree
 from knowledge_graph.export import BINARY_FORMATS, GRAPH_FORMATS, GraphvizError, explained, export
@@ -43,16 +50,10 @@ def _assess(paths: Sequence[str], packs: Sequence[str]) -> Outcome:
     """Load the packs and the evidence, assess everything, and report rejections."""
     evaluator = load_evaluator(packs)
     loaded = load_evidence(paths, vocabulary(evaluator.pack), stdin=sys.stdin)
-    try:
-        assessments, failed = assess_portfolio(evaluator, loaded.documents)
-    except AssessmentError as exc:
-        fail(f"assessment failed: {exc}")
+    assessments, errors = assess_loaded(evaluator, loaded)
     single = (len(paths) == 1 and not Path(paths[0]).is_dir() and len(loaded.documents) == 1
               and loaded.documents[0].where == "")
-    outcome = Outcome(assessments, sorted([*loaded.errors, *failed]), portfolio=not single)
-    for error in outcome.errors:
-        click.echo(str(error), err=True)
-    return outcome
+    return Outcome(assessments, errors, portfolio=not single)
 
 
 def _dumps(data: Any, indent: int | None = 2) -> str:

@@ -14,9 +14,10 @@ from typing import NoReturn
 
 import click
 
-from engine.assess import Assessment, evaluator_for
-from engine.errors import PackError
+from engine.assess import Assessment, assess_portfolio, evaluator_for
+from engine.errors import AssessmentError, InputError, PackError
 from engine.evaluator import Evaluator
+from engine.evidence import LoadResult
 
 EXIT_FAILED = 1
 EXIT_REJECTED = 2
@@ -62,3 +63,18 @@ def choose_model(assessments: Sequence[Assessment], model_id: str | None,
         fail(f"{file} holds {len(models)} models; choose one with --model "
              f"({', '.join(sorted(models))})", EXIT_REJECTED)
     return next(iter(models.values()))
+
+
+def assess_loaded(evaluator: Evaluator, loaded: LoadResult
+                  ) -> tuple[list[Assessment], list[InputError]]:
+    """Assess loaded evidence and print every rejection (of the input, or of a model the
+    portfolio could not assess) to standard error, one line each; an engine failure
+    exits 1."""
+    try:
+        assessments, failed = assess_portfolio(evaluator, loaded.documents)
+    except AssessmentError as exc:
+        fail(f"assessment failed: {exc}")
+    errors = sorted([*loaded.errors, *failed])
+    for error in errors:
+        click.echo(str(error), err=True)
+    return assessments, errors

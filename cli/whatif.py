@@ -19,8 +19,8 @@ from typing import Any
 import click
 import networkx as nx
 
-from cli.options import EXIT_REJECTED, fail, load_evaluator, pack_option
-from engine.assess import Assessment, assess_portfolio, vocabulary
+from cli.options import EXIT_REJECTED, assess_loaded, fail, load_evaluator, pack_option
+from engine.assess import Assessment, vocabulary
 from engine.errors import AssessmentError, InputError
 from engine.evidence import STDIN_NAME, LoadResult, load_evidence
 from engine.facts_id import render_value
@@ -195,12 +195,7 @@ def what_if(file: str, model_id: str | None, sets: tuple[str, ...], unsets: tupl
 def _assess_all(paths: Sequence[str], packs: Sequence[str]
                 ) -> tuple[Any, list[Assessment], list[InputError]]:
     evaluator, loaded, _ = _load(paths, packs)
-    try:
-        assessments, failed = assess_portfolio(evaluator, loaded.documents)
-    except AssessmentError as exc:
-        fail(f"assessment failed: {exc}")
-    errors = sorted([*loaded.errors, *failed])
-    _report(errors)
+    assessments, errors = assess_loaded(evaluator, loaded)
     return evaluator, assessments, errors
 
 

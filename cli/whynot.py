@@ -20,14 +20,14 @@ import click
 from cli.options import (
     EXIT_FAILED,
     EXIT_REJECTED,
+    assess_loaded,
     choose_model,
     fail,
     load_evaluator,
     pack_option,
 )
-from engine.assess import assess_portfolio, vocabulary
+from engine.assess import vocabulary
 from engine.diagnose import FAILED_TEST
-from engine.errors import AssessmentError
 from engine.evidence import load_evidence
 from engine.loader import BUILTIN_PACK
 from knowledge_graph.explain import describe_values
@@ -68,13 +68,7 @@ def why_not_command(file: str, target: str, model_id: str | None, fmt: str,
     except TargetError as exc:
         fail(str(exc), EXIT_REJECTED)
     loaded = load_evidence([file], vocabulary(evaluator.pack), stdin=sys.stdin)
-    try:
-        assessments, failed = assess_portfolio(evaluator, loaded.documents)
-    except AssessmentError as exc:
-        fail(f"assessment failed: {exc}")
-    errors = sorted([*loaded.errors, *failed])
-    for error in errors:
-        click.echo(str(error), err=True)
+    assessments, errors = assess_loaded(evaluator, loaded)
     chosen = choose_model(assessments, model_id, file)
     report = why_not(chosen, parsed, provenance(chosen))
     if fmt == "json":
