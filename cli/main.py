@@ -198,3 +198,8 @@ main.add_command(impact)
 from cli.whynot import why_not_command  # noqa: E402
 
 main.add_command(why_not_command)
+
+from cli.batch import batch_command, db_group  # noqa: E402
+
+main.add_command(batch_command)
+main.add_command(db_group)

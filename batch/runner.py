@@ -1,0 +1,276 @@
+"""A batch run: every model of a portfolio, in lineage order, committed as it finishes.
+
+Models are taken in lineage generations (networkx topological generations over
+`last_comprehensive_assessment` references): a model is assessed only after the model it
+references, whose determination and compute it may carry over, whether that model is in
+this portfolio or already in the record. A model whose input (evidence and what it
+carries over) and pack version match its newest stored assessment is skipped unless
+forced; so a batch killed at any moment, by SIGKILL included, resumes by being run again.
+
+`reassess` re-runs, after a rule change, the stored models whose results could depend on
+the rules that changed, and whatever carries over from them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from batch.executors import Executor
+from batch.work import Failed, Job, digest, evidence_body, input_hash
+from engine.assess import ReferenceInfo
+from engine.errors import InputError
+from engine.evidence import LoadedDocument, ModelDocument, Vocabulary, parse_document
+from engine.model import Pack
+from store.record import NewAssessment, Store, Summary
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where one portfolio model ended up: its assessment (new or unchanged) and, when a
+    previous assessment existed, that one's ASL and decision for comparison."""
+
+    model: str
+    assessment_id: int
+    asl: str
+    decision: str
+    actions: tuple[str, ...]
+    skipped: bool
+    before: tuple[str, str] | None  # (asl, decision) of the previous assessment
+
+
+@dataclass
+class BatchReport:
+    """What a batch did: an outcome per model it kept, and every rejection."""
+
+    batch_id: int
+    pack_version: str
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    rejected: list[InputError] = field(default_factory=list)
+
+    @property
+    def assessed(self) -> int:
+        return sum(not o.skipped for o in self.outcomes.values())
+
+    @property
+    def skipped(self) -> int:
+        return sum(o.skipped for o in self.outcomes.values())
+
+    def changed(self) -> list[Outcome]:
+        """Models whose ASL or decision differs from their previous assessment."""
+        return [o for _, o in sorted(self.outcomes.items())
+                if o.before is not None and o.before != (o.asl, o.decision)]
+
+
+def pack_fingerprint(pack: Pack) -> tuple[dict[str, Any], str]:
+    """Per rule, a hash of the rule and the kinds it needs to fire; and one hash of
+    everything else the pack states (kinds, facts, catalogue). Re-assessment compares
+    these between the pack a result was made with and the current one."""
+    rules = {rule.id: {"hash": digest([rule.pack, rule.source]),
+                       "consumes": sorted(rule.consumes)} for rule in pack.rules}
+    base = digest(json.loads(json.dumps({
+        "kinds": {k: asdict(v) for k, v in pack.kinds.items()},
+        "facts": sorted([[f.id, f.kind, f.values] for f in pack.facts], key=str),
+        "capabilities": [[c.name, c.category, c.attributes] for c in pack.capabilities],
+        "standards": [[s.id, s.attributes, list(s.elements)] for s in pack.standards],
+    }, default=str, sort_keys=True)))
+    return rules, base
+
+
+class Batch:
+    """Runs portfolios into a store with one executor and one pack."""
+
+    def __init__(self, store: Store, pack: Pack, executor: Executor,
+                 progress: Progress | None = None) -> None:
+        self.store = store
+        self.pack = pack
+        self.executor = executor
+        self.progress = progress or (lambda _n: None)
+        rules, base = pack_fingerprint(pack)
+        store.ensure_pack(pack.version, pack.name, rules, base)
+
+    def run(self, docs: Sequence[LoadedDocument], inputs: Sequence[str],
+            force: bool = False, rejected: Iterable[InputError] = (),
+            must_run: set[str] | None = None) -> BatchReport:
+        """Assess `docs` (already validated) in lineage order; `rejected` are the input's
+        own problems, kept in the report. With `must_run` (re-assessment), exactly those
+        models are re-run, and any other only if what it carries over changed."""
+        batch_id = self.store.start_batch(self.pack.version, inputs)
+        report = BatchReport(batch_id, self.pack.version, rejected=list(rejected))
+        by_id = {d.document.model.id: d for d in docs}
+        previous = self.store.latest(by_id)
+        outside = {ref for d in docs if (ref := _reference(d.document)) and ref not in by_id}
+        stored_refs = self._stored_references(outside)
+        for generation in _generations(by_id, _reference):
+            jobs = []
+            for model in generation:
+                loaded = by_id[model]
+                ref, problem = self._reference_info(loaded, by_id, report, stored_refs)
+                if problem is not None:
+                    report.rejected.append(problem)
+                    self.progress(1)
+                    continue
+                body = evidence_body(loaded.document)
+                job = Job(loaded.document, body, loaded.file, loaded.where, ref,
+                          digest(body), input_hash(body, ref))
+                last = previous.get(model)
+                if must_run is not None:
+                    unchanged = (model not in must_run and last is not None
+                                 and last.input_hash == job.input_hash)
+                else:
+                    unchanged = (not force and last is not None
+                                 and last.input_hash == job.input_hash
+                                 and last.pack_version == self.pack.version)
+                if unchanged and last is not None:
+                    report.outcomes[model] = _outcome(last, skipped=True, before=last)
+                    self.progress(1)
+                    continue
+                jobs.append(job)
+            self._execute(jobs, report, previous)
+        self.store.finish_batch(batch_id, report.assessed, report.skipped,
+                                len(report.rejected))
+        return report
+
+    def _execute(self, jobs: list[Job], report: BatchReport,
+                 previous: dict[str, Summary]) -> None:
+        """Run one generation's jobs, committing each result as it arrives."""
+        if not jobs:
+            return
+        for results in self.executor.run(jobs):
+            for done in results:
+                if isinstance(done, Failed):
+                    report.rejected.append(InputError(done.job.file, done.job.where,
+                                                      f"assessment failed: {done.reason}"))
+                else:
+                    aid = self.store.save(done, self.pack.name, self.pack.version,
+                                          report.batch_id)
+                    report.outcomes[done.model_id] = _new_outcome(
+                        done, aid, previous.get(done.model_id))
+            self.progress(len(results))
+
+    def _stored_references(self, models: Iterable[str]) -> dict[str, ReferenceInfo]:
+        """What stored models referenced from outside the portfolio carry over: the ASL
+        of their newest assessment and the compute their evidence gives."""
+        latest = self.store.latest(models)
+        bodies = self.store.evidence(s.evidence_hash for s in latest.values())
+        return {model: ReferenceInfo(
+                    bodies.get(s.evidence_hash, {}).get("model", {})
+                    .get("effective_compute_flop"), s.asl)
+                for model, s in latest.items()}
+
+    @staticmethod
+    def _reference_info(loaded: LoadedDocument, by_id: dict[str, LoadedDocument],
+                        report: BatchReport, stored: dict[str, ReferenceInfo]
+                        ) -> tuple[ReferenceInfo | None, InputError | None]:
+        ref = _reference(loaded.document)
+        if ref is None:
+            return None, None
+        if ref in by_id:
+            outcome = report.outcomes.get(ref)
+            if outcome is None:
+                where = f"{loaded.where}." if loaded.where else ""
+                return None, InputError(loaded.file,
+                                        f"{where}model.last_comprehensive_assessment.model",
+                                        f"references {ref!r}, which could not be assessed")
+            compute = by_id[ref].document.model.effective_compute_flop
+            return ReferenceInfo(compute, outcome.asl), None
+        return stored.get(ref), None
+
+    def reassess(self, vocabulary: Vocabulary, force: bool = False) -> BatchReport:
+        """Re-run the stored models whose newest result could depend on rules that
+        differ from this pack's (or every stored model made with another pack version,
+        with `force`), then whatever carries over from a model whose ASL changed."""
+        latest = {s.model_id: s for s in self.store.all_latest()}
+        stale = [s for s in latest.values() if s.pack_version != self.pack.version]
+        affected = {s.model_id for s in stale} if force else self._affected(stale)
+        bodies = self.store.evidence(s.evidence_hash for s in latest.values())
+        docs: dict[str, LoadedDocument] = {}
+        report_rejected: list[InputError] = []
+        for model, summary in latest.items():
+            body = bodies[summary.evidence_hash]
+            doc, errors = parse_document(body, f"stored:{model}", "", vocabulary)
+            if doc is None:
+                if model in affected:
+                    report_rejected.extend(errors)
+                continue
+            docs[model] = LoadedDocument(doc, f"stored:{model}", "")
+        # Everything downstream of an affected model may carry over a changed result.
+        lineage = nx.DiGraph()
+        lineage.add_nodes_from(docs)
+        for model, loaded in docs.items():
+            ref = _reference(loaded.document)
+            if ref is not None and ref in docs:
+                lineage.add_edge(ref, model)
+        wanted = set(affected)
+        for model in affected:
+            if model in lineage:
+                wanted |= nx.descendants(lineage, model)
+        chosen = [docs[m] for m in sorted(wanted) if m in docs]
+        # Unaffected descendants are skipped again if what they carry over is unchanged.
+        return self.run(chosen, ["--reassess"], force=False, rejected=report_rejected,
+                        must_run=affected)
+
+    def _affected(self, stale: Sequence[Summary]) -> set[str]:
+        """Models (of those made with another pack version) a rule change could reach:
+        everything not a rule changed; or a changed or removed rule fired for it; or a
+        changed or added rule needs only kinds of fact its assessment had."""
+        rules, base = pack_fingerprint(self.pack)
+        affected: set[str] = set()
+        by_version: dict[str, list[Summary]] = {}
+        for summary in stale:
+            by_version.setdefault(summary.pack_version, []).append(summary)
+        for version, summaries in by_version.items():
+            old = self.store.pack(version)
+            if old is None or old.base != base:
+                affected.update(s.model_id for s in summaries)
+                continue
+            gone = {r for r in old.rules if r not in rules
+                    or old.rules[r]["hash"] != rules[r]["hash"]}
+            new = [set(rules[r]["consumes"]) for r in rules
+                   if r not in old.rules or old.rules[r]["hash"] != rules[r]["hash"]]
+            ids = [s.id for s in summaries]
+            fired = self.store.fired_rules(ids)
+            present = self.store.kinds_present(ids)
+            for summary in summaries:
+                if (fired[summary.id] & gone
+                        or any(needs <= present.get(summary.id, set()) for needs in new)):
+                    affected.add(summary.model_id)
+        return affected
+
+
+def _reference(doc: ModelDocument) -> str | None:
+    lca = doc.model.last_comprehensive_assessment
+    if lca is None or lca.model == doc.model.id:
+        return None
+    return lca.model
+
+
+def _generations(by_id: dict[str, LoadedDocument],
+                 reference: Callable[[ModelDocument], str | None]) -> list[list[str]]:
+    """Model ids in lineage generations: each after every generation it references."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(by_id)
+    for model, loaded in by_id.items():
+        ref = reference(loaded.document)
+        if ref is not None and ref in by_id:
+            graph.add_edge(ref, model)
+    return [sorted(generation) for generation in nx.topological_generations(graph)]
+
+
+def _outcome(summary: Summary, skipped: bool, before: Summary | None) -> Outcome:
+    return Outcome(summary.model_id, summary.id, summary.asl, summary.decision,
+                   tuple(summary.actions), skipped,
+                   None if before is None else (before.asl, before.decision))
+
+
+def _new_outcome(done: NewAssessment, assessment_id: int, before: Summary | None) -> Outcome:
+    result = done.result
+    return Outcome(done.model_id, assessment_id, result["asl"], result["decision"],
+                   tuple(result["actions"]), False,
+                   None if before is None else (before.asl, before.decision))

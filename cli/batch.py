@@ -1,0 +1,301 @@
+"""`asl batch` and `asl db`: assess portfolios into the record, and manage its schema.
+
+The work itself is batch.runner's; this module parses options, picks the executor,
+shows progress on a terminal, prints the closing summary and writes `--output`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from batch.executors import CHUNK, DaskExecutor, Executor, InProcess, LocalPool, Results
+from batch.runner import Batch, BatchReport
+from batch.work import Job
+from cli.options import EXIT_FAILED, EXIT_REJECTED, fail, load_evaluator, pack_option
+from cli.store_options import db_option, open_store
+from engine.assess import vocabulary
+from engine.evidence import load_evidence
+from store.db import current_revision, describe, head_revision
+from store.record import Store
+
+DECISION_ORDER = ("pause", "restrict_deployment", "assessment_required", "proceed")
+SHOW_AT_MOST = 50
+OUTPUT_SUFFIXES = (".jsonl", ".csv")
+
+
+class Adaptive:
+    """The local executor: small generations run in this process (no pool to start);
+    the pool of `workers` processes starts the first time a generation is big enough."""
+
+    def __init__(self, packs: Sequence[str], workers: int) -> None:
+        self.inline = InProcess(packs)
+        self.packs = packs
+        self.workers = workers
+        self.pool: LocalPool | None = None
+
+    def run(self, jobs: Sequence[Job]) -> Iterator[Results]:
+        if self.workers == 1 or len(jobs) <= CHUNK:
+            return self.inline.run(jobs)
+        if self.pool is None:
+            self.pool = LocalPool(self.packs, self.workers)
+        return self.pool.run(jobs)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+
+
+def _check_output(output: str | None) -> None:
+    if output is None:
+        return
+    path = Path(output)
+    if path.suffix not in OUTPUT_SUFFIXES:
+        raise click.BadParameter(f"{output}: expected a .jsonl or .csv file name",
+                                 param_hint="--output")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise click.BadParameter(f"{output}: directory {parent} does not exist",
+                                 param_hint="--output")
+    if not os.access(parent, os.W_OK):
+        raise click.BadParameter(f"{output}: directory {parent} is not writable",
+                                 param_hint="--output")
+
+
+@click.command("batch")
+@click.argument("portfolios", nargs=-1)
+@db_option
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=os.cpu_count() or 1,
+              show_default="the number of CPUs", help="Worker processes (or Dask workers).")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
+              show_default=True, help="local: a process pool on this machine; dask: a Dask "
+              "distributed cluster (a LocalCluster of --jobs workers unless --scheduler).")
+@click.option("--scheduler", metavar="ADDRESS", help="A running Dask scheduler, e.g. "
+              "tcp://10.0.0.5:8786 (implies --executor dask).")
+@click.option("--output", "-o", metavar="FILE.jsonl|FILE.csv",
+              help="Also write every portfolio model's result (unchanged ones included), "
+              "one per line: the output contract as JSON Lines, or its keys as CSV.")
+@click.option("--force", is_flag=True, help="Re-assess models whose input and pack are "
+              "unchanged since their last assessment.")
+@click.option("--reassess", is_flag=True, help="Instead of PORTFOLIOS, re-run the stored "
+              "models whose results could depend on rules that changed (use with --pack).")
+@click.option("--progress/--no-progress", default=None,
+              help="Show a progress bar (default: when standard error is a terminal).")
+@pack_option
+def batch_command(portfolios: tuple[str, ...], db: str | None, jobs: int, executor: str,
+                  scheduler: str | None, output: str | None, force: bool, reassess: bool,
+                  progress: bool | None, packs: tuple[str, ...]) -> None:
+    """Assess every model of PORTFOLIOS (files, directories, - for standard input) into
+    the record, in lineage order, and print a summary.
+
+    Each result is committed as it finishes. Models whose evidence, carried-over
+    reference and pack are unchanged since their last assessment are skipped, so a batch
+    that was stopped, even killed, resumes where it was by running it again.
+
+    \b
+    Examples:
+      asl batch examples/ examples/portfolio/lineage.yaml
+      asl batch portfolio.jsonl --jobs 2 --output results.csv
+      asl batch portfolio.jsonl --executor dask --scheduler tcp://10.0.0.5:8786
+      asl batch --reassess --pack my-lab-pack/
+      ASL_DATABASE_URL=postgresql://asl@db.internal/asl asl batch portfolio.yaml
+    """
+    if reassess and portfolios:
+        raise click.UsageError("--reassess re-runs stored models; give no PORTFOLIOS")
+    if not reassess and not portfolios:
+        raise click.UsageError("give at least one PORTFOLIO (or --reassess)")
+    _check_output(output)
+    evaluator = load_evaluator(packs)
+    store = open_store(db)
+    rejected = []
+    docs = []
+    if not reassess:
+        loaded = load_evidence(portfolios, vocabulary(evaluator.pack), stdin=sys.stdin)
+        docs, rejected = loaded.documents, loaded.errors
+    if scheduler is not None:
+        executor = "dask"
+    show = sys.stderr.isatty() if progress is None else progress
+    work = _executor(executor, packs, jobs, scheduler)
+    bar = Progress(TextColumn("assessing"), BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn(), console=Console(file=sys.stderr), disable=not show,
+                   transient=True)
+    try:
+        with bar:
+            task = bar.add_task("batch", total=None if reassess else len(docs))
+            runner = Batch(store, evaluator.pack, work,
+                           progress=lambda n: bar.advance(task, n))
+            if reassess:
+                report = runner.reassess(vocabulary(evaluator.pack), force=force)
+            else:
+                report = runner.run(docs, portfolios, force=force, rejected=rejected)
+    except KeyboardInterrupt:
+        fail("interrupted; every result finished so far is stored, and running the same "
+             "command again resumes", 130)
+    finally:
+        work.close()
+    for error in sorted(report.rejected):
+        click.echo(str(error), err=True)
+    if output is not None:
+        _write_output(store, report, output)
+    click.echo(summary(report, evaluator.pack.name, describe(store.engine.url
+                                                           .render_as_string(False)),
+                       reassess))
+    if report.rejected:
+        sys.exit(EXIT_REJECTED)
+
+
+def _executor(kind: str, packs: Sequence[str], jobs: int, scheduler: str | None) -> Executor:
+    if kind == "local":
+        return Adaptive(packs, jobs)
+    try:
+        return DaskExecutor(packs, jobs, scheduler)
+    except (OSError, TimeoutError) as exc:
+        fail(f"cannot reach the Dask scheduler {scheduler}: {exc}", EXIT_FAILED)
+
+
+def summary(report: BatchReport, pack_name: str, where: str, reassess: bool = False) -> str:
+    """The closing summary: counts by ASL and decision, the models that need action, and
+    the models whose ASL or decision changed."""
+    outcomes = sorted(report.outcomes.values(), key=lambda o: o.model)
+    asls = Counter(o.asl for o in outcomes)
+    decisions = Counter(o.decision for o in outcomes)
+    what = "re-assessment" if reassess else "batch"
+    lines = [f"{what} {report.batch_id}: {len(outcomes)} models with {pack_name} "
+             f"{report.pack_version[:19]} into {where}",
+             f"  assessed {report.assessed}, unchanged {report.skipped} (skipped), "
+             f"rejected {len(report.rejected)}",
+             "  by ASL       " + (", ".join(f"{k}: {asls[k]}" for k in sorted(asls)) or "-"),
+             "  by decision  " + (", ".join(f"{k}: {decisions[k]}" for k in DECISION_ORDER
+                                            if decisions[k]) or "-")]
+    action = sorted((o for o in outcomes if o.decision != "proceed"),
+                    key=lambda o: (DECISION_ORDER.index(o.decision), o.model))
+    lines.append(f"  need action  {len(action)}")
+    width = max((len(o.model) for o in action[:SHOW_AT_MOST]), default=0)
+    for o in action[:SHOW_AT_MOST]:
+        lines.append(f"    {o.model:<{width}}  {o.asl}  {o.decision:<19}  "
+                     f"{len(o.actions)} actions")
+    if len(action) > SHOW_AT_MOST:
+        lines.append(f"    ... and {len(action) - SHOW_AT_MOST} more (asl list "
+                     "--decision pause|restrict_deployment|assessment_required)")
+    changed = report.changed()
+    lines.append(f"  changed      {len(changed)} (ASL or decision, since the previous "
+                 "assessment)")
+    width = max((len(o.model) for o in changed[:SHOW_AT_MOST]), default=0)
+    for o in changed[:SHOW_AT_MOST]:
+        assert o.before is not None
+        lines.append(f"    {o.model:<{width}}  {o.before[0]} {o.before[1]:<19} -> "
+                     f"{o.asl} {o.decision}")
+    if len(changed) > SHOW_AT_MOST:
+        lines.append(f"    ... and {len(changed) - SHOW_AT_MOST} more (asl diff MODEL)")
+    return "\n".join(lines)
+
+
+def _write_output(store: Store, report: BatchReport, output: str) -> None:
+    """Write every kept model's result to `output`, whole or not at all: into a temporary
+    file beside it, renamed over it at the end."""
+    path = Path(output)
+    ids = [report.outcomes[m].assessment_id for m in sorted(report.outcomes)]
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            rows = _results(store, ids)
+            if path.suffix == ".csv":
+                _write_csv(out, rows)
+            else:
+                for result in rows:
+                    out.write(_json_line(result) + "\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        fail(f"cannot write {output}: {exc.strerror or exc}", EXIT_REJECTED)
+
+
+def _results(store: Store, ids: Sequence[int], chunk: int = 500) -> Iterator[dict[str, Any]]:
+    for start in range(0, len(ids), chunk):
+        part = ids[start:start + chunk]
+        found = store.results(part)
+        for aid in part:
+            yield found[aid]
+
+
+def _json_line(result: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(result, sort_keys=True, ensure_ascii=False)
+
+
+CSV_FIXED = ("model", "asl", "required.deployment", "required.security",
+             "comprehensive_assessment_required", "decision", "missing_safeguards", "actions",
+             "pack.name", "pack.version")
+STATUS_GROUPS = ("thresholds", "checkpoints", "ongoing_assessment")
+
+
+def csv_row(result: dict[str, Any]) -> dict[str, Any]:
+    """The contract keys of one result as a flat CSV row (lists joined with spaces)."""
+    row: dict[str, Any] = {
+        "model": result["model"], "asl": result["asl"],
+        "required.deployment": result["required"]["deployment"],
+        "required.security": result["required"]["security"],
+        "comprehensive_assessment_required":
+            str(result["comprehensive_assessment_required"]).lower(),
+        "decision": result["decision"],
+        "missing_safeguards": " ".join(result["missing_safeguards"]),
+        "actions": " ".join(result["actions"]),
+        "pack.name": result["pack"]["name"], "pack.version": result["pack"]["version"],
+    }
+    for group in STATUS_GROUPS:
+        for name, status in result.get(group, {}).items():
+            row[f"{group}.{name}"] = status
+    return row
+
+
+def _write_csv(out: io.TextIOBase, results: Iterator[dict[str, Any]]) -> None:
+    first = next(results, None)
+    if first is None:
+        csv.writer(out).writerow(CSV_FIXED)
+        return
+    row = csv_row(first)
+    writer = csv.DictWriter(out, fieldnames=list(row), restval="", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerow(row)
+    for result in results:
+        writer.writerow(csv_row(result))
+
+
+@click.group("db")
+def db_group() -> None:
+    """Manage the assessment database's schema.
+
+    \b
+    Example:
+      asl db upgrade --db postgresql://asl@localhost/asl
+    """
+
+
+@db_group.command("upgrade")
+@db_option
+def db_upgrade(db: str | None) -> None:
+    """Bring the database's schema to the newest revision (also done on first use).
+
+    \b
+    Example:
+      asl db upgrade
+      asl db upgrade --db /srv/asl/asl.db
+    """
+    store = open_store(db)
+    click.echo(f"{describe(store.engine.url.render_as_string(False))}: schema at revision "
+               f"{current_revision(store.engine)} (newest {head_revision()})")

@@ -1,0 +1,24 @@
+"""The `--db` option, and opening the record for a command (a clear error, exit 2)."""
+
+from __future__ import annotations
+
+import click
+
+from cli.options import EXIT_REJECTED, fail
+from store.db import ENV_VAR, StoreError, connect, database_url, describe
+from store.record import Store
+
+db_option = click.option(
+    "--db", "db", metavar="URL", envvar=ENV_VAR, show_envvar=True,
+    help="Where assessments are stored: a SQLite path or URL, or postgresql://user@host/db "
+    "(default: the SQLite file asl.db in the current directory).")
+
+
+def open_store(db: str | None) -> Store:
+    """The record at `db` (or the default), migrated to the newest schema; on any
+    problem one line naming the database, and exit status 2."""
+    url = database_url(db)
+    try:
+        return Store(connect(url))
+    except StoreError as exc:
+        fail(f"cannot use database {describe(url)}: {exc}", EXIT_REJECTED)

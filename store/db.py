@@ -1,0 +1,174 @@
+"""Opening the database: which URL, checked before anything is written, migrated on use.
+
+The URL comes from `--db`, else `ASL_DATABASE_URL`, else the SQLite file `asl.db` in the
+current directory. A bare path is read as a SQLite file. SQLite runs in WAL mode with a
+busy timeout, and every transaction starts with BEGIN IMMEDIATE, so two batches writing
+to one file wait for each other instead of failing half-way. PostgreSQL URLs use
+psycopg 3. The schema is brought to the newest Alembic revision on first use (and by
+`asl db upgrade`), under a lock, so concurrent first uses migrate once.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import orjson
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+ENV_VAR = "ASL_DATABASE_URL"
+DEFAULT_URL = "sqlite:///asl.db"
+BUSY_TIMEOUT_S = 60
+
+
+class StoreError(Exception):
+    """The database cannot be used: unreachable, unwritable, or not an asl database.
+    The message names the database and says what to do."""
+
+
+def database_url(option: str | None) -> str:
+    """The URL to use: the option, else the environment, else ./asl.db."""
+    url = option or os.environ.get(ENV_VAR) or DEFAULT_URL
+    if "://" not in url:  # a plain path means a SQLite file
+        url = f"sqlite:///{url}"
+    return url
+
+
+def describe(url: str) -> str:
+    """The URL as it may be shown: the password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def _parse(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"{url}: not a database URL ({exc})") from None
+    if parsed.get_backend_name() == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif parsed.get_backend_name() != "sqlite":
+        raise StoreError(f"{describe(url)}: unsupported database; use a SQLite path or "
+                         "a postgresql:// URL")
+    return parsed
+
+
+def _check_sqlite_file(database: str | None) -> None:
+    """Refuse, before anything is created, a SQLite file that could not be written."""
+    if not database or database == ":memory:":
+        return
+    path = Path(database)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise StoreError(f"{database}: directory {parent} does not exist")
+    if path.exists():
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise StoreError(f"{database}: database file is not writable")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise StoreError(f"{database}: directory {parent} is read-only (SQLite needs "
+                             "to write its journal beside the database)")
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        raise StoreError(f"{database}: directory {parent} is read-only; cannot create "
+                         "the database")
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def connect(url: str, migrate: bool = True) -> Engine:
+    """An engine for `url`, checked and (unless `migrate` is False) at the newest schema.
+    Raises StoreError with a one-line reason when the database cannot be used."""
+    parsed = _parse(url)
+    if parsed.get_backend_name() == "sqlite":
+        _check_sqlite_file(parsed.database)
+        engine = create_engine(parsed, json_serializer=_json, json_deserializer=orjson.loads,
+                               connect_args={"timeout": BUSY_TIMEOUT_S})
+        _sqlite_pragmas(engine)
+    else:
+        engine = create_engine(parsed, json_serializer=_json, json_deserializer=orjson.loads,
+                               pool_pre_ping=True)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        if migrate and not at_head(engine):
+            upgrade(engine)
+    except DBAPIError as exc:
+        engine.dispose()
+        raise StoreError(f"{describe(url)}: {_reason(exc)}") from None
+    except NoSuchModuleError as exc:
+        raise StoreError(f"{describe(url)}: {exc}") from None
+    return engine
+
+
+def _reason(exc: DBAPIError) -> str:
+    text = str(exc.orig).strip().splitlines()
+    return text[0] if text else type(exc.orig).__name__
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    """WAL, a busy timeout, foreign keys, and BEGIN IMMEDIATE for every transaction (so a
+    writer takes the lock up front and waits for it, rather than failing on upgrade)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(files("store.migrations")))
+    return cfg
+
+
+def head_revision() -> str | None:
+    """The newest schema revision this version of asl knows."""
+    return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at (None for an empty database)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def at_head(engine: Engine) -> bool:
+    """Whether the database's schema is the newest; a database from a newer asl is
+    refused rather than written with an older schema."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current is not None and current != head:
+        script = ScriptDirectory.from_config(_config())
+        if current not in {rev.revision for rev in script.walk_revisions()}:
+            raise StoreError(f"the database is at schema revision {current}, which this "
+                             "version of asl does not know; upgrade asl")
+    return current == head
+
+
+def upgrade(engine: Engine) -> str | None:
+    """Apply every pending migration in one locked transaction; the new revision."""
+    cfg = _config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    return current_revision(engine)

@@ -1,0 +1,269 @@
+"""Reading and writing the record: one call per thing a command needs.
+
+`Store` wraps an engine from store.db. Writes are one transaction each: an assessment
+is committed with its evidence document, conclusions and provenance edges, or not at
+all, so a batch killed at any moment leaves only whole results behind. Inserts of
+models, documents and pack versions that may already exist do nothing when they do,
+which is what lets two batches share one database.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Insert, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from store.tables import (
+    BatchRun,
+    EvidenceDocument,
+    PackVersion,
+    ProvenanceEdge,
+    StoredAssessment,
+    StoredConclusion,
+    StoredModel,
+)
+
+CHUNK = 500  # ids per IN (...) query
+
+A = StoredAssessment.__table__  # type: ignore[attr-defined]
+C = StoredConclusion.__table__  # type: ignore[attr-defined]
+E = ProvenanceEdge.__table__  # type: ignore[attr-defined]
+D = EvidenceDocument.__table__  # type: ignore[attr-defined]
+M = StoredModel.__table__  # type: ignore[attr-defined]
+P = PackVersion.__table__  # type: ignore[attr-defined]
+B = BatchRun.__table__  # type: ignore[attr-defined]
+
+SUMMARY_COLUMNS = (A.c.id, A.c.model_id, A.c.assessed_at, A.c.pack_name, A.c.pack_version,
+                   A.c.input_hash, A.c.evidence_hash, A.c.asl, A.c.required_deployment,
+                   A.c.required_security, A.c.comprehensive_required, A.c.decision,
+                   A.c.missing_safeguards, A.c.actions, A.c.batch_id)
+
+
+def compress(data: Any) -> bytes:
+    """JSON data as zlib-compressed bytes (keys sorted), as results are stored."""
+    return zlib.compress(orjson.dumps(data, option=orjson.OPT_SORT_KEYS), 6)
+
+
+def decompress(blob: bytes) -> Any:
+    """Data stored by `compress`."""
+    return orjson.loads(zlib.decompress(blob))
+
+
+def now() -> str:
+    """The current UTC time, ISO 8601 to the microsecond (so history sorts by it)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class Summary:
+    """An assessment's queryable columns (everything but the result and provenance)."""
+
+    id: int
+    model_id: str
+    assessed_at: str
+    pack_name: str
+    pack_version: str
+    input_hash: str
+    evidence_hash: str
+    asl: str
+    required_deployment: str
+    required_security: str
+    comprehensive_required: bool
+    decision: str
+    missing_safeguards: list[str]
+    actions: list[str]
+    batch_id: int | None
+
+
+@dataclass(frozen=True)
+class NewAssessment:
+    """Everything one finished assessment writes: built by the worker that assessed it,
+    stored by the process that owns the database connection."""
+
+    model_id: str
+    evidence_hash: str
+    evidence_body: dict[str, Any]
+    file: str
+    input_hash: str
+    result: dict[str, Any]  # the output contract with `conclusions`
+    provenance: bytes  # knowledge_graph.provenance.dump of the graph
+    edges: list[dict[str, Any]]  # knowledge_graph.provenance.edge_rows
+    kinds: list[str]  # the kinds of fact present, for deciding re-assessment
+
+
+class Store:
+    """The assessment record in one database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _insert_new(self, table: Any) -> Insert:
+        """INSERT that does nothing when the row's primary key already exists."""
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(table).on_conflict_do_nothing()
+
+    # -- writing -------------------------------------------------------------------
+
+    def ensure_pack(self, version: str, name: str, rules: dict[str, Any], base: str) -> None:
+        """Record a pack version (once) with the fingerprints re-assessment compares."""
+        with self.engine.begin() as conn:
+            conn.execute(self._insert_new(P), {"version": version, "name": name,
+                                               "rules": rules, "base": base,
+                                               "first_used": now()})
+
+    def pack(self, version: str) -> PackVersion | None:
+        """A recorded pack version."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(P).where(P.c.version == version)).mappings().first()
+        return PackVersion(**row) if row else None
+
+    def start_batch(self, pack_version: str, inputs: Sequence[str]) -> int:
+        """Record the start of a batch run; its id."""
+        with self.engine.begin() as conn:
+            result = conn.execute(insert(B).values(started=now(), pack_version=pack_version,
+                                                   inputs=list(inputs)))
+            return int(result.inserted_primary_key[0])
+
+    def finish_batch(self, batch_id: int, assessed: int, skipped: int, rejected: int) -> None:
+        """Record that a batch run finished, and what it did."""
+        with self.engine.begin() as conn:
+            conn.execute(update(B).where(B.c.id == batch_id).values(
+                finished=now(), assessed=assessed, skipped=skipped, rejected=rejected))
+
+    def save(self, new: NewAssessment, pack_name: str, pack_version: str,
+             batch_id: int | None = None) -> int:
+        """Store one assessment with its evidence, conclusions and provenance, in one
+        transaction; its id."""
+        result = new.result
+        with self.engine.begin() as conn:
+            stamp = now()
+            conn.execute(self._insert_new(M), {"id": new.model_id, "first_assessed": stamp})
+            conn.execute(self._insert_new(D), {"hash": new.evidence_hash,
+                                               "model_id": new.model_id,
+                                               "body": new.evidence_body, "file": new.file,
+                                               "received": stamp})
+            row = conn.execute(insert(A).values(
+                model_id=new.model_id, evidence_hash=new.evidence_hash, pack_name=pack_name,
+                pack_version=pack_version, input_hash=new.input_hash, assessed_at=stamp,
+                batch_id=batch_id, asl=result["asl"],
+                required_deployment=result["required"]["deployment"],
+                required_security=result["required"]["security"],
+                comprehensive_required=result["comprehensive_assessment_required"],
+                decision=result["decision"], missing_safeguards=result["missing_safeguards"],
+                actions=result["actions"], result=compress(result), provenance=new.provenance,
+                kinds=new.kinds))
+            assessment_id = int(row.inserted_primary_key[0])
+            conclusions = [{"assessment_id": assessment_id, "conclusion_id": c["id"],
+                            "kind": c["kind"], "value": c["value"], "rule": c["rule"],
+                            "because": c["because"]} for c in result["conclusions"]]
+            if conclusions:
+                conn.execute(insert(C), conclusions)
+            if new.edges:
+                conn.execute(insert(E), [{"assessment_id": assessment_id, **edge}
+                                         for edge in new.edges])
+        return assessment_id
+
+    # -- reading -------------------------------------------------------------------
+
+    def latest(self, model_ids: Iterable[str]) -> dict[str, Summary]:
+        """The newest assessment of each of these models that has one."""
+        found: dict[str, Summary] = {}
+        ids = sorted(set(model_ids))
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), CHUNK):
+                chunk = ids[start:start + CHUNK]
+                newest = (select(func.max(A.c.id)).where(A.c.model_id.in_(chunk))
+                          .group_by(A.c.model_id))
+                for row in conn.execute(select(*SUMMARY_COLUMNS).where(A.c.id.in_(newest))
+                                        ).mappings():
+                    found[row["model_id"]] = Summary(**row)
+        return found
+
+    def all_latest(self, asl: str | None = None, decision: str | None = None
+                   ) -> Iterator[Summary]:
+        """The newest assessment of every stored model, by model id, optionally only
+        those with this ASL and/or decision."""
+        newest = select(func.max(A.c.id)).group_by(A.c.model_id)
+        query = select(*SUMMARY_COLUMNS).where(A.c.id.in_(newest))
+        if asl is not None:
+            query = query.where(A.c.asl == asl)
+        if decision is not None:
+            query = query.where(A.c.decision == decision)
+        with self.engine.connect() as conn:
+            for row in conn.execute(query.order_by(A.c.model_id)).mappings():
+                yield Summary(**row)
+
+    def history(self, model_id: str) -> list[Summary]:
+        """Every assessment of a model, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*SUMMARY_COLUMNS).where(A.c.model_id == model_id)
+                                .order_by(A.c.id)).mappings().all()
+        return [Summary(**row) for row in rows]
+
+    def results(self, assessment_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """The full results (output contract with conclusions) of these assessments."""
+        found: dict[int, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(assessment_ids), CHUNK):
+                chunk = list(assessment_ids[start:start + CHUNK])
+                for aid, result in conn.execute(select(A.c.id, A.c.result)
+                                                .where(A.c.id.in_(chunk))):
+                    found[aid] = decompress(result)
+        return found
+
+    def provenance(self, assessment_id: int) -> bytes:
+        """The stored provenance graph of an assessment (knowledge_graph.provenance.dump)."""
+        with self.engine.connect() as conn:
+            return bytes(conn.execute(select(A.c.provenance).where(A.c.id == assessment_id))
+                         .scalar_one())
+
+    def evidence(self, hashes: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Stored evidence documents by hash."""
+        found: dict[str, dict[str, Any]] = {}
+        wanted = sorted(set(hashes))
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), CHUNK):
+                chunk = wanted[start:start + CHUNK]
+                for digest, body in conn.execute(select(D.c.hash, D.c.body)
+                                                 .where(D.c.hash.in_(chunk))):
+                    found[digest] = body
+        return found
+
+    def fired_rules(self, assessment_ids: Sequence[int]) -> dict[int, set[str]]:
+        """The rules that fired in each of these assessments."""
+        fired: dict[int, set[str]] = {aid: set() for aid in assessment_ids}
+        with self.engine.connect() as conn:
+            for start in range(0, len(assessment_ids), CHUNK):
+                chunk = list(assessment_ids[start:start + CHUNK])
+                for aid, rule in conn.execute(
+                        select(E.c.assessment_id, E.c.rule_id).distinct()
+                        .where(E.c.assessment_id.in_(chunk), E.c.rule_id.is_not(None))):
+                    fired[aid].add(rule)
+        return fired
+
+    def kinds_present(self, assessment_ids: Sequence[int]) -> dict[int, set[str]]:
+        """The kinds of fact present in each of these assessments (input, pack and
+        derived), whether or not a rule used them."""
+        present: dict[int, set[str]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(assessment_ids), CHUNK):
+                chunk = list(assessment_ids[start:start + CHUNK])
+                for aid, kinds in conn.execute(select(A.c.id, A.c.kinds)
+                                               .where(A.c.id.in_(chunk))):
+                    present[aid] = set(kinds)
+        return present
+
+    def assessment(self, assessment_id: int) -> Summary | None:
+        """One assessment's columns."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(*SUMMARY_COLUMNS).where(A.c.id == assessment_id)
+                               ).mappings().first()
+        return Summary(**row) if row else None
+
