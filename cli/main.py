@@ -27,6 +27,7 @@ from cli.options import (
     pack_option,
 )
 from cli.rules import rules
+from cli.store_options import db_option, open_store
 from cli.whatif import impact, what_if
 from engine.assess import Assessment, vocabulary
 from engine.errors import InputError
@@ -34,6 +35,7 @@ from engine.evidence import load_evidence
 from knowledge_graph.explain import render_rich, render_text, why_tree
 from knowledge_graph.export import BINARY_FORMATS, GRAPH_FORMATS, GraphvizError, explained, export
 from knowledge_graph.provenance import UnknownConclusion, find_conclusion
+from knowledge_graph.provenance import load as load_graph
 from knowledge_graph.report import assessment_document, provenance, summary_text
 
 
@@ -105,7 +107,7 @@ def assess(files: tuple[str, ...], fmt: str, packs: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.argument("file")
+@click.argument("file", metavar="FILE|MODEL")
 @click.option("--model", "model_id", help="The model to explain (needed for a portfolio).")
 @click.option("--conclusion", "selector", default="asl", show_default=True,
               help="What to explain: asl, decision, comprehensive, required.security, "
@@ -123,11 +125,19 @@ def assess(files: tuple[str, ...], fmt: str, packs: tuple[str, ...]) -> None:
 @click.option("--color/--no-color", "color", default=None,
               help="Colour the text explanation and draw it as a tree (default: when "
               "standard output is a terminal).")
+@click.option("--assessment", "assessment_id", type=int,
+              help="With a stored MODEL: explain this assessment (an id from asl history) "
+              "instead of the newest.")
+@db_option
 @pack_option
 def why(file: str, model_id: str | None, selector: str, fmt: str, output: str | None,
-        color: bool | None, packs: tuple[str, ...]) -> None:
+        color: bool | None, assessment_id: int | None, db: str | None,
+        packs: tuple[str, ...]) -> None:
     """Explain a conclusion: the chain from it through each rule (title, citation,
     reason) down to the evidence it rests on, as text, JSON or a graph.
+
+    FILE is assessed now; a MODEL id that is not a file is answered from the record of
+    assessments (--db), without its evidence file.
 
     \b
     Examples:
@@ -138,46 +148,73 @@ def why(file: str, model_id: str | None, selector: str, fmt: str, output: str | 
       asl why examples/security-gap-pause.yaml --conclusion decision --format svg > why.svg
       asl why examples/cbrn4-asl4-pause.yaml --conclusion all --format png -o all.png
       asl why examples/security-gap-pause.yaml --format prov-json -o why.prov.json
+      asl why corvid-atlas-5 --conclusion decision          # from the record (asl batch)
     """
     if fmt in BINARY_FORMATS and output is None:
         raise click.UsageError(f"--format {fmt} writes an image; give --output FILE")
     if selector == "all" and fmt not in GRAPH_FORMATS:
         raise click.UsageError("--conclusion all needs a graph format: --format "
                                + "|".join(GRAPH_FORMATS))
-    outcome = _assess([file], packs)
-    chosen = choose_model(outcome.assessments, model_id, file)
-    graph = provenance(chosen)
+    errors: list[InputError] = []
+    if file == "-" or Path(file).exists():
+        if assessment_id is not None:
+            raise click.UsageError("--assessment reads the record; give a MODEL id, not a file")
+        outcome = _assess([file], packs)
+        chosen = choose_model(outcome.assessments, model_id, file)
+        model, graph, errors = chosen.model, provenance(chosen), outcome.errors
+    else:
+        model, graph = _stored(file, assessment_id, db)
+    _explain(model, graph, selector, fmt, output, color)
+    if errors:
+        sys.exit(EXIT_REJECTED)
+
+
+def _stored(model: str, assessment_id: int | None, db: str | None) -> tuple[str, Any]:
+    """The provenance graph of a stored assessment of `model` (the newest by default)."""
+    store = open_store(db)
+    found = store.history(model)
+    if not found:
+        fail(f"{model}: no such file, and no stored assessment of a model {model!r} "
+             "(asl list shows the stored models)", EXIT_REJECTED)
+    chosen = found[-1].id if assessment_id is None else assessment_id
+    if chosen not in {s.id for s in found}:
+        fail(f"{model}: no assessment {chosen}; its assessments are "
+             f"{', '.join(str(s.id) for s in found)}", EXIT_REJECTED)
+    return model, load_graph(store.provenance(chosen))
+
+
+def _explain(model: str, graph: Any, selector: str, fmt: str, output: str | None,
+             color: bool | None) -> None:
+    """Print (or write) the explanation of `selector` in a model's provenance graph."""
     node: str | None = None
     if selector != "all":
         try:
             node = find_conclusion(graph, selector)
         except UnknownConclusion:
-            fail(f"{chosen.model} has no conclusion {selector!r}; try asl, decision, "
+            fail(f"{model} has no conclusion {selector!r}; try asl, decision, "
                   "required.security, threshold:CBRN-3 or an id from --format json",
                   EXIT_REJECTED)
-    heading = f"{chosen.model}: why {selector}?"
+    heading = f"{model}: why {selector}?"
     if fmt in GRAPH_FORMATS:
         part = graph if node is None else explained(graph, node)
-        title = f"{chosen.model}: provenance" if node is None else heading
+        title = f"{model}: provenance" if node is None else heading
         try:
             _write(export(part, fmt, title, node), output)
         except GraphvizError as exc:
             fail(str(exc))
+        return
+    assert node is not None
+    tree = why_tree(graph, node)
+    if fmt == "json":
+        text = _dumps({"model": model, "conclusion": node, "explanation": tree})
+        _write(f"{text}\n".encode(), output)
+    elif output is None and (sys.stdout.isatty() if color is None else color):
+        console = Console(file=sys.stdout, force_terminal=True, highlight=False,
+                          no_color=None if color is None else False)
+        console.print(Text(heading, style="bold"))
+        console.print(render_rich(tree))
     else:
-        assert node is not None
-        tree = why_tree(graph, node)
-        if fmt == "json":
-            text = _dumps({"model": chosen.model, "conclusion": node, "explanation": tree})
-            _write(f"{text}\n".encode(), output)
-        elif output is None and (sys.stdout.isatty() if color is None else color):
-            console = Console(file=sys.stdout, force_terminal=True, highlight=False,
-                              no_color=None if color is None else False)
-            console.print(Text(heading, style="bold"))
-            console.print(render_rich(tree))
-        else:
-            _write(f"{heading}\n{render_text(tree)}".encode(), output)
-    if outcome.errors:
-        sys.exit(EXIT_REJECTED)
+        _write(f"{heading}\n{render_text(tree)}".encode(), output)
 
 
 def _write(data: bytes, output: str | None) -> None:
@@ -200,6 +237,7 @@ from cli.whynot import why_not_command  # noqa: E402
 main.add_command(why_not_command)
 
 from cli.batch import batch_command, db_group  # noqa: E402
+from cli.history import diff_command, history_command, list_command  # noqa: E402
 
-main.add_command(batch_command)
-main.add_command(db_group)
+for command in (batch_command, db_group, history_command, diff_command, list_command):
+    main.add_command(command)

@@ -1,0 +1,206 @@
+"""`asl history`, `asl diff` and `asl list`: reading the record of assessments.
+
+Each reads the database (`--db`, `ASL_DATABASE_URL`, or ./asl.db) and never needs the
+evidence files: results and provenance graphs are stored with every assessment.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from typing import Any
+
+import click
+
+from cli.options import EXIT_REJECTED, fail
+from cli.store_options import db_option, open_store
+from knowledge_graph.compare import compare, value_changes
+from knowledge_graph.provenance import load
+from store.record import Store, Summary
+
+
+def _short(version: str) -> str:
+    return version[:19]
+
+
+def _when(stamp: str) -> str:
+    return stamp[:19].replace("T", " ")
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
+             for r in [header, *rows]]
+    return "\n".join(lines)
+
+
+def _row_json(s: Summary) -> dict[str, Any]:
+    return {"assessment": s.id, "model": s.model_id, "assessed_at": s.assessed_at,
+            "pack": {"name": s.pack_name, "version": s.pack_version}, "asl": s.asl,
+            "required": {"deployment": s.required_deployment,
+                         "security": s.required_security},
+            "comprehensive_assessment_required": s.comprehensive_required,
+            "decision": s.decision, "missing_safeguards": s.missing_safeguards,
+            "actions": s.actions, "batch": s.batch_id, "input_hash": s.input_hash}
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def _history_of(store: Store, model: str) -> list[Summary]:
+    found = store.history(model)
+    if not found:
+        fail(f"no stored assessment of a model {model!r}; see asl list", EXIT_REJECTED)
+    return found
+
+
+@click.command("history")
+@click.argument("model")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@db_option
+def history_command(model: str, fmt: str, db: str | None) -> None:
+    """Every stored assessment of MODEL, oldest first: when, with which pack version,
+    the ASL and the decision. The first column is the id `asl diff` takes.
+
+    \b
+    Example:
+      asl history corvid-atlas-5
+      asl history corvid-atlas-5 --format json
+    """
+    found = _history_of(open_store(db), model)
+    if fmt == "json":
+        click.echo(_dumps([_row_json(s) for s in found]))
+        return
+    click.echo(_table([[str(s.id), _when(s.assessed_at), f"{s.pack_name} {_short(s.pack_version)}",
+                        s.asl, s.decision, str(s.batch_id or "-")] for s in found],
+                      ["id", "assessed (UTC)", "pack", "ASL", "decision", "batch"]))
+
+
+@click.command("diff")
+@click.argument("model")
+@click.argument("assessments", nargs=-1, type=int)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@db_option
+def diff_command(model: str, assessments: tuple[int, ...], fmt: str, db: str | None) -> None:
+    """What changed between two stored assessments of MODEL (ids A B from asl history;
+    by default its two newest): each contract key that changed, with the evidence behind
+    the change, the conclusions added and removed, and the evidence that changed.
+
+    \b
+    Examples:
+      asl diff corvid-atlas-5
+      asl diff corvid-atlas-5 3 17 --format json
+    """
+    store = open_store(db)
+    found = {s.id: s for s in _history_of(store, model)}
+    if len(assessments) not in (0, 2):
+        raise click.UsageError("give two assessment ids (A B), or none for the newest two")
+    if assessments:
+        for aid in assessments:
+            if aid not in found:
+                fail(f"{model}: no assessment {aid}; its assessments are "
+                     f"{', '.join(map(str, sorted(found)))}", EXIT_REJECTED)
+        a, b = assessments
+    else:
+        if len(found) < 2:
+            fail(f"{model} has one stored assessment ({next(iter(found))}); nothing to "
+                 "compare it with", EXIT_REJECTED)
+        a, b = sorted(found)[-2:]
+    results = store.results([a, b])
+    change = compare(results[a], load(store.provenance(a)), results[b],
+                     load(store.provenance(b)))
+    if fmt == "json":
+        click.echo(_dumps({"model": model, "old": _row_json(found[a]),
+                           "new": _row_json(found[b]), **change}))
+        return
+    click.echo(_diff_text(model, found[a], found[b], change))
+
+
+def _diff_text(model: str, old: Summary, new: Summary, change: dict[str, Any]) -> str:
+    lines = [f"{model}: assessment {old.id} ({_when(old.assessed_at)}, {old.pack_name} "
+             f"{_short(old.pack_version)}) -> {new.id} ({_when(new.assessed_at)}, "
+             f"{new.pack_name} {_short(new.pack_version)})"]
+    if old.pack_version != new.pack_version:
+        lines.append("  the rule pack differs: asl rules diff shows how")
+    if not change["keys"]:
+        lines.append("  no contract key changed")
+    for key in change["keys"]:
+        lines.append(f"  {key['key']}: {_show(key['old'])} -> {_show(key['new'])}")
+        for behind in key["because"]:
+            conclusion = behind["conclusion"]["new"] or behind["conclusion"]["old"]
+            lines.append(f"    conclusion {conclusion}")
+            for evidence in behind["evidence_changed"]:
+                lines.append(f"      evidence {evidence}: {_evidence_change(change, evidence)}")
+            if not behind["evidence_changed"]:
+                lines.append("      (no evidence under it changed: the rules or a carried-over "
+                             "reference did)")
+    added, removed = change["conclusions_added"], change["conclusions_removed"]
+    lines.append(f"  conclusions: {len(added)} added, {len(removed)} removed")
+    lines += [f"    + {c}" for c in added] + [f"    - {c}" for c in removed]
+    evidence = (len(change["evidence_added"]) + len(change["evidence_removed"])
+                + len(change["evidence_changed"]))
+    lines.append(f"  evidence: {evidence} items changed")
+    for item in [*change["evidence_added"], *change["evidence_removed"],
+                 *change["evidence_changed"]]:
+        lines.append(f"    {item}: {_evidence_change(change, item)}")
+    return "\n".join(lines)
+
+
+def _evidence_change(change: dict[str, Any], item: str) -> str:
+    if item in change["evidence_added"]:
+        return "added"
+    if item in change["evidence_removed"]:
+        return "removed"
+    values = change["evidence_changed"][item]
+    return ", ".join(value_changes(values["old"], values["new"]))
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(value) + "]"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+@click.command("list")
+@click.option("--asl", "asl", type=click.Choice(["ASL-2", "ASL-3", "ASL-4"]),
+              help="Only models whose newest assessment has this ASL.")
+@click.option("--decision", type=click.Choice(["proceed", "assessment_required",
+                                               "restrict_deployment", "pause"]),
+              help="Only models whose newest assessment has this decision.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]),
+              default="table", show_default=True)
+@db_option
+def list_command(asl: str | None, decision: str | None, fmt: str, db: str | None) -> None:
+    """Every stored model with its newest assessment.
+
+    \b
+    Examples:
+      asl list
+      asl list --asl ASL-3 --decision pause
+      asl list --format csv > portfolio.csv
+    """
+    rows = list(open_store(db).all_latest(asl=asl, decision=decision))
+    if fmt == "json":
+        click.echo(_dumps([_row_json(s) for s in rows]))
+        return
+    header = ["model", "ASL", "deployment", "security", "decision", "missing", "assessed (UTC)",
+              "assessment"]
+    values = [[s.model_id, s.asl, s.required_deployment, s.required_security, s.decision,
+               str(len(s.missing_safeguards)), _when(s.assessed_at), str(s.id)] for s in rows]
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["model", "asl", "required.deployment", "required.security",
+                         "decision", "missing_safeguards", "assessed_at", "assessment",
+                         "pack.version"])
+        for s in rows:
+            writer.writerow([s.model_id, s.asl, s.required_deployment, s.required_security,
+                             s.decision, " ".join(s.missing_safeguards), s.assessed_at, s.id,
+                             s.pack_version])
+        return
+    click.echo(_table(values, header) if values else "no stored assessments match")
