@@ -13,7 +13,7 @@ def _commands() -> list[str]:
 
 def test_readme_opens_with_the_install_and_test_commands() -> None:
     first, second = _commands()[:2]
-    assert "pip install ." in first and "asl assess examples/" in first
+    assert "pip install ." in first and "asl batch examples/" in first
     assert "pip install '.[test]'" in second and "pytest" in second
 
 
