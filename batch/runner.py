@@ -29,6 +29,7 @@ from engine.model import Pack
 from store.record import NewAssessment, Store, Summary
 
 Progress = Callable[[int], None]
+WINDOW = 2048  # jobs prepared at a time, so memory does not grow with a generation's size
 
 
 @dataclass(frozen=True)
@@ -108,34 +109,45 @@ class Batch:
         outside = {ref for d in docs if (ref := _reference(d.document)) and ref not in by_id}
         stored_refs = self._stored_references(outside)
         for generation in _generations(by_id, _reference):
-            jobs = []
-            for model in generation:
-                loaded = by_id[model]
-                ref, problem = self._reference_info(loaded, by_id, report, stored_refs)
-                if problem is not None:
-                    report.rejected.append(problem)
-                    self.progress(1)
-                    continue
-                body = evidence_body(loaded.document)
-                job = Job(loaded.document, body, loaded.file, loaded.where, ref,
-                          digest(body), input_hash(body, ref))
-                last = previous.get(model)
-                if must_run is not None:
-                    unchanged = (model not in must_run and last is not None
-                                 and last.input_hash == job.input_hash)
-                else:
-                    unchanged = (not force and last is not None
-                                 and last.input_hash == job.input_hash
-                                 and last.pack_version == self.pack.version)
-                if unchanged and last is not None:
-                    report.outcomes[model] = _outcome(last, skipped=True, before=last)
-                    self.progress(1)
-                    continue
-                jobs.append(job)
-            self._execute(jobs, report, previous)
+            for start in range(0, len(generation), WINDOW):
+                jobs = []
+                for model in generation[start:start + WINDOW]:
+                    job = self._job(by_id[model], by_id, report, stored_refs, previous,
+                                    force, must_run)
+                    if job is not None:
+                        jobs.append(job)
+                self._execute(jobs, report, previous)
         self.store.finish_batch(batch_id, report.assessed, report.skipped,
                                 len(report.rejected))
         return report
+
+    def _job(self, loaded: LoadedDocument, by_id: dict[str, LoadedDocument],
+             report: BatchReport, stored_refs: dict[str, ReferenceInfo],
+             previous: dict[str, Summary], force: bool, must_run: set[str] | None
+             ) -> Job | None:
+        """The job for one model, or None when it is rejected or skipped as unchanged
+        (either is recorded in the report)."""
+        model = loaded.document.model.id
+        ref, problem = self._reference_info(loaded, by_id, report, stored_refs)
+        if problem is not None:
+            report.rejected.append(problem)
+            self.progress(1)
+            return None
+        body = evidence_body(loaded.document)
+        job = Job(loaded.document, body, loaded.file, loaded.where, ref, digest(body),
+                  input_hash(body, ref))
+        last = previous.get(model)
+        if must_run is not None:
+            unchanged = (model not in must_run and last is not None
+                         and last.input_hash == job.input_hash)
+        else:
+            unchanged = (not force and last is not None and last.input_hash == job.input_hash
+                         and last.pack_version == self.pack.version)
+        if unchanged and last is not None:
+            report.outcomes[model] = _outcome(last, skipped=True, before=last)
+            self.progress(1)
+            return None
+        return job
 
     def _execute(self, jobs: list[Job], report: BatchReport,
                  previous: dict[str, Summary]) -> None:
