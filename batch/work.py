@@ -10,6 +10,7 @@ record stores, or the reason the assessment failed.
 from __future__ import annotations
 
 import hashlib
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -97,7 +98,10 @@ def assess_jobs(packs: Sequence[str], jobs: Sequence[Job]) -> list[NewAssessment
 
 
 def warm(packs: Sequence[str]) -> None:
-    """Load and compile the pack in this worker before its first chunk."""
+    """Start a pool worker: leave Ctrl-C to the parent (which stops the pool and says
+    what was kept, without a traceback from every worker), and load and compile the pack
+    before the first chunk."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     evaluator_for(packs)
 
 

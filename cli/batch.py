@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import sys
 import tempfile
@@ -233,8 +234,7 @@ def _results(store: Store, ids: Sequence[int], chunk: int = 500) -> Iterator[dic
 
 
 def _json_line(result: dict[str, Any]) -> str:
-    import json
-
+    """One result as `asl assess --format jsonl` prints it."""
     return json.dumps(result, sort_keys=True, ensure_ascii=False)
 
 
