@@ -14,6 +14,7 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ def _check_output(output: str | None) -> None:
     if output is None:
         return
     path = Path(output)
-    if path.suffix not in OUTPUT_SUFFIXES:
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
         raise click.BadParameter(f"{output}: expected a .jsonl or .csv file name",
                                  param_hint="--output")
     parent = path.parent if str(path.parent) else Path(".")
@@ -143,6 +144,9 @@ def batch_command(portfolios: tuple[str, ...], db: str | None, jobs: int, execut
     except KeyboardInterrupt:
         fail("interrupted; every result finished so far is stored, and running the same "
              "command again resumes", 130)
+    except BrokenProcessPool:
+        fail("a worker process died (out of memory, or killed); every result finished so "
+             "far is stored, and running the same command again resumes")
     finally:
         work.close()
     for error in sorted(report.rejected):
@@ -162,6 +166,8 @@ def _executor(kind: str, packs: Sequence[str], jobs: int, scheduler: str | None)
     try:
         return DaskExecutor(packs, jobs, scheduler)
     except (OSError, TimeoutError) as exc:
+        if scheduler is None:
+            fail(f"cannot start a local Dask cluster of {jobs} workers: {exc}", EXIT_FAILED)
         fail(f"cannot reach the Dask scheduler {scheduler}: {exc}", EXIT_FAILED)
 
 
@@ -211,7 +217,7 @@ def _write_output(store: Store, report: BatchReport, output: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
             rows = _results(store, ids)
-            if path.suffix == ".csv":
+            if path.suffix.lower() == ".csv":
                 _write_csv(out, rows)
             else:
                 for result in rows:
