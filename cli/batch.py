@@ -178,7 +178,7 @@ def summary(report: BatchReport, pack_name: str, where: str, reassess: bool = Fa
     asls = Counter(o.asl for o in outcomes)
     decisions = Counter(o.decision for o in outcomes)
     what = "re-assessment" if reassess else "batch"
-    lines = [f"{what} {report.batch_id}: {len(outcomes)} models with {pack_name} "
+    lines = [f"{what} {report.batch_id}: {_count(len(outcomes), 'model')} with {pack_name} "
              f"{report.pack_version[:19]} into {where}",
              f"  assessed {report.assessed}, unchanged {report.skipped} (skipped), "
              f"rejected {len(report.rejected)}",
@@ -206,6 +206,10 @@ def summary(report: BatchReport, pack_name: str, where: str, reassess: bool = Fa
     if len(changed) > SHOW_AT_MOST:
         lines.append(f"    ... and {len(changed) - SHOW_AT_MOST} more (asl diff MODEL)")
     return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def _write_output(store: Store, report: BatchReport, output: str) -> None:

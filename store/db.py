@@ -54,12 +54,11 @@ def _parse(url: str) -> URL:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise StoreError(f"{url}: not a database URL ({exc})") from None
+        raise StoreError(f"not a database URL ({exc})") from None
     if parsed.get_backend_name() == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     elif parsed.get_backend_name() != "sqlite":
-        raise StoreError(f"{describe(url)}: unsupported database; use a SQLite path or "
-                         "a postgresql:// URL")
+        raise StoreError("unsupported database; use a SQLite path or a postgresql:// URL")
     return parsed
 
 
@@ -70,16 +69,16 @@ def _check_sqlite_file(database: str | None) -> None:
     path = Path(database)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise StoreError(f"{database}: directory {parent} does not exist")
+        raise StoreError(f"directory {parent} does not exist")
     if path.exists():
         if not os.access(path, os.R_OK | os.W_OK):
-            raise StoreError(f"{database}: database file is not writable")
+            raise StoreError(f"the database file {path} is not writable")
         if not os.access(parent, os.W_OK | os.X_OK):
-            raise StoreError(f"{database}: directory {parent} is read-only (SQLite needs "
-                             "to write its journal beside the database)")
+            raise StoreError(f"directory {parent} is read-only (SQLite writes its journal "
+                             "beside the database)")
     elif not os.access(parent, os.W_OK | os.X_OK):
-        raise StoreError(f"{database}: directory {parent} is read-only; cannot create "
-                         "the database")
+        raise StoreError(f"directory {parent} is read-only; cannot create the database "
+                         "there")
 
 
 def _json(value: Any) -> str:
@@ -88,7 +87,8 @@ def _json(value: Any) -> str:
 
 def connect(url: str, migrate: bool = True) -> Engine:
     """An engine for `url`, checked and (unless `migrate` is False) at the newest schema.
-    Raises StoreError with a one-line reason when the database cannot be used."""
+    Raises StoreError with a one-line reason (the caller names the database) when the
+    database cannot be used."""
     parsed = _parse(url)
     if parsed.get_backend_name() == "sqlite":
         _check_sqlite_file(parsed.database)
@@ -105,9 +105,9 @@ def connect(url: str, migrate: bool = True) -> Engine:
             upgrade(engine)
     except DBAPIError as exc:
         engine.dispose()
-        raise StoreError(f"{describe(url)}: {_reason(exc)}") from None
+        raise StoreError(_reason(exc)) from None
     except NoSuchModuleError as exc:
-        raise StoreError(f"{describe(url)}: {exc}") from None
+        raise StoreError(str(exc)) from None
     return engine
 
 
