@@ -1,4 +1,5 @@
-"""Shared pytest configuration: the `slow` marker, and a factory for small rule packs.
+"""Shared pytest configuration: the `slow` marker, a factory for small rule packs, and
+(from pg_server) a throwaway PostgreSQL server with the `postgres_url` and `db_url` fixtures.
 
 Slow tests run by default; deselect them with `-m "not slow"` for a quick loop.
 """
@@ -56,6 +57,9 @@ CONTRACT_RULES = """\
 """
 
 PackWriter = Callable[..., Path]
+
+# postgres_server, postgres_url and db_url (tests/pg_server.py; tests/ is on pythonpath).
+pytest_plugins = ["pg_server"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
