@@ -221,8 +221,7 @@ def test_sqlite_in_a_missing_directory_is_refused(tmp_path: Path) -> None:
     missing = tmp_path / "no" / "such"
     with pytest.raises(StoreError) as caught:
         connect(f"sqlite:///{missing}/asl.db")
-    assert str(missing) in str(caught.value)
-    assert "does not exist" in str(caught.value)
+    assert f"directory {missing} does not exist" in str(caught.value)
     assert not (tmp_path / "no").exists()
 
 
@@ -299,8 +298,7 @@ def test_sqlite_in_a_read_only_directory_is_refused(shared_dir: Path) -> None:
     kind, message = connect_unprivileged(f"sqlite:///{database}")
 
     assert kind == "StoreError", message
-    assert str(database) in message
-    assert "read-only" in message
+    assert f"directory {read_only} is read-only" in message
     assert list(read_only.iterdir()) == []
 
 
@@ -318,8 +316,7 @@ def test_existing_sqlite_file_in_a_read_only_directory_is_refused(shared_dir: Pa
     kind, message = connect_unprivileged(f"sqlite:///{database}")
 
     assert kind == "StoreError", message
-    assert str(database) in message
-    assert "read-only" in message
+    assert f"directory {read_only} is read-only" in message
     assert sorted(read_only.iterdir()) == before
 
 
