@@ -11,6 +11,8 @@ psycopg 3. The schema is brought to the newest Alembic revision on first use (an
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -103,6 +105,9 @@ def connect(url: str, migrate: bool = True) -> Engine:
             conn.exec_driver_sql("SELECT 1")
         if migrate and not at_head(engine):
             upgrade(engine)
+    except StoreError:
+        engine.dispose()
+        raise
     except DBAPIError as exc:
         engine.dispose()
         raise StoreError(_reason(exc)) from None
@@ -125,7 +130,7 @@ def _sqlite_pragmas(engine: Engine) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _set_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
@@ -133,6 +138,21 @@ def _sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _set_wal(cursor: Any) -> None:
+    """Switch to WAL. Changing the journal mode ignores the busy timeout: on a new file
+    another process is writing, it fails at once with "database is locked", so it is
+    retried for as long as the busy timeout would have waited."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _config() -> Config:

@@ -116,7 +116,7 @@ def stored_line(result: dict[str, Any]) -> str:
 
 # -- the closing summary --------------------------------------------------------------
 
-HEAD = re.compile(r"(batch|re-assessment) (\d+): (\d+) models with (\S+) (\S+) into (.+)")
+HEAD = re.compile(r"(batch|re-assessment) (\d+): ([\d,]+) models? with (\S+) (\S+) into (.+)")
 COUNTS = re.compile(r"  assessed (\d+), unchanged (\d+) \(skipped\), rejected (\d+)")
 ACTION = re.compile(r"    (\S+) +(ASL-\d) +(\S+) +(\d+) actions")
 CHANGED = re.compile(r"    (\S+) +(ASL-\d) (\S+) +-> (ASL-\d) (\S+)")
@@ -180,7 +180,7 @@ def parse_summary(stdout: str) -> Printed:
     changed, rest = _listed(rest[1:], CHANGED, int(changed_head.group(1)), "asl diff MODEL")
     assert rest == [], stdout
     return Printed(
-        kind=head.group(1), models=int(head.group(3)), pack=head.group(4),
+        kind=head.group(1), models=int(head.group(3).replace(",", "")), pack=head.group(4),
         where=head.group(6),
         assessed=int(counts.group(1)), unchanged=int(counts.group(2)),
         rejected=int(counts.group(3)), by_asl=by_asl, by_decision=by_decision,

@@ -45,13 +45,6 @@ from store.db import (
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA_TABLES = set(SQLModel.metadata.tables)
 
-# A known bug, reproduced by test_connect_waits_for_a_writer_on_a_new_sqlite_file. When it
-# is fixed that test XPASSes, which fails the run (strict): remove both xfails then.
-SQLITE_WAL_BUG = (
-    "store/db.py bug: _sqlite_pragmas runs `PRAGMA journal_mode = WAL` on every new "
-    "connection; on a new file that another connection is writing (e.g. another asl "
-    "process setting WAL or migrating), it fails at once with 'database is locked': "
-    "the busy timeout does not cover a journal-mode change")
 
 
 def version_rows(engine: Engine) -> list[str]:
@@ -171,9 +164,6 @@ def test_two_processes_connecting_at_once_migrate_once(db_url: str,
                 proc.kill()
                 proc.wait()
 
-    if db_url.startswith("sqlite") and any(
-            "database is locked" in err for _out, err, _code in finished):
-        pytest.xfail(SQLITE_WAL_BUG)  # only this symptom: any other failure still fails
     for _out, err, code in finished:
         assert code == 0, f"connect failed in a child process:\n{err}"
     results = [json.loads(out) for out, _err, _code in finished]
@@ -189,7 +179,6 @@ def test_two_processes_connecting_at_once_migrate_once(db_url: str,
 # ---------------------------------------------------------------- SQLite files
 
 
-@pytest.mark.xfail(strict=True, raises=StoreError, reason=SQLITE_WAL_BUG)
 def test_connect_waits_for_a_writer_on_a_new_sqlite_file(tmp_path: Path,
                                                          engines: list[Engine]) -> None:
     # What a second asl process meets when it opens a new file a first one is writing:
