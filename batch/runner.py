@@ -151,19 +151,21 @@ class Batch:
 
     def _execute(self, jobs: list[Job], report: BatchReport,
                  previous: dict[str, Summary]) -> None:
-        """Run one generation's jobs, committing each result as it arrives."""
+        """Run one generation's jobs, committing results as they arrive: a worker's chunk
+        in one transaction, so a batch stopped at any moment keeps whole results only."""
         if not jobs:
             return
         for results in self.executor.run(jobs):
+            stored = [done for done in results if not isinstance(done, Failed)]
+            ids = self.store.save_many(stored, self.pack.name, self.pack.version,
+                                       report.batch_id)
+            for done, aid in zip(stored, ids, strict=True):
+                report.outcomes[done.model_id] = _new_outcome(done, aid,
+                                                              previous.get(done.model_id))
             for done in results:
                 if isinstance(done, Failed):
                     report.rejected.append(InputError(done.job.file, done.job.where,
                                                       f"assessment failed: {done.reason}"))
-                else:
-                    aid = self.store.save(done, self.pack.name, self.pack.version,
-                                          report.batch_id)
-                    report.outcomes[done.model_id] = _new_outcome(
-                        done, aid, previous.get(done.model_id))
             self.progress(len(results))
 
     def _stored_references(self, models: Iterable[str]) -> dict[str, ReferenceInfo]:
@@ -282,7 +284,7 @@ def _outcome(summary: Summary, skipped: bool, before: Summary | None) -> Outcome
 
 
 def _new_outcome(done: NewAssessment, assessment_id: int, before: Summary | None) -> Outcome:
-    result = done.result
+    result = done.contract
     return Outcome(done.model_id, assessment_id, result["asl"], result["decision"],
                    tuple(result["actions"]), False,
                    None if before is None else (before.asl, before.decision))

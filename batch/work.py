@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from engine.assess import ReferenceInfo, assess_document, evaluator_for
+from engine.assess import ReferenceInfo, assess_document, evaluator_for, tune_for_throughput
 from engine.errors import AssessmentError
 from engine.evidence import ModelDocument
 from knowledge_graph.provenance import dump, edge_rows, kinds
@@ -79,6 +79,7 @@ class Failed:
 def assess_jobs(packs: Sequence[str], jobs: Sequence[Job]) -> list[NewAssessment | Failed]:
     """Assess each job with the pack stack `packs` (overlay directories over the
     built-in pack); one entry per job, in order."""
+    tune_for_throughput()  # in whatever worker this runs: a pool process or a Dask worker
     evaluator = evaluator_for(packs)
     done: list[NewAssessment | Failed] = []
     for job in jobs:
@@ -89,7 +90,7 @@ def assess_jobs(packs: Sequence[str], jobs: Sequence[Job]) -> list[NewAssessment
             done.append(Failed(job, str(exc)))
             continue
         graph = provenance(assessment)
-        done.append(NewAssessment(
+        done.append(NewAssessment.build(
             model_id=job.model_id, evidence_hash=job.evidence_hash, evidence_body=job.body,
             file=_place(job), input_hash=job.input_hash,
             result=assessment_document(assessment, graph), provenance=dump(graph),

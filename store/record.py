@@ -84,18 +84,39 @@ class Summary:
 
 @dataclass(frozen=True)
 class NewAssessment:
-    """Everything one finished assessment writes: built by the worker that assessed it,
-    stored by the process that owns the database connection."""
+    """Everything one finished assessment writes, ready to insert: built (serialised and
+    compressed) by the worker that assessed it, so the one process that owns the
+    database connection only writes."""
 
     model_id: str
     evidence_hash: str
     evidence_body: dict[str, Any]
     file: str
     input_hash: str
-    result: dict[str, Any]  # the output contract with `conclusions`
+    contract: dict[str, Any]  # the output contract without `conclusions`
+    result: bytes  # `compress` of the whole output, conclusions included
     provenance: bytes  # knowledge_graph.provenance.dump of the graph
-    edges: list[dict[str, Any]]  # knowledge_graph.provenance.edge_rows
+    conclusions: list[tuple[str, str, str, str, str]]  # id, kind, value, rule, because (JSON)
+    edges: list[tuple[str, str, str, str | None, str]]  # source, target, role, name, rule
     kinds: list[str]  # the kinds of fact present, for deciding re-assessment
+
+    @classmethod
+    def build(cls, model_id: str, evidence_hash: str, evidence_body: dict[str, Any],
+              file: str, input_hash: str, result: dict[str, Any], provenance: bytes,
+              edges: list[dict[str, Any]], kinds: list[str]) -> NewAssessment:
+        """Serialise a result and its provenance rows for `Store.save`."""
+        return cls(model_id, evidence_hash, evidence_body, file, input_hash,
+                   {k: v for k, v in result.items() if k != "conclusions"}, compress(result),
+                   provenance,
+                   [(c["id"], c["kind"], _json_text(c["value"]), c["rule"],
+                     _json_text(c["because"])) for c in result["conclusions"]],
+                   [(e["source"], e["target"], e["role"], e["name"], e["rule_id"])
+                    for e in edges],
+                   kinds)
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 class Store:
@@ -103,6 +124,19 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Statements built once: SQLAlchemy then reuses their compiled form.
+        self._new_model = self._insert_new(M)
+        self._new_document = self._insert_new(D)
+        self._new_assessment = insert(A)
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._sql = {
+            table: f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                   f"({', '.join([mark] * len(columns))})"
+            for table, columns in (
+                ("conclusion", ("assessment_id", "conclusion_id", "kind", "value", "rule",
+                                "because")),
+                ("provenance_edge", ("assessment_id", "source", "target", "role", "name",
+                                     "rule_id")))}
 
     def _insert_new(self, table: Any) -> Insert:
         """INSERT that does nothing when the row's primary key already exists."""
@@ -141,34 +175,44 @@ class Store:
              batch_id: int | None = None) -> int:
         """Store one assessment with its evidence, conclusions and provenance, in one
         transaction; its id."""
-        result = new.result
+        return self.save_many([new], pack_name, pack_version, batch_id)[0]
+
+    def save_many(self, batch: Sequence[NewAssessment], pack_name: str, pack_version: str,
+                  batch_id: int | None = None) -> list[int]:
+        """Store assessments that arrived together (one worker's chunk) in one
+        transaction, whole or not at all; their ids, in order. Conclusion and edge rows
+        go straight to the driver's executemany: they are already serialised, and there
+        are a hundred and fifty per model."""
+        ids = []
         with self.engine.begin() as conn:
             stamp = now()
-            conn.execute(self._insert_new(M), {"id": new.model_id, "first_assessed": stamp})
-            conn.execute(self._insert_new(D), {"hash": new.evidence_hash,
-                                               "model_id": new.model_id,
-                                               "body": new.evidence_body, "file": new.file,
-                                               "received": stamp})
-            row = conn.execute(insert(A).values(
-                model_id=new.model_id, evidence_hash=new.evidence_hash, pack_name=pack_name,
-                pack_version=pack_version, input_hash=new.input_hash, assessed_at=stamp,
-                batch_id=batch_id, asl=result["asl"],
-                required_deployment=result["required"]["deployment"],
-                required_security=result["required"]["security"],
-                comprehensive_required=result["comprehensive_assessment_required"],
-                decision=result["decision"], missing_safeguards=result["missing_safeguards"],
-                actions=result["actions"], result=compress(result), provenance=new.provenance,
-                kinds=new.kinds))
-            assessment_id = int(row.inserted_primary_key[0])
-            conclusions = [{"assessment_id": assessment_id, "conclusion_id": c["id"],
-                            "kind": c["kind"], "value": c["value"], "rule": c["rule"],
-                            "because": c["because"]} for c in result["conclusions"]]
-            if conclusions:
-                conn.execute(insert(C), conclusions)
-            if new.edges:
-                conn.execute(insert(E), [{"assessment_id": assessment_id, **edge}
-                                         for edge in new.edges])
-        return assessment_id
+            for new in batch:
+                contract = new.contract
+                conn.execute(self._new_model, {"id": new.model_id, "first_assessed": stamp})
+                conn.execute(self._new_document, {
+                    "hash": new.evidence_hash, "model_id": new.model_id,
+                    "body": new.evidence_body, "file": new.file, "received": stamp})
+                row = conn.execute(self._new_assessment, {
+                    "model_id": new.model_id, "evidence_hash": new.evidence_hash,
+                    "pack_name": pack_name, "pack_version": pack_version,
+                    "input_hash": new.input_hash, "assessed_at": stamp, "batch_id": batch_id,
+                    "asl": contract["asl"],
+                    "required_deployment": contract["required"]["deployment"],
+                    "required_security": contract["required"]["security"],
+                    "comprehensive_required": contract["comprehensive_assessment_required"],
+                    "decision": contract["decision"],
+                    "missing_safeguards": contract["missing_safeguards"],
+                    "actions": contract["actions"], "result": new.result,
+                    "provenance": new.provenance, "kinds": new.kinds})
+                assessment_id = int(row.inserted_primary_key[0])
+                ids.append(assessment_id)
+                if new.conclusions:
+                    conn.exec_driver_sql(self._sql["conclusion"],
+                                         [(assessment_id, *c) for c in new.conclusions])
+                if new.edges:
+                    conn.exec_driver_sql(self._sql["provenance_edge"],
+                                         [(assessment_id, *e) for e in new.edges])
+        return ids
 
     # -- reading -------------------------------------------------------------------
 
