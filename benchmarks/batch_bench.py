@@ -87,10 +87,12 @@ def _proc_stat(pid: int) -> tuple[int, float, int] | None:
 @dataclass
 class TreeWatch:
     """Polls /proc every POLL_S: the summed RSS of `root` and all its descendants (peak),
-    and the last CPU time seen per process."""
+    the largest RSS of any one of them, and the last CPU time seen per process (wait4's
+    rusage is no use here: it misses pool workers the batch process never reaps)."""
 
     root: int
     peak_rss: int = 0
+    max_rss: int = 0
     cpu: dict[int, float] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -111,6 +113,7 @@ class TreeWatch:
                 tree.add(pid)
                 todo.extend(children.get(pid, ()))
         self.peak_rss = max(self.peak_rss, sum(stats[p][2] for p in tree))
+        self.max_rss = max([self.max_rss, *(stats[p][2] for p in tree)])
         for pid in tree:
             self.cpu[pid] = stats[pid][1]
 
@@ -126,9 +129,9 @@ class Run:
     models: int
     wall: float
     peak_tree_rss: int  # summed over the process tree, polled
-    max_rss: int  # ru_maxrss of the largest single process (wait4)
-    cpu_total: float
-    cpu_main: float
+    max_rss: int  # the largest single process, polled
+    cpu_total: float  # CPU seconds of the tree, polled (each up to POLL_S stale)
+    cpu_main: float  # of which the batch process itself
     db_bytes: int
     wal_bytes: int
     stdout: str
@@ -154,7 +157,7 @@ def run_batch(label: str, portfolio: Path, db: Path, models: int, jobs: int,
         watch = TreeWatch(proc.pid)
         thread = threading.Thread(target=watch.loop, daemon=True)
         thread.start()
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status = os.waitpid(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         watch.stop.set()
@@ -163,12 +166,10 @@ def run_batch(label: str, portfolio: Path, db: Path, models: int, jobs: int,
     if proc.returncode != 0:
         tail = err_path.read_text()[-2000:]
         raise SystemExit(f"{label}: asl batch exited {proc.returncode}\n{stdout[-2000:]}{tail}")
-    cpu_total = usage.ru_utime + usage.ru_stime
-    workers = sum(cpu for pid, cpu in watch.cpu.items() if pid != proc.pid)
     wal = db.with_name(db.name + "-wal")
-    return Run(label, models, wall, watch.peak_rss, usage.ru_maxrss * 1024, cpu_total,
-               cpu_total - workers, db.stat().st_size, wal.stat().st_size if wal.exists() else 0,
-               stdout)
+    return Run(label, models, wall, watch.peak_rss, watch.max_rss, sum(watch.cpu.values()),
+               watch.cpu.get(proc.pid, 0.0), db.stat().st_size,
+               wal.stat().st_size if wal.exists() else 0, stdout)
 
 
 def check_summary(run: Run, assessed: int, unchanged: int = 0) -> None:
@@ -248,7 +249,7 @@ def main() -> None:
     say(f"command        {' '.join(asl_command())} batch PORTFOLIO --db sqlite:///{tmp}/"
         "asl-jobsN.db --no-progress --jobs N")
     say(f"memory         peak RSS summed over the batch process and its workers, polled "
-        f"from /proc every {POLL_S} s; [largest single process: ru_maxrss via wait4]")
+        f"from /proc every {POLL_S} s [largest single process]")
     say(f"machine        {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     say()
 
