@@ -21,6 +21,7 @@ import json
 import os
 import pstats
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,6 +50,7 @@ from store.record import Store, compress
 ROOT = Path(__file__).resolve().parent.parent
 ASSESS = "assess_jobs (workers' share)"
 TARGET_RATE = 4_000
+SHARD = 10_000  # models per JSON Lines file: asl refuses a file over 50 MB (about 32,000)
 POLL_S = 0.2
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICK = os.sysconf("SC_CLK_TCK")
@@ -63,6 +65,23 @@ def mib(n_bytes: float) -> str:
 
 
 # -- running `asl batch` and watching its process tree ----------------------------------
+
+def write_shards(directory: Path, models: list[dict[str, Any]]) -> None:
+    """The portfolio as a directory of JSON Lines files, in model order (asl reads a
+    directory's files sorted, as one portfolio)."""
+    directory.mkdir()
+    for start in range(0, len(models), SHARD):
+        synth.write_portfolio(directory / f"part-{start // SHARD:03d}.jsonl",
+                              models[start:start + SHARD])
+
+
+def busy_cpu_s() -> float:
+    """CPU seconds this machine has spent busy since boot, all processes (/proc/stat)."""
+    with open("/proc/stat") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / TICK
+
 
 def asl_command() -> list[str]:
     """The console script beside this interpreter, else `python -c` on cli.main."""
@@ -135,6 +154,7 @@ class Run:
     db_bytes: int
     wal_bytes: int
     stdout: str
+    others_cpu: float  # CPU seconds the rest of the machine used meanwhile
 
     @property
     def rate(self) -> float:
@@ -152,6 +172,7 @@ def run_batch(label: str, portfolio: Path, db: Path, models: int, jobs: int,
         p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
     out_path, err_path = db.with_suffix(".stdout"), db.with_suffix(".stderr")
     with out_path.open("w") as out, err_path.open("w") as err:
+        busy = busy_cpu_s()
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=db.parent)
         watch = TreeWatch(proc.pid)
@@ -159,6 +180,7 @@ def run_batch(label: str, portfolio: Path, db: Path, models: int, jobs: int,
         thread.start()
         _, status = os.waitpid(proc.pid, 0)
         wall = time.perf_counter() - start
+        busy = busy_cpu_s() - busy
         proc.returncode = os.waitstatus_to_exitcode(status)
         watch.stop.set()
         thread.join()
@@ -169,7 +191,8 @@ def run_batch(label: str, portfolio: Path, db: Path, models: int, jobs: int,
     wal = db.with_name(db.name + "-wal")
     return Run(label, models, wall, watch.peak_rss, watch.max_rss, sum(watch.cpu.values()),
                watch.cpu.get(proc.pid, 0.0), db.stat().st_size,
-               wal.stat().st_size if wal.exists() else 0, stdout)
+               wal.stat().st_size if wal.exists() else 0, stdout,
+               max(0.0, busy - sum(watch.cpu.values())))
 
 
 def check_summary(run: Run, assessed: int, unchanged: int = 0) -> None:
@@ -233,18 +256,18 @@ def main() -> None:
     n, small_n = args.n, max(1, args.n // 4)
 
     tmp = Path(tempfile.mkdtemp(prefix="asl-batch-bench-"))
-    full_path, small_path = tmp / "portfolio.jsonl", tmp / "portfolio-small.jsonl"
+    full_path, small_path = tmp / "portfolio", tmp / "portfolio-small"
     start = time.perf_counter()
     models = synth.generate_models(n, seed=args.seed, lineage=True)
-    synth.write_portfolio(full_path, models)
-    synth.write_portfolio(small_path, models[:small_n])  # lineage only points back: whole
-    del models
-    with full_path.open() as fh:
-        head = [next(fh) for _ in range(min(args.profile_n, n))]
+    write_shards(full_path, models)
+    write_shards(small_path, models[:small_n])  # lineage only points back: whole
     sample_path = tmp / "portfolio-sample.jsonl"
-    sample_path.write_text("".join(head))
+    synth.write_portfolio(sample_path, models[:args.profile_n])
+    del models
+    shards = sorted(full_path.iterdir())
     say(f"portfolio      {n:,} models with lineage (seed {args.seed}), "
-        f"{mib(full_path.stat().st_size)} JSON Lines in {tmp} "
+        f"{mib(sum(p.stat().st_size for p in shards))} JSON Lines in {len(shards)} files "
+        f"of {SHARD:,} in {full_path} "
         f"({time.perf_counter() - start:.1f} s to generate)")
     say(f"command        {' '.join(asl_command())} batch PORTFOLIO --db sqlite:///{tmp}/"
         "asl-jobsN.db --no-progress --jobs N")
@@ -255,8 +278,10 @@ def main() -> None:
 
     # The lower bound: plain Python over the same documents, as read back from the file.
     start = time.perf_counter()
-    with full_path.open() as fh:
-        docs = [json.loads(line) for line in fh]
+    docs = []
+    for shard in shards:
+        with shard.open() as fh:
+            docs += [json.loads(line) for line in fh]
     parse_s = time.perf_counter() - start
     plain_s = float("inf")
     for _ in range(3):
@@ -293,6 +318,9 @@ def main() -> None:
             f"peak RSS {mib(run.peak_tree_rss):>10} [{mib(run.max_rss)}]   "
             f"db {mib(run.db_bytes)} + wal {mib(run.wal_bytes)}   "
             f"CPU {run.cpu_total:.0f} s (parent {run.cpu_main:.0f} s)")
+        if run.others_cpu > 0.05 * run.wall:
+            say(f"{'':<26} NOTE: other processes used {run.others_cpu:,.0f} CPU-s of the "
+                f"{run.wall * (os.cpu_count() or 1):,.0f} available meanwhile")
         say(f"{'':<26} ratio batch / plain time {run.wall / (plain_s * run.models / n):,.0f} x")
 
     full2 = run_batch(f"asl batch --jobs 2, {n:,}", full_path, tmp / "asl-jobs2.db", n, 2)
@@ -324,7 +352,8 @@ def main() -> None:
                 contract += 1
     missing = len(expected_by_id) - seen
     say(f"{rerun.label:<26} {rerun.rate:>9,.0f} models/s  wall {rerun.wall:8.1f} s   "
-        f"(skips every model, writes --output: {mib(output.stat().st_size)})")
+        f"(skips every model, writes --output: {mib(output.stat().st_size)})  "
+        f"peak RSS {mib(rerun.peak_tree_rss)}")
     say(f"check against plain_eval   {seen:,} results: {asl_decision + missing} asl/decision "
         f"mismatches, {contract + missing} with any contract key differing, {missing} missing")
     output.unlink()
@@ -353,9 +382,7 @@ def main() -> None:
     if args.keep:
         say(f"kept {tmp}")
     else:
-        for path in tmp.iterdir():
-            path.unlink()
-        tmp.rmdir()
+        shutil.rmtree(tmp)
     if asl_decision + missing:
         raise SystemExit(1)
 
