@@ -10,13 +10,13 @@ which is what lets two batches share one database.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Insert, func, insert, select, update
+from sqlalchemy import Insert, Row, Select, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
@@ -216,19 +216,24 @@ class Store:
 
     # -- reading -------------------------------------------------------------------
 
+    def _in_chunks(self, query: Callable[[list[Any]], Select[Any]], values: Iterable[Any]
+                   ) -> Iterator[Row[Any]]:
+        """The rows of `query(chunk)` for `values` in chunks (one IN (...) per chunk, so
+        a hundred thousand ids never make one statement)."""
+        wanted = list(values)
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), CHUNK):
+                yield from conn.execute(query(wanted[start:start + CHUNK]))
+
     def latest(self, model_ids: Iterable[str]) -> dict[str, Summary]:
         """The newest assessment of each of these models that has one."""
-        found: dict[str, Summary] = {}
-        ids = sorted(set(model_ids))
-        with self.engine.connect() as conn:
-            for start in range(0, len(ids), CHUNK):
-                chunk = ids[start:start + CHUNK]
-                newest = (select(func.max(A.c.id)).where(A.c.model_id.in_(chunk))
-                          .group_by(A.c.model_id))
-                for row in conn.execute(select(*SUMMARY_COLUMNS).where(A.c.id.in_(newest))
-                                        ).mappings():
-                    found[row["model_id"]] = Summary(**row)
-        return found
+        def query(chunk: list[Any]) -> Select[Any]:
+            newest = (select(func.max(A.c.id)).where(A.c.model_id.in_(chunk))
+                      .group_by(A.c.model_id))
+            return select(*SUMMARY_COLUMNS).where(A.c.id.in_(newest))
+
+        return {row.model_id: Summary(**row._mapping)
+                for row in self._in_chunks(query, sorted(set(model_ids)))}
 
     def all_latest(self, asl: str | None = None, decision: str | None = None
                    ) -> Iterator[Summary]:
@@ -253,14 +258,8 @@ class Store:
 
     def results(self, assessment_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """The full results (output contract with conclusions) of these assessments."""
-        found: dict[int, dict[str, Any]] = {}
-        with self.engine.connect() as conn:
-            for start in range(0, len(assessment_ids), CHUNK):
-                chunk = list(assessment_ids[start:start + CHUNK])
-                for aid, result in conn.execute(select(A.c.id, A.c.result)
-                                                .where(A.c.id.in_(chunk))):
-                    found[aid] = decompress(result)
-        return found
+        return {aid: decompress(result) for aid, result in self._in_chunks(
+            lambda chunk: select(A.c.id, A.c.result).where(A.c.id.in_(chunk)), assessment_ids)}
 
     def provenance(self, assessment_id: int) -> bytes:
         """The stored provenance graph of an assessment (knowledge_graph.provenance.dump)."""
@@ -270,44 +269,21 @@ class Store:
 
     def evidence(self, hashes: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Stored evidence documents by hash."""
-        found: dict[str, dict[str, Any]] = {}
-        wanted = sorted(set(hashes))
-        with self.engine.connect() as conn:
-            for start in range(0, len(wanted), CHUNK):
-                chunk = wanted[start:start + CHUNK]
-                for digest, body in conn.execute(select(D.c.hash, D.c.body)
-                                                 .where(D.c.hash.in_(chunk))):
-                    found[digest] = body
-        return found
+        return dict(self._in_chunks(
+            lambda chunk: select(D.c.hash, D.c.body).where(D.c.hash.in_(chunk)),
+            sorted(set(hashes))))
 
     def fired_rules(self, assessment_ids: Sequence[int]) -> dict[int, set[str]]:
         """The rules that fired in each of these assessments."""
         fired: dict[int, set[str]] = {aid: set() for aid in assessment_ids}
-        with self.engine.connect() as conn:
-            for start in range(0, len(assessment_ids), CHUNK):
-                chunk = list(assessment_ids[start:start + CHUNK])
-                for aid, rule in conn.execute(
-                        select(E.c.assessment_id, E.c.rule_id).distinct()
-                        .where(E.c.assessment_id.in_(chunk), E.c.rule_id.is_not(None))):
-                    fired[aid].add(rule)
+        for aid, rule in self._in_chunks(
+                lambda chunk: select(E.c.assessment_id, E.c.rule_id).distinct()
+                .where(E.c.assessment_id.in_(chunk)), assessment_ids):
+            fired[aid].add(rule)
         return fired
 
     def kinds_present(self, assessment_ids: Sequence[int]) -> dict[int, set[str]]:
         """The kinds of fact present in each of these assessments (input, pack and
         derived), whether or not a rule used them."""
-        present: dict[int, set[str]] = {}
-        with self.engine.connect() as conn:
-            for start in range(0, len(assessment_ids), CHUNK):
-                chunk = list(assessment_ids[start:start + CHUNK])
-                for aid, kinds in conn.execute(select(A.c.id, A.c.kinds)
-                                               .where(A.c.id.in_(chunk))):
-                    present[aid] = set(kinds)
-        return present
-
-    def assessment(self, assessment_id: int) -> Summary | None:
-        """One assessment's columns."""
-        with self.engine.connect() as conn:
-            row = conn.execute(select(*SUMMARY_COLUMNS).where(A.c.id == assessment_id)
-                               ).mappings().first()
-        return Summary(**row) if row else None
-
+        return {aid: set(kinds) for aid, kinds in self._in_chunks(
+            lambda chunk: select(A.c.id, A.c.kinds).where(A.c.id.in_(chunk)), assessment_ids)}
