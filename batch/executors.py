@@ -20,6 +20,7 @@ from store.record import NewAssessment
 
 Results = list[NewAssessment | Failed]
 CHUNK = 64  # jobs per chunk: big enough to amortise a round trip, small enough to commit often
+INLINE_CHUNK = 8  # in this process there is no round trip: commit more often
 IN_FLIGHT_PER_WORKER = 3
 
 
@@ -57,7 +58,7 @@ def _bounded(submit: Callable[[list[Job]], Any], jobs: Sequence[Job], limit: int
 class InProcess:
     """Assess in this process (`--jobs 1`): no start-up cost, one core."""
 
-    def __init__(self, packs: Sequence[str], size: int = CHUNK) -> None:
+    def __init__(self, packs: Sequence[str], size: int = INLINE_CHUNK) -> None:
         self.packs = tuple(packs)
         self.size = size
 

@@ -19,12 +19,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import networkx as nx
+import orjson
 
 from batch.executors import Executor
-from batch.work import Failed, Job, digest, evidence_body, input_hash
+from batch.work import Entry, Failed, Job, digest, input_hash
 from engine.assess import ReferenceInfo
 from engine.errors import InputError
-from engine.evidence import LoadedDocument, ModelDocument, Vocabulary, parse_document
+from engine.evidence import LoadedDocument, Vocabulary, parse_document
 from engine.model import Pack
 from store.record import NewAssessment, Store, Summary
 
@@ -96,19 +97,21 @@ class Batch:
         rules, base = pack_fingerprint(pack)
         store.ensure_pack(pack.version, pack.name, rules, base)
 
-    def run(self, docs: Sequence[LoadedDocument], inputs: Sequence[str],
+    def run(self, entries: Sequence[Entry], inputs: Sequence[str],
             force: bool = False, rejected: Iterable[InputError] = (),
             must_run: set[str] | None = None) -> BatchReport:
-        """Assess `docs` (already validated) in lineage order; `rejected` are the input's
-        own problems, kept in the report. With `must_run` (re-assessment), exactly those
-        models are re-run, and any other only if what it carries over changed."""
+        """Assess `entries` (documents already validated) in lineage order; `rejected` are
+        the input's own problems, kept in the report. With `must_run` (re-assessment),
+        exactly those models are re-run, and any other only if what it carries over
+        changed."""
         batch_id = self.store.start_batch(self.pack.version, inputs)
         report = BatchReport(batch_id, self.pack.version, rejected=list(rejected))
-        by_id = {d.document.model.id: d for d in docs}
+        by_id = {e.model: e for e in entries}
         previous = self.store.latest(by_id)
-        outside = {ref for d in docs if (ref := _reference(d.document)) and ref not in by_id}
+        outside = {e.reference for e in entries
+                   if e.reference is not None and e.reference not in by_id}
         stored_refs = self._stored_references(outside)
-        for generation in _generations(by_id, _reference):
+        for generation in _generations(by_id):
             for start in range(0, len(generation), WINDOW):
                 jobs = []
                 for model in generation[start:start + WINDOW]:
@@ -121,21 +124,19 @@ class Batch:
                                 len(report.rejected))
         return report
 
-    def _job(self, loaded: LoadedDocument, by_id: dict[str, LoadedDocument],
+    def _job(self, entry: Entry, by_id: dict[str, Entry],
              report: BatchReport, stored_refs: dict[str, ReferenceInfo],
              previous: dict[str, Summary], force: bool, must_run: set[str] | None
              ) -> Job | None:
         """The job for one model, or None when it is rejected or skipped as unchanged
         (either is recorded in the report)."""
-        model = loaded.document.model.id
-        ref, problem = self._reference_info(loaded, by_id, report, stored_refs)
+        model = entry.model
+        ref, problem = self._reference_info(entry, by_id, report, stored_refs)
         if problem is not None:
             report.rejected.append(problem)
             self.progress(1)
             return None
-        body = evidence_body(loaded.document)
-        job = Job(loaded.document, body, loaded.file, loaded.where, ref, digest(body),
-                  input_hash(body, ref))
+        job = Job(entry, ref, input_hash(orjson.loads(entry.body), ref))
         last = previous.get(model)
         if must_run is not None:
             unchanged = (model not in must_run and last is not None
@@ -151,19 +152,22 @@ class Batch:
 
     def _execute(self, jobs: list[Job], report: BatchReport,
                  previous: dict[str, Summary]) -> None:
-        """Run one generation's jobs, committing each result as it arrives."""
+        """Run one generation's jobs, committing results as they arrive: a worker's chunk
+        in one transaction, so a batch stopped at any moment keeps whole results only."""
         if not jobs:
             return
         for results in self.executor.run(jobs):
+            stored = [done for done in results if not isinstance(done, Failed)]
+            ids = self.store.save_many(stored, self.pack.name, self.pack.version,
+                                       report.batch_id)
+            for done, aid in zip(stored, ids, strict=True):
+                report.outcomes[done.model_id] = _new_outcome(done, aid,
+                                                              previous.get(done.model_id))
             for done in results:
                 if isinstance(done, Failed):
-                    report.rejected.append(InputError(done.job.file, done.job.where,
+                    report.rejected.append(InputError(done.job.entry.file,
+                                                      done.job.entry.where,
                                                       f"assessment failed: {done.reason}"))
-                else:
-                    aid = self.store.save(done, self.pack.name, self.pack.version,
-                                          report.batch_id)
-                    report.outcomes[done.model_id] = _new_outcome(
-                        done, aid, previous.get(done.model_id))
             self.progress(len(results))
 
     def _stored_references(self, models: Iterable[str]) -> dict[str, ReferenceInfo]:
@@ -177,21 +181,20 @@ class Batch:
                 for model, s in latest.items()}
 
     @staticmethod
-    def _reference_info(loaded: LoadedDocument, by_id: dict[str, LoadedDocument],
-                        report: BatchReport, stored: dict[str, ReferenceInfo]
+    def _reference_info(entry: Entry, by_id: dict[str, Entry], report: BatchReport,
+                        stored: dict[str, ReferenceInfo]
                         ) -> tuple[ReferenceInfo | None, InputError | None]:
-        ref = _reference(loaded.document)
+        ref = entry.reference
         if ref is None:
             return None, None
         if ref in by_id:
             outcome = report.outcomes.get(ref)
             if outcome is None:
-                where = f"{loaded.where}." if loaded.where else ""
-                return None, InputError(loaded.file,
+                where = f"{entry.where}." if entry.where else ""
+                return None, InputError(entry.file,
                                         f"{where}model.last_comprehensive_assessment.model",
                                         f"references {ref!r}, which could not be assessed")
-            compute = by_id[ref].document.model.effective_compute_flop
-            return ReferenceInfo(compute, outcome.asl), None
+            return ReferenceInfo(by_id[ref].compute, outcome.asl), None
         return stored.get(ref), None
 
     def reassess(self, vocabulary: Vocabulary, force: bool = False) -> BatchReport:
@@ -202,7 +205,7 @@ class Batch:
         stale = [s for s in latest.values() if s.pack_version != self.pack.version]
         affected = {s.model_id for s in stale} if force else self._affected(stale)
         bodies = self.store.evidence(s.evidence_hash for s in latest.values())
-        docs: dict[str, LoadedDocument] = {}
+        docs: dict[str, Entry] = {}
         report_rejected: list[InputError] = []
         for model, summary in latest.items():
             body = bodies[summary.evidence_hash]
@@ -211,14 +214,13 @@ class Batch:
                 if model in affected:
                     report_rejected.extend(errors)
                 continue
-            docs[model] = LoadedDocument(doc, f"stored:{model}", "")
+            docs[model] = Entry.of(LoadedDocument(doc, f"stored:{model}", ""))
         # Everything downstream of an affected model may carry over a changed result.
         lineage = nx.DiGraph()
         lineage.add_nodes_from(docs)
-        for model, loaded in docs.items():
-            ref = _reference(loaded.document)
-            if ref is not None and ref in docs:
-                lineage.add_edge(ref, model)
+        for model, entry in docs.items():
+            if entry.reference is not None and entry.reference in docs:
+                lineage.add_edge(entry.reference, model)
         wanted = set(affected)
         for model in affected:
             if model in lineage:
@@ -256,22 +258,13 @@ class Batch:
         return affected
 
 
-def _reference(doc: ModelDocument) -> str | None:
-    lca = doc.model.last_comprehensive_assessment
-    if lca is None or lca.model == doc.model.id:
-        return None
-    return lca.model
-
-
-def _generations(by_id: dict[str, LoadedDocument],
-                 reference: Callable[[ModelDocument], str | None]) -> list[list[str]]:
+def _generations(by_id: dict[str, Entry]) -> list[list[str]]:
     """Model ids in lineage generations: each after every generation it references."""
     graph = nx.DiGraph()
     graph.add_nodes_from(by_id)
-    for model, loaded in by_id.items():
-        ref = reference(loaded.document)
-        if ref is not None and ref in by_id:
-            graph.add_edge(ref, model)
+    for model, entry in by_id.items():
+        if entry.reference is not None and entry.reference in by_id:
+            graph.add_edge(entry.reference, model)
     return [sorted(generation) for generation in nx.topological_generations(graph)]
 
 
@@ -282,7 +275,7 @@ def _outcome(summary: Summary, skipped: bool, before: Summary | None) -> Outcome
 
 
 def _new_outcome(done: NewAssessment, assessment_id: int, before: Summary | None) -> Outcome:
-    result = done.result
+    result = done.contract
     return Outcome(done.model_id, assessment_id, result["asl"], result["decision"],
                    tuple(result["actions"]), False,
                    None if before is None else (before.asl, before.decision))

@@ -1,25 +1,35 @@
 """One unit of batch work, and the function that does it in any worker process.
 
-A `Job` carries a validated model document and what its reference carried over; it is
-what crosses to a worker (a pool process or a Dask worker), so it holds only plain,
-picklable data. `assess_jobs` assesses a chunk of jobs with the pack compiled once per
-process (engine.assess.evaluator_for caches it) and returns, per job, everything the
-record stores, or the reason the assessment failed.
+A `Job` carries a validated model document (as compact JSON bytes, an `Entry`) and what
+its reference carried over; it is what crosses to a worker (a pool process or a Dask
+worker), so it holds only plain, picklable data, and the worker validates the document
+again into the engine's model. `assess_jobs` assesses a chunk of jobs with the pack
+compiled once per process (engine.assess.evaluator_for caches it) and returns, per job,
+everything the record stores, or the reason the assessment failed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import signal
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from engine.assess import ReferenceInfo, assess_document, evaluator_for
+from engine.assess import (
+    ReferenceInfo,
+    assess_document,
+    evaluator_for,
+    tune_for_throughput,
+    vocabulary,
+)
 from engine.errors import AssessmentError
-from engine.evidence import ModelDocument
+from engine.evidence import LoadedDocument, ModelDocument, parse_document
 from knowledge_graph.provenance import dump, edge_rows, kinds
 from knowledge_graph.report import assessment_document, provenance
 from store.record import NewAssessment
@@ -51,21 +61,42 @@ def input_hash(body: dict[str, Any], ref: ReferenceInfo | None) -> str:
     return digest({"evidence": canonical, "reference": carried})
 
 
-@dataclass(frozen=True)
-class Job:
-    """A model to assess: its document, where it came from, and its reference's data."""
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A validated model document kept compact until its turn comes: what lineage
+    ordering needs, and the document as canonical JSON bytes. A portfolio of 100,000
+    models is held this way rather than as 100,000 validated documents."""
 
-    document: ModelDocument
-    body: dict[str, Any]
+    model: str
+    reference: str | None  # the model it carries a determination over from, if another
+    compute: float | None  # its effective compute, for models that reference it
     file: str
     where: str
-    ref: ReferenceInfo | None
+    body: bytes  # the document as submitted, as JSON with keys sorted
     evidence_hash: str
+
+    @classmethod
+    def of(cls, loaded: LoadedDocument) -> Entry:
+        """The compact form of a loaded document."""
+        model = loaded.document.model
+        lca = model.last_comprehensive_assessment
+        body = orjson.dumps(evidence_body(loaded.document), option=orjson.OPT_SORT_KEYS)
+        return cls(model.id, lca.model if lca is not None and lca.model != model.id else None,
+                   model.effective_compute_flop, loaded.file, loaded.where, body,
+                   "sha256:" + hashlib.sha256(body).hexdigest())
+
+
+@dataclass(frozen=True)
+class Job:
+    """A model to assess: its entry and what its reference carries over."""
+
+    entry: Entry
+    ref: ReferenceInfo | None
     input_hash: str
 
     @property
     def model_id(self) -> str:
-        return self.document.model.id
+        return self.entry.model
 
 
 @dataclass(frozen=True)
@@ -79,19 +110,27 @@ class Failed:
 def assess_jobs(packs: Sequence[str], jobs: Sequence[Job]) -> list[NewAssessment | Failed]:
     """Assess each job with the pack stack `packs` (overlay directories over the
     built-in pack); one entry per job, in order."""
+    tune_for_throughput()  # in whatever worker this runs: a pool process or a Dask worker
     evaluator = evaluator_for(packs)
+    words = vocabulary(evaluator.pack)
     done: list[NewAssessment | Failed] = []
     for job in jobs:
+        entry = job.entry
+        body = orjson.loads(entry.body)
+        document, errors = parse_document(body, entry.file, entry.where, words)
+        if document is None:  # validated once already, with the same pack: not expected
+            done.append(Failed(job, "; ".join(str(e) for e in errors)))
+            continue
         try:
-            assessment = assess_document(evaluator, job.document, job.ref, where=job.where,
-                                         file=job.file)
+            assessment = assess_document(evaluator, document, job.ref, where=entry.where,
+                                         file=entry.file)
         except AssessmentError as exc:
             done.append(Failed(job, str(exc)))
             continue
         graph = provenance(assessment)
-        done.append(NewAssessment(
-            model_id=job.model_id, evidence_hash=job.evidence_hash, evidence_body=job.body,
-            file=_place(job), input_hash=job.input_hash,
+        done.append(NewAssessment.build(
+            model_id=entry.model, evidence_hash=entry.evidence_hash, evidence_body=body,
+            file=_place(entry), input_hash=job.input_hash,
             result=assessment_document(assessment, graph), provenance=dump(graph),
             edges=edge_rows(graph), kinds=kinds(graph)))
     return done
@@ -102,8 +141,24 @@ def warm(packs: Sequence[str]) -> None:
     what was kept, without a traceback from every worker), and load and compile the pack
     before the first chunk."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
     evaluator_for(packs)
 
 
-def _place(job: Job) -> str:
-    return f"{job.file}: {job.where}" if job.where else job.file
+def _exit_with_parent() -> None:
+    """End this worker when the batch that started it dies. A pool worker otherwise
+    waits for work for ever after its parent is killed (SIGKILL gives the parent no
+    chance to stop it), holding memory and the batch's standard output open."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _place(entry: Entry) -> str:
+    return f"{entry.file}: {entry.where}" if entry.where else entry.file

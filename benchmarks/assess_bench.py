@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import plain_eval
 import synth
 
-from engine.assess import assess_document, evaluator_for, vocabulary
+from engine.assess import assess_document, evaluator_for, tune_for_throughput, vocabulary
 from engine.evidence import parse_document
 from knowledge_graph.report import assessment_document
 
@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
+    tune_for_throughput()  # as the asl command and batch workers run
     evaluator = evaluator_for()
     vocab = vocabulary(evaluator.pack)
     engine_s = full_s = plain_s = 0.0

@@ -24,10 +24,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from batch.executors import CHUNK, DaskExecutor, Executor, InProcess, LocalPool, Results
 from batch.runner import Batch, BatchReport
-from batch.work import Job
+from batch.work import Entry, Job
 from cli.options import EXIT_FAILED, EXIT_REJECTED, fail, load_evaluator, pack_option
 from cli.store_options import db_option, open_store
 from engine.assess import vocabulary
+from engine.errors import InputError
 from engine.evidence import load_evidence
 from store.db import current_revision, describe, head_revision
 from store.record import Store
@@ -120,11 +121,13 @@ def batch_command(portfolios: tuple[str, ...], db: str | None, jobs: int, execut
     _check_output(output)
     evaluator = load_evaluator(packs)
     store = open_store(db)
-    rejected = []
-    docs = []
+    rejected: list[InputError] = []
+    entries: list[Entry] = []
     if not reassess:
         loaded = load_evidence(portfolios, vocabulary(evaluator.pack), stdin=sys.stdin)
-        docs, rejected = loaded.documents, loaded.errors
+        # Keep each document as compact JSON until its turn, not as a validated model.
+        entries, rejected = [Entry.of(d) for d in loaded.documents], loaded.errors
+        del loaded
     if scheduler is not None:
         executor = "dask"
     show = sys.stderr.isatty() if progress is None else progress
@@ -134,13 +137,13 @@ def batch_command(portfolios: tuple[str, ...], db: str | None, jobs: int, execut
                    transient=True)
     try:
         with bar:
-            task = bar.add_task("batch", total=None if reassess else len(docs))
+            task = bar.add_task("batch", total=None if reassess else len(entries))
             runner = Batch(store, evaluator.pack, work,
                            progress=lambda n: bar.advance(task, n))
             if reassess:
                 report = runner.reassess(vocabulary(evaluator.pack), force=force)
             else:
-                report = runner.run(docs, portfolios, force=force, rejected=rejected)
+                report = runner.run(entries, portfolios, force=force, rejected=rejected)
     except KeyboardInterrupt:
         fail("interrupted; every result finished so far is stored, and running the same "
              "command again resumes", 130)

@@ -29,7 +29,7 @@ from cli.options import (
 from cli.rules import rules
 from cli.store_options import db_option, open_store
 from cli.whatif import impact, what_if
-from engine.assess import Assessment, vocabulary
+from engine.assess import Assessment, tune_for_throughput, vocabulary
 from engine.errors import InputError
 from engine.evidence import load_evidence
 from knowledge_graph.explain import render_rich, render_text, why_tree
@@ -73,6 +73,7 @@ def main() -> None:
       asl assess examples/
       asl why examples/security-gap-pause.yaml --conclusion decision
     """
+    tune_for_throughput()
 
 
 @main.command()

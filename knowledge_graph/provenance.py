@@ -48,37 +48,42 @@ def build(events: Iterable[Event]) -> nx.DiGraph:
     >>> sorted(g.nodes(data="node"))
     [('evidence:e1', 'evidence'), ('firing:r:1', 'firing'), ('signal(x=1)', 'conclusion')]
     """
-    graph = nx.DiGraph()
-    for event in events:
+    nodes: list[tuple[str, dict[str, Any]]] = []
+    edges: list[tuple[str, str, dict[str, Any]]] = []
+    for event in events:  # nodes and edges keep the order of the trace
         if isinstance(event, FactAsserted):
             node = DEFAULT if event.fact.origin == ORIGIN_PACK else EVIDENCE
-            graph.add_node(event.fact.id, **_fact_attrs(event.fact, node))
+            nodes.append((event.fact.id, _fact_attrs(event.fact, node)))
         elif isinstance(event, RuleFired):
             firing = event.firing
             rule = firing.rule
-            graph.add_node(firing.id, node=FIRING, rule=rule.id, title=rule.title,
-                           cite=rule.cite, because=firing.because, stratum=event.stratum,
-                           pack=rule.pack, file=rule.file, line=rule.line, label=rule.id,
-                           replaces=rule.replaces, rationale=rule.rationale)
-            for name, fact_id in firing.matched:
-                graph.add_edge(fact_id, firing.id, role="used", **{"as": name})
+            nodes.append((firing.id, {
+                "node": FIRING, "rule": rule.id, "title": rule.title, "cite": rule.cite,
+                "because": firing.because, "stratum": event.stratum, "pack": rule.pack,
+                "file": rule.file, "line": rule.line, "label": rule.id,
+                "replaces": rule.replaces, "rationale": rule.rationale}))
+            edges.extend((fact_id, firing.id, {"role": "used", "as": name})
+                         for name, fact_id in firing.matched)
         elif isinstance(event, ConclusionDerived):
             if event.new:
-                graph.add_node(event.fact.id, **_fact_attrs(event.fact, CONCLUSION))
-            graph.add_edge(event.firing.id, event.fact.id, role="generated")
+                nodes.append((event.fact.id, _fact_attrs(event.fact, CONCLUSION)))
+            edges.append((event.firing.id, event.fact.id, {"role": "generated"}))
+    graph = nx.DiGraph()
+    graph.add_nodes_from(nodes)
+    graph.add_edges_from(edges)
     return graph
 
 
 def supports(graph: nx.DiGraph, conclusion: str) -> list[str]:
     """The firings that support a conclusion, sorted by rule id then firing id."""
-    return sorted(graph.predecessors(conclusion),
-                  key=lambda f: (graph.nodes[f]["rule"], f))
+    data = graph.nodes
+    return sorted(graph.pred[conclusion], key=lambda f: (data[f]["rule"], f))
 
 
 def matched(graph: nx.DiGraph, firing: str) -> list[str]:
     """The facts a firing matched, in the order of the rule's conditions' names."""
-    return [fact for fact, _ in sorted(graph.in_edges(firing), key=lambda e: (
-        graph.edges[e]["as"], e[0]))]
+    used = graph.pred[firing]
+    return sorted(used, key=lambda fact: (used[fact]["as"], fact))
 
 
 def conclusions(graph: nx.DiGraph) -> list[dict[str, Any]]:
@@ -88,14 +93,14 @@ def conclusions(graph: nx.DiGraph) -> list[dict[str, Any]]:
     lists them all under `supports`; its `rule`, `pack`, `cite` and `because` are those
     of the first (by rule id)."""
     out = []
-    for node, data in sorted(graph.nodes(data=True)):
-        if data["node"] != CONCLUSION:
-            continue
+    nodes = graph.nodes
+    for node in sorted(n for n, kind in graph.nodes(data="node") if kind == CONCLUSION):
+        data = nodes[node]
         entries = []
         for firing in supports(graph, node):
-            fdata = graph.nodes[firing]
+            fdata = nodes[firing]
             entries.append({"rule": fdata["rule"], "pack": fdata["pack"], "cite": fdata["cite"],
-                            "because": sorted(matched(graph, firing)),
+                            "because": sorted(graph.pred[firing]),
                             "text": fdata["because"]})
         first = entries[0]
         out.append({"id": node, "kind": data["kind"], "value": data["values"],

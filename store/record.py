@@ -10,13 +10,13 @@ which is what lets two batches share one database.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Insert, func, insert, select, update
+from sqlalchemy import Insert, Row, Select, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
@@ -84,18 +84,39 @@ class Summary:
 
 @dataclass(frozen=True)
 class NewAssessment:
-    """Everything one finished assessment writes: built by the worker that assessed it,
-    stored by the process that owns the database connection."""
+    """Everything one finished assessment writes, ready to insert: built (serialised and
+    compressed) by the worker that assessed it, so the one process that owns the
+    database connection only writes."""
 
     model_id: str
     evidence_hash: str
     evidence_body: dict[str, Any]
     file: str
     input_hash: str
-    result: dict[str, Any]  # the output contract with `conclusions`
+    contract: dict[str, Any]  # the output contract without `conclusions`
+    result: bytes  # `compress` of the whole output, conclusions included
     provenance: bytes  # knowledge_graph.provenance.dump of the graph
-    edges: list[dict[str, Any]]  # knowledge_graph.provenance.edge_rows
+    conclusions: list[tuple[str, str, str, str, str]]  # id, kind, value, rule, because (JSON)
+    edges: list[tuple[str, str, str, str | None, str]]  # source, target, role, name, rule
     kinds: list[str]  # the kinds of fact present, for deciding re-assessment
+
+    @classmethod
+    def build(cls, model_id: str, evidence_hash: str, evidence_body: dict[str, Any],
+              file: str, input_hash: str, result: dict[str, Any], provenance: bytes,
+              edges: list[dict[str, Any]], kinds: list[str]) -> NewAssessment:
+        """Serialise a result and its provenance rows for `Store.save`."""
+        return cls(model_id, evidence_hash, evidence_body, file, input_hash,
+                   {k: v for k, v in result.items() if k != "conclusions"}, compress(result),
+                   provenance,
+                   [(c["id"], c["kind"], _json_text(c["value"]), c["rule"],
+                     _json_text(c["because"])) for c in result["conclusions"]],
+                   [(e["source"], e["target"], e["role"], e["name"], e["rule_id"])
+                    for e in edges],
+                   kinds)
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 class Store:
@@ -103,6 +124,19 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Statements built once: SQLAlchemy then reuses their compiled form.
+        self._new_model = self._insert_new(M)
+        self._new_document = self._insert_new(D)
+        self._new_assessment = insert(A)
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._sql = {
+            table: f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                   f"({', '.join([mark] * len(columns))})"
+            for table, columns in (
+                ("conclusion", ("assessment_id", "conclusion_id", "kind", "value", "rule",
+                                "because")),
+                ("provenance_edge", ("assessment_id", "source", "target", "role", "name",
+                                     "rule_id")))}
 
     def _insert_new(self, table: Any) -> Insert:
         """INSERT that does nothing when the row's primary key already exists."""
@@ -141,50 +175,65 @@ class Store:
              batch_id: int | None = None) -> int:
         """Store one assessment with its evidence, conclusions and provenance, in one
         transaction; its id."""
-        result = new.result
+        return self.save_many([new], pack_name, pack_version, batch_id)[0]
+
+    def save_many(self, batch: Sequence[NewAssessment], pack_name: str, pack_version: str,
+                  batch_id: int | None = None) -> list[int]:
+        """Store assessments that arrived together (one worker's chunk) in one
+        transaction, whole or not at all; their ids, in order. Conclusion and edge rows
+        go straight to the driver's executemany: they are already serialised, and there
+        are a hundred and fifty per model."""
+        ids = []
         with self.engine.begin() as conn:
             stamp = now()
-            conn.execute(self._insert_new(M), {"id": new.model_id, "first_assessed": stamp})
-            conn.execute(self._insert_new(D), {"hash": new.evidence_hash,
-                                               "model_id": new.model_id,
-                                               "body": new.evidence_body, "file": new.file,
-                                               "received": stamp})
-            row = conn.execute(insert(A).values(
-                model_id=new.model_id, evidence_hash=new.evidence_hash, pack_name=pack_name,
-                pack_version=pack_version, input_hash=new.input_hash, assessed_at=stamp,
-                batch_id=batch_id, asl=result["asl"],
-                required_deployment=result["required"]["deployment"],
-                required_security=result["required"]["security"],
-                comprehensive_required=result["comprehensive_assessment_required"],
-                decision=result["decision"], missing_safeguards=result["missing_safeguards"],
-                actions=result["actions"], result=compress(result), provenance=new.provenance,
-                kinds=new.kinds))
-            assessment_id = int(row.inserted_primary_key[0])
-            conclusions = [{"assessment_id": assessment_id, "conclusion_id": c["id"],
-                            "kind": c["kind"], "value": c["value"], "rule": c["rule"],
-                            "because": c["because"]} for c in result["conclusions"]]
-            if conclusions:
-                conn.execute(insert(C), conclusions)
-            if new.edges:
-                conn.execute(insert(E), [{"assessment_id": assessment_id, **edge}
-                                         for edge in new.edges])
-        return assessment_id
+            for new in batch:
+                contract = new.contract
+                conn.execute(self._new_model, {"id": new.model_id, "first_assessed": stamp})
+                conn.execute(self._new_document, {
+                    "hash": new.evidence_hash, "model_id": new.model_id,
+                    "body": new.evidence_body, "file": new.file, "received": stamp})
+                row = conn.execute(self._new_assessment, {
+                    "model_id": new.model_id, "evidence_hash": new.evidence_hash,
+                    "pack_name": pack_name, "pack_version": pack_version,
+                    "input_hash": new.input_hash, "assessed_at": stamp, "batch_id": batch_id,
+                    "asl": contract["asl"],
+                    "required_deployment": contract["required"]["deployment"],
+                    "required_security": contract["required"]["security"],
+                    "comprehensive_required": contract["comprehensive_assessment_required"],
+                    "decision": contract["decision"],
+                    "missing_safeguards": contract["missing_safeguards"],
+                    "actions": contract["actions"], "result": new.result,
+                    "provenance": new.provenance, "kinds": new.kinds})
+                assessment_id = int(row.inserted_primary_key[0])
+                ids.append(assessment_id)
+                if new.conclusions:
+                    conn.exec_driver_sql(self._sql["conclusion"],
+                                         [(assessment_id, *c) for c in new.conclusions])
+                if new.edges:
+                    conn.exec_driver_sql(self._sql["provenance_edge"],
+                                         [(assessment_id, *e) for e in new.edges])
+        return ids
 
     # -- reading -------------------------------------------------------------------
 
+    def _in_chunks(self, query: Callable[[list[Any]], Select[Any]], values: Iterable[Any]
+                   ) -> Iterator[Row[Any]]:
+        """The rows of `query(chunk)` for `values` in chunks (one IN (...) per chunk, so
+        a hundred thousand ids never make one statement)."""
+        wanted = list(values)
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), CHUNK):
+                yield from conn.execute(query(wanted[start:start + CHUNK]))
+
     def latest(self, model_ids: Iterable[str]) -> dict[str, Summary]:
         """The newest assessment of each of these models that has one."""
-        found: dict[str, Summary] = {}
-        ids = sorted(set(model_ids))
-        with self.engine.connect() as conn:
-            for start in range(0, len(ids), CHUNK):
-                chunk = ids[start:start + CHUNK]
-                newest = (select(func.max(A.c.id)).where(A.c.model_id.in_(chunk))
-                          .group_by(A.c.model_id))
-                for row in conn.execute(select(*SUMMARY_COLUMNS).where(A.c.id.in_(newest))
-                                        ).mappings():
-                    found[row["model_id"]] = Summary(**row)
-        return found
+        def query(chunk: list[Any]) -> Select[Any]:
+            newest = (select(func.max(A.c.id)).where(A.c.model_id.in_(chunk))
+                      .group_by(A.c.model_id))
+            return select(*SUMMARY_COLUMNS).where(A.c.id.in_(newest))
+
+        return {row.model_id: Summary(**row._mapping)
+                for row in self._in_chunks(query, sorted(set(model_ids)))}
 
     def all_latest(self, asl: str | None = None, decision: str | None = None
                    ) -> Iterator[Summary]:
@@ -209,14 +258,8 @@ class Store:
 
     def results(self, assessment_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """The full results (output contract with conclusions) of these assessments."""
-        found: dict[int, dict[str, Any]] = {}
-        with self.engine.connect() as conn:
-            for start in range(0, len(assessment_ids), CHUNK):
-                chunk = list(assessment_ids[start:start + CHUNK])
-                for aid, result in conn.execute(select(A.c.id, A.c.result)
-                                                .where(A.c.id.in_(chunk))):
-                    found[aid] = decompress(result)
-        return found
+        return {aid: decompress(result) for aid, result in self._in_chunks(
+            lambda chunk: select(A.c.id, A.c.result).where(A.c.id.in_(chunk)), assessment_ids)}
 
     def provenance(self, assessment_id: int) -> bytes:
         """The stored provenance graph of an assessment (knowledge_graph.provenance.dump)."""
@@ -226,44 +269,21 @@ class Store:
 
     def evidence(self, hashes: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Stored evidence documents by hash."""
-        found: dict[str, dict[str, Any]] = {}
-        wanted = sorted(set(hashes))
-        with self.engine.connect() as conn:
-            for start in range(0, len(wanted), CHUNK):
-                chunk = wanted[start:start + CHUNK]
-                for digest, body in conn.execute(select(D.c.hash, D.c.body)
-                                                 .where(D.c.hash.in_(chunk))):
-                    found[digest] = body
-        return found
+        return dict(self._in_chunks(
+            lambda chunk: select(D.c.hash, D.c.body).where(D.c.hash.in_(chunk)),
+            sorted(set(hashes))))
 
     def fired_rules(self, assessment_ids: Sequence[int]) -> dict[int, set[str]]:
         """The rules that fired in each of these assessments."""
         fired: dict[int, set[str]] = {aid: set() for aid in assessment_ids}
-        with self.engine.connect() as conn:
-            for start in range(0, len(assessment_ids), CHUNK):
-                chunk = list(assessment_ids[start:start + CHUNK])
-                for aid, rule in conn.execute(
-                        select(E.c.assessment_id, E.c.rule_id).distinct()
-                        .where(E.c.assessment_id.in_(chunk), E.c.rule_id.is_not(None))):
-                    fired[aid].add(rule)
+        for aid, rule in self._in_chunks(
+                lambda chunk: select(E.c.assessment_id, E.c.rule_id).distinct()
+                .where(E.c.assessment_id.in_(chunk)), assessment_ids):
+            fired[aid].add(rule)
         return fired
 
     def kinds_present(self, assessment_ids: Sequence[int]) -> dict[int, set[str]]:
         """The kinds of fact present in each of these assessments (input, pack and
         derived), whether or not a rule used them."""
-        present: dict[int, set[str]] = {}
-        with self.engine.connect() as conn:
-            for start in range(0, len(assessment_ids), CHUNK):
-                chunk = list(assessment_ids[start:start + CHUNK])
-                for aid, kinds in conn.execute(select(A.c.id, A.c.kinds)
-                                               .where(A.c.id.in_(chunk))):
-                    present[aid] = set(kinds)
-        return present
-
-    def assessment(self, assessment_id: int) -> Summary | None:
-        """One assessment's columns."""
-        with self.engine.connect() as conn:
-            row = conn.execute(select(*SUMMARY_COLUMNS).where(A.c.id == assessment_id)
-                               ).mappings().first()
-        return Summary(**row) if row else None
-
+        return {aid: set(kinds) for aid, kinds in self._in_chunks(
+            lambda chunk: select(A.c.id, A.c.kinds).where(A.c.id.in_(chunk)), assessment_ids)}
