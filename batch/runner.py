@@ -1,4 +1,4 @@
-"""A batch run: every model of a portfolio, in lineage order, committed as it finishes.
+"""A batch run: every model of a portfolio, in lineage order, committed as it arrives.
 
 Models are taken in lineage generations (networkx topological generations over
 `last_comprehensive_assessment` references): a model is assessed only after the model it

@@ -102,9 +102,10 @@ def batch_command(portfolios: tuple[str, ...], db: str | None, jobs: int, execut
     """Assess every model of PORTFOLIOS (files, directories, - for standard input) into
     the record, in lineage order, and print a summary.
 
-    Each result is committed as it finishes. Models whose evidence, carried-over
-    reference and pack are unchanged since their last assessment are skipped, so a batch
-    that was stopped, even killed, resumes where it was by running it again.
+    Results are committed as they arrive (a worker's chunk in one transaction). Models
+    whose evidence, carried-over reference and pack are unchanged since their last
+    assessment are skipped, so a batch that was stopped, even killed, resumes where it
+    was by running it again.
 
     \b
     Examples:
