@@ -52,7 +52,7 @@ from knowledge_graph.provenance import load as load_graph
 SEED = 20250611
 PORTFOLIO_SIZE = 2000
 KILL_AFTER = 300  # committed assessments before the kill: "some hundreds, but not all"
-CHAIN_HEAD, CHAIN_LENGTH = 150, 100  # the SIGINT and orphan tests' portfolio (see Chain)
+CHAIN_HEAD, CHAIN_LENGTH = 150, 400  # the SIGINT and orphan tests' portfolio (see Chain)
 SHARED = 200  # each portfolio of the two-batches-at-once tests
 CORRUPT_SIZE, CORRUPT_LINE = 1000, 500
 RUN_TIMEOUT_S = 300
@@ -317,8 +317,9 @@ class Chain:
     """A portfolio whose first lineage generation is big enough for --jobs 2 to use its
     process pool, and whose other generations are all small enough to be assessed in
     the main process (batch.executors.CHUNK) while the pool's workers wait: 150
-    synthetic models, then 100 more each carrying over from the one before. Its clean
-    run is made when first needed."""
+    synthetic models, then 400 more each carrying over from the one before (seconds of
+    work after the interrupt point, so the interrupt lands before the batch ends even on
+    a loaded machine). Its clean run is made when first needed."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
