@@ -52,7 +52,7 @@ from knowledge_graph.provenance import load as load_graph
 SEED = 20250611
 PORTFOLIO_SIZE = 2000
 KILL_AFTER = 300  # committed assessments before the kill: "some hundreds, but not all"
-CHAIN_HEAD, CHAIN_LENGTH = 150, 400  # the SIGINT and orphan tests' portfolio (see Chain)
+CHAIN_HEAD, CHAIN_LENGTH = 150, 100  # the SIGINT and orphan tests' portfolio (see Chain)
 SHARED = 200  # each portfolio of the two-batches-at-once tests
 CORRUPT_SIZE, CORRUPT_LINE = 1000, 500
 RUN_TIMEOUT_S = 300
@@ -91,10 +91,18 @@ def run_asl(*args: str | Path, cwd: Path, **kwargs: Any) -> subprocess.Completed
 def start_asl(*args: str | Path, cwd: Path, log: str) -> subprocess.Popen[bytes]:
     """Start asl in a process group of its own (it and its pool workers), its standard
     output and error going to files `log`.out and `log`.err in `cwd`: a pipe would keep
-    a reader waiting for as long as any worker outlives the batch."""
+    a reader waiting for as long as any worker outlives the batch. Ctrl-C is given its
+    default disposition in the child, as a terminal has it: when the tests themselves run
+    as a background job of a non-interactive shell they inherit SIGINT ignored, and so
+    would asl, which would then never see the interrupt the Ctrl-C tests send."""
     with (cwd / f"{log}.out").open("wb") as out, (cwd / f"{log}.err").open("wb") as err:
         return subprocess.Popen([*ASL, *map(str, args)], cwd=cwd, env=ENV, stdout=out,
-                                stderr=err, start_new_session=True)
+                                stderr=err, start_new_session=True,
+                                preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def logs(cwd: Path, log: str) -> tuple[str, str]:
@@ -317,9 +325,8 @@ class Chain:
     """A portfolio whose first lineage generation is big enough for --jobs 2 to use its
     process pool, and whose other generations are all small enough to be assessed in
     the main process (batch.executors.CHUNK) while the pool's workers wait: 150
-    synthetic models, then 400 more each carrying over from the one before (seconds of
-    work after the interrupt point, so the interrupt lands before the batch ends even on
-    a loaded machine). Its clean run is made when first needed."""
+    synthetic models, then 100 more each carrying over from the one before. Its clean
+    run is made when first needed."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
