@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import sys
 import tempfile
@@ -25,7 +24,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from batch.executors import CHUNK, DaskExecutor, Executor, InProcess, LocalPool, Results
 from batch.runner import Batch, BatchReport
 from batch.work import Entry, Job
-from cli.options import EXIT_FAILED, EXIT_REJECTED, fail, load_evaluator, pack_option
+from cli.options import (
+    EXIT_FAILED,
+    EXIT_REJECTED,
+    dumps,
+    fail,
+    load_evaluator,
+    pack_option,
+)
 from cli.store_options import db_option, open_store
 from engine.assess import vocabulary
 from engine.errors import InputError
@@ -229,7 +235,7 @@ def _write_output(store: Store, report: BatchReport, output: str) -> None:
                 _write_csv(out, rows)
             else:
                 for result in rows:
-                    out.write(_json_line(result) + "\n")
+                    out.write(dumps(result, indent=None) + "\n")
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
@@ -245,11 +251,6 @@ def _results(store: Store, ids: Sequence[int], chunk: int = 500) -> Iterator[dic
         found = store.results(part)
         for aid in part:
             yield found[aid]
-
-
-def _json_line(result: dict[str, Any]) -> str:
-    """One result as `asl assess --format jsonl` prints it."""
-    return json.dumps(result, sort_keys=True, ensure_ascii=False)
 
 
 CSV_FIXED = ("model", "asl", "required.deployment", "required.security",

@@ -7,13 +7,12 @@ evidence files: results and provenance graphs are stored with every assessment.
 from __future__ import annotations
 
 import csv
-import json
 import sys
 from typing import Any
 
 import click
 
-from cli.options import EXIT_REJECTED, fail
+from cli.options import EXIT_REJECTED, dumps, fail
 from cli.store_options import db_option, open_store
 from knowledge_graph.compare import compare, value_changes
 from knowledge_graph.provenance import load
@@ -45,10 +44,6 @@ def _row_json(s: Summary) -> dict[str, Any]:
             "actions": s.actions, "batch": s.batch_id, "input_hash": s.input_hash}
 
 
-def _dumps(data: Any) -> str:
-    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
-
-
 def _history_of(store: Store, model: str) -> list[Summary]:
     found = store.history(model)
     if not found:
@@ -72,7 +67,7 @@ def history_command(model: str, fmt: str, db: str | None) -> None:
     """
     found = _history_of(open_store(db), model)
     if fmt == "json":
-        click.echo(_dumps([_row_json(s) for s in found]))
+        click.echo(dumps([_row_json(s) for s in found]))
         return
     click.echo(_table([[str(s.id), _when(s.assessed_at), f"{s.pack_name} {_short(s.pack_version)}",
                         s.asl, s.decision, str(s.batch_id or "-")] for s in found],
@@ -114,7 +109,7 @@ def diff_command(model: str, assessments: tuple[int, ...], fmt: str, db: str | N
     change = compare(results[a], load(store.provenance(a)), results[b],
                      load(store.provenance(b)))
     if fmt == "json":
-        click.echo(_dumps({"model": model, "old": _row_json(found[a]),
+        click.echo(dumps({"model": model, "old": _row_json(found[a]),
                            "new": _row_json(found[b]), **change}))
         return
     click.echo(_diff_text(model, found[a], found[b], change))
@@ -187,7 +182,7 @@ def list_command(asl: str | None, decision: str | None, fmt: str, db: str | None
     """
     rows = list(open_store(db).all_latest(asl=asl, decision=decision))
     if fmt == "json":
-        click.echo(_dumps([_row_json(s) for s in rows]))
+        click.echo(dumps([_row_json(s) for s in rows]))
         return
     header = ["model", "ASL", "deployment", "security", "decision", "missing", "assessed (UTC)",
               "assessment"]

@@ -7,7 +7,6 @@ printed). Errors go to standard error, one line each, without tracebacks.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from cli.options import (
     EXIT_REJECTED,
     assess_loaded,
     choose_model,
+    dumps,
     fail,
     load_evaluator,
     pack_option,
@@ -56,10 +56,6 @@ def _assess(paths: Sequence[str], packs: Sequence[str]) -> Outcome:
     single = (len(paths) == 1 and not Path(paths[0]).is_dir() and len(loaded.documents) == 1
               and loaded.documents[0].where == "")
     return Outcome(assessments, errors, portfolio=not single)
-
-
-def _dumps(data: Any, indent: int | None = 2) -> str:
-    return json.dumps(data, indent=indent, sort_keys=True, ensure_ascii=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -100,9 +96,9 @@ def assess(files: tuple[str, ...], fmt: str, packs: tuple[str, ...]) -> None:
         documents = [assessment_document(a) for a in outcome.assessments]
         if fmt == "jsonl":
             for document in documents:
-                click.echo(_dumps(document, indent=None))
+                click.echo(dumps(document, indent=None))
         elif documents or not outcome.errors:
-            click.echo(_dumps(documents if outcome.portfolio else documents[0]))
+            click.echo(dumps(documents if outcome.portfolio else documents[0]))
     if outcome.errors:
         sys.exit(EXIT_REJECTED)
 
@@ -207,7 +203,7 @@ def _explain(model: str, graph: Any, selector: str, fmt: str, output: str | None
     assert node is not None
     tree = why_tree(graph, node)
     if fmt == "json":
-        text = _dumps({"model": model, "conclusion": node, "explanation": tree})
+        text = dumps({"model": model, "conclusion": node, "explanation": tree})
         _write(f"{text}\n".encode(), output)
     elif output is None and (sys.stdout.isatty() if color is None else color):
         console = Console(file=sys.stdout, force_terminal=True, highlight=False,

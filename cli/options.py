@@ -8,9 +8,10 @@ loads and compiles that stack once, or reports every pack problem and exits with
 
 from __future__ import annotations
 
+import json
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 import click
 
@@ -28,6 +29,14 @@ pack_option = click.option(
     help="Overlay rule pack directory, loaded over the built-in rsp-2.1 pack (repeatable: "
     "later packs go over earlier ones). A pack.yaml saying `standalone: true` is loaded "
     "without the built-in.")
+
+
+def dumps(data: Any, indent: int | None = 2, default: Callable[[Any], Any] | None = None
+          ) -> str:
+    """JSON as every `asl` command prints it: keys sorted, non-ASCII kept, indented (or,
+    with `indent=None`, one line, as `--format jsonl` and `asl batch --output` write)."""
+    return json.dumps(data, indent=indent, sort_keys=True, ensure_ascii=False,
+                      default=default)
 
 
 def fail(message: str, status: int = EXIT_FAILED) -> NoReturn:

@@ -20,7 +20,7 @@ from typing import Any
 import click
 import yaml
 
-from cli.options import EXIT_FAILED, fail, pack_option
+from cli.options import EXIT_FAILED, dumps, fail, pack_option
 from engine.casetest import CaseRun, run_tests, show_value
 from engine.errors import PackError, PackProblem
 from engine.evaluator import Evaluator
@@ -51,10 +51,6 @@ def _rel(path: str | Path) -> str:
 
 def _problem_line(problem: PackProblem) -> str:
     return f"{_rel(problem.file)}:{problem.line}: {problem.code}: {problem.message}"
-
-
-def _dumps(data: Any) -> str:
-    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
 def _is_base(directory: Path) -> bool:
@@ -136,7 +132,7 @@ def list_rules(packs: tuple[str, ...], fmt: str) -> None:
     pack = _load(stack_for(packs))
     rows = [_rule_row(pack, r) for r in pack.rules]
     if fmt == "json":
-        click.echo(_dumps(rows))
+        click.echo(dumps(rows, default=str))
         return
     columns = ("id", "stratum", "pack", "cite", "title")
     header = {"id": "ID", "stratum": "STRATUM", "pack": "PACK", "cite": "CITATION",
@@ -223,7 +219,7 @@ def show(rule_id: str, packs: tuple[str, ...], fmt: str) -> None:
             "negates": sorted(rule.negates), "produces": sorted(rule.produces),
             **rule_links(pack, rule), "source": rule_source(rule)}
     if fmt == "json":
-        click.echo(_dumps(data))
+        click.echo(dumps(data, default=str))
         return
     click.echo(f"{rule.id}: {rule.title}")
     for label, values in (("cite", [rule.cite]),
@@ -271,8 +267,8 @@ def validate(paths: tuple[str, ...], packs: tuple[str, ...], fmt: str) -> None:
     except PackError as exc:
         problems, scope = exc.problems, "the pack"
     if fmt == "json":
-        click.echo(_dumps([{"file": _rel(p.file), "line": p.line, "code": p.code,
-                            "message": p.message} for p in problems]))
+        click.echo(dumps([{"file": _rel(p.file), "line": p.line, "code": p.code,
+                           "message": p.message} for p in problems], default=str))
     else:
         for problem in problems:
             click.echo(_problem_line(problem))
@@ -355,7 +351,7 @@ def test(paths: tuple[str, ...], packs: tuple[str, ...], fail_under: float | Non
     evaluator = _evaluator(dirs)
     run = run_tests(evaluator, _tested_layers(evaluator.pack, dirs, paths))
     if fmt == "json":
-        click.echo(_dumps(_run_json(run)))
+        click.echo(dumps(_run_json(run), default=str))
     else:
         _render_run(run, verbose)
     if not run.results:
@@ -443,7 +439,7 @@ def diff(old_dir: str, new_dir: str, portfolio: str | None, fmt: str) -> None:
         data = result.to_json()
         if changes is not None:
             data["portfolio"] = changes.to_json()
-        click.echo(_dumps(data))
+        click.echo(dumps(data, default=str))
         return
     lines = _render_diff(result)
     if changes is not None:

@@ -19,7 +19,14 @@ from typing import Any
 import click
 import networkx as nx
 
-from cli.options import EXIT_REJECTED, assess_loaded, fail, load_evaluator, pack_option
+from cli.options import (
+    EXIT_REJECTED,
+    assess_loaded,
+    dumps,
+    fail,
+    load_evaluator,
+    pack_option,
+)
 from engine.assess import Assessment, vocabulary
 from engine.errors import AssessmentError, InputError
 from engine.evidence import STDIN_NAME, LoadResult, load_evidence
@@ -38,10 +45,6 @@ from knowledge_graph.impact import (
 )
 from knowledge_graph.provenance import matched, supports
 from knowledge_graph.report import assessment_document, provenance
-
-
-def _dumps(data: Any) -> str:
-    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
 
 
 def _show(value: Any) -> str:
@@ -175,7 +178,7 @@ def what_if(file: str, model_id: str | None, sets: tuple[str, ...], unsets: tupl
                  for c in _conclusion_changes(result, model)]
     if fmt == "json":
         after = result.after.get(result.model)
-        click.echo(_dumps({
+        click.echo(dumps({
             "model": result.model,
             "edits": [{"option": e.option, "path": e.path, "value": e.value}
                       for e in result.edits],
@@ -294,6 +297,6 @@ def impact(files: tuple[str, ...], evidence_id: str | None, rule_id: str | None,
     else:
         report = _rule_impact(G, evaluator, rule_id or "")
         text = _render_rule(report)
-    click.echo(_dumps(report) if fmt == "json" else text, nl=fmt == "json")
+    click.echo(dumps(report) if fmt == "json" else text, nl=fmt == "json")
     if errors:
         sys.exit(EXIT_REJECTED)

@@ -11,7 +11,6 @@ still printed, the disagreement named); 2 for a bad target or rejected evidence.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
@@ -22,6 +21,7 @@ from cli.options import (
     EXIT_REJECTED,
     assess_loaded,
     choose_model,
+    dumps,
     fail,
     load_evaluator,
     pack_option,
@@ -72,8 +72,7 @@ def why_not_command(file: str, target: str, model_id: str | None, fmt: str,
     chosen = choose_model(assessments, model_id, file)
     report = why_not(chosen, parsed, provenance(chosen))
     if fmt == "json":
-        click.echo(json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False,
-                              default=str))
+        click.echo(dumps(report, default=str))
     else:
         click.echo(render_text(report), nl=False)
     if report["inconsistencies"]:
