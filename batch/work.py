@@ -37,7 +37,11 @@ from store.record import NewAssessment
 
 def digest(data: Any) -> str:
     """sha256 of the canonical JSON of `data` (keys sorted)."""
-    return "sha256:" + hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return _sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def evidence_body(doc: ModelDocument) -> dict[str, Any]:
@@ -83,7 +87,7 @@ class Entry:
         body = orjson.dumps(evidence_body(loaded.document), option=orjson.OPT_SORT_KEYS)
         return cls(model.id, lca.model if lca is not None and lca.model != model.id else None,
                    model.effective_compute_flop, loaded.file, loaded.where, body,
-                   "sha256:" + hashlib.sha256(body).hexdigest())
+                   _sha256(body))
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,9 @@ def _check_sqlite_file(database: str | None) -> None:
                          "there")
 
 
-def _json(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """JSON as the store writes it (keys sorted): for JSON columns, and for rows
+    serialised ahead of time by the workers."""
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
@@ -94,11 +96,11 @@ def connect(url: str, migrate: bool = True) -> Engine:
     parsed = _parse(url)
     if parsed.get_backend_name() == "sqlite":
         _check_sqlite_file(parsed.database)
-        engine = create_engine(parsed, json_serializer=_json, json_deserializer=orjson.loads,
+        engine = create_engine(parsed, json_serializer=json_text, json_deserializer=orjson.loads,
                                connect_args={"timeout": BUSY_TIMEOUT_S})
         _sqlite_pragmas(engine)
     else:
-        engine = create_engine(parsed, json_serializer=_json, json_deserializer=orjson.loads,
+        engine = create_engine(parsed, json_serializer=json_text, json_deserializer=orjson.loads,
                                pool_pre_ping=True)
     try:
         with engine.connect() as conn:

@@ -20,6 +20,7 @@ from sqlalchemy import Insert, Row, Select, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
+from store.db import json_text
 from store.tables import (
     BatchRun,
     EvidenceDocument,
@@ -97,26 +98,21 @@ class NewAssessment:
     result: bytes  # `compress` of the whole output, conclusions included
     provenance: bytes  # knowledge_graph.provenance.dump of the graph
     conclusions: list[tuple[str, str, str, str, str]]  # id, kind, value, rule, because (JSON)
-    edges: list[tuple[str, str, str, str | None, str]]  # source, target, role, name, rule
+    edges: list[tuple[str, str, str, str | None, str]]  # provenance.edge_rows
     kinds: list[str]  # the kinds of fact present, for deciding re-assessment
 
     @classmethod
     def build(cls, model_id: str, evidence_hash: str, evidence_body: dict[str, Any],
               file: str, input_hash: str, result: dict[str, Any], provenance: bytes,
-              edges: list[dict[str, Any]], kinds: list[str]) -> NewAssessment:
+              edges: list[tuple[str, str, str, str | None, str]], kinds: list[str]
+              ) -> NewAssessment:
         """Serialise a result and its provenance rows for `Store.save`."""
         return cls(model_id, evidence_hash, evidence_body, file, input_hash,
                    {k: v for k, v in result.items() if k != "conclusions"}, compress(result),
                    provenance,
-                   [(c["id"], c["kind"], _json_text(c["value"]), c["rule"],
-                     _json_text(c["because"])) for c in result["conclusions"]],
-                   [(e["source"], e["target"], e["role"], e["name"], e["rule_id"])
-                    for e in edges],
-                   kinds)
-
-
-def _json_text(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+                   [(c["id"], c["kind"], json_text(c["value"]), c["rule"],
+                     json_text(c["because"])) for c in result["conclusions"]],
+                   edges, kinds)
 
 
 class Store:
