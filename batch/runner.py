@@ -94,8 +94,8 @@ class Batch:
         self.pack = pack
         self.executor = executor
         self.progress = progress or (lambda _n: None)
-        rules, base = pack_fingerprint(pack)
-        store.ensure_pack(pack.version, pack.name, rules, base)
+        self.rules, self.base = pack_fingerprint(pack)
+        store.ensure_pack(pack.version, pack.name, self.rules, self.base)
 
     def run(self, entries: Sequence[Entry], inputs: Sequence[str],
             force: bool = False, rejected: Iterable[InputError] = (),
@@ -216,11 +216,7 @@ class Batch:
                 continue
             docs[model] = Entry.of(LoadedDocument(doc, f"stored:{model}", ""))
         # Everything downstream of an affected model may carry over a changed result.
-        lineage = nx.DiGraph()
-        lineage.add_nodes_from(docs)
-        for model, entry in docs.items():
-            if entry.reference is not None and entry.reference in docs:
-                lineage.add_edge(entry.reference, model)
+        lineage = _lineage(docs)
         wanted = set(affected)
         for model in affected:
             if model in lineage:
@@ -234,20 +230,20 @@ class Batch:
         """Models (of those made with another pack version) a rule change could reach:
         everything not a rule changed; or a changed or removed rule fired for it; or a
         changed or added rule needs only kinds of fact its assessment had."""
-        rules, base = pack_fingerprint(self.pack)
+        rules = self.rules
         affected: set[str] = set()
         by_version: dict[str, list[Summary]] = {}
         for summary in stale:
             by_version.setdefault(summary.pack_version, []).append(summary)
         for version, summaries in by_version.items():
             old = self.store.pack(version)
-            if old is None or old.base != base:
+            if old is None or old.base != self.base:
                 affected.update(s.model_id for s in summaries)
                 continue
-            gone = {r for r in old.rules if r not in rules
-                    or old.rules[r]["hash"] != rules[r]["hash"]}
-            new = [set(rules[r]["consumes"]) for r in rules
-                   if r not in old.rules or old.rules[r]["hash"] != rules[r]["hash"]]
+            changed = {r for r in rules.keys() & old.rules.keys()
+                       if old.rules[r]["hash"] != rules[r]["hash"]}
+            gone = changed | (old.rules.keys() - rules.keys())
+            new = [set(rules[r]["consumes"]) for r in changed | (rules.keys() - old.rules.keys())]
             ids = [s.id for s in summaries]
             fired = self.store.fired_rules(ids)
             present = self.store.kinds_present(ids)
@@ -258,14 +254,19 @@ class Batch:
         return affected
 
 
-def _generations(by_id: dict[str, Entry]) -> list[list[str]]:
-    """Model ids in lineage generations: each after every generation it references."""
+def _lineage(by_id: dict[str, Entry]) -> nx.DiGraph:
+    """Models, with an edge from each to every model of `by_id` that references it."""
     graph = nx.DiGraph()
     graph.add_nodes_from(by_id)
     for model, entry in by_id.items():
         if entry.reference is not None and entry.reference in by_id:
             graph.add_edge(entry.reference, model)
-    return [sorted(generation) for generation in nx.topological_generations(graph)]
+    return graph
+
+
+def _generations(by_id: dict[str, Entry]) -> list[list[str]]:
+    """Model ids in lineage generations: each after every generation it references."""
+    return [sorted(generation) for generation in nx.topological_generations(_lineage(by_id))]
 
 
 def _outcome(summary: Summary, skipped: bool, before: Summary | None) -> Outcome:
