@@ -36,6 +36,7 @@ from cli.store_options import db_option, open_store
 from engine.assess import vocabulary
 from engine.errors import InputError
 from engine.evidence import load_evidence
+from knowledge_graph.compare import contract_values
 from store.db import current_revision, describe, head_revision
 from store.record import Store
 
@@ -256,26 +257,22 @@ def _results(store: Store, ids: Sequence[int], chunk: int = 500) -> Iterator[dic
 CSV_FIXED = ("model", "asl", "required.deployment", "required.security",
              "comprehensive_assessment_required", "decision", "missing_safeguards", "actions",
              "pack.name", "pack.version")
-STATUS_GROUPS = ("thresholds", "checkpoints", "ongoing_assessment")
 
 
 def csv_row(result: dict[str, Any]) -> dict[str, Any]:
-    """The contract keys of one result as a flat CSV row (lists joined with spaces)."""
-    row: dict[str, Any] = {
-        "model": result["model"], "asl": result["asl"],
-        "required.deployment": result["required"]["deployment"],
-        "required.security": result["required"]["security"],
-        "comprehensive_assessment_required":
-            str(result["comprehensive_assessment_required"]).lower(),
-        "decision": result["decision"],
-        "missing_safeguards": " ".join(result["missing_safeguards"]),
-        "actions": " ".join(result["actions"]),
-        "pack.name": result["pack"]["name"], "pack.version": result["pack"]["version"],
-    }
-    for group in STATUS_GROUPS:
-        for name, status in result.get(group, {}).items():
-            row[f"{group}.{name}"] = status
-    return row
+    """The contract keys of one result as a flat CSV row: the fixed columns, then a
+    column per tracked capability's status (lists joined with spaces)."""
+    flat = contract_values(result)
+    row: dict[str, Any] = {"model": result["model"], "pack.name": result["pack"]["name"],
+                           "pack.version": result["pack"]["version"]}
+    for key, value in flat.items():
+        if isinstance(value, list):
+            value = " ".join(value)
+        elif isinstance(value, bool):
+            value = str(value).lower()
+        row[key] = value
+    statuses = [key for key in flat if key not in CSV_FIXED]
+    return {key: row[key] for key in [*CSV_FIXED, *statuses]}
 
 
 def _write_csv(out: io.TextIOBase, results: Iterator[dict[str, Any]]) -> None:

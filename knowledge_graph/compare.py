@@ -12,6 +12,7 @@ from typing import Any
 
 import networkx as nx
 
+from engine.assess import OUTPUT_GROUPS
 from knowledge_graph.provenance import (
     CONCLUSION,
     DEFAULT,
@@ -21,7 +22,7 @@ from knowledge_graph.provenance import (
     roots,
 )
 
-STATUS_GROUPS = ("thresholds", "checkpoints", "ongoing_assessment")
+STATUS_GROUPS = tuple(OUTPUT_GROUPS.values())  # thresholds, checkpoints, ongoing_assessment
 LIST_KEYS = {"missing_safeguards": "missing", "actions": "action"}
 
 
