@@ -74,7 +74,7 @@ def _check_output(output: str | None) -> None:
     if path.suffix.lower() not in OUTPUT_SUFFIXES:
         raise click.BadParameter(f"{output}: expected a .jsonl or .csv file name",
                                  param_hint="--output")
-    parent = path.parent if str(path.parent) else Path(".")
+    parent = path.parent  # "." for a bare file name
     if not parent.is_dir():
         raise click.BadParameter(f"{output}: directory {parent} does not exist",
                                  param_hint="--output")
@@ -228,7 +228,7 @@ def _write_output(store: Store, report: BatchReport, output: str) -> None:
     file beside it, renamed over it at the end."""
     path = Path(output)
     ids = [report.outcomes[m].assessment_id for m in sorted(report.outcomes)]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
             rows = _results(store, ids)

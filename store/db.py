@@ -69,7 +69,7 @@ def _check_sqlite_file(database: str | None) -> None:
     if not database or database == ":memory:":
         return
     path = Path(database)
-    parent = path.parent if str(path.parent) else Path(".")
+    parent = path.parent  # "." for a bare file name
     if not parent.is_dir():
         raise StoreError(f"directory {parent} does not exist")
     if path.exists():
