@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from cli.options import EXIT_REJECTED, dumps, fail
-from cli.store_options import db_option, open_store
+from cli.store_options import check_assessment, db_option, open_store, stored_history
 from knowledge_graph.compare import compare, value_changes
 from knowledge_graph.provenance import load
 from store.record import Store, Summary
@@ -45,10 +45,8 @@ def _row_json(s: Summary) -> dict[str, Any]:
 
 
 def _history_of(store: Store, model: str) -> list[Summary]:
-    found = store.history(model)
-    if not found:
-        fail(f"no stored assessment of a model {model!r}; see asl list", EXIT_REJECTED)
-    return found
+    return stored_history(store, model, f"no stored assessment of a model {model!r}; "
+                          "see asl list")
 
 
 @click.command("history")
@@ -96,9 +94,7 @@ def diff_command(model: str, assessments: tuple[int, ...], fmt: str, db: str | N
         raise click.UsageError("give two assessment ids (A B), or none for the newest two")
     if assessments:
         for aid in assessments:
-            if aid not in found:
-                fail(f"{model}: no assessment {aid}; its assessments are "
-                     f"{', '.join(map(str, sorted(found)))}", EXIT_REJECTED)
+            check_assessment(model, aid, list(found.values()))
         a, b = assessments
     else:
         if len(found) < 2:

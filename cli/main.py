@@ -27,7 +27,7 @@ from cli.options import (
     pack_option,
 )
 from cli.rules import rules
-from cli.store_options import db_option, open_store
+from cli.store_options import check_assessment, db_option, open_store, stored_history
 from cli.whatif import impact, what_if
 from engine.assess import Assessment, tune_for_throughput, vocabulary
 from engine.errors import InputError
@@ -169,14 +169,10 @@ def why(file: str, model_id: str | None, selector: str, fmt: str, output: str | 
 def _stored(model: str, assessment_id: int | None, db: str | None) -> tuple[str, Any]:
     """The provenance graph of a stored assessment of `model` (the newest by default)."""
     store = open_store(db)
-    found = store.history(model)
-    if not found:
-        fail(f"{model}: no such file, and no stored assessment of a model {model!r} "
-             "(asl list shows the stored models)", EXIT_REJECTED)
+    found = stored_history(store, model, f"{model}: no such file, and no stored assessment "
+                           f"of a model {model!r} (asl list shows the stored models)")
     chosen = found[-1].id if assessment_id is None else assessment_id
-    if chosen not in {s.id for s in found}:
-        fail(f"{model}: no assessment {chosen}; its assessments are "
-             f"{', '.join(str(s.id) for s in found)}", EXIT_REJECTED)
+    check_assessment(model, chosen, found)
     return model, load_graph(store.provenance(chosen))
 
 

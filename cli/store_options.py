@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import click
 
 from cli.options import EXIT_REJECTED, fail
 from store.db import ENV_VAR, StoreError, connect, database_url, describe
-from store.record import Store
+from store.record import Store, Summary
 
 db_option = click.option(
     "--db", "db", metavar="URL", envvar=ENV_VAR, show_envvar=True,
@@ -22,3 +24,20 @@ def open_store(db: str | None) -> Store:
         return Store(connect(url))
     except StoreError as exc:
         fail(f"cannot use database {describe(url)}: {exc}", EXIT_REJECTED)
+
+
+def stored_history(store: Store, model: str, missing: str) -> list[Summary]:
+    """Every stored assessment of `model`, oldest first; none is the error `missing`
+    (exit 2)."""
+    found = store.history(model)
+    if not found:
+        fail(missing, EXIT_REJECTED)
+    return found
+
+
+def check_assessment(model: str, assessment_id: int, found: Sequence[Summary]) -> None:
+    """Refuse (exit 2, naming the ones there are) an id that is not one of `found`, the
+    assessments of `model` oldest first."""
+    if assessment_id not in {s.id for s in found}:
+        fail(f"{model}: no assessment {assessment_id}; its assessments are "
+             f"{', '.join(str(s.id) for s in found)}", EXIT_REJECTED)
