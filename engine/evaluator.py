@@ -133,6 +133,11 @@ class Evaluator:
             [f.wire(self._fields[f.kind]) for f in sorted(self.pack_facts, key=lambda f: f.id)
              if f.kind in self.compiled.consumed])
 
+    @property
+    def ruleset(self) -> DurableRuleset:
+        """The pack as registered in durable-rules: what `evaluate` opens sessions on."""
+        return self._ruleset
+
     def evaluate(self, given: Iterable[Fact], listeners: Iterable[Listener] = ()) -> Derivation:
         """Derive every conclusion the pack supports from `given` plus the pack's facts."""
         events: list[Event] = []
