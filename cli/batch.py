@@ -132,9 +132,10 @@ def batch_command(portfolios: tuple[str, ...], db: str | None, jobs: int, execut
     rejected: list[InputError] = []
     entries: list[Entry] = []
     if not reassess:
-        loaded = load_evidence(portfolios, vocabulary(evaluator.pack), stdin=sys.stdin)
+        loaded = load_evidence(portfolios, vocabulary(evaluator.pack), stdin=sys.stdin,
+                               keep=Entry.of)
         # Keep each document as compact JSON until its turn, not as a validated model.
-        entries, rejected = [Entry.of(d) for d in loaded.documents], loaded.errors
+        entries, rejected = loaded.documents, loaded.errors
         del loaded
     if scheduler is not None:
         executor = "dask"

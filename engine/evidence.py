@@ -19,7 +19,17 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Self, TextIO, get_args
+from typing import (
+    Annotated,
+    Any,
+    Generic,
+    NamedTuple,
+    Self,
+    TextIO,
+    TypeVar,
+    get_args,
+    overload,
+)
 
 import networkx as nx
 import yaml
@@ -243,12 +253,32 @@ class LoadedDocument:
     where: str
 
 
-@dataclass
-class LoadResult:
-    """The documents that passed, in load order, and every problem found, sorted."""
+Kept = TypeVar("Kept")
 
-    documents: list[LoadedDocument]
+
+@dataclass
+class LoadResult(Generic[Kept]):
+    """The documents that passed (as loaded, or in the form the caller chose to keep
+    them), in load order, and every problem found, sorted."""
+
+    documents: list[Kept]
     errors: list[InputError]
+
+
+class _Seen(NamedTuple):
+    """What the portfolio checks need of a document once it has been validated."""
+
+    model: str
+    predecessor: str | None
+    assessed: str | None  # last_comprehensive_assessment.model
+    file: str
+    where: str
+
+    @classmethod
+    def of(cls, item: LoadedDocument) -> Self:
+        info = item.document.model
+        lca = info.last_comprehensive_assessment
+        return cls(info.id, info.predecessor, lca and lca.model, item.file, item.where)
 
 
 class EvidenceLoader(yaml.SafeLoader):
@@ -536,22 +566,19 @@ def _files(path: str, errors: list[InputError]) -> list[str]:
     return found
 
 
-def _reference_cycles(
-    loaded: Sequence[LoadedDocument],
-) -> list[tuple[LoadedDocument, tuple[str, ...], str]]:
+def _reference_cycles(loaded: Sequence[_Seen]) -> list[tuple[_Seen, tuple[str, ...], str]]:
     """(document, loc, message) for each model on a cycle of references between models.
 
     `predecessor` and `last_comprehensive_assessment.model` both point at an earlier model,
     and the engine assesses a referenced model first, so any cycle, even a mixed one or a
     model naming itself, cannot be assessed.
     """
-    by_id = {item.document.model.id: item for item in loaded}
+    by_id = {item.model: item for item in loaded}
     graph = nx.DiGraph()
     for ident, item in by_id.items():
-        info, assessed = item.document.model, item.document.model.last_comprehensive_assessment
         for loc, target in (
-            (("model", "predecessor"), info.predecessor),
-            (("model", "last_comprehensive_assessment", "model"), assessed and assessed.model),
+            (("model", "predecessor"), item.predecessor),
+            (("model", "last_comprehensive_assessment", "model"), item.assessed),
         ):
             if target in by_id and not graph.has_edge(ident, target):
                 graph.add_edge(ident, target, loc=loc)
@@ -567,16 +594,30 @@ def _reference_cycles(
     return found
 
 
-def _place(item: LoadedDocument, file: str) -> str:
+def _place(item: _Seen, file: str) -> str:
     """Where an earlier document is, as seen from `file`: `models[0]`, `b.json: models[1]`."""
     if item.file == file and item.where:
         return item.where
     return f"{item.file}: {item.where}" if item.where else item.file
 
 
+@overload
 def load_evidence(
     paths: Sequence[str], vocabulary: Vocabulary, stdin: TextIO | None = None
-) -> LoadResult:
+) -> LoadResult[LoadedDocument]: ...
+
+
+@overload
+def load_evidence(
+    paths: Sequence[str], vocabulary: Vocabulary, stdin: TextIO | None = None, *,
+    keep: Callable[[LoadedDocument], Kept],
+) -> LoadResult[Kept]: ...
+
+
+def load_evidence(
+    paths: Sequence[str], vocabulary: Vocabulary, stdin: TextIO | None = None, *,
+    keep: Callable[[LoadedDocument], Any] | None = None,
+) -> LoadResult[Any]:
     """Load and validate every document the paths name, then check them as one portfolio.
 
     A path is a `.yaml`/`.yml`/`.json`/`.jsonl` file, a directory (its files of those kinds,
@@ -585,9 +626,14 @@ def load_evidence(
     rejects the later documents, and every model on a cycle of `predecessor` or
     `last_comprehensive_assessment.model` references is rejected. References to models not
     loaded are fine.
+
+    `keep` turns each valid document, as soon as it is validated, into the form the
+    caller holds on to (a batch keeps compact bytes), so that a large portfolio is never
+    held as validated documents all at once.
     """
     errors: list[InputError] = []
-    first: dict[str, LoadedDocument] = {}  # by model id, in load order
+    seen: dict[str, _Seen] = {}  # by model id, in load order
+    kept: dict[str, Any] = {}
     for path in paths:
         for file in _files(os.fspath(path), errors):
             name = STDIN_NAME if file == "-" else file
@@ -597,14 +643,16 @@ def load_evidence(
                 if document is None:
                     continue
                 ident = document.model.id
-                if ident in first:
-                    message = f"duplicate model id {ident!r} (also {_place(first[ident], name)})"
+                if ident in seen:
+                    message = f"duplicate model id {ident!r} (also {_place(seen[ident], name)})"
                     errors.append(InputError(name, _within(where, ("model", "id")), message))
                     continue
-                first[ident] = LoadedDocument(document, name, where)
+                item = LoadedDocument(document, name, where)
+                seen[ident] = _Seen.of(item)
+                kept[ident] = item if keep is None else keep(item)
     rejected = set()
-    for item, loc, message in _reference_cycles(list(first.values())):
-        rejected.add(item.document.model.id)
-        errors.append(InputError(item.file, _within(item.where, loc), message))
-    documents = [item for ident, item in first.items() if ident not in rejected]
+    for seen_item, loc, message in _reference_cycles(list(seen.values())):
+        rejected.add(seen_item.model)
+        errors.append(InputError(seen_item.file, _within(seen_item.where, loc), message))
+    documents = [item for ident, item in kept.items() if ident not in rejected]
     return LoadResult(documents, sorted(errors))

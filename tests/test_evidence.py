@@ -522,6 +522,21 @@ def test_a_cycle_mixing_both_kinds_of_reference_is_rejected() -> None:
     ]
 
 
+def test_keeping_a_compact_form_changes_nothing_but_what_is_held() -> None:
+    """A batch keeps each document compact as it is validated; the checks across the
+    portfolio (repeats, cycles) must see exactly what they see with whole documents."""
+    write("p.yaml", {"models": [model("a", predecessor="b"), model("b", predecessor="a"),
+                                model("c"), model("c", name="again"),
+                                model("d", last_comprehensive_assessment=lca("c"))]})
+    write("q.json", model("e", predecessor="e"))
+    whole = load("p.yaml", "q.json")
+    kept = load_evidence(["p.yaml", "q.json"], VOCABULARY,
+                         keep=lambda item: (item.document.model.id, item.file, item.where))
+    assert kept.documents == [("c", "p.yaml", "models[2]"), ("d", "p.yaml", "models[4]")]
+    assert ids(whole) == ["c", "d"]
+    assert kept.errors == whole.errors and len(whole.errors) == 4
+
+
 # --- the public examples ---------------------------------------------------------------------
 
 
