@@ -166,7 +166,9 @@ def dump(graph: nx.DiGraph) -> bytes:
     """
     data = {"nodes": [[n, a] for n, a in graph.nodes(data=True)],
             "edges": [[u, v, a] for u, v, a in graph.edges(data=True)]}
-    return zlib.compress(orjson.dumps(data), 6)
+    # Level 3: a third of level 6's CPU time for 20% more bytes; a batch compresses
+    # every graph it stores, and level 6 was an eighth of a worker's time.
+    return zlib.compress(orjson.dumps(data), 3)
 
 
 def load(blob: bytes) -> nx.DiGraph:

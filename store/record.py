@@ -49,7 +49,8 @@ SUMMARY_COLUMNS = (A.c.id, A.c.model_id, A.c.assessed_at, A.c.pack_name, A.c.pac
 
 def compress(data: Any) -> bytes:
     """JSON data as zlib-compressed bytes (keys sorted), as results are stored."""
-    return zlib.compress(orjson.dumps(data, option=orjson.OPT_SORT_KEYS), 6)
+    # Level 3, as for provenance graphs: a third of level 6's time for 20% more bytes.
+    return zlib.compress(orjson.dumps(data, option=orjson.OPT_SORT_KEYS), 3)
 
 
 def decompress(blob: bytes) -> Any:
