@@ -137,6 +137,12 @@ def _iso_date(value: object) -> object:
     raise _error(f"expected an ISO date (YYYY-MM-DD), got {_describe(value)}")
 
 
+def _absent_as(default: object) -> BeforeValidator:
+    """An optional field written as `null` (in YAML, a key with nothing after it) means
+    the field was not given: it takes its default."""
+    return BeforeValidator(lambda value: default if value is None else value)
+
+
 Number = Annotated[float, Field(allow_inf_nan=False)]
 PositiveNumber = Annotated[float, Field(allow_inf_nan=False, gt=0)]
 NonNegativeNumber = Annotated[float, Field(allow_inf_nan=False, ge=0)]
@@ -177,11 +183,12 @@ class Evaluation(_Strict):
 
     id: EntryId
     threshold: Threshold
-    purpose: Annotated[str, _one_of("purpose", PURPOSES)] = "rule_out"
+    purpose: Annotated[str, _absent_as("rule_out"), _one_of("purpose", PURPOSES)] = "rule_out"
     score: Number
     threshold_score: Number
     warning_score: Number | None = None
-    elicitation: Annotated[str, _one_of("elicitation", ELICITATIONS)] = "full"
+    elicitation: Annotated[str, _absent_as("full"), _one_of("elicitation", ELICITATIONS)] = (
+        "full")
     name: str | None = None
     source: str | None = None
     date: IsoDate | None = None
@@ -214,8 +221,8 @@ class Finding(_Strict):
 class Deployment(_Strict):
     """How the model is made available; a document without one is not deployed."""
 
-    channels: list[Annotated[str, _one_of("channel", CHANNELS)]]
-    fine_tuning_access: bool = False
+    channels: Annotated[list[Annotated[str, _one_of("channel", CHANNELS)]], _absent_as([])] = []
+    fine_tuning_access: Annotated[bool, _absent_as(False)] = False
 
     @field_validator("channels")
     @classmethod
@@ -238,10 +245,10 @@ class ModelDocument(_Strict):
     """Everything known about one model: the unit that is assessed."""
 
     model: ModelInfo
-    evaluations: list[Evaluation] = []
-    findings: list[Finding] = []
+    evaluations: Annotated[list[Evaluation], _absent_as([])] = []
+    findings: Annotated[list[Finding], _absent_as([])] = []
     deployment: Deployment | None = None
-    safeguards: list[SafeguardEntry] = []
+    safeguards: Annotated[list[SafeguardEntry], _absent_as([])] = []
 
 
 @dataclass(frozen=True)
@@ -310,8 +317,12 @@ class EvidenceLoader(yaml.SafeLoader):
 accept_yaml12_floats(EvidenceLoader)
 
 
-def _check_shape(data: object) -> None:
-    """Refuse data nested deeper than MAX_DEPTH or holding more than MAX_VALUES values.
+def _is_portfolio(data: object) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("models"), list)
+
+
+def _check_shape(data: object, max_depth: int = MAX_DEPTH) -> None:
+    """Refuse data nested deeper than `max_depth` or holding more than MAX_VALUES values.
 
     Each container is measured once (memoised by identity), so an alias bomb costs no more
     than its text, and a self-referencing alias stops at MAX_DEPTH.
@@ -321,7 +332,7 @@ def _check_shape(data: object) -> None:
     def measure(value: object, depth: int) -> tuple[int, int]:
         if not isinstance(value, dict | list):
             return 1, 0
-        if depth > MAX_DEPTH:
+        if depth > max_depth:
             raise _Refused(TOO_DEEP)
         known = measured.get(id(value))
         if known is None:
@@ -332,7 +343,7 @@ def _check_shape(data: object) -> None:
                 if count > MAX_VALUES:
                     raise _Refused(f"more than {MAX_VALUES:,} values once aliases are expanded")
             known = measured[id(value)] = (count, height)
-        if depth + known[1] - 1 > MAX_DEPTH:
+        if depth + known[1] - 1 > max_depth:
             raise _Refused(TOO_DEEP)
         return known
 
@@ -366,10 +377,16 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def _json_int(digits: str) -> int | float:
+    """A JSON integer; one too long for Python to convert (over 4,300 digits) becomes an
+    infinite float, which validation then refuses at its own path."""
+    return int(digits) if len(digits) <= 4300 else float(digits)
+
+
 def _parse_json(text: str, where: str) -> object:
     """Plain data from JSON text (a whole file, or the JSON Lines line at `where`)."""
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_int=_json_int)
     except json.JSONDecodeError as exc:
         at = "" if where else f"line {exc.lineno}, "  # a JSON Lines error is already at a line
         raise _Refused(f"invalid JSON at {at}column {exc.colno}: {exc.msg}") from None
@@ -383,6 +400,8 @@ def _within(where: str, loc: Sequence[int | str]) -> str:
     """The path of `loc` in the document at `where`: `models[3].evaluations[2].score`."""
     path = ""
     for part in loc:
+        if isinstance(part, str) and not part.isprintable():  # a line break in a key
+            part = json.dumps(part)
         path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
     if not where or not path:
         return where or path
@@ -424,6 +443,8 @@ def _translate(error: ErrorDetails) -> tuple[Sequence[int | str], str]:
         return loc, _unknown("field", str(loc[-1]), fields, "expected one of")
     if kind == "invalid_key":
         return loc[:-1], f"field names must be strings, got {_describe(loc[-1])}"
+    if kind == "float_type" and type(error["input"]) is int:  # too large for a float
+        return loc, f"number out of range: {_describe(error['input'])}"
     if kind not in _MESSAGES:
         return loc, error["msg"]  # our own messages, and any pydantic adds later
     return loc, _MESSAGES[kind].format(got=_describe(error["input"]), **error.get("ctx", {}))
@@ -477,12 +498,16 @@ def parse_document(
     return _validate(data, file, where, vocabulary)
 
 
-def _read(file: str, stdin: TextIO | None) -> str:
-    """The text of a file, or of standard input for `-`, refusing one over MAX_FILE_BYTES."""
+def _read(file: str, stdin: TextIO | None) -> str | bytes:
+    """The content of a file, or of standard input for `-` (as bytes where the stream
+    has them, so that it is decoded exactly as a file is), refusing one over
+    MAX_FILE_BYTES."""
     too_big = f"larger than the {MAX_FILE_BYTES:,}-byte limit (50 MB)"
     try:
         if file == "-":
-            content: str | bytes = (stdin or sys.stdin).read(MAX_FILE_BYTES + 1)
+            stream = stdin or sys.stdin
+            source = getattr(stream, "buffer", stream)
+            content: str | bytes = source.read(MAX_FILE_BYTES + 1)
         elif os.stat(file).st_size > MAX_FILE_BYTES:
             raise _Refused(too_big)  # refused unread
         else:
@@ -490,13 +515,37 @@ def _read(file: str, stdin: TextIO | None) -> str:
                 content = handle.read(MAX_FILE_BYTES + 1)
         if len(content) > MAX_FILE_BYTES:
             raise _Refused(too_big)
-        return content if isinstance(content, str) else content.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise _Refused(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+        return content
     except FileNotFoundError:
         raise _Refused("no such file or directory") from None
     except OSError as exc:
         raise _Refused(exc.strerror or str(exc)) from None
+
+
+def _decode(content: str | bytes, first: bool = True) -> str:
+    """UTF-8 text (a byte-order mark allowed at the start of a file)."""
+    if isinstance(content, str):
+        return content
+    try:
+        return content.decode("utf-8-sig" if first else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Refused(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+
+
+def _parse_stdin(text: str) -> object:
+    """Standard input is read as YAML, which also accepts JSON; but JSON that YAML cannot
+    read (indented with tabs, as `jq --tab` writes it) is still JSON, so it is read as
+    JSON when YAML refuses it. Otherwise the YAML error stands."""
+    try:
+        return _parse_yaml(text)
+    except _Refused:
+        if not text.lstrip().startswith(("{", "[")):
+            raise
+        try:
+            return _parse_json(text, "")
+        except _Refused:
+            pass
+        raise
 
 
 def _documents_in(
@@ -508,19 +557,27 @@ def _documents_in(
         if suffix not in EXTENSIONS:
             shown = repr(suffix) if suffix else "(no extension)"
             raise _Refused(f"unsupported file type {shown}; expected {', '.join(EXTENSIONS)}")
-        text = _read(file, stdin)
+        content = _read(file, stdin)
+        # JSON Lines are decoded line by line: one bad line is one rejected document.
+        chunks: list[tuple[str, str | bytes]] = [("", content if suffix == ".jsonl"
+                                                       else _decode(content))]
     except _Refused as exc:
         errors.append(InputError(name, "", str(exc)))
         return []
-    chunks = [("", text)]
     if suffix == ".jsonl":
-        lines = enumerate(text.split("\n"), start=1)
+        lines = enumerate(content.split(b"\n") if isinstance(content, bytes)
+                          else content.split("\n"), start=1)
         chunks = [(f"line {number}", line) for number, line in lines if line.strip()]
+    parse = (_parse_json if suffix.startswith(".json") else
+             (lambda text, _: _parse_stdin(text)) if file == "-" else
+             (lambda text, _: _parse_yaml(text)))
     found: list[tuple[str, object]] = []
     for where, chunk in chunks:
         try:
-            data = _parse_json(chunk, where) if suffix.startswith(".json") else _parse_yaml(chunk)
-            _check_shape(data)
+            data = parse(_decode(chunk, first=where in ("", "line 1")), where)
+            # A portfolio's documents are held to MAX_DEPTH one by one (see
+            # `_split_portfolio`), so that one too deep is the only one rejected.
+            _check_shape(data, 4 * MAX_DEPTH if _is_portfolio(data) and not where else MAX_DEPTH)
         except _Refused as exc:
             errors.append(InputError(name, where, str(exc)))
         else:
@@ -544,12 +601,20 @@ def _split_portfolio(
     for key in data:
         if key != "models":
             message = _unknown("field", str(key), ["models"], "expected one of")
-            errors.append(InputError(file, str(key), message))
+            errors.append(InputError(file, _within("", [str(key)]), message))
     models = data["models"]
     if not isinstance(models, list):
         errors.append(InputError(file, "models", f"expected a list, got {_describe(models)}"))
         return []
-    return [(f"models[{i}]", document) for i, document in enumerate(models)]
+    documents = []
+    for i, document in enumerate(models):
+        try:
+            _check_shape(document)
+        except _Refused as exc:
+            errors.append(InputError(file, f"models[{i}]", str(exc)))
+        else:
+            documents.append((f"models[{i}]", document))
+    return documents
 
 
 def _files(path: str, errors: list[InputError]) -> list[str]:
@@ -559,7 +624,8 @@ def _files(path: str, errors: list[InputError]) -> list[str]:
     found = sorted(
         entry.path
         for entry in os.scandir(path)
-        if entry.is_file() and Path(entry.name).suffix.lower() in EXTENSIONS
+        # not only files: a broken link is then reported, never skipped in silence
+        if not entry.is_dir() and Path(entry.name).suffix.lower() in EXTENSIONS
     )
     if not found:
         errors.append(InputError(path, "", f"no evidence files ({', '.join(EXTENSIONS)})"))

@@ -167,6 +167,9 @@ KNOWN_SAFEGUARDS = ", ".join(sorted(VOCABULARY.safeguards))
         # NaN, infinite, out of range
         (("evaluations", 0, "score"), math.nan,
          "evaluations[0].score: expected a finite number, got nan"),
+        (("model", "effective_compute_flop"), 10**400,
+         "model.effective_compute_flop: number out of range: "
+         "10000000000000000000000000000000000000000000000..."),
         (("evaluations", 0, "threshold_score"), -math.inf,
          "evaluations[0].threshold_score: expected a finite number, got -inf"),
         (("model", "effective_compute_flop"), 0,
@@ -179,7 +182,6 @@ KNOWN_SAFEGUARDS = ", ".join(sorted(VOCABULARY.safeguards))
         (("evaluations", 0, "score"), DELETE, "evaluations[0].score: field required"),
         ((*LCA, "months_since"), DELETE,
          "model.last_comprehensive_assessment.months_since: field required"),
-        (("deployment", "channels"), DELETE, "deployment.channels: field required"),
         # unknown names
         (("evaluations", 0, "threshold"), "CBRN3",
          f"evaluations[0].threshold: unknown threshold 'CBRN3' (did you mean 'CBRN-3'?); "
@@ -461,6 +463,88 @@ def test_standard_input_is_read_as_yaml_or_json() -> None:
     assert (lines(result), ids(result), result.documents[0].file) == ([], ["acme-2"], "<stdin>")
     result = load("-", stdin=io.StringIO(json.dumps(model("a", name=3))))
     assert lines(result) == ["<stdin>: model.name: expected a string, got 3"]
+
+
+def test_null_for_an_optional_field_means_it_was_not_given() -> None:
+    """`evaluations:` with nothing after it (every entry commented out) is YAML null."""
+    data = variant(("evaluations",), None)
+    data["findings"] = data["safeguards"] = None
+    data["deployment"] = {"channels": None, "fine_tuning_access": None}
+    document, errors = parse_document(data, "doc.yaml", "", VOCABULARY)
+    assert errors == [] and document is not None
+    assert (document.evaluations, document.findings, document.safeguards) == ([], [], [])
+    assert document.deployment is not None
+    assert (document.deployment.channels, document.deployment.fine_tuning_access) == ([], False)
+    data = variant(("evaluations", 0, "purpose"), None)
+    data["evaluations"][0]["elicitation"] = None
+    document, errors = parse_document(data, "doc.yaml", "", VOCABULARY)
+    assert document is not None
+    assert (document.evaluations[0].purpose, document.evaluations[0].elicitation) == (
+        "rule_out", "full")
+
+
+def test_a_deployment_without_channels_is_deployed_nowhere() -> None:
+    document, errors = parse_document(variant(("deployment", "channels"), DELETE), "doc.yaml",
+                                      "", VOCABULARY)
+    assert errors == [] and document is not None and document.deployment is not None
+    assert document.deployment.channels == []
+
+
+def test_json_that_yaml_cannot_read_is_still_read_from_standard_input() -> None:
+    tabbed = json.dumps(BASE, indent="\t")
+    with pytest.raises(yaml.YAMLError):
+        yaml.safe_load(tabbed)
+    result = load("-", stdin=io.StringIO(tabbed))
+    assert (lines(result), ids(result)) == ([], ["acme-2"])
+    result = load("-", stdin=io.StringIO("model:\n\tid: a\n"))  # not JSON: the YAML error
+    assert lines(result) == ["<stdin>: invalid YAML at line 2, column 1: found character "
+                             "'\\t' that cannot start any token"]
+
+
+def test_standard_input_is_decoded_as_a_file_is() -> None:
+    stdin = io.TextIOWrapper(io.BytesIO(b"model: {id: caf\xe9}"), encoding="utf-8")
+    assert lines(load("-", stdin=stdin)) == [
+        "<stdin>: not UTF-8 text: invalid continuation byte at byte 15"]
+
+
+def test_one_line_of_json_lines_that_is_not_utf8_rejects_only_that_line() -> None:
+    write("p.jsonl", b'{"model": {"id": "a"}}\n{"model": {"id": "caf\xe9"}}\n'
+                     b'{"model": {"id": "c"}}\n')
+    result = load("p.jsonl")
+    assert ids(result) == ["a", "c"]
+    assert lines(result) == ["p.jsonl: line 2: not UTF-8 text: invalid continuation byte at "
+                             "byte 21"]
+
+
+def test_an_integer_too_long_to_convert_is_refused_at_its_path() -> None:
+    write("big.json", '{"model": {"id": "a", "effective_compute_flop": 1' + "0" * 5000 + "}}")
+    assert lines(load("big.json")) == [
+        "big.json: model.effective_compute_flop: expected a finite number, got inf"]
+
+
+def test_a_field_name_with_a_line_break_stays_on_one_line() -> None:
+    write("nl.yaml", 'model: {id: a}\n"a\\nb": 1\n')
+    assert lines(load("nl.yaml")) == [
+        'nl.yaml: "a\\nb": unknown field \'a\\nb\'; expected one of deployment, evaluations, '
+        "findings, model, safeguards"]
+
+
+def test_a_broken_link_in_a_directory_is_reported() -> None:
+    Path("d").mkdir()
+    write("d/a.yaml", model("a"))
+    (Path("d") / "b.yaml").symlink_to("/nonexistent/b.yaml")
+    result = load("d")
+    assert (ids(result), lines(result)) == (["a"], ["d/b.yaml: no such file or directory"])
+
+
+def test_one_document_nested_too_deep_rejects_only_itself() -> None:
+    deep: Any = 1
+    for _ in range(40):
+        deep = [deep]
+    content = {"models": [model("a"), model("b") | {"x": deep}]}
+    result = load(write("p.yaml", content))
+    assert ids(result) == ["a"]
+    assert lines(result) == [f"p.yaml: models[1]: nested deeper than {MAX_DEPTH} levels"]
 
 
 # --- portfolio-level checks ------------------------------------------------------------------
