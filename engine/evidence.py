@@ -11,6 +11,7 @@ arrive as a `Vocabulary`. Error paths (`str(InputError)` is `FILE: PATH: MESSAGE
   ...`, `invalid JSON at column 5: ...` for a JSON line). Standard input is `<stdin>`.
 """
 
+import contextlib
 import datetime
 import difflib
 import json
@@ -321,13 +322,17 @@ def _is_portfolio(data: object) -> bool:
     return isinstance(data, dict) and isinstance(data.get("models"), list)
 
 
-def _check_shape(data: object, max_depth: int = MAX_DEPTH) -> None:
-    """Refuse data nested deeper than `max_depth` or holding more than MAX_VALUES values.
+Sizes = dict[int, tuple[int, int]]  # id of a container -> (values, height)
+
+
+def _check_shape(data: object, max_depth: int = MAX_DEPTH) -> Sizes:
+    """Refuse data nested deeper than `max_depth` or holding more than MAX_VALUES values;
+    the size of every container in it.
 
     Each container is measured once (memoised by identity), so an alias bomb costs no more
-    than its text, and a self-referencing alias stops at MAX_DEPTH.
+    than its text, and a self-referencing alias stops at `max_depth`.
     """
-    measured: dict[int, tuple[int, int]] = {}  # id -> (values, height)
+    measured: Sizes = {}
 
     def measure(value: object, depth: int) -> tuple[int, int]:
         if not isinstance(value, dict | list):
@@ -348,6 +353,7 @@ def _check_shape(data: object, max_depth: int = MAX_DEPTH) -> None:
         return known
 
     measure(data, 1)
+    return measured
 
 
 def _parse_yaml(text: str) -> object:
@@ -378,9 +384,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _json_int(digits: str) -> int | float:
-    """A JSON integer; one too long for Python to convert (over 4,300 digits) becomes an
-    infinite float, which validation then refuses at its own path."""
-    return int(digits) if len(digits) <= 4300 else float(digits)
+    """A JSON integer; one too long for Python to convert (over 4,300 digits by default)
+    becomes an infinite float, which validation then refuses at its own path."""
+    limit = sys.get_int_max_str_digits()
+    return int(digits) if not limit or len(digits) <= limit else float(digits)
 
 
 def _parse_json(text: str, where: str) -> object:
@@ -498,16 +505,17 @@ def parse_document(
     return _validate(data, file, where, vocabulary)
 
 
-def _read(file: str, stdin: TextIO | None) -> str | bytes:
-    """The content of a file, or of standard input for `-` (as bytes where the stream
-    has them, so that it is decoded exactly as a file is), refusing one over
+def _read(file: str, stdin: TextIO | None) -> bytes:
+    """The bytes of a file, or of standard input for `-` (read from its bytes where the
+    stream has them, so that it is decoded exactly as a file is), refusing more than
     MAX_FILE_BYTES."""
     too_big = f"larger than the {MAX_FILE_BYTES:,}-byte limit (50 MB)"
     try:
         if file == "-":
             stream = stdin or sys.stdin
-            source = getattr(stream, "buffer", stream)
-            content: str | bytes = source.read(MAX_FILE_BYTES + 1)
+            read = getattr(stream, "buffer", stream).read(MAX_FILE_BYTES + 1)
+            content = read if isinstance(read, bytes) else read.encode("utf-8",
+                                                                        "surrogateescape")
         elif os.stat(file).st_size > MAX_FILE_BYTES:
             raise _Refused(too_big)  # refused unread
         else:
@@ -522,10 +530,8 @@ def _read(file: str, stdin: TextIO | None) -> str | bytes:
         raise _Refused(exc.strerror or str(exc)) from None
 
 
-def _decode(content: str | bytes, first: bool = True) -> str:
+def _decode(content: bytes, first: bool = True) -> str:
     """UTF-8 text (a byte-order mark allowed at the start of a file)."""
-    if isinstance(content, str):
-        return content
     try:
         return content.decode("utf-8-sig" if first else "utf-8")
     except UnicodeDecodeError as exc:
@@ -538,14 +544,11 @@ def _parse_stdin(text: str) -> object:
     JSON when YAML refuses it. Otherwise the YAML error stands."""
     try:
         return _parse_yaml(text)
-    except _Refused:
-        if not text.lstrip().startswith(("{", "[")):
-            raise
-        try:
-            return _parse_json(text, "")
-        except _Refused:
-            pass
-        raise
+    except _Refused as yaml_error:
+        if text.lstrip().startswith(("{", "[")):
+            with contextlib.suppress(_Refused):
+                return _parse_json(text, "")
+        raise yaml_error from None
 
 
 def _documents_in(
@@ -558,39 +561,39 @@ def _documents_in(
             shown = repr(suffix) if suffix else "(no extension)"
             raise _Refused(f"unsupported file type {shown}; expected {', '.join(EXTENSIONS)}")
         content = _read(file, stdin)
-        # JSON Lines are decoded line by line: one bad line is one rejected document.
-        chunks: list[tuple[str, str | bytes]] = [("", content if suffix == ".jsonl"
-                                                       else _decode(content))]
     except _Refused as exc:
         errors.append(InputError(name, "", str(exc)))
         return []
-    if suffix == ".jsonl":
-        lines = enumerate(content.split(b"\n") if isinstance(content, bytes)
-                          else content.split("\n"), start=1)
+    chunks = [("", content)]
+    if suffix == ".jsonl":  # decoded line by line: one bad line is one rejected document
+        lines = enumerate(content.split(b"\n"), start=1)
         chunks = [(f"line {number}", line) for number, line in lines if line.strip()]
-    parse = (_parse_json if suffix.startswith(".json") else
-             (lambda text, _: _parse_stdin(text)) if file == "-" else
-             (lambda text, _: _parse_yaml(text)))
     found: list[tuple[str, object]] = []
     for where, chunk in chunks:
         try:
-            data = parse(_decode(chunk, first=where in ("", "line 1")), where)
+            text = _decode(chunk, first=where in ("", "line 1"))
+            if suffix.startswith(".json"):
+                data = _parse_json(text, where)
+            else:
+                data = _parse_stdin(text) if file == "-" else _parse_yaml(text)
             # A portfolio's documents are held to MAX_DEPTH one by one (see
             # `_split_portfolio`), so that one too deep is the only one rejected.
-            _check_shape(data, 4 * MAX_DEPTH if _is_portfolio(data) and not where else MAX_DEPTH)
+            sizes = _check_shape(data, 4 * MAX_DEPTH if _is_portfolio(data) and not where
+                                 else MAX_DEPTH)
         except _Refused as exc:
             errors.append(InputError(name, where, str(exc)))
         else:
-            found += _split_portfolio(data, name, where, errors)
+            found += _split_portfolio(data, name, where, errors, sizes)
     if not chunks:
         errors.append(InputError(name, "", EMPTY))
     return found
 
 
 def _split_portfolio(
-    data: object, file: str, where: str, errors: list[InputError]
+    data: object, file: str, where: str, errors: list[InputError], sizes: Sizes
 ) -> list[tuple[str, object]]:
-    """The documents of a file's data: a `models:` portfolio's, or the data itself."""
+    """The documents of a file's data: a `models:` portfolio's, or the data itself.
+    `sizes` are the file's containers as `_check_shape` measured them."""
     if where:  # a JSON line holds one model document, never a portfolio
         return [(where, data)]
     if data is None:
@@ -608,10 +611,8 @@ def _split_portfolio(
         return []
     documents = []
     for i, document in enumerate(models):
-        try:
-            _check_shape(document)
-        except _Refused as exc:
-            errors.append(InputError(file, f"models[{i}]", str(exc)))
+        if sizes.get(id(document), (1, 0))[1] > MAX_DEPTH:
+            errors.append(InputError(file, f"models[{i}]", TOO_DEEP))
         else:
             documents.append((f"models[{i}]", document))
     return documents
