@@ -265,7 +265,7 @@ def read_into(file: str, vocabulary: Vocabulary) -> dict[str, Any]:
 def check_output(data: dict[str, Any], file: str, vocabulary: Vocabulary) -> None:
     """Refuse the import if what it would write is not valid evidence for the pack (it
     is checked exactly as `asl assess` would check it)."""
-    documents = data["models"] if "models" in data else [data]
+    documents = data.get("models", [data])
     problems: list[Problem] = []
     for i, document in enumerate(documents):
         where = f"models[{i}]" if "models" in data else ""

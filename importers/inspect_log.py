@@ -113,6 +113,8 @@ def read_log(file: str, content: bytes | IO[bytes] | None = None, reader: str = 
         raise refuse(file, "", "inspect-ai is not installed (pip install 'asl[inspect]')")
     try:
         stream = _open(file, content)
+    except FileNotFoundError:
+        raise refuse(file, "", "no such file or directory") from None
     except OSError as exc:
         raise refuse(file, "", exc.strerror or str(exc)) from None
     with stream:
@@ -128,7 +130,7 @@ def inspect_ai_installed() -> bool:
 
 def _open(file: str, content: bytes | IO[bytes] | None) -> IO[bytes]:
     if content is None:
-        return open(file, "rb")  # noqa: SIM115 (closed by the caller's `with`)
+        return open(file, "rb")  # closed by the caller's `with`
     if isinstance(content, bytes | bytearray | memoryview):
         return io.BytesIO(content)
     return content
@@ -236,8 +238,8 @@ class _Fields:
                 raise refuse(self.file, f"{self.prefix}{path}", "field required")
             return default
         value = data[key]
-        if not isinstance(value, kind) or isinstance(value, bool) and bool not in (
-                kind if isinstance(kind, tuple) else (kind,)):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
             raise self.wrong(path, expected, value)
         return value
 
@@ -312,7 +314,7 @@ def _read_with_inspect(file: str, stream: IO[bytes], suffix: str) -> LogHeader:
 
     try:
         log = read_eval_log(stream, header_only=True, format=suffix[1:])  # type: ignore[arg-type]
-    except Exception as exc:  # noqa: BLE001 (anything it cannot read is not a log to us)
+    except Exception as exc:  # anything inspect-ai cannot read is not a log to us
         detail = _first_line(str(exc)) or type(exc).__name__
         raise refuse(file, "", f"{NOT_A_LOG}: inspect-ai cannot read it: {detail}") from None
     scores = tuple(
