@@ -93,6 +93,8 @@ def load_mapping(path: str, vocabulary: Vocabulary | None = None) -> Mapping:
     try:
         with open(path, "rb") as handle:
             content = handle.read(MAX_MAPPING_BYTES + 1)
+    except FileNotFoundError:
+        raise refuse(path, "", "no such file or directory") from None
     except OSError as exc:
         raise refuse(path, "", exc.strerror or str(exc)) from None
     if len(content) > MAX_MAPPING_BYTES:
