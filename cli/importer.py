@@ -22,9 +22,9 @@ from engine.errors import PackError
 from engine.evidence import Vocabulary
 from engine.loader import load_overlaid
 from importers.inspect_import import FORMATS, dump_document, import_inspect, read_into
-from importers.inspect_log import READERS, LogHeader, read_log
+from importers.inspect_log import READERS, read_logs
 from importers.mapping import load_mapping
-from importers.problems import ImportRefused, Problem
+from importers.problems import ImportRefused
 
 
 @click.group("import")
@@ -66,7 +66,7 @@ def inspect_command(logs: tuple[str, ...], mapping_file: str, into_file: str | N
     words = _vocabulary(packs)
     try:
         mapping = load_mapping(mapping_file, words)
-        headers = _read_logs(logs, reader)
+        headers = read_logs(logs, reader)
         into = None if into_file is None else read_into(into_file, words)
         data = import_inspect(headers, mapping, words, latest=latest, into=into,
                               into_file=into_file or "", output_file=output or "<stdout>")
@@ -94,23 +94,6 @@ def _vocabulary(packs: Sequence[str]) -> Vocabulary:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         fail("the rule pack has errors; nothing was imported")
-
-
-def _read_logs(paths: Sequence[str], reader: str) -> list[LogHeader]:
-    """Every log's header; ImportRefused with the problems of all unreadable logs."""
-    headers, problems = [], []
-    for path in paths:
-        if os.path.isdir(path):
-            problems.append(Problem(path, 0, "", "a directory; name its logs "
-                                    f"({os.path.join(path, '*.eval')})"))
-            continue
-        try:
-            headers.append(read_log(path, reader=reader))
-        except ImportRefused as exc:
-            problems += exc.problems
-    if problems:
-        raise ImportRefused(problems)
-    return headers
 
 
 def _write(text: str, output: str | None) -> None:

@@ -28,17 +28,18 @@ import datetime
 import importlib.util
 import io
 import json
+import os
 import struct
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import zstandard
 
-from importers.problems import ImportRefused, refuse
+from importers.problems import ImportRefused, Problem, refuse
 
 HEADER = "header.json"
 JOURNAL_START = "_journal/start.json"
@@ -121,6 +122,26 @@ def read_log(file: str, content: bytes | IO[bytes] | None = None, reader: str = 
         if use_inspect:
             return _read_with_inspect(file, stream, suffix)
         return _read_eval(file, stream) if suffix == ".eval" else _read_json(file, stream)
+
+
+def read_logs(logs: Sequence[str | tuple[str, bytes | IO[bytes] | None]],
+              reader: str = "auto") -> list[LogHeader]:
+    """Every log's header, in order: each log a file name, or (name, content) as
+    `read_log` takes them. ImportRefused with the problems of every unreadable log."""
+    headers, problems = [], []
+    for log in logs:
+        file, content = (log, None) if isinstance(log, str) else log
+        if content is None and os.path.isdir(file):
+            problems.append(Problem(file, 0, "", "a directory; name its logs "
+                                    f"({os.path.join(file, '*.eval')})"))
+            continue
+        try:
+            headers.append(read_log(file, content, reader))
+        except ImportRefused as exc:
+            problems += exc.problems
+    if problems:
+        raise ImportRefused(problems)
+    return headers
 
 
 def inspect_ai_installed() -> bool:

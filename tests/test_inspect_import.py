@@ -23,7 +23,10 @@ from cli.main import main
 from engine.assess import vocabulary
 from engine.evidence import load_evidence
 from engine.loader import load_overlaid
-from importers.inspect_log import inspect_ai_installed
+from importers.inspect_import import dump_document, import_inspect
+from importers.inspect_log import inspect_ai_installed, read_logs
+from importers.mapping import parse_mapping
+from importers.problems import ImportRefused
 
 LOGS = Path(__file__).resolve().parent / "inspect_logs"
 MANIFEST: dict[str, Any] = json.loads((LOGS / "manifest.json").read_text())
@@ -329,3 +332,22 @@ def test_the_worked_example_is_what_the_commands_produce(reader: str,
     assert now == committed
     assert (now["asl"], now["decision"], now["thresholds"]["CBRN-3"]) == (
         "ASL-2", "proceed", "ruled_out")
+
+
+def test_the_library_takes_uploaded_bytes_as_a_service_would() -> None:
+    """What an endpoint does with a request: log bytes and mapping text in, a document
+    (or every problem) out, with no file written or read but the pack."""
+    words = vocabulary(load_overlaid())
+    mapping = parse_mapping(MAPPING, "mapping.yaml", words)
+    logs = read_logs([("upload/bio.eval", (LOGS / "bio-probe.eval").read_bytes()),
+                      ("upload/cyber.json", (LOGS / "cyber-range.json").read_bytes())],
+                     reader="builtin")
+    document = import_inspect(logs, mapping, words)
+    assert [e["source"] for e in document["evaluations"]] == [
+        f"upload/bio.eval (Inspect eval_id {_eval_id('bio-probe.eval')})",
+        f"upload/cyber.json (Inspect eval_id {_eval_id('cyber-range.json')})"]
+    assert dump_document(document, "json").startswith('{\n  "model": {\n    "id": ')
+    with pytest.raises(ImportRefused) as caught:
+        read_logs([("upload/bio.eval", b"PK not really"), ("upload/x.json", b"[]")],
+                  reader="builtin")
+    assert [p.file for p in caught.value.problems] == ["upload/bio.eval", "upload/x.json"]
