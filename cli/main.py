@@ -234,3 +234,7 @@ from cli.history import diff_command, history_command, list_command  # noqa: E40
 
 for command in (batch_command, db_group, history_command, diff_command, list_command):
     main.add_command(command)
+
+from cli.importer import import_group  # noqa: E402
+
+main.add_command(import_group)
