@@ -7,8 +7,9 @@ log file, CI, a pipe) a bar cannot be drawn: `--progress` then writes a line eve
 seconds (`ASL_PROGRESS_INTERVAL`, default 5) and one at the end, each with done/total,
 the rate and the time remaining, so a log shows how far a long batch got and how fast.
 
-The rate is that of the last half minute, as rich measures it, counted from when
-assessing began (loading the portfolio is not assessing).
+The rate is that of the last half minute, counted, as rich counts it, from the first
+models done (so starting a pool of workers does not read as a slow rate); a batch that
+has stalled since shows a rate of 0 and no time left.
 """
 
 from __future__ import annotations
@@ -124,7 +125,8 @@ class LogLines(Quiet):
         self.total: int | None = None
         self.done = 0
         self.began: float | None = None  # when assessing began
-        self.samples: deque[tuple[float, int]] = deque()
+        self.samples: deque[tuple[float, int]] = deque()  # (when, done) at each advance
+        self.measured = False  # models went through twice: a rate can be measured
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.ticker = threading.Thread(target=self._tick, name="progress-lines", daemon=True)
@@ -147,14 +149,17 @@ class LogLines(Quiet):
         with self.lock:
             self.total, self.done = total, 0
             self.began = time.monotonic()
-            self.samples = deque([(self.began, 0)])
+            self.samples = deque()
+            self.measured = False
 
     def advance(self, done: int) -> None:
         with self.lock:
             self.done += done
             now = time.monotonic()
+            self.measured = bool(self.samples)
             self.samples.append((now, self.done))
-            while len(self.samples) > 2 and self.samples[1][0] < now - RATE_WINDOW_S:
+            # Keep the last sample from before the window: the rate is measured from it.
+            while len(self.samples) > 1 and self.samples[1][0] <= now - RATE_WINDOW_S:
                 self.samples.popleft()
 
     def _tick(self) -> None:
@@ -166,11 +171,12 @@ class LogLines(Quiet):
         self.stream.flush()
 
     def _rate(self, now: float) -> float | None:
-        """Models per second over the last half minute (None before any went through)."""
-        first_time, first_done = self.samples[0]
-        if self.done == first_done or now <= first_time:
+        """Models per second over about the last half minute (None until it can be
+        measured)."""
+        if not self.measured:
             return None
-        return (self.done - first_done) / (now - first_time)
+        since, done_then = self.samples[0]
+        return (self.done - done_then) / (now - since) if now > since else None
 
     def line(self) -> str:
         """How far the batch is now: done/total, rate, time remaining."""
@@ -184,7 +190,7 @@ class LogLines(Quiet):
             counts += f" ({done * 100 // total}%)"
         if rate is None:
             return f"{self.prefix}{self.what} {counts}, - models/s, time left unknown"
-        left = f"ETA {_clock((total - done) / rate)}" if total else "time left unknown"
+        left = f"ETA {_clock((total - done) / rate)}" if total and rate else "time left unknown"
         return f"{self.prefix}{self.what} {counts}, {rate:,.0f} models/s, {left}"
 
     def final_line(self, finished: bool) -> str:
