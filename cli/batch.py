@@ -31,13 +31,7 @@ from cli.options import (
     load_evaluator,
     pack_option,
 )
-from cli.progress import (
-    INTERVAL_VAR,
-    ProgressError,
-    Quiet,
-    interval_from_environment,
-    progress_for,
-)
+from cli.progress import INTERVAL_VAR, ProgressError, Quiet, progress_for
 from cli.store_options import db_option, open_store
 from engine.assess import vocabulary
 from engine.errors import InputError
@@ -137,7 +131,7 @@ def batch_command(portfolios: tuple[str, ...], db: str | None, jobs: int, execut
         raise click.UsageError("give at least one PORTFOLIO (or --reassess)")
     _check_output(output)
     try:
-        shown = progress_for(progress, sys.stderr, interval_from_environment())
+        shown = progress_for(progress, sys.stderr)
     except ProgressError as exc:
         fail(str(exc), EXIT_REJECTED)
     if scheduler is not None:
@@ -183,10 +177,14 @@ def _run(shown: Quiet, portfolios: tuple[str, ...], db: str | None, jobs: int,
         del loaded
     shown.phase("finding what to re-assess" if reassess else "starting")
     work = _executor(executor, packs, jobs, scheduler)
+
+    def assessing(total: int) -> None:
+        shown.phase("re-assessing" if reassess else "assessing")
+        shown.set_total(total)
+
     try:
         runner = Batch(store, evaluator.pack, work, progress=shown.advance, overlays=packs,
-                       total=lambda n: (shown.phase("re-assessing" if reassess
-                                                    else "assessing"), shown.set_total(n)))
+                       total=assessing)
         if reassess:
             report = runner.reassess(vocabulary(evaluator.pack), force=force)
         else:

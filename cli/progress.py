@@ -139,7 +139,8 @@ class LogLines(Quiet):
                  tb: TracebackType | None) -> None:
         self.stopped.set()
         self.ticker.join()
-        self._write(self.final_line(finished=kind is None))
+        if kind is not SystemExit:  # an exit has said why already, as its last line
+            self._write(self.final_line(finished=kind is None))
 
     def phase(self, text: str) -> None:
         with self.lock:
@@ -211,12 +212,13 @@ def _clock(seconds: float) -> str:
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
-def progress_for(show: bool | None, stream: TextIO, interval: float) -> Quiet:
+def progress_for(show: bool | None, stream: TextIO) -> Quiet:
     """What `--progress` / `--no-progress` (None: neither) shows on `stream`: a bar on a
-    terminal (by default only there), lines in a log when asked for, else nothing."""
+    terminal (by default only there), lines in a log when asked for (raising
+    ProgressError for a bad `ASL_PROGRESS_INTERVAL`), else nothing."""
     terminal = stream.isatty()
     if show is False or (show is None and not terminal):
         return Quiet()
     if terminal:
         return Bar(stream)
-    return LogLines(stream, interval)
+    return LogLines(stream, interval_from_environment())
