@@ -23,8 +23,8 @@ from pathlib import Path
 
 from engine.loader import pack_stack
 from engine.model import Pack
+from store.record import Layer
 
-Layer = dict[str, str]  # {"name": ..., "version": ...}, as stored (JSON)
 SHORT = 19  # "sha256:" and 12 hex digits, as every `asl` table shows a version
 
 
@@ -61,11 +61,6 @@ def same_stack(stored: Sequence[Layer], current: Sequence[Layer], pack: Pack) ->
     entry from before stacks were recorded counts when it names `pack` itself)."""
     return (list(stored) == list(current)
             or list(stored) == legacy_stack(pack.name, pack.version))
-
-
-def framework(stack: Sequence[Layer]) -> str:
-    """The base pack's name: the framework a result was assessed under."""
-    return stack[0]["name"].split("+", 1)[0]
 
 
 def stack_names(stack: Sequence[Layer]) -> str:
