@@ -6,6 +6,13 @@ references, whose determination and compute it may carry over, whether that mode
 this portfolio or already in the record. A model whose input (evidence and what it
 carries over) and pack version match its newest stored assessment is skipped unless
 forced; so a batch killed at any moment, by SIGKILL included, resumes by being run again.
+So is a model whose newest result was made with another stack of packs (batch.stack),
+and the report counts those, by the stack they had, for the summary to say so.
+
+A result has changed when any key of the output contract differs from the model's
+previous result (knowledge_graph.compare.contract_values; not its conclusions). Workers
+hash the contract keys of every result, so finding the changed ones reads no stored
+result; `contract_changes` reads the few a summary lists.
 
 `reassess` re-runs, after a rule change, the stored models whose results could depend on
 the rules that changed, and whatever carries over from them.
@@ -14,20 +21,24 @@ the rules that changed, and whatever carries over from them.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
 import orjson
 
 from batch.executors import Executor
-from batch.work import Entry, Failed, Job, digest, input_hash
+from batch.stack import same_stack, stack_of
+from batch.work import Entry, Failed, Job, contract_digest, digest, input_hash
 from engine.assess import ReferenceInfo
 from engine.errors import InputError
 from engine.evidence import LoadedDocument, Vocabulary, parse_document
 from engine.model import Pack
-from store.record import NewAssessment, Store, Summary
+from knowledge_graph.compare import contract_values, value_changes
+from store.record import Layer, NewAssessment, Store, Summary
 
 Progress = Callable[[int], None]
 WINDOW = 2048  # jobs prepared at a time, so memory does not grow with a generation's size
@@ -36,7 +47,8 @@ WINDOW = 2048  # jobs prepared at a time, so memory does not grow with a generat
 @dataclass(frozen=True)
 class Outcome:
     """Where one portfolio model ended up: its assessment (new or unchanged) and, when a
-    previous assessment existed, that one's ASL and decision for comparison."""
+    previous assessment existed, that one's id, ASL and decision, and whether any
+    contract key differs from it."""
 
     model: str
     assessment_id: int
@@ -45,16 +57,22 @@ class Outcome:
     actions: tuple[str, ...]
     skipped: bool
     before: tuple[str, str] | None  # (asl, decision) of the previous assessment
+    before_id: int | None = None  # the previous assessment
+    changed: bool = False  # a contract key differs from the previous assessment
 
 
 @dataclass
 class BatchReport:
-    """What a batch did: an outcome per model it kept, and every rejection."""
+    """What a batch did: an outcome per model it kept, every rejection, and how many of
+    the models it assessed had last been assessed with another pack stack (by that
+    stack, as a tuple of (name, version) pairs)."""
 
     batch_id: int
     pack_version: str
+    stack: list[Layer] = field(default_factory=list)
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     rejected: list[InputError] = field(default_factory=list)
+    other_stacks: Counter[tuple[tuple[str, str], ...]] = field(default_factory=Counter)
 
     @property
     def assessed(self) -> int:
@@ -65,9 +83,8 @@ class BatchReport:
         return sum(o.skipped for o in self.outcomes.values())
 
     def changed(self) -> list[Outcome]:
-        """Models whose ASL or decision differs from their previous assessment."""
-        return [o for _, o in sorted(self.outcomes.items())
-                if o.before is not None and o.before != (o.asl, o.decision)]
+        """Models with a contract key that differs from their previous assessment."""
+        return [o for _, o in sorted(self.outcomes.items()) if o.changed]
 
 
 def pack_fingerprint(pack: Pack) -> tuple[dict[str, Any], str]:
@@ -86,14 +103,19 @@ def pack_fingerprint(pack: Pack) -> tuple[dict[str, Any], str]:
 
 
 class Batch:
-    """Runs portfolios into a store with one executor and one pack."""
+    """Runs portfolios into a store with one executor and one pack, the built-in pack
+    with the `--pack` directories `overlays` (what the pack was loaded from, for its
+    stack). `progress` is told of every model done, `total` of how many there are."""
 
     def __init__(self, store: Store, pack: Pack, executor: Executor,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, overlays: Sequence[str | Path] = (),
+                 total: Progress | None = None) -> None:
         self.store = store
         self.pack = pack
         self.executor = executor
         self.progress = progress or (lambda _n: None)
+        self.total = total or (lambda _n: None)
+        self.stack = stack_of(pack, overlays)
         self.rules, self.base = pack_fingerprint(pack)
         store.ensure_pack(pack.version, pack.name, self.rules, self.base)
 
@@ -104,8 +126,10 @@ class Batch:
         the input's own problems, kept in the report. With `must_run` (re-assessment),
         exactly those models are re-run, and any other only if what it carries over
         changed."""
+        self.total(len(entries))
         batch_id = self.store.start_batch(self.pack.version, inputs)
-        report = BatchReport(batch_id, self.pack.version, rejected=list(rejected))
+        report = BatchReport(batch_id, self.pack.version, self.stack,
+                             rejected=list(rejected))
         by_id = {e.model: e for e in entries}
         previous = self.store.latest(by_id)
         outside = {e.reference for e in entries
@@ -143,7 +167,8 @@ class Batch:
                          and last.input_hash == job.input_hash)
         else:
             unchanged = (not force and last is not None and last.input_hash == job.input_hash
-                         and last.pack_version == self.pack.version)
+                         and last.pack_version == self.pack.version
+                         and same_stack(last.pack_stack, self.stack, self.pack))
         if unchanged and last is not None:
             report.outcomes[model] = _outcome(last, skipped=True, before=last)
             self.progress(1)
@@ -159,16 +184,34 @@ class Batch:
         for results in self.executor.run(jobs):
             stored = [done for done in results if not isinstance(done, Failed)]
             ids = self.store.save_many(stored, self.pack.name, self.pack.version,
-                                       report.batch_id)
+                                       self.stack, report.batch_id)
+            befores = {done.model_id: previous[done.model_id] for done in stored
+                       if done.model_id in previous}
+            hashes = self._contract_hashes(befores.values())
             for done, aid in zip(stored, ids, strict=True):
-                report.outcomes[done.model_id] = _new_outcome(done, aid,
-                                                              previous.get(done.model_id))
+                before = befores.get(done.model_id)
+                report.outcomes[done.model_id] = _new_outcome(
+                    done, aid, before, before is not None
+                    and hashes[before.id] != done.contract_hash)
+                if before is not None and not same_stack(before.pack_stack, self.stack,
+                                                         self.pack):
+                    report.other_stacks[tuple((layer["name"], layer["version"])
+                                              for layer in before.pack_stack)] += 1
             for done in results:
                 if isinstance(done, Failed):
                     report.rejected.append(InputError(done.job.entry.file,
                                                       done.job.entry.where,
                                                       f"assessment failed: {done.reason}"))
             self.progress(len(results))
+
+    def _contract_hashes(self, summaries: Iterable[Summary]) -> dict[int, str]:
+        """The contract hash of each of these assessments: stored with it, or (for one
+        stored before contract hashes were) computed from its stored result."""
+        hashes = {s.id: s.contract_hash for s in summaries}
+        missing = [aid for aid, value in hashes.items() if value is None]
+        for aid, result in self.store.results(missing).items():
+            hashes[aid] = contract_digest(result)
+        return {aid: value for aid, value in hashes.items() if value is not None}
 
     def _stored_references(self, models: Iterable[str]) -> dict[str, ReferenceInfo]:
         """What stored models referenced from outside the portfolio carry over: the ASL
@@ -272,11 +315,31 @@ def _generations(by_id: dict[str, Entry]) -> list[list[str]]:
 def _outcome(summary: Summary, skipped: bool, before: Summary | None) -> Outcome:
     return Outcome(summary.model_id, summary.id, summary.asl, summary.decision,
                    tuple(summary.actions), skipped,
-                   None if before is None else (before.asl, before.decision))
+                   None if before is None else (before.asl, before.decision),
+                   None if before is None else before.id)
 
 
-def _new_outcome(done: NewAssessment, assessment_id: int, before: Summary | None) -> Outcome:
+def _new_outcome(done: NewAssessment, assessment_id: int, before: Summary | None,
+                 changed: bool) -> Outcome:
     result = done.contract
     return Outcome(done.model_id, assessment_id, result["asl"], result["decision"],
                    tuple(result["actions"]), False,
-                   None if before is None else (before.asl, before.decision))
+                   None if before is None else (before.asl, before.decision),
+                   None if before is None else before.id, changed)
+
+
+def contract_changes(store: Store, outcomes: Sequence[Outcome],
+                     leave_out: Iterable[str] = ()) -> dict[str, list[str]]:
+    """For each changed outcome, every contract key that differs from its previous
+    assessment, as `key old -> new` (knowledge_graph.compare.value_changes), but for the
+    keys `leave_out`."""
+    pairs = [(o.model, o.before_id, o.assessment_id) for o in outcomes
+             if o.before_id is not None]
+    results = store.results([aid for _, old, new in pairs for aid in (old, new)])
+    skip = set(leave_out)
+
+    def keys(assessment_id: int) -> dict[str, Any]:
+        return {k: v for k, v in contract_values(results[assessment_id]).items()
+                if k not in skip}
+
+    return {model: value_changes(keys(old), keys(new)) for model, old, new in pairs}

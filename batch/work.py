@@ -30,6 +30,7 @@ from engine.assess import (
 )
 from engine.errors import AssessmentError
 from engine.evidence import LoadedDocument, ModelDocument, parse_document
+from knowledge_graph.compare import contract_values
 from knowledge_graph.provenance import dump, edge_rows, kinds
 from knowledge_graph.report import assessment_document, provenance
 from store.record import NewAssessment
@@ -42,6 +43,12 @@ def digest(data: Any) -> str:
 
 def _sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def contract_digest(result: dict[str, Any]) -> str:
+    """A hash of a result's contract keys (not its conclusions, model or pack): equal for
+    two results exactly when no key of the output contract differs between them."""
+    return digest(contract_values(result))
 
 
 def evidence_body(doc: ModelDocument) -> dict[str, Any]:
@@ -132,11 +139,12 @@ def assess_jobs(packs: Sequence[str], jobs: Sequence[Job]) -> list[NewAssessment
             done.append(Failed(job, str(exc)))
             continue
         graph = provenance(assessment)
+        result = assessment_document(assessment, graph)
         done.append(NewAssessment.build(
             model_id=entry.model, evidence_hash=entry.evidence_hash, evidence_body=body,
-            file=_place(entry), input_hash=job.input_hash,
-            result=assessment_document(assessment, graph), provenance=dump(graph),
-            edges=edge_rows(graph), kinds=kinds(graph)))
+            file=_place(entry), input_hash=job.input_hash, result=result,
+            provenance=dump(graph), edges=edge_rows(graph), kinds=kinds(graph),
+            contract_hash=contract_digest(result)))
     return done
 
 

@@ -1,7 +1,7 @@
 """`asl batch` and `asl db`: assess portfolios into the record, and manage its schema.
 
 The work itself is batch.runner's; this module parses options, picks the executor,
-shows progress on a terminal, prints the closing summary and writes `--output`.
+shows progress (cli.progress), prints the closing summary and writes `--output`.
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from batch.executors import CHUNK, DaskExecutor, Executor, InProcess, LocalPool, Results
-from batch.runner import Batch, BatchReport
+from batch.runner import Batch, BatchReport, contract_changes
+from batch.stack import describe_stacks
 from batch.work import Entry, Job
 from cli.options import (
     EXIT_FAILED,
@@ -32,6 +31,7 @@ from cli.options import (
     load_evaluator,
     pack_option,
 )
+from cli.progress import INTERVAL_VAR, ProgressError, Quiet, progress_for
 from cli.store_options import db_option, open_store
 from engine.assess import vocabulary
 from engine.errors import InputError
@@ -41,6 +41,7 @@ from store.db import current_revision, describe, head_revision
 from store.record import Store
 
 DECISION_ORDER = ("pause", "restrict_deployment", "assessment_required", "proceed")
+HEADLINE_KEYS = ("asl", "decision")  # on a changed model's own line; other keys below it
 SHOW_AT_MOST = 50
 OUTPUT_SUFFIXES = (".jsonl", ".csv")
 
@@ -101,7 +102,9 @@ def _check_output(output: str | None) -> None:
 @click.option("--reassess", is_flag=True, help="Instead of PORTFOLIOS, re-run the stored "
               "models whose results could depend on rules that changed (use with --pack).")
 @click.option("--progress/--no-progress", default=None,
-              help="Show a progress bar (default: when standard error is a terminal).")
+              help="Show progress on standard error (default: when it is a terminal): a "
+              f"bar on a terminal, else a line every {INTERVAL_VAR} seconds (default 5) "
+              "with done/total, rate and time left.")
 @pack_option
 def batch_command(portfolios: tuple[str, ...], db: str | None, jobs: int, executor: str,
                   scheduler: str | None, output: str | None, force: bool, reassess: bool,
@@ -127,49 +130,68 @@ def batch_command(portfolios: tuple[str, ...], db: str | None, jobs: int, execut
     if not reassess and not portfolios:
         raise click.UsageError("give at least one PORTFOLIO (or --reassess)")
     _check_output(output)
-    evaluator = load_evaluator(packs)
-    store = open_store(db)
-    rejected: list[InputError] = []
-    entries: list[Entry] = []
-    if not reassess:
-        loaded = load_evidence(portfolios, vocabulary(evaluator.pack), stdin=sys.stdin,
-                               keep=Entry.of)
-        # Keep each document as compact JSON until its turn, not as a validated model.
-        entries, rejected = loaded.documents, loaded.errors
-        del loaded
+    try:
+        shown = progress_for(progress, sys.stderr)
+    except ProgressError as exc:
+        fail(str(exc), EXIT_REJECTED)
     if scheduler is not None:
         executor = "dask"
-    show = sys.stderr.isatty() if progress is None else progress
-    work = _executor(executor, packs, jobs, scheduler)
-    bar = Progress(TextColumn("assessing"), BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn(), console=Console(file=sys.stderr), disable=not show,
-                   transient=True)
     try:
-        with bar:
-            task = bar.add_task("batch", total=None if reassess else len(entries))
-            runner = Batch(store, evaluator.pack, work,
-                           progress=lambda n: bar.advance(task, n))
-            if reassess:
-                report = runner.reassess(vocabulary(evaluator.pack), force=force)
-            else:
-                report = runner.run(entries, portfolios, force=force, rejected=rejected)
+        with shown:
+            report, store, pack_name = _run(shown, portfolios, db, jobs, executor,
+                                            scheduler, force, reassess, packs)
     except KeyboardInterrupt:
         fail("interrupted; every result finished so far is stored, and running the same "
              "command again resumes", 130)
     except BrokenProcessPool:
         fail("a worker process died (out of memory, or killed); every result finished so "
              "far is stored, and running the same command again resumes")
-    finally:
-        work.close()
     for error in sorted(report.rejected):
         click.echo(str(error), err=True)
     if output is not None:
         _write_output(store, report, output)
-    click.echo(summary(report, evaluator.pack.name, describe(store.engine.url
-                                                           .render_as_string(False)),
-                       reassess))
+    changed = report.changed()[:SHOW_AT_MOST]
+    click.echo(summary(report, pack_name, describe(store.engine.url.render_as_string(False)),
+                       reassess, contract_changes(store, changed, leave_out=HEADLINE_KEYS)))
     if report.rejected:
         sys.exit(EXIT_REJECTED)
+
+
+def _run(shown: Quiet, portfolios: tuple[str, ...], db: str | None, jobs: int,
+         executor: str, scheduler: str | None, force: bool, reassess: bool,
+         packs: tuple[str, ...]) -> tuple[BatchReport, Store, str]:
+    """Load the pack, open the record, read the portfolios and run the batch, telling
+    `shown` what is going on; the report, the store and the pack's name."""
+    shown.phase("loading the rule pack")
+    evaluator = load_evaluator(packs)
+    shown.phase("opening the database")
+    store = open_store(db)
+    rejected: list[InputError] = []
+    entries: list[Entry] = []
+    if not reassess:
+        shown.phase("reading portfolios")
+        loaded = load_evidence(portfolios, vocabulary(evaluator.pack), stdin=sys.stdin,
+                               keep=Entry.of)
+        # Keep each document as compact JSON until its turn, not as a validated model.
+        entries, rejected = loaded.documents, loaded.errors
+        del loaded
+    shown.phase("finding what to re-assess" if reassess else "starting")
+    work = _executor(executor, packs, jobs, scheduler)
+
+    def assessing(total: int) -> None:
+        shown.phase("re-assessing" if reassess else "assessing")
+        shown.set_total(total)
+
+    try:
+        runner = Batch(store, evaluator.pack, work, progress=shown.advance, overlays=packs,
+                       total=assessing)
+        if reassess:
+            report = runner.reassess(vocabulary(evaluator.pack), force=force)
+        else:
+            report = runner.run(entries, portfolios, force=force, rejected=rejected)
+    finally:
+        work.close()
+    return report, store, evaluator.pack.name
 
 
 def _executor(kind: str, packs: Sequence[str], jobs: int, scheduler: str | None) -> Executor:
@@ -183,9 +205,12 @@ def _executor(kind: str, packs: Sequence[str], jobs: int, scheduler: str | None)
         fail(f"cannot reach the Dask scheduler {scheduler}: {exc}", EXIT_FAILED)
 
 
-def summary(report: BatchReport, pack_name: str, where: str, reassess: bool = False) -> str:
-    """The closing summary: counts by ASL and decision, the models that need action, and
-    the models whose ASL or decision changed."""
+def summary(report: BatchReport, pack_name: str, where: str, reassess: bool = False,
+            details: dict[str, list[str]] | None = None) -> str:
+    """The closing summary: counts by ASL and decision, the models that need action, the
+    models last assessed with another pack stack, and the models whose result changed
+    (any key of the output contract), each with its ASL and decision before and after
+    and, from `details`, every other key that changed (`key old -> new`)."""
     outcomes = sorted(report.outcomes.values(), key=lambda o: o.model)
     asls = Counter(o.asl for o in outcomes)
     decisions = Counter(o.decision for o in outcomes)
@@ -193,10 +218,12 @@ def summary(report: BatchReport, pack_name: str, where: str, reassess: bool = Fa
     lines = [f"{what} {report.batch_id}: {_count(len(outcomes), 'model')} with {pack_name} "
              f"{report.pack_version[:19]} into {where}",
              f"  assessed {report.assessed}, unchanged {report.skipped} (skipped), "
-             f"rejected {len(report.rejected)}",
-             "  by ASL       " + (", ".join(f"{k}: {asls[k]}" for k in sorted(asls)) or "-"),
-             "  by decision  " + (", ".join(f"{k}: {decisions[k]}" for k in DECISION_ORDER
-                                            if decisions[k]) or "-")]
+             f"rejected {len(report.rejected)}"]
+    if report.other_stacks:
+        lines.append(_stack_line(report))
+    lines += ["  by ASL       " + (", ".join(f"{k}: {asls[k]}" for k in sorted(asls)) or "-"),
+              "  by decision  " + (", ".join(f"{k}: {decisions[k]}" for k in DECISION_ORDER
+                                             if decisions[k]) or "-")]
     action = sorted((o for o in outcomes if o.decision != "proceed"),
                     key=lambda o: (DECISION_ORDER.index(o.decision), o.model))
     lines.append(f"  need action  {len(action)}")
@@ -208,16 +235,32 @@ def summary(report: BatchReport, pack_name: str, where: str, reassess: bool = Fa
         lines.append(f"    ... and {len(action) - SHOW_AT_MOST} more (asl list "
                      "--decision pause|restrict_deployment|assessment_required)")
     changed = report.changed()
-    lines.append(f"  changed      {len(changed)} (ASL or decision, since the previous "
+    lines.append(f"  changed      {len(changed)} (output contract, since the previous "
                  "assessment)")
     width = max((len(o.model) for o in changed[:SHOW_AT_MOST]), default=0)
     for o in changed[:SHOW_AT_MOST]:
         assert o.before is not None
         lines.append(f"    {o.model:<{width}}  {o.before[0]} {o.before[1]:<19} -> "
                      f"{o.asl} {o.decision}")
+        lines += [f"      {change}" for change in (details or {}).get(o.model, [])]
     if len(changed) > SHOW_AT_MOST:
         lines.append(f"    ... and {len(changed) - SHOW_AT_MOST} more (asl diff MODEL)")
     return "\n".join(lines)
+
+
+def _stack_line(report: BatchReport) -> str:
+    """One line: how many models this run assessed that had last been assessed with
+    another pack stack, that stack (or those stacks), and this run's."""
+    stacks = sorted(report.other_stacks.items())
+    old, new = describe_stacks([[{"name": name, "version": version} for name, version in stack]
+                                for stack, _ in stacks], report.stack)
+    if len(old) == 1:
+        before = old[0]
+    else:
+        before = "; ".join(f"{label} ({_count(n, 'model')})"
+                           for label, (_, n) in zip(old, stacks, strict=True))
+    return (f"  pack stack   differs for {_count(report.other_stacks.total(), 'model')} "
+            f"(re-assessed): {before} -> {new}")
 
 
 def _count(n: int, noun: str) -> str:

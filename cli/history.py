@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from batch.stack import stack_names
 from cli.options import EXIT_REJECTED, dumps, fail
 from cli.store_options import check_assessment, db_option, open_store, stored_history
 from knowledge_graph.compare import compare, value_changes
@@ -36,7 +37,8 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 def _row_json(s: Summary) -> dict[str, Any]:
     return {"assessment": s.id, "model": s.model_id, "assessed_at": s.assessed_at,
-            "pack": {"name": s.pack_name, "version": s.pack_version}, "asl": s.asl,
+            "pack": {"name": s.pack_name, "version": s.pack_version},
+            "pack_stack": s.pack_stack, "asl": s.asl,
             "required": {"deployment": s.required_deployment,
                          "security": s.required_security},
             "comprehensive_assessment_required": s.comprehensive_required,
@@ -168,7 +170,8 @@ def _show(value: Any) -> str:
               default="table", show_default=True)
 @db_option
 def list_command(asl: str | None, decision: str | None, fmt: str, db: str | None) -> None:
-    """Every stored model with its newest assessment.
+    """Every stored model with its newest assessment, and the packs it was made with
+    (the table names them; JSON and CSV give each pack's version too).
 
     \b
     Examples:
@@ -180,18 +183,21 @@ def list_command(asl: str | None, decision: str | None, fmt: str, db: str | None
     if fmt == "json":
         click.echo(dumps([_row_json(s) for s in rows]))
         return
-    header = ["model", "ASL", "deployment", "security", "decision", "missing", "assessed (UTC)",
-              "assessment"]
+    header = ["model", "ASL", "deployment", "security", "decision", "missing", "pack",
+              "assessed (UTC)", "assessment"]
     values = [[s.model_id, s.asl, s.required_deployment, s.required_security, s.decision,
-               str(len(s.missing_safeguards)), _when(s.assessed_at), str(s.id)] for s in rows]
+               str(len(s.missing_safeguards)), stack_names(s.pack_stack), _when(s.assessed_at),
+               str(s.id)] for s in rows]
     if fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(["model", "asl", "required.deployment", "required.security",
                          "decision", "missing_safeguards", "assessed_at", "assessment",
-                         "pack.version"])
+                         "pack.version", "pack.name", "pack.stack"])
         for s in rows:
             writer.writerow([s.model_id, s.asl, s.required_deployment, s.required_security,
                              s.decision, " ".join(s.missing_safeguards), s.assessed_at, s.id,
-                             s.pack_version])
+                             s.pack_version, s.pack_name,
+                             " ".join(f"{layer['name']}@{layer['version']}"
+                                      for layer in s.pack_stack)])
         return
     click.echo(_table(values, header) if values else "no stored assessments match")

@@ -44,7 +44,10 @@ B = BatchRun.__table__  # type: ignore[attr-defined]
 SUMMARY_COLUMNS = (A.c.id, A.c.model_id, A.c.assessed_at, A.c.pack_name, A.c.pack_version,
                    A.c.input_hash, A.c.evidence_hash, A.c.asl, A.c.required_deployment,
                    A.c.required_security, A.c.comprehensive_required, A.c.decision,
-                   A.c.missing_safeguards, A.c.actions, A.c.batch_id)
+                   A.c.missing_safeguards, A.c.actions, A.c.batch_id, A.c.pack_stack,
+                   A.c.framework, A.c.contract_hash)
+
+Layer = dict[str, str]  # one pack of a result's stack: {"name": ..., "version": ...}
 
 
 def compress(data: Any) -> bytes:
@@ -56,6 +59,12 @@ def compress(data: Any) -> bytes:
 def decompress(blob: bytes) -> Any:
     """Data stored by `compress`."""
     return orjson.loads(zlib.decompress(blob))
+
+
+def framework_of(stack: Sequence[Layer]) -> str:
+    """The framework of a pack stack: its base pack's name (for a stack stored before
+    revision 0002, the first name of its combined pack name)."""
+    return stack[0]["name"].split("+", 1)[0]
 
 
 def now() -> str:
@@ -82,6 +91,9 @@ class Summary:
     missing_safeguards: list[str]
     actions: list[str]
     batch_id: int | None
+    pack_stack: list[Layer]  # each pack's name and version, the base first
+    framework: str  # the base pack's name
+    contract_hash: str | None  # None for results stored before revision 0002
 
 
 @dataclass(frozen=True)
@@ -101,19 +113,20 @@ class NewAssessment:
     conclusions: list[tuple[str, str, str, str, str]]  # id, kind, value, rule, because (JSON)
     edges: list[tuple[str, str, str, str | None, str]]  # provenance.edge_rows
     kinds: list[str]  # the kinds of fact present, for deciding re-assessment
+    contract_hash: str  # a hash of the contract keys, to compare with the previous result
 
     @classmethod
     def build(cls, model_id: str, evidence_hash: str, evidence_body: dict[str, Any],
               file: str, input_hash: str, result: dict[str, Any], provenance: bytes,
-              edges: list[tuple[str, str, str, str | None, str]], kinds: list[str]
-              ) -> NewAssessment:
+              edges: list[tuple[str, str, str, str | None, str]], kinds: list[str],
+              contract_hash: str) -> NewAssessment:
         """Serialise a result and its provenance rows for `Store.save`."""
         return cls(model_id, evidence_hash, evidence_body, file, input_hash,
                    {k: v for k, v in result.items() if k != "conclusions"}, compress(result),
                    provenance,
                    [(c["id"], c["kind"], json_text(c["value"]), c["rule"],
                      json_text(c["because"])) for c in result["conclusions"]],
-                   edges, kinds)
+                   edges, kinds, contract_hash)
 
 
 class Store:
@@ -169,18 +182,20 @@ class Store:
                 finished=now(), assessed=assessed, skipped=skipped, rejected=rejected))
 
     def save(self, new: NewAssessment, pack_name: str, pack_version: str,
-             batch_id: int | None = None) -> int:
+             stack: Sequence[Layer], batch_id: int | None = None) -> int:
         """Store one assessment with its evidence, conclusions and provenance, in one
-        transaction; its id."""
-        return self.save_many([new], pack_name, pack_version, batch_id)[0]
+        transaction; its id. `stack` is the packs it was made with (batch.stack)."""
+        return self.save_many([new], pack_name, pack_version, stack, batch_id)[0]
 
     def save_many(self, batch: Sequence[NewAssessment], pack_name: str, pack_version: str,
-                  batch_id: int | None = None) -> list[int]:
+                  stack: Sequence[Layer], batch_id: int | None = None) -> list[int]:
         """Store assessments that arrived together (one worker's chunk) in one
         transaction, whole or not at all; their ids, in order. Conclusion and edge rows
         go straight to the driver's executemany: they are already serialised, and there
         are a hundred and fifty per model."""
         ids = []
+        layers = [dict(layer) for layer in stack]
+        framework = framework_of(layers)
         with self.engine.begin() as conn:
             stamp = now()
             for new in batch:
@@ -192,6 +207,8 @@ class Store:
                 row = conn.execute(self._new_assessment, {
                     "model_id": new.model_id, "evidence_hash": new.evidence_hash,
                     "pack_name": pack_name, "pack_version": pack_version,
+                    "pack_stack": layers, "framework": framework,
+                    "contract_hash": new.contract_hash,
                     "input_hash": new.input_hash, "assessed_at": stamp, "batch_id": batch_id,
                     "asl": contract["asl"],
                     "required_deployment": contract["required"]["deployment"],
@@ -232,11 +249,14 @@ class Store:
         return {row.model_id: Summary(**row._mapping)
                 for row in self._in_chunks(query, sorted(set(model_ids)))}
 
-    def all_latest(self, asl: str | None = None, decision: str | None = None
-                   ) -> Iterator[Summary]:
+    def all_latest(self, asl: str | None = None, decision: str | None = None,
+                   framework: str | None = None) -> Iterator[Summary]:
         """The newest assessment of every stored model, by model id, optionally only
-        those with this ASL and/or decision."""
+        those with this ASL and/or decision. With `framework` (a base pack's name), the
+        newest assessment under that framework of every model assessed under it."""
         newest = select(func.max(A.c.id)).group_by(A.c.model_id)
+        if framework is not None:
+            newest = newest.where(A.c.framework == framework)
         query = select(*SUMMARY_COLUMNS).where(A.c.id.in_(newest))
         if asl is not None:
             query = query.where(A.c.asl == asl)

@@ -5,7 +5,7 @@ version, and per assessment. An assessment keeps the full result (the output con
 with its `conclusions`) and its provenance graph, and copies the contract keys into
 columns so portfolios can be queried (`asl list --asl ASL-3 --decision pause`); the
 result and the graph are kept as compressed JSON, which keeps a 100,000-model record to
-a few GB. Its
+a few GB. It names the stack of packs it was made with (base pack first), and its
 conclusions and provenance edges are rows of their own, so "which assessments rest on
 evidence X / on rule R" is a query, not a scan of JSON.
 
@@ -68,6 +68,10 @@ class StoredAssessment(SQLModel, table=True):
     evidence_hash: str = Field(foreign_key="evidence_document.hash")
     pack_name: str
     pack_version: str = Field(foreign_key="pack_version.version", index=True)
+    # Each loaded pack's {"name", "version"}, the base first (batch.stack); one entry,
+    # the combined name and version, for results stored before revision 0002.
+    pack_stack: list[dict[str, str]] = Field(sa_column=Column(JSON, nullable=False))
+    framework: str = Field(index=True)  # the base pack's name
     input_hash: str = Field(index=True)  # evidence + what a reference carried over
     assessed_at: str
     batch_id: int | None = Field(default=None, foreign_key="batch_run.id")
@@ -81,6 +85,9 @@ class StoredAssessment(SQLModel, table=True):
     result: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # zlib'd JSON
     provenance: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     kinds: list[str] = Field(sa_column=Column(JSON, nullable=False))  # kinds of fact present
+    # sha256 of the contract keys (knowledge_graph.compare.contract_values), so a batch
+    # sees which results changed without reading them; None before revision 0002.
+    contract_hash: str | None = None
 
 
 class StoredConclusion(SQLModel, table=True):

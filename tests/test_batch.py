@@ -30,6 +30,7 @@ from batch.executors import CHUNK
 from cli.batch import DECISION_ORDER, SHOW_AT_MOST
 from cli.main import main
 from engine.yamlsafe import load_yaml
+from knowledge_graph.compare import contract_values
 from store.db import connect, current_revision, head_revision
 from store.record import A, B, Store, Summary
 
@@ -120,6 +121,7 @@ HEAD = re.compile(r"(batch|re-assessment) (\d+): ([\d,]+) models? with (\S+) (\S
 COUNTS = re.compile(r"  assessed (\d+), unchanged (\d+) \(skipped\), rejected (\d+)")
 ACTION = re.compile(r"    (\S+) +(ASL-\d) +(\S+) +(\d+) actions")
 CHANGED = re.compile(r"    (\S+) +(ASL-\d) (\S+) +-> (ASL-\d) (\S+)")
+STACK = re.compile(r"  pack stack   differs for ([\d,]+) models? \(re-assessed\): (.+) -> (.+)")
 
 
 @dataclass
@@ -139,6 +141,8 @@ class Printed:
     changed_total: int
     need_action: list[tuple[str, str, str, int]]  # model, ASL, decision, number of actions
     changed: list[tuple[str, tuple[str, str], tuple[str, str]]]  # model, old, new
+    details: dict[str, list[str]]  # model -> its other changed keys, `key old -> new`
+    stack: tuple[int, str, str] | None  # models re-assessed with another stack, old, new
 
 
 def _counts(line: str, label: str) -> dict[str, int]:
@@ -168,16 +172,31 @@ def parse_summary(stdout: str) -> Printed:
     head = HEAD.fullmatch(lines[0])
     counts = COUNTS.fullmatch(lines[1])
     assert head and counts, stdout
+    stack_line = STACK.fullmatch(lines[2])
+    stack = None
+    if stack_line:
+        stack = (int(stack_line.group(1).replace(",", "")), stack_line.group(2),
+                 stack_line.group(3))
+        lines = lines[:2] + lines[3:]
     by_asl = _counts(lines[2], "  by ASL       ")
     by_decision = _counts(lines[3], "  by decision  ")
     need = re.fullmatch(r"  need action  (\d+)", lines[4])
     assert need, lines[4]
     actions, rest = _listed(lines[5:], ACTION, int(need.group(1)), "asl list --decision "
                             "pause|restrict_deployment|assessment_required")
-    changed_head = re.fullmatch(r"  changed      (\d+) \(ASL or decision, since the previous "
-                                r"assessment\)", rest[0])
+    changed_head = re.fullmatch(r"  changed      (\d+) \(output contract, since the "
+                                r"previous assessment\)", rest[0])
     assert changed_head, rest[0]
-    changed, rest = _listed(rest[1:], CHANGED, int(changed_head.group(1)), "asl diff MODEL")
+    # Each changed model's line, then its other changed keys indented below it.
+    details: dict[str, list[str]] = {}
+    headlines = []
+    for line in rest[1:]:
+        if line.startswith("      "):
+            details[headlines[-1].split()[0]].append(line.strip())
+        else:
+            headlines.append(line)
+            details.setdefault(line.split()[0], [])
+    changed, rest = _listed(headlines, CHANGED, int(changed_head.group(1)), "asl diff MODEL")
     assert rest == [], stdout
     return Printed(
         kind=head.group(1), models=int(head.group(3).replace(",", "")), pack=head.group(4),
@@ -187,16 +206,28 @@ def parse_summary(stdout: str) -> Printed:
         need_total=int(need.group(1)), changed_total=int(changed_head.group(1)),
         need_action=[(m.group(1), m.group(2), m.group(3), int(m.group(4))) for m in actions],
         changed=[(m.group(1), (m.group(2), m.group(3)), (m.group(4), m.group(5)))
-                 for m in changed])
+                 for m in changed],
+        details={m.group(1): details[m.group(1)] for m in changed}, stack=stack)
 
 
-def changes(before: dict[str, Summary], after: dict[str, Summary]
+def changes(before: Record, after: Record
             ) -> list[tuple[str, tuple[str, str], tuple[str, str]]]:
-    """Models whose newest ASL or decision differs between two readings of the record."""
-    return [(m, (before[m].asl, before[m].decision), (after[m].asl, after[m].decision))
-            for m in sorted(after)
-            if m in before and (before[m].asl, before[m].decision)
-            != (after[m].asl, after[m].decision)]
+    """Models whose newest result differs in any contract key between two readings of
+    the record, with their ASL and decision before and after."""
+    return [(m, (before.latest[m].asl, before.latest[m].decision),
+             (after.latest[m].asl, after.latest[m].decision))
+            for m in sorted(after.latest)
+            if m in before.latest and contract_values(before.results[m])
+            != contract_values(after.results[m])]
+
+
+def other_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What the summary lists under a changed model: every contract key but its ASL and
+    decision that differs, as `key old -> new`."""
+    before, after = contract_values(old), contract_values(new)
+    return [f"{key} {before.get(key)!r} -> {after.get(key)!r}"
+            for key in sorted(before.keys() | after.keys())
+            if key not in ("asl", "decision") and before.get(key) != after.get(key)]
 
 
 # -- evidence files -------------------------------------------------------------------
@@ -496,7 +527,8 @@ def test_summary_counts_need_action_and_changes_match_the_record(
     first = batch(db_url, directory, lineage)
     assert first.exit_code == 0, first.stderr
     printed = parse_summary(first.stdout)
-    before = record(db_url).latest
+    before_record = record(db_url)
+    before = before_record.latest
     assert len(before) == 15
     assert printed.by_asl == dict(Counter(s.asl for s in before.values()))
     assert printed.by_decision == dict(Counter(s.decision for s in before.values()))
@@ -523,10 +555,15 @@ def test_summary_counts_need_action_and_changes_match_the_record(
     second = batch(db_url, directory, lineage)
     assert second.exit_code == 0, second.stderr
     printed = parse_summary(second.stdout)
-    after = record(db_url).latest
+    after_record = record(db_url)
+    after = after_record.latest
     assert (printed.assessed, printed.unchanged) == (1, 14)
-    assert printed.changed == changes(before, after) == [
+    assert printed.changed == changes(before_record, after_record) == [
         ("larkspur-kite-4", (old.asl, old.decision), (new["asl"], new["decision"]))]
+    # Under it, every other contract key that changed: the safeguards now in place.
+    assert printed.details["larkspur-kite-4"] == other_keys(
+        before_record.results["larkspur-kite-4"], new)
+    assert any(d.startswith("missing_safeguards ") for d in printed.details["larkspur-kite-4"])
     line = next(text for text in second.stdout.splitlines()
                 if text.startswith("    larkspur-kite-4 ") and "->" in text)
     assert re.fullmatch(rf"    larkspur-kite-4  {old.asl} pause +-> {new['asl']} "
@@ -589,7 +626,7 @@ def test_reassess_with_the_acme_overlay_reruns_every_model_once(db_url: str,
     assert {s.pack_name for s in after.latest.values()} == {"rsp-2.1+acme-lab"}
     assert (tmp_path / "acme.jsonl").read_bytes() == as_file(expected)
     assert [stored_line(after.results[m]) for m in sorted(after.results)] == expected
-    listed = changes(before.latest, after.latest)
+    listed = changes(before, after)
     assert printed.changed == listed
     assert ("larkspur-heron-2", ("ASL-2", "proceed"), ("ASL-3", "pause")) in listed
 
@@ -637,10 +674,10 @@ def test_reassess_reruns_exactly_the_models_a_changed_rule_can_reach(
         assert after.latest[model] == before.latest[model]
         assert after.latest[model].pack_name == "rsp-2.1"
         assert without_pack(after.results[model]) == without_pack(expected[model])
-    assert printed.changed == changes(before.latest, after.latest)
+    assert printed.changed == changes(before, after)
     assert {m for m, *_ in printed.changed} == {
-        m for m in rerun if (before.latest[m].asl, before.latest[m].decision)
-        != (expected[m]["asl"], expected[m]["decision"])}
+        m for m in rerun
+        if contract_values(before.results[m]) != contract_values(expected[m])}
     if carried:
         assert printed.changed, "the stricter rule changes some results"
 
@@ -659,8 +696,8 @@ def test_reassess_reruns_exactly_the_models_a_changed_rule_can_reach(
     builtin = by_model(assess_lines(EXAMPLES, LINEAGE))
     assert {m: without_pack(r) for m, r in restored.results.items()} == {
         m: without_pack(r) for m, r in builtin.items()}
-    assert printed.changed == changes(after.latest, restored.latest) == [
-        (m, new, old) for m, old, new in changes(before.latest, after.latest)]
+    assert printed.changed == changes(after, restored) == [
+        (m, new, old) for m, old, new in changes(before, after)]
     assert (printed.assessed > 0) == bool(carried)
 
 

@@ -1,0 +1,209 @@
+"""Schema revision 0002 (each result's pack stack, framework and contract hash) on real
+databases, SQLite and PostgreSQL (the `db_url` fixture).
+
+`store_fixtures/asl-0001.db.gz` is a database made by asl before revision 0002 (at
+revision 0001), exactly as that code wrote it:
+
+    asl batch examples/security-gap-pause.yaml examples/cbrn4-asl4-pause.yaml --db asl.db
+    asl batch --reassess --pack examples/packs/acme-lab --db asl.db
+
+so it holds two models, each assessed with the built-in pack and then with the
+acme-lab overlay (pack names `rsp-2.1` and `rsp-2.1+acme-lab`). On SQLite the file
+itself is upgraded; on PostgreSQL its rows are copied into a database created at
+revision 0001, as the PostgreSQL database of a user of that version would hold them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from click.testing import CliRunner, Result
+from helpers import EXAMPLES
+from sqlalchemy import Integer, MetaData, create_engine, inspect, select, text
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import SQLModel
+from test_batch import ACME, batch, changes, parse_summary, record
+
+import store.tables  # noqa: F401  (registers the tables on the metadata)
+from cli.main import main
+from store.db import _config, connect, current_revision, head_revision
+from store.record import decompress
+
+LEGACY = Path(__file__).parent / "store_fixtures" / "asl-0001.db.gz"
+LEGACY_MODELS = ("larkspur-kite-4", "oriel-meridian-3")
+LEGACY_FILES = (EXAMPLES / "security-gap-pause.yaml", EXAMPLES / "cbrn4-asl4-pause.yaml")
+# Parents first, so every foreign key finds its row.
+TABLES = ("model", "evidence_document", "pack_version", "batch_run", "assessment",
+          "conclusion", "provenance_edge")
+NEW_COLUMNS = {"pack_stack", "framework", "contract_hash"}
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def to_revision(engine: Engine, revision: str, down: bool = False) -> None:
+    """Migrate the database up (or down) to `revision`, as `asl db upgrade` migrates."""
+    cfg = _config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(cfg, revision)
+
+
+def legacy_database(url: str, tmp_path: Path) -> None:
+    """Put the revision-0001 database at `url`: the file itself for SQLite, its rows in
+    a database created at revision 0001 for PostgreSQL."""
+    unpacked = tmp_path / "legacy.db"
+    with gzip.open(LEGACY) as packed, unpacked.open("wb") as out:
+        shutil.copyfileobj(packed, out)
+    if make_url(url).get_backend_name() == "sqlite":
+        shutil.move(unpacked, make_url(url).database or "")
+        return
+    source = create_engine(f"sqlite:///{unpacked}")
+    target = connect(url, migrate=False)
+    try:
+        to_revision(target, "0001")
+        old, new = MetaData(), MetaData()
+        old.reflect(source, only=TABLES)
+        new.reflect(target, only=TABLES)
+        with source.connect() as src, target.begin() as dst:
+            for name in TABLES:
+                rows = [dict(row) for row in src.execute(select(old.tables[name])).mappings()]
+                dst.execute(new.tables[name].insert(), rows)
+                ids = new.tables[name].c.get("id")
+                if ids is not None and isinstance(ids.type, Integer):  # serials go on after
+                    dst.execute(text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                                     f"(SELECT max(id) FROM {name}))"))
+    finally:
+        source.dispose()
+        target.dispose()
+
+
+def assessment_rows(url: str) -> list[dict[str, Any]]:
+    """Every assessment row as the database holds it (whatever its revision), oldest
+    first; JSON columns as stored data."""
+    engine = connect(url, migrate=False)
+    try:
+        tables = MetaData()
+        tables.reflect(engine, only=["assessment"])
+        table = tables.tables["assessment"]
+        with engine.connect() as conn:
+            rows = [dict(row) for row in conn.execute(select(table).order_by(table.c.id))
+                    .mappings()]
+    finally:
+        engine.dispose()
+    for row in rows:  # SQLite reflects JSON columns as JSON; decode any given as text
+        for key in ("missing_safeguards", "actions", "kinds", "pack_stack"):
+            if isinstance(row.get(key), str):
+                row[key] = json.loads(row[key])
+        row["result"] = bytes(row["result"])
+        row["provenance"] = bytes(row["provenance"])
+    return rows
+
+
+def columns(url: str) -> set[str]:
+    engine = connect(url, migrate=False)
+    try:
+        with engine.connect() as conn:
+            return {c["name"] for c in inspect(conn).get_columns("assessment")}
+    finally:
+        engine.dispose()
+
+
+def test_a_database_made_before_revision_0002_is_upgraded_and_used(
+        db_url: str, tmp_path: Path) -> None:
+    legacy_database(db_url, tmp_path)
+    assert not NEW_COLUMNS & columns(db_url)
+    before = assessment_rows(db_url)
+    assert [(r["model_id"], r["pack_name"]) for r in before] == [
+        ("larkspur-kite-4", "rsp-2.1"), ("oriel-meridian-3", "rsp-2.1"),
+        ("larkspur-kite-4", "rsp-2.1+acme-lab"), ("oriel-meridian-3", "rsp-2.1+acme-lab")]
+
+    # Any command opens the record and so migrates it.
+    listed = run("list", "--db", db_url, "--format", "json")
+    assert listed.exit_code == 0, listed.output
+    engine = connect(db_url, migrate=False)
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
+    after = assessment_rows(db_url)
+    # Every old row keeps what it had, and its stack is its stored pack name and version.
+    assert [{k: v for k, v in r.items() if k not in NEW_COLUMNS} for r in after] == before
+    for row in after:
+        assert row["pack_stack"] == [{"name": row["pack_name"], "version": row["pack_version"]}]
+        assert row["framework"] == "rsp-2.1"
+        assert row["contract_hash"] is None
+        assert decompress(row["result"])["pack"] == {"name": row["pack_name"],
+                                                      "version": row["pack_version"]}
+
+    # asl list shows the pack of each model's newest result, in every format.
+    rows = json.loads(listed.output)
+    assert [(r["model"], r["pack"]["name"], r["pack_stack"]) for r in rows] == [
+        (r["model_id"], "rsp-2.1+acme-lab", r["pack_stack"]) for r in after[2:]]
+    table = run("list", "--db", db_url).output.splitlines()
+    assert table[0].split()[:7] == ["model", "ASL", "deployment", "security", "decision",
+                                    "missing", "pack"]
+    assert all(line.split()[6] == "rsp-2.1+acme-lab" for line in table[1:])
+    csv_lines = run("list", "--db", db_url, "--format", "csv").output.splitlines()
+    assert csv_lines[0].endswith(",pack.version,pack.name,pack.stack")
+    assert all(line.endswith(f",rsp-2.1+acme-lab,rsp-2.1+acme-lab@{after[2]['pack_version']}")
+               for line in csv_lines[1:])
+    assert run("history", LEGACY_MODELS[0], "--db", db_url).exit_code == 0
+    assert run("diff", LEGACY_MODELS[0], "--db", db_url).exit_code == 0
+
+    # A batch without the overlay says the stack differs, and re-assesses both models;
+    # what changed is found from the old rows' stored results.
+    old = record(db_url)
+    result = batch(db_url, *LEGACY_FILES)
+    assert result.exit_code == 0, result.stderr
+    printed = parse_summary(result.stdout)
+    assert printed.stack == (2, "rsp-2.1+acme-lab", "rsp-2.1")
+    assert (printed.assessed, printed.unchanged) == (2, 0)
+    new = record(db_url)
+    assert printed.changed == changes(old, new)
+    for model in LEGACY_MODELS:
+        assert [layer["name"] for layer in new.latest[model].pack_stack] == ["rsp-2.1"]
+        assert new.latest[model].contract_hash is not None
+
+
+def test_down_to_0001_and_up_again_keeps_results_and_what_is_skipped(
+        db_url: str, tmp_path: Path) -> None:
+    assert batch(db_url, EXAMPLES).exit_code == 0
+    made = record(db_url)
+    engine = connect(db_url)
+    to_revision(engine, "0001", down=True)
+    assert current_revision(engine) == "0001"
+    engine.dispose()
+    assert not NEW_COLUMNS & columns(db_url)
+
+    # Up again (on first use): the stacks are the stored pack name and version, which
+    # stand for the built-in pack in use, so nothing is re-assessed or said of stacks.
+    again = batch(db_url, EXAMPLES)
+    assert again.exit_code == 0, again.stderr
+    printed = parse_summary(again.stdout)
+    assert (printed.assessed, printed.unchanged, printed.stack) == (0, 10, None)
+    upgraded = record(db_url)
+    assert {m: (s.id, s.pack_stack, s.framework) for m, s in upgraded.latest.items()} == {
+        m: (s.id, [{"name": "rsp-2.1", "version": s.pack_version}], "rsp-2.1")
+        for m, s in made.latest.items()}
+    assert upgraded.results == made.results
+
+    overlay = batch(db_url, EXAMPLES, "--pack", ACME)
+    printed = parse_summary(overlay.stdout)
+    assert printed.stack == (10, "rsp-2.1", "rsp-2.1+acme-lab")
+    assert printed.assessed == 10
+
+
+def test_the_migrated_schema_is_the_tables_schema(db_url: str) -> None:
+    engine = connect(db_url)
+    try:
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
+    finally:
+        engine.dispose()
