@@ -9,7 +9,8 @@ standard elements, and replace an earlier pack's rule by id (`replaces:` with a
 
 Loading is a list of named stages (`STAGES`); each stage reports every problem it finds
 as `file:line: code: message`, and loading stops after the first stage that found any.
-Files are read with a safe YAML loader only: a rule file is data and can never run code.
+Files are read with the strict, safe YAML reader of `engine.yamlsafe` only: a rule file
+is data and can never run code, and a key given twice is refused (`duplicate-key`).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from engine.rule_syntax import RULE_ID as RULE_ID
 from engine.rule_syntax import RULE_KEYS as RULE_KEYS
 from engine.rule_syntax import parse_rule, plain
 from engine.strata import stratify
-from engine.yamlsafe import LineDict, line_of, load_yaml
+from engine.yamlsafe import DuplicateKeyError, LineDict, line_of, load_yaml
 
 BUILTIN_PACK = "rsp-2.1"
 MAX_RULES = 450
@@ -130,6 +131,12 @@ def stage_read(d: Draft) -> list[PackProblem]:
             continue
         try:
             d.docs[file] = load_yaml(path.read_text(encoding="utf-8"))
+        except DuplicateKeyError as exc:
+            line = exc.problem_mark.line + 1 if exc.problem_mark else 0
+            problems.append(_problem(file, line, "duplicate-key",
+                                     f"key {exc.key!r} is given twice in one mapping (first "
+                                     f"at line {exc.first_line}); YAML would silently keep "
+                                     "only the last"))
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark
             line = mark.line + 1 if mark else 0
