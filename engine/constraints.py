@@ -19,15 +19,15 @@ from typing import Any
 
 from engine.assess import LEVEL_RANK
 from engine.evidence import ASLS, CHANNELS, ELICITATIONS, PURPOSES, SAFEGUARD_STATUSES, VERDICTS
+
+# Re-exported: the kinds `engine.assess.document_facts` builds from a model document
+# (a pack's other evidence kinds never receive a fact).
+from engine.model import EVIDENCE_KINDS as EVIDENCE_KINDS
 from engine.model import ORIGIN_DERIVED, ORIGIN_EVIDENCE, ORIGIN_PACK, Pack, Rule, Test
 
 Domain = frozenset[Any] | None  # None: the field may hold any value
 Domains = dict[tuple[str, str], Domain]
 
-# The kinds `engine.assess.document_facts` builds from a model document; a pack's other
-# evidence kinds never receive a fact.
-EVIDENCE_KINDS = frozenset({"model", "reference", "evaluation", "finding", "channel",
-                            "safeguard"})
 _ORDERED = {"gt", "gte", "lt", "lte"}
 
 

@@ -2,10 +2,11 @@
 
 A pack directory holds `pack.yaml` (its name, kinds of fact, the catalogue, pack facts),
 rule files under `rules/` and test cases under `tests/`. Packs are loaded as a stack: a
-base pack (the built-in `rsp-2.1`, unless the first pack says `standalone: true`) and
-then each overlay in order. An overlay may add kinds, rules, capabilities, standards and
-standard elements, and replace an earlier pack's rule by id (`replaces:` with a
-`rationale:`); every rule remembers the declared name of the pack it came from.
+base pack (a framework: the built-in `rsp-2.1`, or a base pack given first; which packs
+those are is decided once, in `engine.packstack`) and then each overlay in order. An
+overlay may add kinds, rules, capabilities, standards and standard elements, and replace
+an earlier pack's rule by id (`replaces:` with a `rationale:`); every rule remembers the
+declared name of the pack it came from.
 
 Loading is a list of named stages (`STAGES`); each stage reports every problem it finds
 as `file:line: code: message`, and loading stops after the first stage that found any.
@@ -16,7 +17,6 @@ is data and can never run code, and a key given twice is refused (`duplicate-key
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import json
 import re
 import warnings
@@ -44,13 +44,18 @@ from engine.model import (
     Rule,
     Standard,
 )
+
+# Re-exported: the stacking rule, for the commands and tests that import it from here.
+from engine.packstack import BUILTIN_PACK as BUILTIN_PACK
+from engine.packstack import base_reason
+from engine.packstack import builtin_pack_dir as builtin_pack_dir
+from engine.packstack import pack_stack as pack_stack
 from engine.rule_syntax import RULE_ID as RULE_ID
 from engine.rule_syntax import RULE_KEYS as RULE_KEYS
 from engine.rule_syntax import parse_rule, plain
 from engine.strata import stratify
 from engine.yamlsafe import DuplicateKeyError, LineDict, line_of, load_yaml
 
-BUILTIN_PACK = "rsp-2.1"
 MAX_RULES = 450
 PACK_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -66,11 +71,6 @@ CONTRACT_KINDS = {
     "action": {"name"},
 }
 MAX_PACK_FILE_BYTES = 5 * 1024 * 1024
-
-
-def builtin_pack_dir() -> Path:
-    """The built-in pack's directory, found inside the installed `rules` package."""
-    return Path(str(importlib.resources.files("rules") / BUILTIN_PACK))
 
 
 @dataclass
@@ -162,7 +162,8 @@ def stage_declarations(d: Draft) -> list[PackProblem]:
             continue
         layer_problems, names[position] = _read_layer(d, file, doc, position, names[:position])
         problems += layer_problems
-        problems += declarations.read(file, names[position], doc)
+        if position == 0 or base_reason(doc) is None:  # a base pack further down is refused
+            problems += declarations.read(file, names[position], doc)
     d.layers = names
     merged, merge_problems = declarations.build()
     problems += merge_problems
@@ -198,13 +199,15 @@ def _read_layer(d: Draft, file: str, doc: dict[str, Any], position: int,
                                  f"({d.pack_files[earlier.index(name)]}); give this pack "
                                  "its own `name`"))
     standalone = doc.get("standalone", False)
+    reason = base_reason(doc)
     if not isinstance(standalone, bool):
         problems.append(_problem(file, line_of(doc, "standalone"), "standalone",
                                  "`standalone` takes true or false"))
-    elif standalone and position > 0:
-        problems.append(_problem(file, line_of(doc, "standalone"), "standalone",
-                                 f"pack {name!r} is standalone (loaded without the built-in "
-                                 "pack), so it must be the first pack given"))
+    elif reason is not None and position > 0:
+        problems.append(_problem(file, line_of(doc, "standalone" if "standalone" in doc else "kinds"),
+                                 "standalone", f"pack {name!r} is a base pack ({reason}), "
+                                 "loaded in place of the built-in framework, so it must be "
+                                 "the first pack given"))
     d.name = f"{d.name}+{name}" if d.name else name
     d.title = d.title or str(doc.get("title", name))
     pattern = str(doc.get("cite_pattern", d.cite_pattern if position else DEFAULT_CITE_PATTERN))
@@ -472,28 +475,9 @@ STAGES: tuple[tuple[str, Stage], ...] = (
 )
 
 
-def pack_stack(overlays: Sequence[str | Path] = ()) -> list[Path]:
-    """The pack directories to load for `--pack` overlays, in order: the built-in pack
-    first, then each overlay, unless the first overlay's pack.yaml says
-    `standalone: true` (then it is the base and the built-in is not loaded)."""
-    paths = [Path(p) for p in overlays]
-    if paths and _says_standalone(paths[0]):
-        return paths
-    return [builtin_pack_dir(), *paths]
-
-
-def _says_standalone(directory: Path) -> bool:
-    """Whether the pack in `directory` declares `standalone: true` (False when its
-    pack.yaml is unreadable: loading it will report why)."""
-    try:
-        doc = load_yaml((directory / "pack.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError, RecursionError):
-        return False
-    return isinstance(doc, dict) and doc.get("standalone") is True
-
-
 def load_overlaid(overlays: Sequence[str | Path] = ()) -> Pack:
-    """The built-in pack with each overlay loaded over it, in order (see `pack_stack`)."""
+    """The packs `overlays` loaded as a stack: over the built-in framework, or over the
+    first of them when it is a base pack (see `engine.packstack`)."""
     return load_pack(pack_stack(overlays))
 
 

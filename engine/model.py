@@ -14,6 +14,10 @@ ORIGIN_EVIDENCE = "evidence"  # extracted from an analyst's model document
 ORIGIN_PACK = "pack"  # stated by the pack itself (catalogue entries, defaults)
 ORIGIN_DERIVED = "derived"  # concluded by rules
 ORIGINS = (ORIGIN_EVIDENCE, ORIGIN_PACK, ORIGIN_DERIVED)
+# The evidence kinds a model document is read into (`engine.assess.document_facts`),
+# whatever the framework: a pack declaring them is a framework, never an overlay.
+EVIDENCE_KINDS = frozenset({"model", "reference", "evaluation", "finding", "channel",
+                            "safeguard"})
 
 FIELD_TYPES = ("str", "number", "bool")
 
