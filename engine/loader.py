@@ -54,6 +54,7 @@ from engine.rule_syntax import RULE_ID as RULE_ID
 from engine.rule_syntax import RULE_KEYS as RULE_KEYS
 from engine.rule_syntax import parse_rule, plain
 from engine.strata import stratify
+from engine.typecheck import conclusion_problems, pack_fact_problems, test_problems
 from engine.yamlsafe import DuplicateKeyError, LineDict, line_of, load_yaml
 
 MAX_RULES = 450
@@ -204,10 +205,11 @@ def _read_layer(d: Draft, file: str, doc: dict[str, Any], position: int,
         problems.append(_problem(file, line_of(doc, "standalone"), "standalone",
                                  "`standalone` takes true or false"))
     elif reason is not None and position > 0:
-        problems.append(_problem(file, line_of(doc, "standalone" if "standalone" in doc else "kinds"),
-                                 "standalone", f"pack {name!r} is a base pack ({reason}), "
-                                 "loaded in place of the built-in framework, so it must be "
-                                 "the first pack given"))
+        where = line_of(doc, "standalone" if "standalone" in doc else "kinds")
+        problems.append(_problem(file, where, "standalone",
+                                 f"pack {name!r} is a base pack ({reason}), loaded in place "
+                                 "of the built-in framework, so it must be the first pack "
+                                 "given"))
     d.name = f"{d.name}+{name}" if d.name else name
     d.title = d.title or str(doc.get("title", name))
     pattern = str(doc.get("cite_pattern", d.cite_pattern if position else DEFAULT_CITE_PATTERN))
@@ -293,7 +295,8 @@ def stage_duplicates(d: Draft) -> list[PackProblem]:
 
 def stage_kinds_and_fields(d: Draft) -> list[PackProblem]:
     """Every kind a rule names is declared, every field belongs to its kind, every `ref`
-    names a fact bound earlier, and every `because` placeholder can be filled."""
+    names a fact bound earlier, every `because` placeholder can be filled, and every
+    value compared or stated has the type its field declares (`engine.typecheck`)."""
     problems: list[PackProblem] = []
     for fact in d.facts:
         kind = d.kinds.get(fact.kind)
@@ -308,6 +311,7 @@ def stage_kinds_and_fields(d: Draft) -> list[PackProblem]:
             problems += [_problem(fact.file, fact.line, "unknown-field",
                                   f"kind {fact.kind!r} has no field {f!r}")
                          for f in fact.values if f not in kind.fields]
+            problems += pack_fact_problems(fact, kind)
     for rule in d.rules:
         bound: dict[str, Kind] = {}
         for cond in rule.conditions:
@@ -320,8 +324,7 @@ def stage_kinds_and_fields(d: Draft) -> list[PackProblem]:
             for test in cond.tests:
                 problems += _check_field(rule, test.line, kind, test.field)
                 problems += _check_operand(rule, test.line, test.operand, bound, kind)
-                problems += _check_constant(rule, test.line, kind, test.field, test.op,
-                                            test.operand.constant)
+                problems += test_problems(rule, kind, test, bound)
             if not cond.negated:
                 if cond.name in bound:
                     problems.append(_problem(rule.file, cond.line, "duplicate-binding",
@@ -329,11 +332,10 @@ def stage_kinds_and_fields(d: Draft) -> list[PackProblem]:
                                              "twice; add `as:`"))
                 bound[cond.name] = kind
         for concl in rule.conclusions:
-            for fname, operand in concl.values:
+            for _, operand in concl.values:
                 problems += _check_operand(rule, concl.line, operand, bound, None)
-                if concl.kind in d.kinds:
-                    problems += _check_constant(rule, concl.line, d.kinds[concl.kind], fname,
-                                                "eq", operand.constant)
+            if concl.kind in d.kinds:
+                problems += conclusion_problems(rule, d.kinds[concl.kind], concl, bound)
         for placeholder in PLACEHOLDER.findall(rule.because):
             name, _, fname = placeholder.partition(".")
             if name not in bound or (fname != "id" and fname not in bound[name].fields):
@@ -341,25 +343,6 @@ def stage_kinds_and_fields(d: Draft) -> list[PackProblem]:
                                          f"rule {rule.id!r}: `because` placeholder "
                                          f"{{{placeholder}}} names no bound fact field"))
     return problems
-
-
-_TYPE_OF = {"str": (str,), "number": (int, float), "bool": (bool,)}
-
-
-def _check_constant(rule: Rule, line: int, kind: Kind, fname: str, op: str,
-                    value: Any) -> list[PackProblem]:
-    """A constant must have its field's declared type: durable-rules compares `true` equal
-    to `1`, so a mistyped constant would silently match the wrong facts."""
-    ftype = kind.fields.get(fname)
-    if value is None or op == "exists" or ftype not in _TYPE_OF:
-        return []
-    for item in value if isinstance(value, list) else [value]:
-        is_bool = isinstance(item, bool)
-        if not isinstance(item, _TYPE_OF[ftype]) or (is_bool and ftype != "bool"):
-            return [_problem(rule.file, line, "constant-type",
-                             f"rule {rule.id!r}: {kind.name}.{fname} is a {ftype}, "
-                             f"not {item!r}")]
-    return []
 
 
 def _check_field(rule: Rule, line: int, kind: Kind, fname: str) -> list[PackProblem]:
