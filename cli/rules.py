@@ -18,20 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
 from cli.options import EXIT_FAILED, dumps, fail, pack_option
 from engine.casetest import CaseRun, run_tests, show_value
 from engine.errors import PackError, PackProblem
 from engine.evaluator import Evaluator
-from engine.loader import BUILTIN_PACK, load_pack, pack_stack
+from engine.loader import load_pack, pack_stack
 from engine.model import Pack, Rule
 from engine.packdiff import PackDiff, PortfolioChanges, diff_packs, portfolio_changes
 from engine.reference import reference_markdown
 from engine.scaffold import ScaffoldError, pack_yaml, scaffold
 from engine.strata import dependency_graph
 from engine.validate import validate_pack
-from engine.yamlsafe import load_yaml
 
 EXIT_USAGE = 2
 FORMATS = click.Choice(["text", "json"])
@@ -51,26 +49,6 @@ def _rel(path: str | Path) -> str:
 
 def _problem_line(problem: PackProblem) -> str:
     return f"{_rel(problem.file)}:{problem.line}: {problem.code}: {problem.message}"
-
-
-def _is_base(directory: Path) -> bool:
-    """A pack loaded without the built-in: standalone, or a version of the built-in
-    pack itself (its own directory, or an edited copy keeping its name)."""
-    try:
-        doc = load_yaml((directory / "pack.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError, RecursionError):
-        return False
-    return isinstance(doc, dict) and (doc.get("standalone") is True
-                                      or doc.get("name") == BUILTIN_PACK)
-
-
-def stack_for(paths: Sequence[str | Path]) -> list[Path]:
-    """The pack directories to load: the built-in pack and `paths` over it in order,
-    unless the first path is a base pack itself (see `_is_base`)."""
-    dirs = [Path(p) for p in paths]
-    if dirs and _is_base(dirs[0]):
-        return dirs
-    return pack_stack(dirs)
 
 
 def _load(dirs: Sequence[Path]) -> Pack:
@@ -94,8 +72,10 @@ def rules() -> None:
     """Read, check, test, compare and scaffold rule packs.
 
     Pack directories (PATH, --pack) are loaded over the built-in pack, in the order
-    given, except a first one that is a base pack itself: standalone, or a version of
-    the built-in (its pack.yaml says `name: rsp-2.1`), loaded in the built-in's place.
+    given, except a first one that is a base pack itself (its pack.yaml says
+    `standalone: true`, or declares the evidence kinds, as a copy of rules/rsp-2.1
+    does): that one is loaded in the built-in's place. `asl assess --pack` and every
+    other command read pack directories the same way.
 
     \b
     Examples:
@@ -129,7 +109,7 @@ def list_rules(packs: tuple[str, ...], fmt: str) -> None:
       asl rules list
       asl rules list --pack examples/packs/acme-lab --format json
     """
-    pack = _load(stack_for(packs))
+    pack = _load(pack_stack(packs))
     rows = [_rule_row(pack, r) for r in pack.rules]
     if fmt == "json":
         click.echo(dumps(rows, default=str))
@@ -153,7 +133,7 @@ def reference(packs: tuple[str, ...]) -> None:
       asl rules reference > docs/rule-reference.md
       asl rules reference --pack examples/packs/acme-lab
     """
-    click.echo(reference_markdown(_load(stack_for(packs))), nl=False)
+    click.echo(reference_markdown(_load(pack_stack(packs))), nl=False)
 
 
 def rule_source(rule: Rule) -> str:
@@ -207,7 +187,7 @@ def show(rule_id: str, packs: tuple[str, ...], fmt: str) -> None:
       asl rules show requirements.highest
       asl rules show acme.cyber.requires-asl3-security --pack examples/packs/acme-lab
     """
-    pack = _load(stack_for(packs))
+    pack = _load(pack_stack(packs))
     ids = [r.id for r in pack.rules]
     if rule_id not in ids:
         close = difflib.get_close_matches(rule_id, ids, n=3, cutoff=0.5)
@@ -258,7 +238,7 @@ def validate(paths: tuple[str, ...], packs: tuple[str, ...], fmt: str) -> None:
       asl rules validate examples/packs/acme-lab
       asl rules validate my-pack --format json
     """
-    dirs = stack_for([*packs, *paths])
+    dirs = pack_stack([*packs, *paths])
     try:
         pack = load_pack(dirs)
         problems = validate_pack(pack)
@@ -347,7 +327,7 @@ def test(paths: tuple[str, ...], packs: tuple[str, ...], fail_under: float | Non
       asl rules test examples/packs/acme-lab --verbose
       asl rules test --fail-under 100
     """
-    dirs = stack_for([*packs, *paths])
+    dirs = pack_stack([*packs, *paths])
     evaluator = _evaluator(dirs)
     run = run_tests(evaluator, _tested_layers(evaluator.pack, dirs, paths))
     if fmt == "json":
@@ -421,15 +401,15 @@ def _render_portfolio(changes: PortfolioChanges, source: str) -> list[str]:
 def diff(old_dir: str, new_dir: str, portfolio: str | None, fmt: str) -> None:
     """Compare two packs: rules added, removed and changed (each changed part before
     and after), kinds and catalogue entries; with --portfolio, what changes for each
-    model. A directory that is not a version of the built-in pack is compared as an
-    overlay on it.
+    model. A directory that is not a base pack (see `asl rules --help`) is compared as
+    an overlay on the built-in pack.
 
     \b
     Examples:
       asl rules diff rules/rsp-2.1 examples/packs/acme-lab
       asl rules diff old-pack/ new-pack/ --portfolio examples/portfolio/lineage.yaml
     """
-    old_dirs, new_dirs = stack_for([old_dir]), stack_for([new_dir])
+    old_dirs, new_dirs = pack_stack([old_dir]), pack_stack([new_dir])
     old, new = _load(old_dirs), _load(new_dirs)
     result = diff_packs(old, new)
     changes = None
@@ -471,7 +451,7 @@ def new(rule_id: str, title: str, cite: str, kind_out: str, directory: str) -> N
     """
     root = Path(directory)
     has_pack = (root / "pack.yaml").is_file()
-    dirs = stack_for([root]) if has_pack else pack_stack([])
+    dirs = pack_stack([root] if has_pack else [])
     try:
         made = scaffold(_load(dirs), rule_id, title, cite, kind_out)
     except ScaffoldError as exc:
@@ -489,7 +469,7 @@ def new(rule_id: str, title: str, cite: str, kind_out: str, directory: str) -> N
             targets.insert(0, root / "pack.yaml")
     except OSError as exc:
         fail(f"cannot write the scaffold: {exc}")
-    _load(stack_for([root]))
+    _load(pack_stack([root]))
     for target in targets:
         click.echo(f"wrote {_rel(target)}")
     click.echo(f"next: asl rules validate {directory} && asl rules test {directory}")

@@ -19,43 +19,23 @@ from typing import Any
 
 from engine.assess import LEVEL_RANK
 from engine.evidence import ASLS, CHANNELS, ELICITATIONS, PURPOSES, SAFEGUARD_STATUSES, VERDICTS
+
+# Re-exported: the kinds `engine.assess.document_facts` builds from a model document
+# (a pack's other evidence kinds never receive a fact).
+from engine.model import EVIDENCE_KINDS as EVIDENCE_KINDS
 from engine.model import ORIGIN_DERIVED, ORIGIN_EVIDENCE, ORIGIN_PACK, Pack, Rule, Test
+
+# Re-exported: whether a value passes a test, from the one operator table.
+from engine.operators import NUMBER, ORDERING, value_class
+from engine.operators import holds as holds
 
 Domain = frozenset[Any] | None  # None: the field may hold any value
 Domains = dict[tuple[str, str], Domain]
-
-# The kinds `engine.assess.document_facts` builds from a model document; a pack's other
-# evidence kinds never receive a fact.
-EVIDENCE_KINDS = frozenset({"model", "reference", "evaluation", "finding", "channel",
-                            "safeguard"})
-_ORDERED = {"gt", "gte", "lt", "lte"}
 
 
 def is_constant(test: Test) -> bool:
     """Whether the test compares with a constant (not another field or a bound fact)."""
     return test.operand.field is None and test.operand.ref is None
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def holds(op: str, value: Any, constant: Any) -> bool:
-    """Whether a present `value` passes the test `op constant` (exists aside)."""
-    if op == "eq":
-        return bool(value == constant and isinstance(value, bool) == isinstance(constant, bool))
-    if op == "ne":
-        return not holds("eq", value, constant)
-    if op == "in":
-        return any(holds("eq", value, c) for c in constant)
-    if op in _ORDERED:
-        comparable = (_is_number(value) and _is_number(constant)) or (
-            isinstance(value, str) and isinstance(constant, str))
-        if not comparable:
-            return False
-        return bool({"gt": value > constant, "gte": value >= constant,
-                     "lt": value < constant, "lte": value <= constant}[op])
-    return True  # exists: judged by presence, not by value
 
 
 def satisfiable(tests: Sequence[Test], domain: Domain = None) -> bool:
@@ -72,21 +52,22 @@ def satisfiable(tests: Sequence[Test], domain: Domain = None) -> bool:
     exists = {t.operand.constant for t in tests if t.op == "exists"}
     if exists == {True, False}:
         return False
-    if False in exists and any(t.op != "ne" for t in valued):
+    if False in exists and valued:  # an unset field passes no comparison, `ne` neither
         return False
     pinned = [t for t in valued if t.op in ("eq", "in")]
     if pinned:
         first = pinned[0]
         candidates = [first.operand.constant] if first.op == "eq" else first.operand.constant
         return any(all(holds(t.op, v, t.operand.constant) for t in valued) for v in candidates)
-    return _range_satisfiable([t for t in valued if t.op in _ORDERED])
+    return _range_satisfiable([t for t in valued if t.op in ORDERING])
 
 
 def _range_satisfiable(tests: Sequence[Test]) -> bool:
-    """Whether the numeric bounds `gt`/`gte`/`lt`/`lte` leave any number."""
+    """Whether the bounds `gt`/`gte`/`lt`/`lte` leave any number (only numbers are
+    ordered: a bound that is not a number leaves none)."""
     bounds = [(t.op, t.operand.constant) for t in tests]
-    if not all(_is_number(c) for _, c in bounds):
-        return True  # string or mixed bounds: claim nothing
+    if any(value_class(c) != NUMBER for _, c in bounds):
+        return False
     lows = [(c, op == "gt") for op, c in bounds if op in ("gt", "gte")]
     highs = [(c, op == "lt") for op, c in bounds if op in ("lt", "lte")]
     if not lows or not highs:

@@ -10,9 +10,11 @@ negation. Nothing here knows the policy: the same code explains any pack.
 
 The join follows durable-rules 2.0.28 exactly where it matters, and `check_rule` proves
 it on every assessment it is given: a fact is used at most once per match (it cannot
-bind two conditions, nor block a negation of the match it is part of); a test on an
-unset field (or an operand naming one) is false, except `exists: false`. Negations are
-read against the final facts, which is what the engine's strata guarantee they see.
+bind two conditions, nor block a negation of the match it is part of); each test is
+judged by the operator table (`engine.operators.holds`), which the compiled rules obey: a
+test on an unset field (or an operand naming one) is false, except `exists: false`, and
+values of different types are never equal. Negations are read against the final facts,
+which is what the engine's strata guarantee they see.
 
 `Want` is a fact wanted but absent (a kind and constant tests on it); `producers` finds
 the rules whose `then` could conclude it, turning its tests into extra tests on the
@@ -23,7 +25,6 @@ fact a failed condition needed, a bounded number of levels.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,11 @@ from typing import Any
 from engine.constraints import Domains, by_field, field_domains, satisfiable
 from engine.evaluator import Derivation, Fact, Firing
 from engine.facts_id import render_value
-from engine.model import OPERATOR_TEXT, ORIGIN_DERIVED, Kind, Operand, Pack, Rule, Test
+from engine.model import ORIGIN_DERIVED, Kind, Operand, Pack, Rule, Test
+
+# Re-exported: `NEGATED_OP` for explanations; every test is judged by the operator table.
+from engine.operators import MIRRORED_OP, OPERATOR_TEXT, holds
+from engine.operators import NEGATED_OP as NEGATED_OP
 
 NO_FACT = "no_fact"  # no fact of the condition's kind is left to try
 FAILED_TEST = "failed_test"  # the closest fact failed this test
@@ -42,7 +47,6 @@ MAX_PARTIALS = 4  # best partial matches kept per rule
 MAX_STEPS = 100_000  # join steps per rule before the search is cut short
 
 Binding = tuple[tuple[str, str], ...]  # (the rule's name for a fact, fact id), in order
-NEGATED_OP = {"eq": "ne", "ne": "eq", "gt": "lte", "gte": "lt", "lt": "gte", "lte": "gt"}
 
 
 @dataclass(frozen=True)
@@ -166,22 +170,6 @@ def operand_value(operand: Operand, fact: Fact, bound: Mapping[str, Fact],
     return operand.constant
 
 
-def compare(op: str, actual: Any, required: Any) -> bool:
-    """Whether `actual OP required` holds; a comparison with an unset side is false."""
-    if op == "exists":
-        return (actual is not None) == bool(required)
-    if actual is None or required is None:
-        return False
-    try:
-        return actual in required if op == "in" else bool(_COMPARE[op](actual, required))
-    except TypeError:
-        return False
-
-
-_COMPARE = {"eq": operator.eq, "ne": operator.ne, "gt": operator.gt, "gte": operator.ge,
-            "lt": operator.lt, "lte": operator.le}
-
-
 def gap(actual: Any, required: Any) -> float | None:
     """`actual - required` when both are numbers (rounded off float noise), else None."""
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in (actual, required)):
@@ -217,7 +205,7 @@ def try_test(test: Test, fact: Fact, bound: Mapping[str, Fact], kinds: Mapping[s
     """Evaluate one test on `fact`, with `bound` naming the facts matched before it."""
     actual = field_value(fact, test.field, kinds)
     required = operand_value(test.operand, fact, bound, kinds)
-    return TestOutcome(test, compare(test.op, actual, required), actual, required, from_target)
+    return TestOutcome(test, holds(test.op, actual, required), actual, required, from_target)
 
 
 def match_rule(rule: Rule, derivation: Derivation, kinds: Mapping[str, Kind],
@@ -389,7 +377,7 @@ def producers(pack: Pack, want: Want
                                                             test.line), test.field in want.key))
                     continue
                 constant = None if operand is None else operand.constant
-                if not compare(test.op, constant, test.operand.constant):
+                if not holds(test.op, constant, test.operand.constant):
                     reason = (f"it concludes {test.field}="
                               f"{'(unset)' if constant is None else render_value(constant)}")
                     break
@@ -453,11 +441,8 @@ def resolve(rule: Rule, index: int, extra: Extra, binding: Binding,
             tests.append(test)
     pinned = {t.field: t.operand.constant for t in tests if t.op == "eq"}
     tests = [t for t in tests if t.op == "eq" or t.field not in pinned
-             or not compare(t.op, pinned[t.field], t.operand.constant)]
+             or not holds(t.op, pinned[t.field], t.operand.constant)]
     return Want(cond.kind, tuple(tests), frozenset(key))
-
-
-_FLIP = {"eq": "eq", "ne": "ne", "lt": "gt", "lte": "gte", "gt": "lt", "gte": "lte"}
 
 
 def reverse(rule: Rule, partial: PartialMatch, derivation: Derivation,
@@ -474,13 +459,13 @@ def reverse(rule: Rule, partial: PartialMatch, derivation: Derivation,
     for failure in partial.failures:
         test = failure.test
         if (failure.reason != FAILED_TEST or test is None or test.operand.ref is None
-                or failure.actual is None or test.op not in _FLIP):
+                or failure.actual is None or test.op not in MIRRORED_OP):
             continue
         name, fname = test.operand.ref
         earlier = rule.conditions[position[name]]
         tests = [t for t in earlier.tests if t.operand.ref is None and t.operand.field is None
                  and t.field != fname]
-        tests.append(Test(fname, _FLIP[test.op], Operand(constant=failure.actual), test.line))
+        tests.append(Test(fname, MIRRORED_OP[test.op], Operand(constant=failure.actual), test.line))
         wants.append(Want(earlier.kind, tuple(tests), frozenset({fname})))
     return wants
 

@@ -207,22 +207,24 @@ class Session:
 # durable-rules' JSON reader misreads a number with an exponent but no decimal point
 # (`1e-7`, `1e26`: the process crashes or the fact is lost); orjson writes exactly those.
 _BARE_EXPONENT = re.compile(rb'(?<!\\)":(-?[0-9]+)([eE])')
-_MAX_EXACT_INT = 2**53
 
 
 def encode(facts: list[dict[str, Any]]) -> str:
-    """Facts as JSON durable-rules reads correctly: every exponent number gets a decimal
-    point, and integers too large for a double's exact range are sent as floats."""
+    """Facts as JSON durable-rules reads and compares correctly: every number is sent as
+    a float (durable's equality join finds `1` and `1.0`, or `0.0` and `-0.0`, unequal),
+    and every exponent number gets a decimal point."""
     exponent = False
     for fact in facts:
         for key, value in fact.items():
             kind = type(value)
+            if kind is int:
+                value = fact[key] = float(value)
+                kind = float
             if kind is float:
-                if value and not 1e-4 <= abs(value) < 1e16:
+                if not value:
+                    fact[key] = 0.0  # not -0.0
+                elif not 1e-4 <= abs(value) < 1e16:
                     exponent = True  # orjson writes these with an exponent
-            elif kind is int and abs(value) >= _MAX_EXACT_INT:
-                fact[key] = float(value)
-                exponent = True
     data = orjson.dumps(facts)
     if exponent:
         data = _BARE_EXPONENT.sub(rb'":\1.0\2', data)

@@ -17,12 +17,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.compiler import ANCHOR_FIELD, CompiledPack, compile_pack, gate_fact
+from engine.compiler import ANCHOR_FIELD, UNSET_PREFIX, CompiledPack, compile_pack, gate_fact
 from engine.durable_adapter import DurableRuleset, Session
 from engine.errors import AssessmentError
 from engine.facts_id import fact_id, render_value
 from engine.loader import PLACEHOLDER
 from engine.model import ORIGIN_DERIVED, ORIGIN_PACK, Conclusion, Pack, Rule
+from engine.operators import mistyped
 
 
 @dataclass
@@ -36,9 +37,12 @@ class Fact:
     origin: str
     info: dict[str, Any] = field(default_factory=dict)
 
-    def wire(self, fields: Iterable[str]) -> dict[str, Any]:
-        """The fact as durable-rules sees it: declared fields only, unset ones omitted."""
+    def wire(self, fields: Iterable[str], flagged: Iterable[str] = ()) -> dict[str, Any]:
+        """The fact as durable-rules sees it: declared fields only, unset ones omitted,
+        and for each `flagged` field whether it is unset (see engine.compiler)."""
         data = {f: self.values[f] for f in fields if self.values.get(f) is not None}
+        for name in flagged:
+            data[UNSET_PREFIX + name] = 0 if name in data else 1
         data["id"] = self.id
         data["kind"] = self.kind
         data[ANCHOR_FIELD] = 0
@@ -118,7 +122,9 @@ class Evaluator:
     def __init__(self, pack: Pack) -> None:
         self.pack = pack
         self.compiled: CompiledPack = compile_pack(pack)
-        self._fields = {name: tuple(sorted(k.fields)) for name, k in pack.kinds.items()}
+        # Each kind's wire shape: its fields, and those whose `__unset_` flag it carries.
+        self._shape = {name: (tuple(sorted(k.fields)), self.compiled.flagged.get(name, ()))
+                       for name, k in pack.kinds.items()}
         self.pack_facts = tuple(
             Fact(pf.id, pf.kind, dict(pf.values), ORIGIN_PACK,
                  {"title": pf.title, "file": pf.file, "line": pf.line,
@@ -130,7 +136,7 @@ class Evaluator:
         # session and stay there; every rule that reads only them waits for a gate.
         self._ruleset = DurableRuleset(
             self.compiled.definition,
-            [f.wire(self._fields[f.kind]) for f in sorted(self.pack_facts, key=lambda f: f.id)
+            [f.wire(*self._shape[f.kind]) for f in sorted(self.pack_facts, key=lambda f: f.id)
              if f.kind in self.compiled.consumed])
 
     @property
@@ -147,10 +153,11 @@ class Evaluator:
             for listener in emit_to:
                 listener(event)
 
-        facts: dict[str, Fact] = {}
-        for fact in [*self.pack_facts, *given]:
+        facts: dict[str, Fact] = {fact.id: fact for fact in self.pack_facts}
+        for fact in given:
             if fact.id in facts:
                 raise AssessmentError(f"two input facts share the id {fact.id!r}")
+            self._check_types(fact)
             facts[fact.id] = fact
         for fact in sorted(facts.values(), key=lambda f: f.id):
             emit(FactAsserted(fact))
@@ -166,11 +173,23 @@ class Evaluator:
             session.retract_all(first=[gate_fact(level)["id"] for level in self.compiled.gates])
         return Derivation(facts, firings, events)
 
+    def _check_types(self, fact: Fact) -> None:
+        """A given fact's values must have their fields' types: durable-rules would compare
+        a `true` in a number field equal to `1` (pack facts and conclusions are checked
+        when the pack loads)."""
+        kind = self.pack.kinds.get(fact.kind)
+        if kind is None:
+            return
+        wrong = mistyped(fact.values, kind.fields)
+        if wrong is not None:
+            raise AssessmentError(f"fact {fact.id}: {fact.kind}.{wrong[0]} is a "
+                                  f"{kind.fields[wrong[0]]}, not {wrong[1]!r}")
+
     def _fixpoint(self, session: Session, batch: list[Fact], facts: dict[str, Fact],
                   firings: dict[str, Firing], emit: Listener, gate: int | None) -> None:
         """Assert `batch` (and the gate, if any), then every new conclusion some rule
         reads, until the rules derive nothing new."""
-        wires = [f.wire(self._fields[f.kind]) for f in batch if f.kind in self.compiled.consumed]
+        wires = [f.wire(*self._shape[f.kind]) for f in batch if f.kind in self.compiled.consumed]
         if gate is not None:
             wires.append(gate_fact(gate))
         while wires:
@@ -178,7 +197,7 @@ class Evaluator:
             for name, bindings in session.assert_facts(wires):
                 new.extend(self._fire(name, bindings, facts, firings, emit))
             new.sort(key=lambda f: f.id)
-            wires = [f.wire(self._fields[f.kind]) for f in new if f.kind in self.compiled.consumed]
+            wires = [f.wire(*self._shape[f.kind]) for f in new if f.kind in self.compiled.consumed]
 
     def _fire(self, name: str, bindings: dict[str, dict[str, Any]],
               facts: dict[str, Fact], firings: dict[str, Firing], emit: Listener) -> list[Fact]:

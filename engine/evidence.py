@@ -48,7 +48,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from engine.errors import InputError
-from engine.yamlsafe import accept_yaml12_floats
+from engine.yamlsafe import StrictLoader, load_data
 
 CHANNELS = ("internal", "api", "consumer", "cloud_platform", "open_weights")
 VERDICTS = ("crossed", "cannot_rule_out", "ruled_out")
@@ -289,33 +289,10 @@ class _Seen(NamedTuple):
         return cls(info.id, info.predecessor, lca and lca.model, item.file, item.where)
 
 
-class EvidenceLoader(yaml.SafeLoader):
-    """`yaml.SafeLoader` that refuses duplicate keys and reads YAML 1.2 floats (`1e24`).
-
-    PyYAML follows YAML 1.1, where `4.0e26` is a string. Aliases stay shared objects here;
-    `_check_shape` then measures their expanded size without expanding them.
-    """
-
-    def compose_mapping_node(self, anchor: Any) -> Any:
-        node = super().compose_mapping_node(anchor)
-        seen: set[tuple[str, str]] = set()
-        for key, _ in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
-                if (key.tag, key.value) in seen:
-                    raise yaml.composer.ComposerError(
-                        None, None, f"found duplicate key {key.value!r}", key.start_mark
-                    )
-                seen.add((key.tag, key.value))
-        return node
-
-    def construct_object(self, node: Any, deep: bool = False) -> Any:
-        try:
-            return super().construct_object(node, deep)
-        except (ValueError, OverflowError) as exc:  # 2026-02-30, a 5000-digit integer
-            raise yaml.constructor.ConstructorError(None, None, str(exc), node.start_mark) from exc
-
-
-accept_yaml12_floats(EvidenceLoader)
+# The strict YAML reader evidence is parsed with (duplicate keys refused, YAML 1.2
+# floats); the same one reads rule packs. Named here for what-if, which re-reads
+# accepted documents with it.
+EvidenceLoader = StrictLoader
 
 
 def _is_portfolio(data: object) -> bool:
@@ -359,7 +336,7 @@ def _check_shape(data: object, max_depth: int = MAX_DEPTH) -> Sizes:
 def _parse_yaml(text: str) -> object:
     """Plain data from YAML text; never runs code, and a syntax error names its line."""
     try:
-        return EvidenceLoader(text).get_single_data()
+        return load_data(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -2,20 +2,21 @@
 
 A pack directory holds `pack.yaml` (its name, kinds of fact, the catalogue, pack facts),
 rule files under `rules/` and test cases under `tests/`. Packs are loaded as a stack: a
-base pack (the built-in `rsp-2.1`, unless the first pack says `standalone: true`) and
-then each overlay in order. An overlay may add kinds, rules, capabilities, standards and
-standard elements, and replace an earlier pack's rule by id (`replaces:` with a
-`rationale:`); every rule remembers the declared name of the pack it came from.
+base pack (a framework: the built-in `rsp-2.1`, or a base pack given first; which packs
+those are is decided once, in `engine.packstack`) and then each overlay in order. An
+overlay may add kinds, rules, capabilities, standards and standard elements, and replace
+an earlier pack's rule by id (`replaces:` with a `rationale:`); every rule remembers the
+declared name of the pack it came from.
 
 Loading is a list of named stages (`STAGES`); each stage reports every problem it finds
 as `file:line: code: message`, and loading stops after the first stage that found any.
-Files are read with a safe YAML loader only: a rule file is data and can never run code.
+Files are read with the strict, safe YAML reader of `engine.yamlsafe` only: a rule file
+is data and can never run code, and a key given twice is refused (`duplicate-key`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import json
 import re
 import warnings
@@ -43,13 +44,19 @@ from engine.model import (
     Rule,
     Standard,
 )
+
+# Re-exported: the stacking rule, for the commands and tests that import it from here.
+from engine.packstack import BUILTIN_PACK as BUILTIN_PACK
+from engine.packstack import base_reason
+from engine.packstack import builtin_pack_dir as builtin_pack_dir
+from engine.packstack import pack_stack as pack_stack
 from engine.rule_syntax import RULE_ID as RULE_ID
 from engine.rule_syntax import RULE_KEYS as RULE_KEYS
 from engine.rule_syntax import parse_rule, plain
 from engine.strata import stratify
-from engine.yamlsafe import LineDict, line_of, load_yaml
+from engine.typecheck import conclusion_problems, pack_fact_problems, test_problems
+from engine.yamlsafe import DuplicateKeyError, LineDict, line_of, load_yaml
 
-BUILTIN_PACK = "rsp-2.1"
 MAX_RULES = 450
 PACK_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -65,11 +72,6 @@ CONTRACT_KINDS = {
     "action": {"name"},
 }
 MAX_PACK_FILE_BYTES = 5 * 1024 * 1024
-
-
-def builtin_pack_dir() -> Path:
-    """The built-in pack's directory, found inside the installed `rules` package."""
-    return Path(str(importlib.resources.files("rules") / BUILTIN_PACK))
 
 
 @dataclass
@@ -130,6 +132,12 @@ def stage_read(d: Draft) -> list[PackProblem]:
             continue
         try:
             d.docs[file] = load_yaml(path.read_text(encoding="utf-8"))
+        except DuplicateKeyError as exc:
+            line = exc.problem_mark.line + 1 if exc.problem_mark else 0
+            problems.append(_problem(file, line, "duplicate-key",
+                                     f"key {exc.key!r} is given twice in one mapping (first "
+                                     f"at line {exc.first_line}); YAML would silently keep "
+                                     "only the last"))
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark
             line = mark.line + 1 if mark else 0
@@ -155,7 +163,8 @@ def stage_declarations(d: Draft) -> list[PackProblem]:
             continue
         layer_problems, names[position] = _read_layer(d, file, doc, position, names[:position])
         problems += layer_problems
-        problems += declarations.read(file, names[position], doc)
+        if position == 0 or base_reason(doc) is None:  # a base pack further down is refused
+            problems += declarations.read(file, names[position], doc)
     d.layers = names
     merged, merge_problems = declarations.build()
     problems += merge_problems
@@ -191,13 +200,16 @@ def _read_layer(d: Draft, file: str, doc: dict[str, Any], position: int,
                                  f"({d.pack_files[earlier.index(name)]}); give this pack "
                                  "its own `name`"))
     standalone = doc.get("standalone", False)
+    reason = base_reason(doc)
     if not isinstance(standalone, bool):
         problems.append(_problem(file, line_of(doc, "standalone"), "standalone",
                                  "`standalone` takes true or false"))
-    elif standalone and position > 0:
-        problems.append(_problem(file, line_of(doc, "standalone"), "standalone",
-                                 f"pack {name!r} is standalone (loaded without the built-in "
-                                 "pack), so it must be the first pack given"))
+    elif reason is not None and position > 0:
+        where = line_of(doc, "standalone" if "standalone" in doc else "kinds")
+        problems.append(_problem(file, where, "standalone",
+                                 f"pack {name!r} is a base pack ({reason}), loaded in place "
+                                 "of the built-in framework, so it must be the first pack "
+                                 "given"))
     d.name = f"{d.name}+{name}" if d.name else name
     d.title = d.title or str(doc.get("title", name))
     pattern = str(doc.get("cite_pattern", d.cite_pattern if position else DEFAULT_CITE_PATTERN))
@@ -283,7 +295,8 @@ def stage_duplicates(d: Draft) -> list[PackProblem]:
 
 def stage_kinds_and_fields(d: Draft) -> list[PackProblem]:
     """Every kind a rule names is declared, every field belongs to its kind, every `ref`
-    names a fact bound earlier, and every `because` placeholder can be filled."""
+    names a fact bound earlier, every `because` placeholder can be filled, and every
+    value compared or stated has the type its field declares (`engine.typecheck`)."""
     problems: list[PackProblem] = []
     for fact in d.facts:
         kind = d.kinds.get(fact.kind)
@@ -298,6 +311,7 @@ def stage_kinds_and_fields(d: Draft) -> list[PackProblem]:
             problems += [_problem(fact.file, fact.line, "unknown-field",
                                   f"kind {fact.kind!r} has no field {f!r}")
                          for f in fact.values if f not in kind.fields]
+            problems += pack_fact_problems(fact, kind)
     for rule in d.rules:
         bound: dict[str, Kind] = {}
         for cond in rule.conditions:
@@ -310,8 +324,7 @@ def stage_kinds_and_fields(d: Draft) -> list[PackProblem]:
             for test in cond.tests:
                 problems += _check_field(rule, test.line, kind, test.field)
                 problems += _check_operand(rule, test.line, test.operand, bound, kind)
-                problems += _check_constant(rule, test.line, kind, test.field, test.op,
-                                            test.operand.constant)
+                problems += test_problems(rule, kind, test, bound)
             if not cond.negated:
                 if cond.name in bound:
                     problems.append(_problem(rule.file, cond.line, "duplicate-binding",
@@ -319,11 +332,10 @@ def stage_kinds_and_fields(d: Draft) -> list[PackProblem]:
                                              "twice; add `as:`"))
                 bound[cond.name] = kind
         for concl in rule.conclusions:
-            for fname, operand in concl.values:
+            for _, operand in concl.values:
                 problems += _check_operand(rule, concl.line, operand, bound, None)
-                if concl.kind in d.kinds:
-                    problems += _check_constant(rule, concl.line, d.kinds[concl.kind], fname,
-                                                "eq", operand.constant)
+            if concl.kind in d.kinds:
+                problems += conclusion_problems(rule, d.kinds[concl.kind], concl, bound)
         for placeholder in PLACEHOLDER.findall(rule.because):
             name, _, fname = placeholder.partition(".")
             if name not in bound or (fname != "id" and fname not in bound[name].fields):
@@ -331,25 +343,6 @@ def stage_kinds_and_fields(d: Draft) -> list[PackProblem]:
                                          f"rule {rule.id!r}: `because` placeholder "
                                          f"{{{placeholder}}} names no bound fact field"))
     return problems
-
-
-_TYPE_OF = {"str": (str,), "number": (int, float), "bool": (bool,)}
-
-
-def _check_constant(rule: Rule, line: int, kind: Kind, fname: str, op: str,
-                    value: Any) -> list[PackProblem]:
-    """A constant must have its field's declared type: durable-rules compares `true` equal
-    to `1`, so a mistyped constant would silently match the wrong facts."""
-    ftype = kind.fields.get(fname)
-    if value is None or op == "exists" or ftype not in _TYPE_OF:
-        return []
-    for item in value if isinstance(value, list) else [value]:
-        is_bool = isinstance(item, bool)
-        if not isinstance(item, _TYPE_OF[ftype]) or (is_bool and ftype != "bool"):
-            return [_problem(rule.file, line, "constant-type",
-                             f"rule {rule.id!r}: {kind.name}.{fname} is a {ftype}, "
-                             f"not {item!r}")]
-    return []
 
 
 def _check_field(rule: Rule, line: int, kind: Kind, fname: str) -> list[PackProblem]:
@@ -465,28 +458,9 @@ STAGES: tuple[tuple[str, Stage], ...] = (
 )
 
 
-def pack_stack(overlays: Sequence[str | Path] = ()) -> list[Path]:
-    """The pack directories to load for `--pack` overlays, in order: the built-in pack
-    first, then each overlay, unless the first overlay's pack.yaml says
-    `standalone: true` (then it is the base and the built-in is not loaded)."""
-    paths = [Path(p) for p in overlays]
-    if paths and _says_standalone(paths[0]):
-        return paths
-    return [builtin_pack_dir(), *paths]
-
-
-def _says_standalone(directory: Path) -> bool:
-    """Whether the pack in `directory` declares `standalone: true` (False when its
-    pack.yaml is unreadable: loading it will report why)."""
-    try:
-        doc = load_yaml((directory / "pack.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError, RecursionError):
-        return False
-    return isinstance(doc, dict) and doc.get("standalone") is True
-
-
 def load_overlaid(overlays: Sequence[str | Path] = ()) -> Pack:
-    """The built-in pack with each overlay loaded over it, in order (see `pack_stack`)."""
+    """The packs `overlays` loaded as a stack: over the built-in framework, or over the
+    first of them when it is a base pack (see `engine.packstack`)."""
     return load_pack(pack_stack(overlays))
 
 

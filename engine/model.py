@@ -9,39 +9,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# Re-exported: the test operators (engine.operators holds their one table).
+from engine.operators import OPERATOR_TEXT as OPERATOR_TEXT
+from engine.operators import OPERATORS as OPERATORS
+
 # Where facts of a kind come from.
 ORIGIN_EVIDENCE = "evidence"  # extracted from an analyst's model document
 ORIGIN_PACK = "pack"  # stated by the pack itself (catalogue entries, defaults)
 ORIGIN_DERIVED = "derived"  # concluded by rules
 ORIGINS = (ORIGIN_EVIDENCE, ORIGIN_PACK, ORIGIN_DERIVED)
+# The evidence kinds a model document is read into (`engine.assess.document_facts`),
+# whatever the framework: a pack declaring them is a framework, never an overlay.
+EVIDENCE_KINDS = frozenset({"model", "reference", "evaluation", "finding", "channel",
+                            "safeguard"})
 
-FIELD_TYPES = ("str", "number", "bool")
+FIELD_TYPES = ("str", "number", "bool")  # engine.operators' value classes
 
 # The categories a capability may have; each is one group of the assessment output.
 CAPABILITY_CATEGORIES = ("threshold", "checkpoint", "ongoing")
-
-# Comparison operators a `where` test may use, and their durable-rules spelling.
-OPERATORS = {
-    "eq": None,
-    "ne": "$neq",
-    "gt": "$gt",
-    "gte": "$gte",
-    "lt": "$lt",
-    "lte": "$lte",
-    "in": None,
-    "exists": None,
-}
-OPERATOR_TEXT = {
-    "eq": "==",
-    "ne": "!=",
-    "gt": ">",
-    "gte": ">=",
-    "lt": "<",
-    "lte": "<=",
-    "in": "in",
-    "exists": "exists",
-}
-
 
 @dataclass(frozen=True)
 class Kind:
