@@ -18,6 +18,9 @@ from uvicorn.config import LOGGING_CONFIG
 from service.config import ServiceConfig
 
 GRACE_SECONDS = 30
+# A new worker process imports the engine before it can answer the supervisor's first
+# health check; uvicorn's 5 s default kills slow starters on a busy machine, in a loop.
+WORKER_CHECK_SECONDS = 120
 FACTORY = "service.app:app_from_environ"
 
 
@@ -33,5 +36,6 @@ def run(config: ServiceConfig, host: str, port: int, workers: int) -> None:
     """Serve until stopped."""
     os.environ.update(config.environ())
     uvicorn.run(FACTORY, factory=True, host=host, port=port, workers=workers,
-                timeout_graceful_shutdown=GRACE_SECONDS, server_header=False,
+                timeout_graceful_shutdown=GRACE_SECONDS,
+                timeout_worker_healthcheck=WORKER_CHECK_SECONDS, server_header=False,
                 proxy_headers=False, log_config=log_config(), lifespan="on")

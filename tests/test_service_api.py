@@ -299,3 +299,20 @@ def test_decisions_are_the_log_newest_first_for_admins(server: Server) -> None:
     assert len(every) >= 3
     assert newest["decisions"] + older["decisions"] == every[::-1][:len(every)]
     assert older["next_before"] is None
+
+
+def test_hostile_reads_get_a_status_not_a_server_error(server: Server) -> None:
+    with server.client("admin") as client:
+        assert_problem(client.get("/v1/models/a%00b"), 404)
+        assert_problem(client.get("/v1/models/a%00b/why"), 404)
+        assert_problem(client.get("/v1/models", params={"q": "a\x00b"}), 422)
+        assert_problem(client.get("/v1/models", params={"q": "x" * 201}), 422)
+        assert_problem(client.get("/v1/models/larkspur-kite-4/why",
+                                  params={"assessment": 2**40}), 422)
+        assert_problem(client.get("/v1/decisions", params={"before": 2**40}), 422)
+        assert_problem(client.get("/v1/models", params={"offset": 10**30}), 422)
+        assert_problem(client.get("/v1/rules/%00"), 404)
+        assert_problem(client.get("/v1/models/" + "a" * 5000), 422)
+        assert client.get("/v1/models", params={"q": "'; DROP TABLE model; --"}).json()[
+            "total"] == 0
+        assert client.get("/health").status_code == 200

@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
 @router.get("", responses={200: {"content": JSON_CONTENT}})
 def decisions(request: Request, _: Annotated[Principal, Depends(require(ADMIN))],
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
-              before: Annotated[int | None, Query(ge=1, le=2**63 - 1,
+              before: Annotated[int | None, Query(ge=1, le=2**31 - 1,
                                                   description="only entries before this "
                                                   "seq (the next page)")] = None
               ) -> Response:

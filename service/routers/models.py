@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from knowledge_graph.provenance import load as load_graph
@@ -19,7 +19,9 @@ from store.record import Store, Summary
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 Viewer = Annotated[Principal, Depends(require(VIEWER))]
-ModelId = Annotated[str, "a stored model's id"]
+ModelId = Annotated[str, Path(max_length=200, description="a stored model's id")]
+Text = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")]
+ROW_ID_MAX = 2**31 - 1  # ids are SQL INTEGER columns
 ASL = Literal["ASL-2", "ASL-3", "ASL-4"]
 Decision = Literal["proceed", "assessment_required", "restrict_deployment", "pause"]
 Format = Literal["json", "text", "svg", "dot", "prov-json"]
@@ -44,7 +46,7 @@ def summary_json(s: Summary) -> dict[str, Any]:
 
 
 def _history(store: Store, model: str) -> list[Summary]:
-    found = store.history(model)
+    found = [] if "\x00" in model else store.history(model)
     if not found:
         raise Problem(404, f"no stored assessment of a model {model!r}")
     return found
@@ -64,13 +66,12 @@ def _chosen(store: Store, model: str, assessment: int | None) -> int:
 def list_models(request: Request, _: Viewer,
                 asl: Annotated[ASL | None, Query()] = None,
                 decision: Annotated[Decision | None, Query()] = None,
-                framework: Annotated[str | None, Query(max_length=200)] = None,
-                q: Annotated[str | None, Query(max_length=200,
-                                               description="text the model id contains")]
-                = None,
+                framework: Text = None,
+                q: Text = None,
                 limit: Annotated[int, Query(ge=1, le=500)] = 50,
                 offset: Annotated[int, Query(ge=0, le=2**31)] = 0) -> Response:
-    """The newest stored assessment of each model, by model id, a page at a time."""
+    """The newest stored assessment of each model, by model id, a page at a time:
+    `framework` is the base pack's name, `q` text the model id contains (any case)."""
     rows, total = latest_page(request.app.state.asl.engine,
                               Filters(asl, decision, framework, q), limit, offset)
     return json_bytes({"models": [summary_json(s) for s in rows], "total": total,
@@ -99,7 +100,7 @@ def history(request: Request, model: ModelId, _: Viewer) -> Response:
 def why(request: Request, model: ModelId, _: Viewer,
         conclusion: Annotated[str, Query(max_length=300)] = "asl",
         format: Annotated[Format, Query()] = "json",
-        assessment: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None) -> Response:
+        assessment: Annotated[int | None, Query(ge=1, le=ROW_ID_MAX)] = None) -> Response:
     """As `asl why MODEL --conclusion C --format F [--assessment ID]`: the chain from a
     conclusion through each rule down to the evidence, from the stored graph."""
     store = request.app.state.asl.store

@@ -77,7 +77,7 @@ async def _validated(state: ServiceState, name: str, files: dict[str, str]
     """The active stack the draft was validated over; 422 with the problems if any."""
     stack = await run_in_threadpool(state.active_packs)
     layers = [Layer(p.name, packs.materialize(p, state.workdir / "packs"))
-              for p in stack if p.name != name]
+              for p in [stack[0], *(p for p in stack[1:] if p.name != name)]]
     problems = await run_in_threadpool(check_draft, name, files, layers, state.workdir)
     if problems:
         raise Problem(422, f"the pack has {len(problems)} problem(s)", problems=problems)
@@ -106,10 +106,13 @@ async def upload(request: Request, name: PackName,
     the validator's problems (file, line, code, message)."""
     _check_name(name)
     body = await json_model(request, PackUpload)
+    state = _state(request)
     found = _file_problems(body.files)
+    if name == state.base.name:
+        found.append({"file": "pack.yaml", "line": 0, "code": "standalone",
+                      "message": f"{name} is the base pack; only overlay packs are taken"})
     if found:
         raise Problem(422, f"the upload has {len(found)} problem(s)", problems=found)
-    state = _state(request)
     await _validated(state, name, body.files)
 
     def store() -> dict[str, Any]:
