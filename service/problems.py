@@ -25,6 +25,25 @@ PROBLEM_TYPE = "application/problem+json"
 log = logging.getLogger("asl.service")
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"},
+        "status": {"type": "integer"}, "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+        "problems": {"type": "array", "items": {"type": "object"}},
+    },
+}
+AUTHENTICATED = (401, 403, 422, 429, 503)  # what any endpoint taking a token may answer
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for errors answered as problem+json."""
+    return {status: {"description": HTTPStatus(status).phrase,
+                     "content": {PROBLEM_TYPE: {"schema": PROBLEM_SCHEMA}}}
+            for status in statuses}
+
+
 class Problem(Exception):
     """An error answer: an HTTP status, a one-line `detail`, optional headers, and extra
     members of the problem body (`errors`, `problems`, ...)."""

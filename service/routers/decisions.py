@@ -8,10 +8,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from service.auth import ADMIN, Principal, require
+from service.problems import AUTHENTICATED, problem_responses
 from service.routers.models import JSON_CONTENT, json_bytes
 from store import audit
 
-router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
+router = APIRouter(prefix="/v1/decisions", tags=["decisions"],
+                   responses=problem_responses(*AUTHENTICATED))
 
 
 @router.get("", responses={200: {"content": JSON_CONTENT}})

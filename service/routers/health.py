@@ -11,7 +11,8 @@ from sqlalchemy.exc import SQLAlchemyError
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", responses={503: {"description": "The database cannot be used"}})
+@router.get("/health", responses={503: {"description": "The database cannot be used",
+                                         "content": {"application/json": {}}}})
 def health(request: Request) -> Any:
     """200 with the active packs when the database answers; 503 when it does not."""
     state = request.app.state.asl

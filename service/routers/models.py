@@ -13,11 +13,12 @@ from fastapi.responses import Response
 from knowledge_graph.provenance import load as load_graph
 from service.auth import VIEWER, Principal, require
 from service.explain import MEDIA_TYPES, explain
-from service.problems import Problem
+from service.problems import AUTHENTICATED, Problem, problem_responses
 from store.browse import Filters, latest_page
 from store.record import Store, Summary
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"],
+                   responses=problem_responses(*AUTHENTICATED, 404))
 Viewer = Annotated[Principal, Depends(require(VIEWER))]
 ModelId = Annotated[str, Path(max_length=200, description="a stored model's id")]
 Text = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")]
@@ -78,7 +79,7 @@ def list_models(request: Request, _: Viewer,
                        "limit": limit, "offset": offset})
 
 
-@router.get("/{model}", responses={200: {"content": JSON_CONTENT}, 404: {}})
+@router.get("/{model}", responses={200: {"content": JSON_CONTENT}})
 def newest(request: Request, model: ModelId, _: Viewer) -> Response:
     """The newest stored assessment of `model`, as `asl assess --format json` gives it."""
     store = request.app.state.asl.store
@@ -86,7 +87,7 @@ def newest(request: Request, model: ModelId, _: Viewer) -> Response:
     return json_bytes(store.results([chosen])[chosen])
 
 
-@router.get("/{model}/history", responses={200: {"content": JSON_CONTENT}, 404: {}})
+@router.get("/{model}/history", responses={200: {"content": JSON_CONTENT}})
 def history(request: Request, model: ModelId, _: Viewer) -> Response:
     """Every stored assessment of `model`, newest first."""
     found = _history(request.app.state.asl.store, model)
@@ -95,8 +96,7 @@ def history(request: Request, model: ModelId, _: Viewer) -> Response:
 
 
 @router.get("/{model}/why", responses={
-    200: {"content": {media: {} for media in sorted(set(MEDIA_TYPES.values()))}},
-    404: {}, 503: {"description": "Graphviz is needed for svg and is not installed"}})
+    200: {"content": {media: {} for media in sorted(set(MEDIA_TYPES.values()))}}})
 def why(request: Request, model: ModelId, _: Viewer,
         conclusion: Annotated[str, Query(max_length=300)] = "asl",
         format: Annotated[Format, Query()] = "json",

@@ -23,20 +23,25 @@ from engine.loader import MAX_PACK_FILE_BYTES, PACK_NAME
 from service.auth import ADMIN, RULE_AUTHOR, VIEWER, Principal, require
 from service.bodies import json_model, openapi_body
 from service.packcheck import Layer, check_draft
-from service.problems import Problem
+from service.problems import AUTHENTICATED, Problem, problem_responses
 from service.routers.models import JSON_CONTENT, json_bytes
 from service.state import ServiceState
 from store import audit, packs
 
-router = APIRouter(prefix="/v1/packs", tags=["packs"])
-PackName = Annotated[str, Path(max_length=100, description="the pack's own `name`")]
+router = APIRouter(prefix="/v1/packs", tags=["packs"],
+                   responses=problem_responses(*AUTHENTICATED))
+PackName = Annotated[str, Path(max_length=100, pattern=PACK_NAME.pattern,
+                               description="the pack's own `name`")]
 
 
 class PackUpload(BaseModel):
     """A draft overlay pack: each file's name inside the pack and its text."""
 
     model_config = ConfigDict(extra="forbid")
-    files: dict[str, str] = Field(description="pack.yaml, rules/NAME.yaml, tests/NAME.yaml")
+    files: dict[str, str] = Field(
+        description="pack.yaml, rules/NAME.yaml, tests/NAME.yaml: name -> text",
+        json_schema_extra={"propertyNames": {"pattern": f"^({packs.FILE_NAME.pattern})$"},
+                           "maxProperties": packs.MAX_FILES, "required": ["pack.yaml"]})
 
 
 class Activation(BaseModel):
@@ -48,11 +53,6 @@ class Activation(BaseModel):
 
 def _state(request: Request) -> ServiceState:
     return request.app.state.asl  # type: ignore[no-any-return]
-
-
-def _check_name(name: str) -> None:
-    if not PACK_NAME.fullmatch(name):
-        raise Problem(422, f"pack name {name!r} must match {PACK_NAME.pattern}")
 
 
 def _file_problems(files: dict[str, str]) -> list[dict[str, Any]]:
@@ -99,12 +99,11 @@ def list_packs(request: Request, _: Annotated[Principal, Depends(require(VIEWER)
 
 
 @router.put("/{name}", status_code=201, openapi_extra=openapi_body(PackUpload),
-            responses={201: {"content": JSON_CONTENT}, 400: {}, 415: {}, 422: {}})
+            responses={201: {"content": JSON_CONTENT}, **problem_responses(400, 413, 415)})
 async def upload(request: Request, name: PackName,
                  who: Annotated[Principal, Depends(require(RULE_AUTHOR))]) -> Response:
     """Upload (or replace) the draft overlay `name`: 201 with its version, or 422 with
     the validator's problems (file, line, code, message)."""
-    _check_name(name)
     body = await json_model(request, PackUpload)
     state = _state(request)
     found = _file_problems(body.files)
@@ -129,13 +128,13 @@ async def upload(request: Request, name: PackName,
 
 
 @router.post("/{name}/activate", openapi_extra=openapi_body(Activation),
-             responses={200: {"content": JSON_CONTENT}, 404: {}, 409: {}, 415: {}})
+             responses={200: {"content": JSON_CONTENT},
+                        **problem_responses(400, 404, 409, 413, 415)})
 async def activate(request: Request, name: PackName,
                    who: Annotated[Principal, Depends(require(ADMIN))]) -> Response:
     """Put the reviewed version of the draft `name` in force. 409 when the draft has
     changed since (another version), when the activating person uploaded it, or when it
     no longer validates over the active stack."""
-    _check_name(name)
     body = await json_model(request, Activation)
     state = _state(request)
 

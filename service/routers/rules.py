@@ -15,11 +15,12 @@ from fastapi.responses import Response
 from cli.rules import rule_links, rule_source
 from engine.model import Rule
 from service.auth import VIEWER, Principal, require
-from service.problems import Problem
+from service.problems import AUTHENTICATED, Problem, problem_responses
 from service.routers.models import JSON_CONTENT, json_bytes
 from service.state import LoadedStack
 
-router = APIRouter(prefix="/v1/rules", tags=["rules"])
+router = APIRouter(prefix="/v1/rules", tags=["rules"],
+                   responses=problem_responses(*AUTHENTICATED, 404))
 Viewer = Annotated[Principal, Depends(require(VIEWER))]
 
 
@@ -38,7 +39,7 @@ def _row(stack: LoadedStack, rule: Rule) -> dict[str, Any]:
             "file": _file(stack, rule), "line": rule.line}
 
 
-@router.get("", responses={200: {"content": JSON_CONTENT}, 404: {}})
+@router.get("", responses={200: {"content": JSON_CONTENT}})
 def list_rules(request: Request, _: Viewer,
                pack: Annotated[str | None, Query(max_length=200,
                                                  description="only this pack's rules")]
@@ -52,7 +53,7 @@ def list_rules(request: Request, _: Viewer,
                        if pack is None or r.pack == pack])
 
 
-@router.get("/{rule_id}", responses={200: {"content": JSON_CONTENT}, 404: {}})
+@router.get("/{rule_id}", responses={200: {"content": JSON_CONTENT}})
 def show_rule(request: Request, rule_id: str, _: Viewer) -> Response:
     """One rule: its row, the kinds it consumes, negates and produces, the rules that
     feed it and that it feeds, and its YAML source."""
