@@ -2,7 +2,8 @@
 
 The database is opened (and migrated) before the server starts, so one that cannot be
 used is refused with one line and exit status 2, not by each worker. The service needs
-the `serve` extra (FastAPI and uvicorn); without it the command says so.
+the `serve` extra (FastAPI and uvicorn); without it the command says so. (service.config
+needs neither, so the options' defaults come from there.)
 """
 
 from __future__ import annotations
@@ -11,9 +12,14 @@ import click
 
 from cli.options import EXIT_REJECTED, fail
 from cli.store_options import db_option, open_store
+from service.config import (
+    DEFAULT_MAX_BODY,
+    DEFAULT_RATE_LIMIT,
+    RATE_LIMIT_ENV,
+    ServiceConfig,
+    parse_rate_limit,
+)
 from store.db import database_url, describe
-
-DEFAULT_MAX_BODY = 16 * 1024 * 1024
 
 
 @click.command("serve")
@@ -26,8 +32,8 @@ DEFAULT_MAX_BODY = 16 * 1024 * 1024
 @click.option("--max-body", type=click.IntRange(1), default=DEFAULT_MAX_BODY,
               show_default=True, metavar="BYTES",
               help="The largest request body taken (chunked ones included).")
-@click.option("--rate-limit", default="1200/60", show_default=True, metavar="N/SECONDS",
-              envvar="ASL_SERVE_RATE_LIMIT",
+@click.option("--rate-limit", default=DEFAULT_RATE_LIMIT, show_default=True,
+              metavar="N/SECONDS", envvar=RATE_LIMIT_ENV,
               help="Requests one token may make per SECONDS in each worker (bursts up "
               "to N); 0 turns the limit off.")
 def serve_command(db: str | None, host: str, port: int, workers: int, max_body: int,
@@ -44,7 +50,6 @@ def serve_command(db: str | None, host: str, port: int, workers: int, max_body: 
       curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/v1/models
     """
     try:
-        from service.config import ServiceConfig, parse_rate_limit
         from service.server import run
     except ImportError as exc:
         fail(f"asl serve needs the serve extra ({exc.name} is missing): "

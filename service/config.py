@@ -35,13 +35,16 @@ def parse_rate_limit(text: str) -> RateLimit | None:
     return RateLimit(requests, seconds) if requests else None
 
 
+DEFAULT_LIMIT = parse_rate_limit(DEFAULT_RATE_LIMIT)
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
     """What one `asl serve` was started with."""
 
     db_url: str
     max_body: int = DEFAULT_MAX_BODY
-    rate_limit: RateLimit | None = RateLimit(1200, 60.0)
+    rate_limit: RateLimit | None = DEFAULT_LIMIT
 
     def environ(self) -> dict[str, str]:
         """The environment variables that carry this configuration to a worker."""

@@ -72,7 +72,10 @@ def check_draft(name: str, files: dict[str, str], stack: Sequence[Layer], workdi
             return [_problem("", 0, "limits", "validation stopped at its limits "
                              f"({MEMORY_BYTES // 2**20} MiB, {CPU_SECONDS} s of CPU): "
                              "the pack may expand too far or take too long to check")]
-        return list(json.loads(done.stdout))
+        try:
+            return list(json.loads(done.stdout))
+        except ValueError:
+            return [_problem("", 0, "limits", "validation ended without an answer")]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
