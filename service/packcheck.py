@@ -44,40 +44,57 @@ def _problem(file: str, line: int, code: str, message: str) -> dict[str, Any]:
     return {"file": file, "line": line, "code": code, "message": message}
 
 
+@dataclass(frozen=True)
+class DraftCheck:
+    """What checking a draft found: its problems (none: it is valid) and its version."""
+
+    problems: list[dict[str, Any]]
+    version: str
+
+
 def check_draft(name: str, files: dict[str, str], stack: Sequence[Layer], workdir: Path
-                ) -> list[dict[str, Any]]:
+                ) -> DraftCheck:
     """The problems `asl rules validate` finds in the draft `name` (`files`: name ->
     text, names already checked) over the packs of `stack`, plus any with its name:
-    it must declare `name: NAME` and overlay the base. [] when there are none."""
+    it must declare `name: NAME` and overlay the base; and the draft's version, as a
+    result's pack stack records it (batch.stack.layer_version)."""
+    from batch.stack import layer_version  # the server's side only: the child needs less
+
     scratch = Path(tempfile.mkdtemp(dir=workdir, prefix="check-"))
     try:
         draft = scratch / name
         for file, text in files.items():
             (draft / file).parent.mkdir(parents=True, exist_ok=True)
             (draft / file).write_text(text, encoding="utf-8")
-        request = {"name": name, "base": stack[0].name, "draft": str(draft),
-                   "stack": [[layer.name, str(layer.directory)] for layer in stack]}
-        try:
-            done = subprocess.run(
-                [sys.executable, "-m", "service.packcheck", str(MEMORY_BYTES),
-                 str(CPU_SECONDS)], input=json.dumps(request), capture_output=True,
-                text=True, timeout=WALL_SECONDS, cwd=scratch, check=False,
-                env={k: v for k, v in os.environ.items() if k.startswith(("PATH", "PYTHON",
-                                                                          "LANG", "LC_"))})
-        except subprocess.TimeoutExpired:
-            return [_problem("", 0, "limits", f"validation took longer than {WALL_SECONDS} s "
-                             "and was stopped; is a regular expression or the pack too "
-                             "large?")]
-        if done.returncode != 0:
-            return [_problem("", 0, "limits", "validation stopped at its limits "
-                             f"({MEMORY_BYTES // 2**20} MiB, {CPU_SECONDS} s of CPU): "
-                             "the pack may expand too far or take too long to check")]
-        try:
-            return list(json.loads(done.stdout))
-        except ValueError:
-            return [_problem("", 0, "limits", "validation ended without an answer")]
+        return DraftCheck(_run_child(name, draft, stack, scratch), layer_version(draft))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run_child(name: str, draft: Path, stack: Sequence[Layer], scratch: Path
+               ) -> list[dict[str, Any]]:
+    """Validate in the limited child; its problems, or one saying why it stopped."""
+    request = {"name": name, "base": stack[0].name, "draft": str(draft),
+               "stack": [[layer.name, str(layer.directory)] for layer in stack]}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "service.packcheck", str(MEMORY_BYTES),
+             str(CPU_SECONDS)], input=json.dumps(request), capture_output=True,
+            text=True, timeout=WALL_SECONDS, cwd=scratch, check=False,
+            env={k: v for k, v in os.environ.items() if k.startswith(("PATH", "PYTHON",
+                                                                      "LANG", "LC_"))})
+    except subprocess.TimeoutExpired:
+        return [_problem("", 0, "limits", f"validation took longer than {WALL_SECONDS} s "
+                         "and was stopped; is a regular expression or the pack too "
+                         "large?")]
+    if done.returncode != 0:
+        return [_problem("", 0, "limits", "validation stopped at its limits "
+                         f"({MEMORY_BYTES // 2**20} MiB, {CPU_SECONDS} s of CPU): "
+                         "the pack may expand too far or take too long to check")]
+    try:
+        return list(json.loads(done.stdout))
+    except ValueError:
+        return [_problem("", 0, "limits", "validation ended without an answer")]
 
 
 # --- the child -------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from batch.stack import layer_version
 from engine.loader import BUILTIN_PACK, builtin_pack_dir, load_pack
 from engine.model import Pack
 from service.auth import RateLimiter
@@ -59,8 +60,9 @@ class ServiceState:
         engine = connect(config.db_url)
         workdir = Path(tempfile.mkdtemp(prefix="asl-serve-"))
         limiter = RateLimiter(config.rate_limit) if config.rate_limit else None
+        base = builtin_pack_dir()
         return cls(config, engine, workdir, limiter,
-                   packs.installed_base(BUILTIN_PACK, builtin_pack_dir()))
+                   packs.installed_base(BUILTIN_PACK, layer_version(base), base))
 
     def close(self) -> None:
         self.engine.dispose()

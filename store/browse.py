@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Engine
 
 from store.record import SUMMARY_COLUMNS, A, Summary
@@ -14,8 +14,8 @@ from store.record import SUMMARY_COLUMNS, A, Summary
 
 @dataclass(frozen=True)
 class Filters:
-    """What to keep: an ASL, a decision, a framework (the base pack's name, so
-    `rsp-2.1` also matches `rsp-2.1+acme-lab`), and text the model id contains (any
+    """What to keep: an ASL, a decision, a framework (the base pack's name: `rsp-2.1`
+    also matches results of `rsp-2.1+acme-lab`), and text the model id contains (any
     case)."""
 
     asl: str | None = None
@@ -32,9 +32,7 @@ def _latest(filters: Filters) -> Select:
     if filters.decision is not None:
         query = query.where(A.c.decision == filters.decision)
     if filters.framework is not None:
-        query = query.where(or_(A.c.pack_name == filters.framework,
-                                A.c.pack_name.startswith(f"{filters.framework}+",
-                                                         autoescape=True)))
+        query = query.where(A.c.framework == filters.framework)
     if filters.q:
         query = query.where(func.lower(A.c.model_id).contains(filters.q.lower(),
                                                               autoescape=True))

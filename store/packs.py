@@ -1,11 +1,12 @@
 """Overlay packs kept in the database: drafts awaiting review, and the active stack.
 
 A pack is its files (`pack.yaml`, `rules/*.yaml`, `tests/*.yaml`) as text, stored in
-the database rather than on a disk the server could be made to serve; its version is
-the SHA-256 of the canonical JSON of those files. The active stack is the built-in base
-pack and the activated overlays in activation order; both the service and the command
-line read it from here, and `materialize` writes a stored pack into a directory of the
-caller's (private to it) for the loader.
+the database rather than on a disk the server could be made to serve, with its version
+as the caller computed it (the service uses batch.stack.layer_version, the version every
+result's pack stack records). The active stack is the built-in base pack and the
+activated overlays in activation order; both the service and the command line read it
+from here, and `materialize` writes a stored pack into a directory of the caller's
+(private to it) for the loader.
 """
 
 from __future__ import annotations
@@ -32,12 +33,6 @@ DRAFT, ACTIVE, BASE = "draft", "active", "base"
 
 DR = PackDraft.__table__  # type: ignore[attr-defined]
 AC = ActivePack.__table__  # type: ignore[attr-defined]
-
-
-def files_version(files: Mapping[str, str]) -> str:
-    """A pack's version: `sha256:` and the SHA-256 of the canonical JSON of its files
-    (name -> text), so the same files give the same version wherever they come from."""
-    return "sha256:" + hashlib.sha256(canonical_json(dict(files))).hexdigest()
 
 
 def read_pack_files(directory: Path) -> dict[str, str]:
@@ -72,11 +67,10 @@ class StoredPack:
                 "position": self.position, "files": sorted(self.files)}
 
 
-def installed_base(name: str, directory: Path) -> StoredPack:
+def installed_base(name: str, version: str, directory: Path) -> StoredPack:
     """The base pack installed in `directory` (the built-in one: the engine knows where),
     at the bottom of every stack."""
-    files = read_pack_files(directory)
-    return StoredPack(name, files_version(files), BASE, files, position=0,
+    return StoredPack(name, version, BASE, read_pack_files(directory), position=0,
                       directory=directory)
 
 
@@ -105,10 +99,10 @@ def _draft(row: Any) -> StoredPack:
                       row["uploaded_by"], row["uploaded_at"])
 
 
-def save_draft(conn: Connection, name: str, files: Mapping[str, str], person: str,
-               stamp: str) -> StoredPack:
-    """Store `files` as the draft `name` (replacing an earlier draft of that name)."""
-    version = files_version(files)
+def save_draft(conn: Connection, name: str, version: str, files: Mapping[str, str],
+               person: str, stamp: str) -> StoredPack:
+    """Store `files` as the draft `name` at `version` (replacing an earlier draft of that
+    name)."""
     conn.execute(delete(DR).where(DR.c.name == name))
     conn.execute(insert(DR), {"name": name, "version": version, "files": dict(files),
                               "uploaded_by": person, "uploaded_at": stamp})
@@ -133,12 +127,13 @@ def activate(conn: Connection, pending: StoredPack, person: str, stamp: str) -> 
 
 
 def materialize(pack: StoredPack, root: Path) -> Path:
-    """The directory holding `pack`'s files under `root` (written once per version, then
-    reused); the base pack is its own installed directory. Every file name is checked
+    """The directory holding `pack`'s files under `root` (written once, then reused); the
+    base pack is its own installed directory. Every file name is checked
     against FILE_NAME, so a stored name can never reach outside the directory."""
     if pack.directory is not None:
         return pack.directory
-    target = root / f"{pack.name}-{pack.version.removeprefix('sha256:')[:32]}"
+    # Named by all of its files: a version may leave some out (tests, for one).
+    target = root / f"{pack.name}-{hashlib.sha256(canonical_json(pack.files)).hexdigest()[:32]}"
     if target.is_dir():
         return target
     root.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from service_server import Server, make_token, run_asl, start_server
 from service_server import module_database as module_database  # the fixture
 from sqlalchemy import text
 
+from batch.stack import layer_version
 from cli.main import main
 from store import audit
 from store.db import connect
@@ -76,7 +77,9 @@ def test_health_needs_no_token_and_names_the_active_packs(server: Server) -> Non
     body = response.json()
     assert body["status"] == "ok" and body["db"] == "ok"
     [base] = body["packs"]
-    assert base["name"] == "rsp-2.1" and base["version"].startswith("sha256:")
+    assert base == {"name": "rsp-2.1", "version": layer_version(REPO / "rules" / "rsp-2.1")}
+    stored = cli_json("list", "--format", "json", "--db", server.db_url)[0]["pack_stack"]
+    assert stored == [base]  # the version each result's stack records
 
 
 def test_openapi_describes_every_endpoint(server: Server) -> None:

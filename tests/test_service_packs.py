@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from service_server import Server, run_asl, start_server
 from service_server import module_database as module_database  # the fixture
 
+from batch.stack import layer_version
 from cli.main import main
 from service import packcheck
 from service.packcheck import Layer, check_draft
@@ -69,7 +70,7 @@ def stored_state(server: Server) -> tuple[Any, int]:
     return shown, len(log_entries(server))
 
 
-def test_upload_review_and_four_eyes_activation(server: Server) -> None:
+def test_upload_review_and_four_eyes_activation(server: Server, tmp_path: Path) -> None:
     files = acme_files()
     bob_author = server.client(token=server.token("rule-author", "bob"))
     bob_admin = server.client(token=server.token("admin", "bob"))
@@ -77,7 +78,7 @@ def test_upload_review_and_four_eyes_activation(server: Server) -> None:
     uploaded = bob_author.put("/v1/packs/acme-lab", json={"files": files})
     assert uploaded.status_code == 201, uploaded.text
     draft = uploaded.json()
-    version = packs.files_version(files)
+    version = layer_version(ACME)  # as each result's pack stack records it
     assert draft["version"] == version and draft["state"] == "draft"
     assert draft["uploader"] == "bob"
     entry = log_entries(server)[-1]
@@ -123,8 +124,12 @@ def test_upload_review_and_four_eyes_activation(server: Server) -> None:
     assert again.status_code == 201, again.text
     states = [(p["name"], p["state"], p["version"])
               for p in alice.get("/v1/packs").json()["packs"]]
+    (tmp_path / "rules").mkdir()
+    for name in ("pack.yaml", "rules/10-acme.yaml"):
+        (tmp_path / name).write_text(changed[name])
     assert states[1:] == [("acme-lab", "active", version),
-                          ("acme-lab", "draft", packs.files_version(changed))]
+                          ("acme-lab", "draft", layer_version(tmp_path))]
+    assert again.json()["version"] == layer_version(tmp_path) != version
     for client in (bob_author, bob_admin, alice):
         client.close()
     assert run_asl("audit", "verify", "--db", server.db_url).returncode == 0
@@ -221,8 +226,7 @@ def test_a_runaway_pack_is_stopped_at_its_limits(tmp_path: Path,
         "title: Acme", "cite_pattern: '^(a+)+$'\ntitle: Acme")
     files["rules/10-acme.yaml"] = files["rules/10-acme.yaml"].replace(
         "cite: RSP v2.1 §2", "cite: " + "a" * 40 + "!", 1)
-    base = packs.installed_base("rsp-2.1", REPO / "rules" / "rsp-2.1")
-    found = check_draft("acme-lab", files, [Layer(base.name, REPO / "rules" / "rsp-2.1")],
+    found = check_draft("acme-lab", files, [Layer("rsp-2.1", REPO / "rules" / "rsp-2.1")],
                         tmp_path)
-    assert [p["code"] for p in found] == ["limits"]
+    assert [p["code"] for p in found.problems] == ["limits"]
     assert list(tmp_path.iterdir()) == []  # the scratch directory is gone

@@ -10,6 +10,8 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
+# One row format for a stored assessment: `asl list` and `asl history --format json`'s.
+from cli.history import _row_json as summary_json
 from knowledge_graph.provenance import load as load_graph
 from service.auth import VIEWER, Principal, require
 from service.explain import MEDIA_TYPES, explain
@@ -32,18 +34,6 @@ JSON_CONTENT = {"application/json": {}}
 def json_bytes(data: Any, status: int = 200) -> Response:
     """`data` as JSON, serialised once (results are large; no re-encoding pass)."""
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
-
-
-def summary_json(s: Summary) -> dict[str, Any]:
-    """One stored assessment's queryable columns, as `asl history --format json` gives
-    them."""
-    return {"assessment": s.id, "model": s.model_id, "assessed_at": s.assessed_at,
-            "pack": {"name": s.pack_name, "version": s.pack_version}, "asl": s.asl,
-            "required": {"deployment": s.required_deployment,
-                         "security": s.required_security},
-            "comprehensive_assessment_required": s.comprehensive_required,
-            "decision": s.decision, "missing_safeguards": s.missing_safeguards,
-            "actions": s.actions, "batch": s.batch_id, "input_hash": s.input_hash}
 
 
 def _history(store: Store, model: str) -> list[Summary]:

@@ -73,15 +73,17 @@ def _file_problems(files: dict[str, str]) -> list[dict[str, Any]]:
 
 
 async def _validated(state: ServiceState, name: str, files: dict[str, str]
-                     ) -> list[packs.StoredPack]:
-    """The active stack the draft was validated over; 422 with the problems if any."""
+                     ) -> tuple[list[packs.StoredPack], str]:
+    """The active stack the draft was validated over, and the draft's version; 422 with
+    the problems if there are any."""
     stack = await run_in_threadpool(state.active_packs)
     layers = [Layer(p.name, packs.materialize(p, state.workdir / "packs"))
               for p in [stack[0], *(p for p in stack[1:] if p.name != name)]]
-    problems = await run_in_threadpool(check_draft, name, files, layers, state.workdir)
-    if problems:
-        raise Problem(422, f"the pack has {len(problems)} problem(s)", problems=problems)
-    return stack
+    found = await run_in_threadpool(check_draft, name, files, layers, state.workdir)
+    if found.problems:
+        raise Problem(422, f"the pack has {len(found.problems)} problem(s)",
+                      problems=found.problems)
+    return stack, found.version
 
 
 def _versions(stack: list[packs.StoredPack]) -> list[tuple[str, str]]:
@@ -112,11 +114,12 @@ async def upload(request: Request, name: PackName,
                       "message": f"{name} is the base pack; only overlay packs are taken"})
     if found:
         raise Problem(422, f"the upload has {len(found)} problem(s)", problems=found)
-    await _validated(state, name, body.files)
+    _, version = await _validated(state, name, body.files)
 
     def store() -> dict[str, Any]:
         with state.engine.begin() as conn:
-            draft = packs.save_draft(conn, name, body.files, who.person, audit.rfc3339_now())
+            draft = packs.save_draft(conn, name, version, body.files, who.person,
+                                     audit.rfc3339_now())
             entry = audit.append(conn, actor=who.person, role=who.role, action="pack.upload",
                                  pack=name, pack_version=draft.version,
                                  input_sha256=audit.sha256_of({"name": name,
@@ -153,7 +156,7 @@ async def activate(request: Request, name: PackName,
 
     draft = await run_in_threadpool(pending)
     try:
-        validated_over = await _validated(state, name, draft.files)
+        validated_over, _ = await _validated(state, name, draft.files)
     except Problem as exc:
         raise Problem(409, "the draft no longer validates over the active stack; upload "
                       "a corrected version", problems=exc.extra["problems"]) from None
