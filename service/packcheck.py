@@ -162,27 +162,25 @@ def _expansion_problems(draft: Path) -> list[dict[str, Any]]:
 
 
 def _name_problems(request: dict[str, Any], draft: Path) -> list[dict[str, Any]]:
-    """The draft must name itself as uploaded and overlay the base pack."""
-    import yaml
-
-    from engine.yamlsafe import line_of, load_yaml
+    """The draft must name itself as uploaded and be an overlay (engine.packstack says
+    which packs are base packs, for every command alike)."""
+    from engine.packstack import base_reason, read_pack_yaml
+    from engine.yamlsafe import line_of
 
     name, base = request["name"], request["base"]
-    try:
-        doc = load_yaml((draft / "pack.yaml").read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
-        return []  # the loader reports it, with its line
+    doc = read_pack_yaml(draft)
     if not isinstance(doc, dict):
-        return []
+        return []  # the loader reports why, with its line
     problems = []
     if doc.get("name") != name:
         problems.append(_problem("pack.yaml", line_of(doc, "name") or 1, "pack-name",
                                  f"the pack's name is {doc.get('name')!r}, but it was "
                                  f"uploaded as {name!r}; they must be the same"))
-    if doc.get("standalone") is True or doc.get("name") == base:
+    reason = base_reason(doc)
+    if reason is not None or doc.get("name") == base:
         problems.append(_problem("pack.yaml", line_of(doc, "standalone") or 1, "standalone",
-                                 f"only overlay packs are taken: this pack does not overlay "
-                                 f"{base}"))
+                                 f"only overlay packs are taken, over {base}; this is a "
+                                 f"base pack: {reason or f'it is named {base}'}"))
     return problems
 
 

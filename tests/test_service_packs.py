@@ -165,6 +165,9 @@ def test_problems_are_what_asl_rules_validate_reports(server: Server, tmp_path: 
     ("rsp-2.1", {"pack.yaml": acme_files()["pack.yaml"].replace("name: acme-lab",
                                                                 "name: rsp-2.1")},
      "standalone"),
+    ("acme-lab", {"pack.yaml": acme_files()["pack.yaml"]
+                  + "kinds:\n  model: {origin: evidence, fields: {model: str}}\n"},
+     "standalone"),  # declares evidence kinds: a framework, not an overlay
     ("acme-lab", {"rules/bomb.yaml": "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
         for p, c in zip("abcdefgh", "bcdefghi", strict=True))}, "yaml"),
