@@ -238,3 +238,10 @@ for command in (batch_command, db_group, history_command, diff_command, list_com
 from cli.importer import import_group  # noqa: E402
 
 main.add_command(import_group)
+
+from cli.audit import audit_group  # noqa: E402
+from cli.serve import serve_command  # noqa: E402
+from cli.tokens import tokens_group  # noqa: E402
+
+for command in (serve_command, tokens_group, audit_group):
+    main.add_command(command)

@@ -132,3 +132,7 @@ class BatchRun(SQLModel, table=True):
     assessed: int = 0
     skipped: int = 0
     rejected: int = 0
+
+
+# The service's tables (tokens, decision log, packs) share the metadata and migrations.
+import store.service_tables  # noqa: E402,F401

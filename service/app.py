@@ -1,0 +1,59 @@
+"""The application: routers, error rendering and the outer guard, and the per-process
+state opened at start-up and closed at shutdown.
+
+`create_app(config)` returns the ASGI application (the FastAPI app inside the guard);
+`app_from_environ` is the factory uvicorn's workers call, reading the configuration
+`asl serve` put in the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.config import ServiceConfig
+from service.guard import Guard
+from service.problems import install
+from service.routers import decisions, health, models, packs, rules
+from service.state import ServiceState
+
+ROUTERS = (health.router, models.router, rules.router, packs.router, decisions.router)
+DESCRIPTION = """\
+Which AI Safety Level of safeguards a frontier model requires under RSP v2.1, with the
+evidence behind every conclusion: the record of assessments, explanations, rules and
+rule packs, for a team. Every endpoint but `/health` and `/openapi.json` takes
+`Authorization: Bearer TOKEN` (`asl tokens create`). Errors are
+`application/problem+json`.
+"""
+
+
+def fastapi_app(config: ServiceConfig) -> FastAPI:
+    """The FastAPI application alone (without the guard)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = ServiceState.open(config)
+        app.state.asl = state
+        try:
+            yield
+        finally:
+            state.close()
+
+    app = FastAPI(title="asl", version="1", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json")
+    install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app
+
+
+def create_app(config: ServiceConfig) -> Guard:
+    """The service for `config`, as uvicorn runs it."""
+    return Guard(fastapi_app(config), config.max_body)
+
+
+def app_from_environ() -> Guard:
+    """The factory a uvicorn worker calls (`asl serve` set the environment)."""
+    return create_app(ServiceConfig.from_environ())

@@ -1,0 +1,53 @@
+"""`GET /v1/models/{model}/why`: a stored assessment explained exactly as `asl why MODEL`
+prints it, from the stored provenance graph, with the same knowledge_graph functions
+(json and text: the explanation tree; svg, dot and prov-json: the conclusion and
+everything it rests on, as a graph)."""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from cli.options import dumps
+from knowledge_graph.explain import render_text, why_tree
+from knowledge_graph.export import GraphvizError, explained, export
+from knowledge_graph.provenance import UnknownConclusion, find_conclusion
+from service.problems import Problem
+
+MEDIA_TYPES = {
+    "json": "application/json",
+    "text": "text/plain; charset=utf-8",
+    "svg": "image/svg+xml",
+    "dot": "text/vnd.graphviz",
+    "prov-json": "application/json",
+}
+GRAPH_FORMATS = ("svg", "dot", "prov-json")
+
+
+def explain(model: str, graph: nx.DiGraph, selector: str, fmt: str) -> bytes:
+    """The explanation of `selector` (`all`: the whole provenance, graph formats only)
+    in the provenance `graph` of `model`, as `asl why` writes it."""
+    if selector == "all" and fmt not in GRAPH_FORMATS:
+        raise Problem(422, "conclusion=all needs a graph format: format="
+                      + "|".join(GRAPH_FORMATS))
+    node: str | None = None
+    if selector != "all":
+        try:
+            node = find_conclusion(graph, selector)
+        except UnknownConclusion:
+            raise Problem(404, f"{model} has no conclusion {selector!r}; try asl, decision, "
+                          "required.security, threshold:CBRN-3 or an id from the "
+                          "assessment's conclusions") from None
+    heading = f"{model}: why {selector}?"
+    if fmt in GRAPH_FORMATS:
+        part = graph if node is None else explained(graph, node)
+        title = f"{model}: provenance" if node is None else heading
+        try:
+            return export(part, fmt, title, node)
+        except GraphvizError as exc:
+            raise Problem(503, str(exc)) from None
+    assert node is not None
+    tree = why_tree(graph, node)
+    if fmt == "json":
+        text = dumps({"model": model, "conclusion": node, "explanation": tree})
+        return f"{text}\n".encode()
+    return f"{heading}\n{render_text(tree)}".encode()

@@ -1,0 +1,216 @@
+"""Validating an uploaded pack in a separate process, under memory, CPU and time limits.
+
+Pack files are data from people, and loading them runs a YAML parser, the pack's own
+regular expression (`cite_pattern`) and the validator's searches: so they are checked
+where a runaway cannot hurt the server. `check_draft` (in the server) writes the draft
+and the active stack into a fresh private directory and runs `python -m
+service.packcheck` on it; the child first lowers its own limits (address space, CPU
+seconds), then runs exactly what `asl rules validate DRAFT` runs over the active stack:
+every load stage (engine.loader), then engine.validate. A child that runs out of memory
+or time is reported as one problem; YAML alias expansion is bounded, as for evidence.
+
+Problems come back with file names as the uploader knows them (`rules/x.yaml`), or
+`PACK/FILE` for a file of another pack of the stack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MEMORY_BYTES = 1024 * 1024 * 1024
+CPU_SECONDS = 60
+WALL_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A pack of the stack to validate over: its name and directory."""
+
+    name: str
+    directory: Path
+
+
+def _problem(file: str, line: int, code: str, message: str) -> dict[str, Any]:
+    return {"file": file, "line": line, "code": code, "message": message}
+
+
+@dataclass(frozen=True)
+class DraftCheck:
+    """What checking a draft found: its problems (none: it is valid) and its version."""
+
+    problems: list[dict[str, Any]]
+    version: str
+
+
+def check_draft(name: str, files: dict[str, str], stack: Sequence[Layer], workdir: Path
+                ) -> DraftCheck:
+    """The problems `asl rules validate` finds in the draft `name` (`files`: name ->
+    text, names already checked) over the packs of `stack`, plus any with its name:
+    it must declare `name: NAME` and overlay the base; and the draft's version, as a
+    result's pack stack records it (batch.stack.layer_version)."""
+    from batch.stack import layer_version  # the server's side only: the child needs less
+
+    scratch = Path(tempfile.mkdtemp(dir=workdir, prefix="check-"))
+    try:
+        draft = scratch / name
+        for file, text in files.items():
+            (draft / file).parent.mkdir(parents=True, exist_ok=True)
+            (draft / file).write_text(text, encoding="utf-8")
+        return DraftCheck(_run_child(name, draft, stack, scratch), layer_version(draft))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run_child(name: str, draft: Path, stack: Sequence[Layer], scratch: Path
+               ) -> list[dict[str, Any]]:
+    """Validate in the limited child; its problems, or one saying why it stopped."""
+    request = {"name": name, "base": stack[0].name, "draft": str(draft),
+               "stack": [[layer.name, str(layer.directory)] for layer in stack]}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "service.packcheck", str(MEMORY_BYTES),
+             str(CPU_SECONDS)], input=json.dumps(request), capture_output=True,
+            text=True, timeout=WALL_SECONDS, cwd=scratch, check=False,
+            env={k: v for k, v in os.environ.items() if k.startswith(("PATH", "PYTHON",
+                                                                      "LANG", "LC_"))})
+    except subprocess.TimeoutExpired:
+        return [_problem("", 0, "limits", f"validation took longer than {WALL_SECONDS} s "
+                         "and was stopped; is a regular expression or the pack too "
+                         "large?")]
+    if done.returncode != 0:
+        return [_problem("", 0, "limits", "validation stopped at its limits "
+                         f"({MEMORY_BYTES // 2**20} MiB, {CPU_SECONDS} s of CPU): "
+                         "the pack may expand too far or take too long to check")]
+    try:
+        return list(json.loads(done.stdout))
+    except ValueError:
+        return [_problem("", 0, "limits", "validation ended without an answer")]
+
+
+# --- the child -------------------------------------------------------------------------
+
+
+def _labeller(draft: Path, stack: Sequence[tuple[str, str]]) -> Callable[[str], str]:
+    """A function naming a file as the uploader knows it."""
+    prefixes = [(str(draft.resolve()) + os.sep, ""), (str(draft) + os.sep, "")]
+    for layer, directory in stack:
+        prefixes += [(str(Path(directory).resolve()) + os.sep, f"{layer}/"),
+                     (directory + os.sep, f"{layer}/")]
+
+    def label(text: str) -> str:
+        for prefix, short in prefixes:
+            text = text.replace(prefix, short)
+        return text
+
+    return label
+
+
+def _expanded_size(root: Any, limit: int) -> int:
+    """How many nodes a composed YAML document has once aliases are followed (each
+    shared node measured once); RecursionError past `limit` levels of nesting."""
+    import yaml
+
+    sizes: dict[int, int] = {}
+
+    def size(node: Any, depth: int) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if depth > limit:
+            raise RecursionError
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(item, depth + 1) for item in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k, depth + 1) + size(v, depth + 1) for k, v in node.value)
+        sizes[id(node)] = total
+        return total
+
+    return 0 if root is None else size(root, 0)
+
+
+def _expansion_problems(draft: Path) -> list[dict[str, Any]]:
+    """Files whose YAML expands past the evidence limit once aliases are followed."""
+    import yaml
+
+    from engine.evidence import MAX_DEPTH, MAX_VALUES
+
+    problems = []
+    for path in sorted(draft.rglob("*.yaml")):
+        try:
+            root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+        except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
+            continue  # the loader reports it, with its line
+        try:
+            too_big = _expanded_size(root, 4 * MAX_DEPTH) > MAX_VALUES
+        except RecursionError:
+            too_big = True
+        if too_big:
+            problems.append(_problem(str(path.relative_to(draft)), 1, "yaml",
+                                     f"more than {MAX_VALUES:,} values once aliases are "
+                                     f"expanded, or nested deeper than {4 * MAX_DEPTH}"))
+    return problems
+
+
+def _name_problems(request: dict[str, Any], draft: Path) -> list[dict[str, Any]]:
+    """The draft must name itself as uploaded and be an overlay (engine.packstack says
+    which packs are base packs, for every command alike)."""
+    from engine.packstack import base_reason, read_pack_yaml
+    from engine.yamlsafe import line_of
+
+    name, base = request["name"], request["base"]
+    doc = read_pack_yaml(draft)
+    if not isinstance(doc, dict):
+        return []  # the loader reports why, with its line
+    problems = []
+    if doc.get("name") != name:
+        problems.append(_problem("pack.yaml", line_of(doc, "name") or 1, "pack-name",
+                                 f"the pack's name is {doc.get('name')!r}, but it was "
+                                 f"uploaded as {name!r}; they must be the same"))
+    reason = base_reason(doc)
+    if reason is not None or doc.get("name") == base:
+        problems.append(_problem("pack.yaml", line_of(doc, "standalone") or 1, "standalone",
+                                 f"only overlay packs are taken, over {base}; this is a "
+                                 f"base pack: {reason or f'it is named {base}'}"))
+    return problems
+
+
+def validate(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """What `asl rules validate` reports for the request's draft over its stack."""
+    from engine.errors import PackError
+    from engine.loader import load_pack
+    from engine.validate import validate_pack
+
+    draft = Path(request["draft"])
+    stack = [(layer, directory) for layer, directory in request["stack"]]
+    problems = _expansion_problems(draft) or _name_problems(request, draft)
+    if problems:
+        return problems
+    try:
+        found = validate_pack(load_pack([*(Path(d) for _, d in stack), draft]))
+    except PackError as exc:
+        found = exc.problems
+    label = _labeller(draft, stack)
+    return [_problem(label(p.file), p.line, p.code, label(p.message)) for p in found]
+
+
+def main(argv: Sequence[str]) -> int:
+    """The child: lower the limits, read the request, print the problems as JSON."""
+    memory, cpu = int(argv[0]), int(argv[1])
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+    json.dump(validate(json.load(sys.stdin)), sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

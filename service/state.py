@@ -1,0 +1,90 @@
+"""What one worker process holds while it serves: the database, the record, the rate
+limiter, a private working directory, and the active pack stack loaded once per
+version of it.
+
+The working directory (mode 0700, removed at shutdown) is where stored packs are written
+out for the loader and where uploads are validated; nothing in it is ever served.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from batch.stack import layer_version
+from engine.loader import BUILTIN_PACK, builtin_pack_dir, load_pack
+from engine.model import Pack
+from service.auth import RateLimiter
+from service.config import ServiceConfig
+from store import packs
+from store.db import connect
+from store.record import Store
+
+
+@dataclass(frozen=True)
+class LoadedStack:
+    """The active stack as stored, its directories, and the pack loaded from them."""
+
+    packs: tuple[packs.StoredPack, ...]
+    dirs: tuple[Path, ...]
+    pack: Pack
+
+    def layer_dir(self, layer: str) -> Path | None:
+        """The directory of the stacked pack called `layer`."""
+        for stored, directory in zip(self.packs, self.dirs, strict=True):
+            if stored.name == layer:
+                return directory
+        return None
+
+
+@dataclass
+class ServiceState:
+    """Per-process state, on `app.state.asl`."""
+
+    config: ServiceConfig
+    engine: Engine
+    workdir: Path
+    limiter: RateLimiter | None
+    base: packs.StoredPack
+    _loaded: LoadedStack | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def open(cls, config: ServiceConfig) -> ServiceState:
+        """Connect (checking the schema) and make the private working directory."""
+        engine = connect(config.db_url)
+        workdir = Path(tempfile.mkdtemp(prefix="asl-serve-"))
+        limiter = RateLimiter(config.rate_limit) if config.rate_limit else None
+        base = builtin_pack_dir()
+        return cls(config, engine, workdir, limiter,
+                   packs.installed_base(BUILTIN_PACK, layer_version(base), base))
+
+    def close(self) -> None:
+        self.engine.dispose()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    @property
+    def store(self) -> Store:
+        return Store(self.engine)
+
+    def active_packs(self) -> list[packs.StoredPack]:
+        """The active stack as stored now: the base pack, then the overlays."""
+        with self.engine.connect() as conn:
+            return packs.active(conn, self.base)
+
+    def loaded_stack(self) -> LoadedStack:
+        """The active stack, loaded; loaded again only when it has changed."""
+        stored = tuple(self.active_packs())
+        with self._lock:
+            loaded = self._loaded
+            if loaded is None or [(p.name, p.version) for p in loaded.packs] \
+                    != [(p.name, p.version) for p in stored]:
+                dirs = tuple(packs.materialize(p, self.workdir / "packs") for p in stored)
+                loaded = LoadedStack(stored, dirs, load_pack(dirs))
+                self._loaded = loaded
+            return loaded

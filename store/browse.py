@@ -1,0 +1,51 @@
+"""Browsing the record a page at a time: the newest assessment of each model, filtered
+and counted in the database (a portfolio of 100,000 models is never read whole to show
+fifty of them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.engine import Engine
+
+from store.record import SUMMARY_COLUMNS, A, Summary
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What to keep: an ASL, a decision, a framework (the base pack's name: `rsp-2.1`
+    also matches results of `rsp-2.1+acme-lab`), and text the model id contains (any
+    case)."""
+
+    asl: str | None = None
+    decision: str | None = None
+    framework: str | None = None
+    q: str | None = None
+
+
+def _latest(filters: Filters) -> Select:
+    newest = select(func.max(A.c.id)).group_by(A.c.model_id)
+    query = select(*SUMMARY_COLUMNS).where(A.c.id.in_(newest))
+    if filters.asl is not None:
+        query = query.where(A.c.asl == filters.asl)
+    if filters.decision is not None:
+        query = query.where(A.c.decision == filters.decision)
+    if filters.framework is not None:
+        query = query.where(A.c.framework == filters.framework)
+    if filters.q:
+        query = query.where(func.lower(A.c.model_id).contains(filters.q.lower(),
+                                                              autoescape=True))
+    return query
+
+
+def latest_page(engine: Engine, filters: Filters, limit: int, offset: int
+                ) -> tuple[list[Summary], int]:
+    """One page of the newest assessment of every model that passes `filters`, by model
+    id, and how many pass in all."""
+    query = _latest(filters)
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+        rows = conn.execute(query.order_by(A.c.model_id).limit(limit).offset(offset)
+                            ).mappings().all()
+    return [Summary(**row) for row in rows], int(total)

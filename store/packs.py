@@ -1,0 +1,153 @@
+"""Overlay packs kept in the database: drafts awaiting review, and the active stack.
+
+A pack is its files (`pack.yaml`, `rules/*.yaml`, `tests/*.yaml`) as text, stored in
+the database rather than on a disk the server could be made to serve, with its version
+as the caller computed it (the service uses batch.stack.layer_version, the version every
+result's pack stack records). The active stack is the built-in base pack and the
+activated overlays in activation order; both the service and the command line read it
+from here, and `materialize` writes a stored pack into a directory of the caller's
+(private to it) for the loader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from store.audit import canonical_json
+from store.service_tables import ActivePack, PackDraft
+
+FILE_NAME = re.compile(r"pack\.yaml|(rules|tests)/[a-z0-9][a-z0-9_.-]*\.yaml")  # fullmatch
+MAX_FILES = 200
+DRAFT, ACTIVE, BASE = "draft", "active", "base"
+
+DR = PackDraft.__table__  # type: ignore[attr-defined]
+AC = ActivePack.__table__  # type: ignore[attr-defined]
+
+
+def read_pack_files(directory: Path) -> dict[str, str]:
+    """A pack directory's own files, by their names inside it."""
+    names = ["pack.yaml", *(f"{sub}/{p.name}" for sub in ("rules", "tests")
+                            for p in sorted((directory / sub).glob("*.yaml")))]
+    return {name: (directory / name).read_text(encoding="utf-8") for name in names
+            if (directory / name).is_file()}
+
+
+@dataclass(frozen=True)
+class StoredPack:
+    """A pack of the stack or a draft: its files and who did what with it."""
+
+    name: str
+    version: str
+    state: str  # base | active | draft
+    files: dict[str, str]
+    uploaded_by: str | None = None
+    uploaded_at: str | None = None
+    activated_by: str | None = None
+    activated_at: str | None = None
+    position: int | None = None  # place in the active stack (the base is 0)
+    directory: Path | None = None  # where an installed base pack's files are
+
+
+    def summary(self) -> dict[str, Any]:
+        """What GET /v1/packs shows of it (no file contents)."""
+        return {"name": self.name, "version": self.version, "state": self.state,
+                "uploader": self.uploaded_by, "uploaded_at": self.uploaded_at,
+                "activated_by": self.activated_by, "activated_at": self.activated_at,
+                "position": self.position, "files": sorted(self.files)}
+
+
+def installed_base(name: str, version: str, directory: Path) -> StoredPack:
+    """The base pack installed in `directory` (the built-in one: the engine knows where),
+    at the bottom of every stack."""
+    return StoredPack(name, version, BASE, read_pack_files(directory), position=0,
+                      directory=directory)
+
+
+def active(conn: Connection, base: StoredPack) -> list[StoredPack]:
+    """The active stack: `base`, then each active overlay in activation order."""
+    rows = conn.execute(select(AC).order_by(AC.c.position)).mappings().all()
+    return [base, *(StoredPack(r["name"], r["version"], ACTIVE, dict(r["files"]),
+                                      r["uploaded_by"], r["uploaded_at"], r["activated_by"],
+                                      r["activated_at"], r["position"]) for r in rows)]
+
+
+def drafts(conn: Connection) -> list[StoredPack]:
+    """Every draft, by name."""
+    rows = conn.execute(select(DR).order_by(DR.c.name)).mappings().all()
+    return [_draft(r) for r in rows]
+
+
+def draft(conn: Connection, name: str) -> StoredPack | None:
+    """The draft called `name`, if there is one."""
+    row = conn.execute(select(DR).where(DR.c.name == name)).mappings().first()
+    return _draft(row) if row else None
+
+
+def _draft(row: Any) -> StoredPack:
+    return StoredPack(row["name"], row["version"], DRAFT, dict(row["files"]),
+                      row["uploaded_by"], row["uploaded_at"])
+
+
+def save_draft(conn: Connection, name: str, version: str, files: Mapping[str, str],
+               person: str, stamp: str) -> StoredPack:
+    """Store `files` as the draft `name` at `version` (replacing an earlier draft of that
+    name)."""
+    conn.execute(delete(DR).where(DR.c.name == name))
+    conn.execute(insert(DR), {"name": name, "version": version, "files": dict(files),
+                              "uploaded_by": person, "uploaded_at": stamp})
+    return StoredPack(name, version, DRAFT, dict(files), person, stamp)
+
+
+def activate(conn: Connection, pending: StoredPack, person: str, stamp: str) -> StoredPack:
+    """Put the draft `pending` in force: in its old place if a version of it is already
+    active, else on top of the stack; the draft is then gone."""
+    place = conn.execute(select(AC.c.position).where(AC.c.name == pending.name)).scalar()
+    values = {"version": pending.version, "files": pending.files,
+              "uploaded_by": pending.uploaded_by, "uploaded_at": pending.uploaded_at,
+              "activated_by": person, "activated_at": stamp}
+    if place is None:
+        place = (conn.execute(select(func.max(AC.c.position))).scalar() or 0) + 1
+        conn.execute(insert(AC), {"name": pending.name, "position": place, **values})
+    else:
+        conn.execute(update(AC).where(AC.c.name == pending.name).values(**values))
+    conn.execute(delete(DR).where(DR.c.name == pending.name))
+    return StoredPack(pending.name, pending.version, ACTIVE, pending.files,
+                      pending.uploaded_by, pending.uploaded_at, person, stamp, place)
+
+
+def materialize(pack: StoredPack, root: Path) -> Path:
+    """The directory holding `pack`'s files under `root` (written once, then reused); the
+    base pack is its own installed directory. Every file name is checked
+    against FILE_NAME, so a stored name can never reach outside the directory."""
+    if pack.directory is not None:
+        return pack.directory
+    # Named by all of its files: a version may leave some out (tests, for one).
+    target = root / f"{pack.name}-{hashlib.sha256(canonical_json(pack.files)).hexdigest()[:32]}"
+    if target.is_dir():
+        return target
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=".staging-"))
+    for name, text in pack.files.items():
+        if not FILE_NAME.fullmatch(name):
+            raise ValueError(f"pack {pack.name}: file name {name!r} is not allowed")
+        path = staging / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    try:
+        os.rename(staging, target)
+    except OSError:  # another thread wrote the same version first
+        shutil.rmtree(staging, ignore_errors=True)
+        if not target.is_dir():
+            raise
+    return target

@@ -1,0 +1,137 @@
+"""Running the real service for tests: `asl serve` as a subprocess on a free loopback
+port, called with httpx, and tokens made through the store as `asl tokens create`
+makes them.
+
+`module_database` gives a test module its own database (a SQLite file, or a fresh
+database on the session's throwaway PostgreSQL server), so a server started once per
+module is shared by that module's tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from store import tokens
+from store.db import connect
+
+ASL = str(Path(sys.executable).with_name("asl"))
+REPO = Path(__file__).resolve().parents[1]
+START_TIMEOUT_S = 90
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_asl(*args: str, env: dict[str, str] | None = None, timeout: float = 300
+            ) -> subprocess.CompletedProcess[str]:
+    """`asl ARGS...` as a subprocess, output captured."""
+    return subprocess.run([ASL, *args], capture_output=True, text=True, timeout=timeout,
+                          check=False, env={**os.environ, **(env or {})}, cwd=REPO)
+
+
+@dataclass
+class Server:
+    """A running `asl serve`."""
+
+    db_url: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, role: str | None = None, token: str | None = None) -> httpx.Client:
+        """A client sending the token of `role` (made on first use) or `token`."""
+        if role is not None:
+            token = self.token(role)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=120)
+
+    def token(self, role: str, person: str | None = None) -> str:
+        """A live token of `role` held by `person` (default: a person per role)."""
+        key = f"{role}:{person}"
+        if key not in self.tokens:
+            self.tokens[key] = make_token(self.db_url, role, person or f"{role}-person")
+        return self.tokens[key]
+
+    def log_text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> int:
+        """SIGTERM, and the exit status once it has shut down."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return int(self.proc.returncode)
+
+
+def make_token(db_url: str, role: str, person: str, expires_days: int | None = None) -> str:
+    engine = connect(db_url)
+    try:
+        text, _ = tokens.create(engine, f"t-{uuid.uuid4().hex[:10]}", role, person,
+                                expires_days)
+    finally:
+        engine.dispose()
+    return text
+
+
+def start_server(db_url: str, log: Path, *options: str, env: dict[str, str] | None = None
+                 ) -> Server:
+    """Start `asl serve --db db_url OPTIONS` and wait until /health answers."""
+    port = free_port()
+    with log.open("wb") as out:
+        proc = subprocess.Popen([ASL, "serve", "--db", db_url, "--port", str(port), *options],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                                env={**os.environ, **(env or {})})
+    server = Server(db_url, port, proc, log)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"asl serve exited with {proc.returncode}:\n{server.log_text()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{server.url}/health", timeout=2).status_code in (200, 503):
+                return server
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"asl serve did not answer in {START_TIMEOUT_S} s:\n{server.log_text()}")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                    ) -> Iterator[str]:
+    """A new, empty database for one test module, on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('service')}/asl.db"
+        return
+    server = request.getfixturevalue("postgres_server")
+    name = f"asl_service_{uuid.uuid4().hex[:12]}"
+    with server.connect_admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.url(name)
+    finally:
+        with server.connect_admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
