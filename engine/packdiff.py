@@ -17,7 +17,8 @@ from engine.assess import assess_portfolio, vocabulary
 from engine.casetest import show_value
 from engine.evaluator import Evaluator
 from engine.evidence import load_evidence
-from engine.model import Conclusion, Condition, Kind, Pack, Rule
+from engine.model import Kind, Pack
+from engine.ruletext import rule_parts
 
 RULE_PARTS = ("title", "cite", "because", "when", "then", "replaces", "rationale", "pack")
 NOT_COMPARED = ("model", "pack")  # contract keys that always differ or never do
@@ -63,33 +64,6 @@ class PackDiff:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def condition_text(cond: Condition) -> str:
-    """`match evaluation as e where purpose == 'rule_in'`: one condition on one line."""
-    text = f"{'none' if cond.negated else 'match'} {cond.kind}"
-    if cond.name != cond.kind:
-        text += f" as {cond.name}"
-    if cond.tests:
-        text += " where " + ", ".join(t.text() for t in cond.tests)
-    return text
-
-
-def conclusion_text(concl: Conclusion) -> str:
-    """`signal {capability: e.capability, value: 'crossed'}`: one conclusion on one line."""
-    return f"{concl.kind} {{" + ", ".join(f"{f}: {o.text()}" for f, o in concl.values) + "}"
-
-
-def rule_parts(rule: Rule) -> dict[str, list[str]]:
-    """A rule as comparable lines per part (absent optional parts are empty)."""
-    return {
-        "title": [rule.title], "cite": [rule.cite], "because": [rule.because],
-        "when": [condition_text(c) for c in rule.conditions],
-        "then": [conclusion_text(c) for c in rule.conclusions],
-        "replaces": [rule.replaces] if rule.replaces else [],
-        "rationale": [rule.rationale] if rule.rationale else [],
-        "pack": [rule.pack],
-    }
 
 
 def _changes(before: dict[str, list[str]], after: dict[str, list[str]]) -> list[Change]:
