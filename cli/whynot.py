@@ -19,16 +19,14 @@ import click
 from cli.options import (
     EXIT_FAILED,
     EXIT_REJECTED,
-    assess_loaded,
+    assess_inputs,
     choose_model,
     dumps,
     fail,
     load_evaluator,
     pack_option,
 )
-from engine.assess import vocabulary
 from engine.diagnose import FAILED_TEST
-from engine.evidence import load_evidence
 from engine.ruletext import cite_text
 from knowledge_graph.explain import describe_values
 from knowledge_graph.report import provenance
@@ -67,9 +65,8 @@ def why_not_command(file: str, target: str, model_id: str | None, fmt: str,
         parsed = parse_target(target, evaluator.pack)
     except TargetError as exc:
         fail(str(exc), EXIT_REJECTED)
-    loaded = load_evidence([file], vocabulary(evaluator.pack), stdin=sys.stdin)
-    assessments, errors = assess_loaded(evaluator, loaded)
-    chosen = choose_model(assessments, model_id, file)
+    run = assess_inputs([file], packs)
+    chosen = choose_model(run.assessments, model_id, file)
     report = why_not(chosen, parsed, provenance(chosen))
     if fmt == "json":
         click.echo(dumps(report, default=str))
@@ -77,7 +74,7 @@ def why_not_command(file: str, target: str, model_id: str | None, fmt: str,
         click.echo(render_text(report), nl=False)
     if report["inconsistencies"]:
         sys.exit(EXIT_FAILED)
-    if errors:
+    if run.rejected:
         sys.exit(EXIT_REJECTED)
 
 

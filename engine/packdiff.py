@@ -13,15 +13,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.assess import assess_portfolio, vocabulary
+from engine.api import assess
 from engine.casetest import show_value
+from engine.contract import KeyChange, contract_changes
 from engine.evaluator import Evaluator
-from engine.evidence import load_evidence
 from engine.model import Kind, Pack
 from engine.ruletext import rule_parts
 
 RULE_PARTS = ("title", "cite", "because", "when", "then", "replaces", "rationale", "pack")
-NOT_COMPARED = ("model", "pack")  # contract keys that always differ or never do
 
 
 @dataclass(frozen=True)
@@ -137,15 +136,6 @@ def diff_packs(old: Pack, new: Pack) -> PackDiff:
 # --- a portfolio assessed with both packs ------------------------------------------------
 
 
-@dataclass(frozen=True)
-class KeyChange:
-    """A contract key of one model whose value differs between the packs."""
-
-    key: str  # dotted: `required.security`, `thresholds.CBRN-3`
-    old: Any
-    new: Any
-
-
 @dataclass
 class PortfolioChanges:
     """Per model, the contract keys that change; models assessed by only one pack; and
@@ -162,39 +152,20 @@ class PortfolioChanges:
         return asdict(self)
 
 
-def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, sub in value.items():
-            if not prefix and key in NOT_COMPARED:
-                continue
-            out.update(_leaves(sub, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): value}
-
-
-def output_changes(old: dict[str, Any], new: dict[str, Any]) -> list[KeyChange]:
-    """The contract keys (leaf by leaf) whose values differ, sorted by key."""
-    before, after = _leaves(old), _leaves(new)
-    return [KeyChange(k, before.get(k), after.get(k))
-            for k in sorted(before.keys() | after.keys()) if before.get(k) != after.get(k)]
-
-
 def portfolio_changes(old: Evaluator, new: Evaluator, paths: Sequence[str]
                       ) -> PortfolioChanges:
     """Assess the evidence in `paths` with both packs and compare model by model."""
     sides = []
     for evaluator in (old, new):
-        loaded = load_evidence(paths, vocabulary(evaluator.pack))
-        assessments, failed = assess_portfolio(evaluator, loaded.documents)
-        sides.append(({a.model: a.output for a in assessments},
-                      [str(e) for e in sorted([*loaded.errors, *failed])]))
+        run = assess(paths, evaluator=evaluator)
+        sides.append(({a.model: a.output for a in run.assessments},
+                      [str(e) for e in run.rejected]))
     (before, rejected_old), (after, rejected_new) = sides
     result = PortfolioChanges(rejected_old=rejected_old, rejected_new=rejected_new,
                               only_old=sorted(before.keys() - after.keys()),
                               only_new=sorted(after.keys() - before.keys()))
     for model in sorted(before.keys() & after.keys()):
-        changes = output_changes(before[model], after[model])
+        changes = sorted(contract_changes(before[model], after[model]), key=lambda c: c.key)
         if changes:
             result.models[model] = changes
         else:
