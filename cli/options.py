@@ -80,7 +80,8 @@ def assess_inputs(sources: Sequence[str], packs: Sequence[str]) -> AssessmentRun
     """Assess the evidence `sources` name (`-`: standard input) with the pack stack, and
     print every rejection (of the input, or of a model the portfolio could not assess)
     to standard error, one line each; a pack error exits 1."""
-    run = assess(sources, evaluator=load_evaluator(packs), stdin=sys.stdin)
+    run = assess(sources, evaluator=load_evaluator(packs), stdin=sys.stdin,
+                 keep_inputs=False)
     report(run.rejected)
     return run
 

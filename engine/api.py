@@ -62,17 +62,19 @@ class AssessmentRun:
     `assessments`: every model assessed, sorted by model id, each with its derivation;
     `rejected`: every problem, sorted: the input's own (`load_errors`) and the models that
     could not be assessed (a failed assessment, or a reference to a model that could not
-    be assessed); `documents`: the accepted documents in load order, each with its raw
-    data (`raw`). `single` says whether the input was one model document (not a
-    portfolio, a directory or several sources): a JSON caller prints an object then,
-    not an array.
+    be assessed); `models`: the ids of the accepted documents in load order;
+    `documents`: those documents, each with its raw data (`raw`), unless the run was
+    made without `keep_inputs`. `single` says whether the input was one model document
+    (not a portfolio, a directory or several sources): a JSON caller prints an object
+    then, not an array.
     """
 
     evaluator: Evaluator
-    documents: list[LoadedDocument]
     assessments: list[Assessment]
     rejected: list[InputError]
     load_errors: list[InputError] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    documents: list[LoadedDocument] = field(default_factory=list)
     single: bool = False
     references: References | None = None
 
@@ -80,7 +82,7 @@ class AssessmentRun:
         """The assessments in the order their documents came in (a service answers a
         request's portfolio in its own order)."""
         done = {a.model: a for a in self.assessments}
-        return [done[m] for d in self.documents if (m := d.document.model.id) in done]
+        return [done[m] for m in self.models if m in done]
 
     def assessment(self, model: str) -> Assessment | None:
         """The assessment of `model`, if it was assessed."""
@@ -88,25 +90,36 @@ class AssessmentRun:
 
     def raw(self, model: str) -> object:
         """The raw data (as parsed, before validation) of `model`'s document."""
-        return next(d.raw for d in self.documents if d.document.model.id == model)
+        for loaded in self.documents:
+            if loaded.document.model.id == model:
+                return loaded.raw
+        raise KeyError(model if self.documents or not self.models
+                       else f"{model}: the run was made without keep_inputs")
 
 
 def assess(sources: Sequence[Source], packs: Sequence[str | Path] = (), *,
            evaluator: Evaluator | None = None, stdin: TextIO | None = None,
-           references: References | None = None) -> AssessmentRun:
+           references: References | None = None, keep_inputs: bool = True
+           ) -> AssessmentRun:
     """Load the pack stack (the built-in pack with `packs` over it, or `evaluator` when
     given: a pack compiled by the caller), load and validate the evidence in `sources`
     (paths, `-` read from `stdin`, or `Body`s), and assess every accepted model in
-    lineage order."""
+    lineage order. Without `keep_inputs` the run does not hold on to the documents and
+    their raw data: a caller that only reads the results (`asl assess` of a large
+    portfolio) saves that memory; a what-if needs them."""
+    if evaluator is not None and packs:
+        raise ValueError("give the pack stack as packs or as a compiled evaluator, not both")
     evaluator = evaluator if evaluator is not None else evaluator_for(packs)
-    loaded = load_evidence(sources, vocabulary(evaluator.pack), stdin=stdin)
+    loaded = load_evidence(sources, vocabulary(evaluator.pack), stdin=stdin,
+                           keep_raw=keep_inputs)
     assessments, failed = assess_documents(evaluator, loaded.documents, loaded.errors,
                                            references)
     single = (len(sources) == 1 and len(loaded.documents) == 1
               and loaded.documents[0].where == ""
               and (isinstance(sources[0], Body) or not Path(sources[0]).is_dir()))
-    return AssessmentRun(evaluator, loaded.documents, assessments,
-                         sorted([*loaded.errors, *failed]), loaded.errors, single, references)
+    return AssessmentRun(evaluator, assessments, sorted([*loaded.errors, *failed]),
+                         loaded.errors, [d.document.model.id for d in loaded.documents],
+                         loaded.documents if keep_inputs else [], single, references)
 
 
 def assess_documents(evaluator: Evaluator, documents: Sequence[LoadedDocument],

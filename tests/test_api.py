@@ -7,6 +7,7 @@ import json
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
+import pytest
 from helpers import EXAMPLES
 
 from engine.api import AssessmentRun, Body, ReferenceInfo, assess
@@ -49,6 +50,11 @@ def test_one_document_is_single_and_keeps_its_raw_data() -> None:
     raw = run.raw("larkspur-kite-4")
     assert isinstance(raw, dict) and raw == load_yaml(GAP.read_text(encoding="utf-8"))
     assert assess([str(GAP)]).single and not assess([str(EXAMPLES)]).single
+    lean = assess([str(GAP)], keep_inputs=False)
+    assert lean.documents == [] and lean.models == ["larkspur-kite-4"] and lean.single
+    assert documents(lean) == documents(run)
+    with pytest.raises(KeyError, match="without keep_inputs"):
+        lean.raw("larkspur-kite-4")
 
 
 def test_a_bad_body_is_reported_under_its_name() -> None:
