@@ -1,9 +1,10 @@
 """A batch run: every model of a portfolio, in lineage order, committed as it arrives.
 
-Models are taken in lineage generations (networkx topological generations over
-`last_comprehensive_assessment` references): a model is assessed only after the model it
-references, whose determination and compute it may carry over, whether that model is in
-this portfolio or already in the record. A model whose input (evidence and what it
+Models are taken in lineage generations (`engine.lineage`): a model is assessed only
+after the models it references, whose determination and compute it may carry over,
+whether that model is in this portfolio or already in the record; a model referencing a
+portfolio model that could not be assessed is not assessed either. A model whose input
+(evidence and what it
 carries over) and pack version match its newest stored assessment is skipped unless
 forced; so a batch killed at any moment, by SIGKILL included, resumes by being run again.
 So is a model whose newest result was made with another stack of packs (batch.stack),
@@ -27,7 +28,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 import orjson
 
 from batch.executors import Executor
@@ -36,6 +36,7 @@ from batch.work import Entry, Failed, Job, contract_digest, digest, input_hash
 from engine.assess import ReferenceInfo
 from engine.errors import InputError
 from engine.evidence import LoadedDocument, Vocabulary, parse_document
+from engine.lineage import Gate, Lineage
 from engine.model import Pack
 from knowledge_graph.compare import contract_values, value_changes
 from store.record import Layer, NewAssessment, Store, Summary
@@ -132,35 +133,41 @@ class Batch:
                              rejected=list(rejected))
         by_id = {e.model: e for e in entries}
         previous = self.store.latest(by_id)
-        outside = {e.reference for e in entries
-                   if e.reference is not None and e.reference not in by_id}
-        stored_refs = self._stored_references(outside)
-        for generation in _generations(by_id):
+        gate = Gate((e.links for e in entries), report.rejected)
+        stored_refs = self._stored_references(gate.outside())
+        for generation in gate.generations():
             for start in range(0, len(generation), WINDOW):
                 jobs = []
                 for model in generation[start:start + WINDOW]:
                     job = self._job(by_id[model], by_id, report, stored_refs, previous,
-                                    force, must_run)
+                                    force, must_run, gate)
                     if job is not None:
                         jobs.append(job)
-                self._execute(jobs, report, previous)
+                self._execute(jobs, report, previous, gate)
         self.store.finish_batch(batch_id, report.assessed, report.skipped,
                                 len(report.rejected))
         return report
 
     def _job(self, entry: Entry, by_id: dict[str, Entry],
              report: BatchReport, stored_refs: dict[str, ReferenceInfo],
-             previous: dict[str, Summary], force: bool, must_run: set[str] | None
-             ) -> Job | None:
+             previous: dict[str, Summary], force: bool, must_run: set[str] | None,
+             gate: Gate) -> Job | None:
         """The job for one model, or None when it is rejected or skipped as unchanged
         (either is recorded in the report)."""
         model = entry.model
-        ref, problem = self._reference_info(entry, by_id, report, stored_refs)
+        problem = gate.stop(model)
         if problem is not None:
             report.rejected.append(problem)
             self.progress(1)
             return None
-        job = Job(entry, ref, input_hash(orjson.loads(entry.body), ref))
+        ref = entry.reference
+        if ref is None:
+            ref_info = None
+        elif ref in by_id:
+            ref_info = ReferenceInfo(by_id[ref].compute, report.outcomes[ref].asl)
+        else:
+            ref_info = stored_refs.get(ref)
+        job = Job(entry, ref_info, input_hash(orjson.loads(entry.body), ref_info))
         last = previous.get(model)
         if must_run is not None:
             unchanged = (model not in must_run and last is not None
@@ -176,7 +183,7 @@ class Batch:
         return job
 
     def _execute(self, jobs: list[Job], report: BatchReport,
-                 previous: dict[str, Summary]) -> None:
+                 previous: dict[str, Summary], gate: Gate) -> None:
         """Run one generation's jobs, committing results as they arrive: a worker's chunk
         in one transaction, so a batch stopped at any moment keeps whole results only."""
         if not jobs:
@@ -199,9 +206,10 @@ class Batch:
                                               for layer in before.pack_stack)] += 1
             for done in results:
                 if isinstance(done, Failed):
-                    report.rejected.append(InputError(done.job.entry.file,
-                                                      done.job.entry.where,
-                                                      f"assessment failed: {done.reason}"))
+                    failure = InputError(done.job.entry.file, done.job.entry.where,
+                                         f"assessment failed: {done.reason}", done.model_id)
+                    report.rejected.append(failure)
+                    gate.failed(failure)
             self.progress(len(results))
 
     def _contract_hashes(self, summaries: Iterable[Summary]) -> dict[int, str]:
@@ -223,23 +231,6 @@ class Batch:
                     .get("effective_compute_flop"), s.asl)
                 for model, s in latest.items()}
 
-    @staticmethod
-    def _reference_info(entry: Entry, by_id: dict[str, Entry], report: BatchReport,
-                        stored: dict[str, ReferenceInfo]
-                        ) -> tuple[ReferenceInfo | None, InputError | None]:
-        ref = entry.reference
-        if ref is None:
-            return None, None
-        if ref in by_id:
-            outcome = report.outcomes.get(ref)
-            if outcome is None:
-                where = f"{entry.where}." if entry.where else ""
-                return None, InputError(entry.file,
-                                        f"{where}model.last_comprehensive_assessment.model",
-                                        f"references {ref!r}, which could not be assessed")
-            return ReferenceInfo(by_id[ref].compute, outcome.asl), None
-        return stored.get(ref), None
-
     def reassess(self, vocabulary: Vocabulary, force: bool = False) -> BatchReport:
         """Re-run the stored models whose newest result could depend on rules that
         differ from this pack's (or every stored model made with another pack version,
@@ -259,11 +250,7 @@ class Batch:
                 continue
             docs[model] = Entry.of(LoadedDocument(doc, f"stored:{model}", ""))
         # Everything downstream of an affected model may carry over a changed result.
-        lineage = _lineage(docs)
-        wanted = set(affected)
-        for model in affected:
-            if model in lineage:
-                wanted |= nx.descendants(lineage, model)
+        wanted = Lineage(entry.links for entry in docs.values()).downstream(affected)
         chosen = [docs[m] for m in sorted(wanted) if m in docs]
         # Unaffected descendants are skipped again if what they carry over is unchanged.
         return self.run(chosen, ["--reassess"], force=False, rejected=report_rejected,
@@ -295,21 +282,6 @@ class Batch:
                         or any(needs <= present.get(summary.id, set()) for needs in new)):
                     affected.add(summary.model_id)
         return affected
-
-
-def _lineage(by_id: dict[str, Entry]) -> nx.DiGraph:
-    """Models, with an edge from each to every model of `by_id` that references it."""
-    graph = nx.DiGraph()
-    graph.add_nodes_from(by_id)
-    for model, entry in by_id.items():
-        if entry.reference is not None and entry.reference in by_id:
-            graph.add_edge(entry.reference, model)
-    return graph
-
-
-def _generations(by_id: dict[str, Entry]) -> list[list[str]]:
-    """Model ids in lineage generations: each after every generation it references."""
-    return [sorted(generation) for generation in nx.topological_generations(_lineage(by_id))]
 
 
 def _outcome(summary: Summary, skipped: bool, before: Summary | None) -> Outcome:

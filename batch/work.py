@@ -30,6 +30,7 @@ from engine.assess import (
 )
 from engine.errors import AssessmentError
 from engine.evidence import LoadedDocument, ModelDocument, parse_document
+from engine.lineage import Links
 from knowledge_graph.compare import contract_values
 from knowledge_graph.provenance import dump, edge_rows, kinds
 from knowledge_graph.report import assessment_document, provenance
@@ -85,6 +86,12 @@ class Entry:
     where: str
     body: bytes  # the document as submitted, as JSON with keys sorted
     evidence_hash: str
+    predecessor: str | None = None  # for lineage order, and stopping what follows a failure
+
+    @property
+    def links(self) -> Links:
+        """Its references, for `engine.lineage`."""
+        return Links(self.model, self.predecessor, self.reference, self.file, self.where)
 
     @classmethod
     def of(cls, loaded: LoadedDocument) -> Entry:
@@ -94,7 +101,7 @@ class Entry:
         body = orjson.dumps(evidence_body(loaded.document), option=orjson.OPT_SORT_KEYS)
         return cls(model.id, lca.model if lca is not None and lca.model != model.id else None,
                    model.effective_compute_flop, loaded.file, loaded.where, body,
-                   _sha256(body))
+                   _sha256(body), model.predecessor)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,6 @@ printed). Errors go to standard error, one line each, without tracebacks.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,43 +17,22 @@ from rich.text import Text
 
 from cli.options import (
     EXIT_REJECTED,
-    assess_loaded,
+    assess_inputs,
     choose_model,
     dumps,
     fail,
-    load_evaluator,
     pack_option,
 )
 from cli.rules import rules
 from cli.store_options import check_assessment, db_option, open_store, stored_history
 from cli.whatif import impact, what_if
-from engine.assess import Assessment, tune_for_throughput, vocabulary
+from engine.assess import tune_for_throughput
 from engine.errors import InputError
-from engine.evidence import load_evidence
 from knowledge_graph.explain import render_rich, render_text, why_tree
 from knowledge_graph.export import BINARY_FORMATS, GRAPH_FORMATS, GraphvizError, explained, export
 from knowledge_graph.provenance import UnknownConclusion, find_conclusion
 from knowledge_graph.provenance import load as load_graph
 from knowledge_graph.report import assessment_document, provenance, summary_text
-
-
-@dataclass
-class Outcome:
-    """What one command's assessments produced: results and rejected input."""
-
-    assessments: list[Assessment] = field(default_factory=list)
-    errors: list[InputError] = field(default_factory=list)
-    portfolio: bool = False  # several models, or a portfolio form: print a JSON array
-
-
-def _assess(paths: Sequence[str], packs: Sequence[str]) -> Outcome:
-    """Load the packs and the evidence, assess everything, and report rejections."""
-    evaluator = load_evaluator(packs)
-    loaded = load_evidence(paths, vocabulary(evaluator.pack), stdin=sys.stdin)
-    assessments, errors = assess_loaded(evaluator, loaded)
-    single = (len(paths) == 1 and not Path(paths[0]).is_dir() and len(loaded.documents) == 1
-              and loaded.documents[0].where == "")
-    return Outcome(assessments, errors, portfolio=not single)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -89,17 +66,17 @@ def assess(files: tuple[str, ...], fmt: str, packs: tuple[str, ...]) -> None:
       cat model.yaml | asl assess - --format jsonl
       asl assess --pack examples/packs/acme-lab examples/packs/acme-lab/example-model.yaml
     """
-    outcome = _assess(files, packs)
+    run = assess_inputs(files, packs)
     if fmt == "text":
-        click.echo("\n".join(summary_text(a.output) for a in outcome.assessments), nl=False)
+        click.echo("\n".join(summary_text(a.output) for a in run.assessments), nl=False)
     else:
-        documents = [assessment_document(a) for a in outcome.assessments]
+        documents = [assessment_document(a) for a in run.assessments]
         if fmt == "jsonl":
             for document in documents:
                 click.echo(dumps(document, indent=None))
-        elif documents or not outcome.errors:
-            click.echo(dumps(documents if outcome.portfolio else documents[0]))
-    if outcome.errors:
+        elif documents or not run.rejected:
+            click.echo(dumps(documents[0] if run.single else documents))
+    if run.rejected:
         sys.exit(EXIT_REJECTED)
 
 
@@ -156,9 +133,9 @@ def why(file: str, model_id: str | None, selector: str, fmt: str, output: str | 
     if file == "-" or Path(file).exists():
         if assessment_id is not None:
             raise click.UsageError("--assessment reads the record; give a MODEL id, not a file")
-        outcome = _assess([file], packs)
-        chosen = choose_model(outcome.assessments, model_id, file)
-        model, graph, errors = chosen.model, provenance(chosen), outcome.errors
+        run = assess_inputs([file], packs)
+        chosen = choose_model(run.assessments, model_id, file)
+        model, graph, errors = chosen.model, provenance(chosen), run.rejected
     else:
         model, graph = _stored(file, assessment_id, db)
     _explain(model, graph, selector, fmt, output, color)

@@ -3,7 +3,9 @@
 `pack_option` is the one `--pack` option (repeatable): each DIR is an overlay pack loaded
 over the built-in rsp-2.1 pack, in the order given; a pack whose pack.yaml says
 `standalone: true` is loaded without the built-in (it must come first). `load_evaluator`
-loads and compiles that stack once, or reports every pack problem and exits with 1.
+loads and compiles that stack once, or reports every pack problem and exits with 1;
+`assess_inputs` runs the engine's front door (`engine.api.assess`) on the command's
+evidence and prints every rejection.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from typing import Any, NoReturn
 
 import click
 
-from engine.assess import Assessment, assess_portfolio, evaluator_for
-from engine.errors import AssessmentError, InputError, PackError
+from engine.api import AssessmentRun, assess
+from engine.assess import Assessment, evaluator_for
+from engine.errors import InputError, PackError
 from engine.evaluator import Evaluator
-from engine.evidence import LoadResult
 
 EXIT_FAILED = 1
 EXIT_REJECTED = 2
@@ -74,16 +76,17 @@ def choose_model(assessments: Sequence[Assessment], model_id: str | None,
     return next(iter(models.values()))
 
 
-def assess_loaded(evaluator: Evaluator, loaded: LoadResult
-                  ) -> tuple[list[Assessment], list[InputError]]:
-    """Assess loaded evidence and print every rejection (of the input, or of a model the
-    portfolio could not assess) to standard error, one line each; an engine failure
-    exits 1."""
-    try:
-        assessments, failed = assess_portfolio(evaluator, loaded.documents)
-    except AssessmentError as exc:
-        fail(f"assessment failed: {exc}")
-    errors = sorted([*loaded.errors, *failed])
+def assess_inputs(sources: Sequence[str], packs: Sequence[str]) -> AssessmentRun:
+    """Assess the evidence `sources` name (`-`: standard input) with the pack stack, and
+    print every rejection (of the input, or of a model the portfolio could not assess)
+    to standard error, one line each; a pack error exits 1."""
+    run = assess(sources, evaluator=load_evaluator(packs), stdin=sys.stdin,
+                 keep_inputs=False)
+    report(run.rejected)
+    return run
+
+
+def report(errors: Sequence[InputError]) -> None:
+    """Print input errors to standard error, one line each, in the order given."""
     for error in errors:
         click.echo(str(error), err=True)
-    return assessments, errors

@@ -27,6 +27,7 @@ from engine.loader import load_pack, pack_stack
 from engine.model import Pack, Rule
 from engine.packdiff import PackDiff, PortfolioChanges, diff_packs, portfolio_changes
 from engine.reference import reference_markdown
+from engine.ruletext import rule_row
 from engine.scaffold import ScaffoldError, pack_yaml, scaffold
 from engine.strata import dependency_graph
 from engine.validate import validate_pack
@@ -93,9 +94,7 @@ def rules() -> None:
 
 
 def _rule_row(pack: Pack, rule: Rule) -> dict[str, Any]:
-    return {"id": rule.id, "title": rule.title, "cite": rule.cite,
-            "stratum": pack.stratum_of(rule.id), "pack": rule.pack,
-            "file": _rel(rule.file), "line": rule.line}
+    return {**rule_row(pack, rule), "file": _rel(rule.file)}
 
 
 @rules.command("list")

@@ -1,19 +1,18 @@
 """`asl what-if` and `asl impact`: what changes if the evidence changes, and what rests on it.
 
-Both are thin: they load the pack and the evidence, call `engine.whatif` or
-`knowledge_graph.impact`, and render. Exit status as for `asl assess`: 2 for a bad edit,
-an unknown id or rejected evidence (bad edits print nothing on standard output), 1 when
-the pack or the engine failed.
+Both are thin: they assess the evidence through the engine's front door, call
+`engine.whatif` or `knowledge_graph.impact`, and render. Exit status as for `asl
+assess`: 2 for a bad edit, an unknown id or rejected evidence (bad edits, and a model
+that could not be assessed, print nothing on standard output), 1 when the pack or the
+engine failed.
 """
 
 from __future__ import annotations
 
 import difflib
-import io
 import json
 import sys
 import textwrap
-from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -21,17 +20,19 @@ import networkx as nx
 
 from cli.options import (
     EXIT_REJECTED,
-    assess_loaded,
+    assess_inputs,
     dumps,
     fail,
     load_evaluator,
     pack_option,
+    report,
 )
-from engine.assess import Assessment, vocabulary
+from engine.api import assess
+from engine.contract import KeyChange, contract_changes
 from engine.errors import AssessmentError, InputError
-from engine.evidence import STDIN_NAME, LoadResult, load_evidence
+from engine.evidence import STDIN_NAME
 from engine.facts_id import render_value
-from engine.whatif import SET, UNSET, EditRejected, WhatIf, contract_changes, parse_edit
+from engine.whatif import SET, UNSET, EditRejected, WhatIf, parse_edit
 from engine.whatif import what_if as run_what_if
 from knowledge_graph.impact import (
     UnknownEvidence,
@@ -56,19 +57,13 @@ def _values(values: dict[str, Any]) -> str:
     return ", ".join(f"{k}={render_value(v)}" for k, v in sorted(values.items()))
 
 
-def _report(errors: Sequence[InputError]) -> None:
-    for error in errors:
-        click.echo(str(error), err=True)
-
-
-def _load(paths: Sequence[str], packs: Sequence[str]) -> tuple[Any, LoadResult, str | None]:
-    """The evaluator, the loaded evidence and, for `-`, the standard input's text (read
-    once: the what-if reads the document's raw data again)."""
-    evaluator = load_evaluator(packs)
-    text = sys.stdin.read() if "-" in paths else None
-    loaded = load_evidence(paths, vocabulary(evaluator.pack),
-                           stdin=io.StringIO(text) if text is not None else None)
-    return evaluator, loaded, text
+def _change(model: str, change: KeyChange) -> dict[str, Any]:
+    """A contract change as what-if prints it: `before` and `after`, and for a list
+    what was added and removed."""
+    out = {"model": model, "key": change.key, "before": change.old, "after": change.new}
+    if change.is_list:
+        out.update(added=change.added, removed=change.removed)
+    return out
 
 
 def _conclusion(graph: nx.DiGraph, node: str, **extra: Any) -> dict[str, Any]:
@@ -159,25 +154,27 @@ def what_if(file: str, model_id: str | None, sets: tuple[str, ...], unsets: tupl
             path = text.partition("=")[0] if option == SET else text
             bad.append(InputError(label, f"{option} {path}", str(exc)))
     if bad:
-        _report(bad)
+        report(bad)
         sys.exit(EXIT_REJECTED)
-    evaluator, loaded, text = _load([file], packs)
+    run = assess([file], evaluator=load_evaluator(packs), stdin=sys.stdin)
     try:
-        result = run_what_if(evaluator, loaded, edits, model_id, label, text)
+        result = run_what_if(run, edits, model_id, label)
     except EditRejected as exc:
-        _report([*loaded.errors, *exc.errors])
+        report([*run.load_errors, *exc.errors])
         sys.exit(EXIT_REJECTED)
     except AssessmentError as exc:
         fail(f"assessment failed: {exc}")
-    _report([*result.errors, *result.after_errors])
-    changes = []
-    for model in sorted(result.before.keys() & result.after.keys()):
-        changes += contract_changes(model, result.before[model].output,
-                                    result.after[model].output)
+    report([*result.errors, *result.after_errors])
+    if result.model not in result.before or result.model not in result.after:
+        sys.exit(EXIT_REJECTED)  # the model itself could not be assessed: said above
+    changes = [_change(model, change)
+               for model in sorted(result.before.keys() & result.after.keys())
+               for change in contract_changes(result.before[model].output,
+                                              result.after[model].output)]
     concluded = [c for model in sorted(result.before.keys() & result.after.keys())
                  for c in _conclusion_changes(result, model)]
     if fmt == "json":
-        after = result.after.get(result.model)
+        after = result.after[result.model]
         click.echo(dumps({
             "model": result.model,
             "edits": [{"option": e.option, "path": e.path, "value": e.value}
@@ -185,21 +182,13 @@ def what_if(file: str, model_id: str | None, sets: tuple[str, ...], unsets: tupl
             "changes": changes,
             "conclusion_changes": concluded,
             "affected": sorted({c["model"] for c in [*changes, *concluded]}),
-            "before": result.before[result.model].output if result.model in result.before
-            else None,
-            "after": assessment_document(after) if after is not None else None,
+            "before": result.before[result.model].output,
+            "after": assessment_document(after),
         }))
     else:
         click.echo(_render_whatif(result, changes, concluded), nl=False)
     if result.errors or result.after_errors:
         sys.exit(EXIT_REJECTED)
-
-
-def _assess_all(paths: Sequence[str], packs: Sequence[str]
-                ) -> tuple[Any, list[Assessment], list[InputError]]:
-    evaluator, loaded, _ = _load(paths, packs)
-    assessments, errors = assess_loaded(evaluator, loaded)
-    return evaluator, assessments, errors
 
 
 def _evidence_impact(G: nx.DiGraph, evidence_id: str) -> dict[str, Any]:
@@ -288,15 +277,16 @@ def impact(files: tuple[str, ...], evidence_id: str | None, rule_id: str | None,
     """
     if (evidence_id is None) == (rule_id is None):
         raise click.UsageError("give exactly one of --evidence ID or --rule RULE_ID")
-    evaluator, assessments, errors = _assess_all(files, packs)
-    G = portfolio_graph({a.model: provenance(a) for a in assessments},
+    run = assess_inputs(files, packs)
+    evaluator = run.evaluator
+    G = portfolio_graph({a.model: provenance(a) for a in run.assessments},
                         rule_reads(evaluator.pack.rules))
     if evidence_id is not None:
-        report = _evidence_impact(G, evidence_id)
-        text = _render_evidence(report)
+        found = _evidence_impact(G, evidence_id)
+        text = _render_evidence(found)
     else:
-        report = _rule_impact(G, evaluator, rule_id or "")
-        text = _render_rule(report)
-    click.echo(dumps(report) if fmt == "json" else text, nl=fmt == "json")
-    if errors:
+        found = _rule_impact(G, evaluator, rule_id or "")
+        text = _render_rule(found)
+    click.echo(dumps(found) if fmt == "json" else text, nl=fmt == "json")
+    if run.rejected:
         sys.exit(EXIT_REJECTED)

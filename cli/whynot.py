@@ -19,17 +19,15 @@ import click
 from cli.options import (
     EXIT_FAILED,
     EXIT_REJECTED,
-    assess_loaded,
+    assess_inputs,
     choose_model,
     dumps,
     fail,
     load_evaluator,
     pack_option,
 )
-from engine.assess import vocabulary
 from engine.diagnose import FAILED_TEST
-from engine.evidence import load_evidence
-from engine.loader import BUILTIN_PACK
+from engine.ruletext import cite_text
 from knowledge_graph.explain import describe_values
 from knowledge_graph.report import provenance
 from knowledge_graph.whynot import TargetError, parse_target, why_not
@@ -67,9 +65,8 @@ def why_not_command(file: str, target: str, model_id: str | None, fmt: str,
         parsed = parse_target(target, evaluator.pack)
     except TargetError as exc:
         fail(str(exc), EXIT_REJECTED)
-    loaded = load_evidence([file], vocabulary(evaluator.pack), stdin=sys.stdin)
-    assessments, errors = assess_loaded(evaluator, loaded)
-    chosen = choose_model(assessments, model_id, file)
+    run = assess_inputs([file], packs)
+    chosen = choose_model(run.assessments, model_id, file)
     report = why_not(chosen, parsed, provenance(chosen))
     if fmt == "json":
         click.echo(dumps(report, default=str))
@@ -77,7 +74,7 @@ def why_not_command(file: str, target: str, model_id: str | None, fmt: str,
         click.echo(render_text(report), nl=False)
     if report["inconsistencies"]:
         sys.exit(EXIT_FAILED)
-    if errors:
+    if run.rejected:
         sys.exit(EXIT_REJECTED)
 
 
@@ -109,8 +106,8 @@ def render_text(report: dict[str, Any]) -> str:
             entry["role"], "blocks " + ", ".join(entry["blocks"]))
         lines.append(f"  {entry['id']}  [{role}]")
         for step in entry["chain"]:
-            lines.append(f"  {'  ' * step['depth']}<- {step['rule']} [{_cite(step)}]: "
-                         f"{step['because']}")
+            cite = cite_text(step["cite"], step.get("pack"))
+            lines.append(f"  {'  ' * step['depth']}<- {step['rule']} [{cite}]: {step['because']}")
         if any(step["more"] for step in entry["chain"]):
             lines.append(f"    ... (asl why --conclusion '{entry['id']}' shows the rest)")
         for fact in entry["evidence"]:
@@ -140,13 +137,9 @@ def render_text(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cite(node: dict[str, Any]) -> str:
-    pack = node.get("pack")
-    return str(node["cite"]) + (f"; pack {pack}" if pack and pack != BUILTIN_PACK else "")
-
-
 def _rule_lines(rule: dict[str, Any], pad: str, lines: list[str]) -> None:
-    lines.append(f"{pad}{rule['rule']}: {rule['title']} [{_cite(rule)}]")
+    cite = cite_text(rule["cite"], rule.get("pack"))
+    lines.append(f"{pad}{rule['rule']}: {rule['title']} [{cite}]")
     lines.append(f"{pad}  concludes {'; '.join(rule['concludes'])}")
     if rule["target_tests"]:
         wanted = ", ".join(f"{t['name']}.{t['test']}" for t in rule["target_tests"])

@@ -1,9 +1,10 @@
-"""Assess models: evidence documents in, contract results (and their derivations) out.
+"""Assess one model: a validated evidence document in, its contract result (and the
+derivation behind it) out.
 
-This is the engine's front door. It turns a validated model document into facts, runs
-the pack, and reads the contract keys of assessment-output.md off the conclusions. For a
-portfolio it assesses models in reference order, so a model can take its reference's
-effective compute and determination from the same portfolio.
+It turns a model document into facts, runs the pack, and reads the contract keys of
+assessment-output.md off the conclusions; `evaluator_for` prepares each pack stack once
+per process. Portfolios, and everything from paths or request bodies to results, go
+through the front door, `engine.api`.
 """
 
 from __future__ import annotations
@@ -14,11 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
-
-from engine.errors import AssessmentError, InputError
+from engine.errors import AssessmentError
 from engine.evaluator import Derivation, Evaluator, Fact, Listener
-from engine.evidence import LoadedDocument, ModelDocument, Vocabulary
+from engine.evidence import ModelDocument, Vocabulary
 from engine.loader import load_pack, pack_stack
 from engine.model import ORIGIN_EVIDENCE, ORIGIN_PACK, Pack
 
@@ -206,49 +205,3 @@ def assess_document(evaluator: Evaluator, doc: ModelDocument, ref: ReferenceInfo
     derivation = evaluator.evaluate(facts, listeners)
     output = contract(evaluator.pack, derivation, doc.model.id)
     return Assessment(doc.model.id, evaluator.pack, derivation, output, file, facts)
-
-
-def reference_order(docs: Sequence[LoadedDocument]) -> list[LoadedDocument]:
-    """Documents ordered so every model comes after the portfolio model it references
-    (ties broken by model id, so the order never depends on the input's order)."""
-    by_id = {d.document.model.id: d for d in docs}
-    graph = nx.DiGraph()
-    graph.add_nodes_from(by_id)
-    for loaded in docs:
-        lca = loaded.document.model.last_comprehensive_assessment
-        if lca is not None and lca.model in by_id and lca.model != loaded.document.model.id:
-            graph.add_edge(lca.model, loaded.document.model.id)
-    return [by_id[m] for m in nx.lexicographical_topological_sort(graph)]
-
-
-def assess_portfolio(evaluator: Evaluator, docs: Sequence[LoadedDocument]
-                     ) -> tuple[list[Assessment], list[InputError]]:
-    """Assess every document in reference order; results sorted by model id. A model
-    whose portfolio reference could not be assessed is rejected rather than assessed
-    without the determination it should carry over."""
-    results: dict[str, Assessment] = {}
-    errors: list[InputError] = []
-    by_id = {d.document.model.id: d for d in docs}
-    for loaded in reference_order(docs):
-        doc = loaded.document
-        lca = doc.model.last_comprehensive_assessment
-        ref = None
-        if lca is not None and lca.model in by_id:
-            if lca.model not in results:
-                errors.append(InputError(loaded.file, _join(loaded.where,
-                                         "model.last_comprehensive_assessment.model"),
-                                         f"references {lca.model!r}, which could not be "
-                                         "assessed"))
-                continue
-            ref = ReferenceInfo(by_id[lca.model].document.model.effective_compute_flop,
-                                results[lca.model].output["asl"])
-        try:
-            results[doc.model.id] = assess_document(evaluator, doc, ref, where=loaded.where,
-                                                    file=loaded.file)
-        except AssessmentError as exc:
-            errors.append(InputError(loaded.file, loaded.where, f"assessment failed: {exc}"))
-    return [results[m] for m in sorted(results)], errors
-
-
-def _join(where: str, path: str) -> str:
-    return f"{where}.{path}" if where else path

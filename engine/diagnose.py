@@ -35,8 +35,9 @@ from engine.facts_id import render_value
 from engine.model import ORIGIN_DERIVED, Kind, Operand, Pack, Rule, Test
 
 # Re-exported: `NEGATED_OP` for explanations; every test is judged by the operator table.
-from engine.operators import MIRRORED_OP, OPERATOR_TEXT, holds
+from engine.operators import MIRRORED_OP, holds
 from engine.operators import NEGATED_OP as NEGATED_OP
+from engine.ruletext import test_text
 
 NO_FACT = "no_fact"  # no fact of the condition's kind is left to try
 FAILED_TEST = "failed_test"  # the closest fact failed this test
@@ -175,18 +176,6 @@ def gap(actual: Any, required: Any) -> float | None:
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in (actual, required)):
         return round(float(actual) - float(required), 12)
     return None
-
-
-def test_text(test: Test) -> str:
-    """A test in the pack's words: `score < warning_score`, `value == proceed`."""
-    if test.op == "exists":
-        return f"{test.field} {'is set' if test.operand.constant else 'is unset'}"
-    if test.op == "in":
-        return f"{test.field} in [{', '.join(render_value(v) for v in test.operand.constant)}]"
-    operand = test.operand
-    right = (operand.text() if operand.field is not None or operand.ref is not None
-             else render_value(operand.constant))
-    return f"{test.field} {OPERATOR_TEXT[test.op]} {right}"
 
 
 @dataclass(frozen=True)

@@ -7,21 +7,39 @@ whose firing failed. None of them is meant to be shown with a traceback.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, order=True)
 class InputError:
-    """One rejected piece of evidence: the file, the path inside it and what was expected."""
+    """One rejected piece of evidence: the file, the path inside it and what was expected.
+
+    `model` is the id of the model document the problem rejects, when that id could
+    still be read; it is not part of what the error says or how errors compare, but it
+    lets a portfolio refuse the models that reference a rejected one (`engine.lineage`).
+    """
 
     file: str
     path: str
     message: str
+    model: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         if self.path:
             return f"{self.file}: {self.path}: {self.message}"
         return f"{self.file}: {self.message}"
+
+
+def within(where: str, path: str) -> str:
+    """The path `path` inside the document at `where` (`""`, `models[3]` or `line 4`):
+    `models[3].evaluations[2].score`, `line 4: evaluations[2].score`.
+
+    >>> within("models[3]", "model.id"), within("line 4", "model.id"), within("", "model.id")
+    ('models[3].model.id', 'line 4: model.id', 'model.id')
+    """
+    if not where or not path:
+        return where or path
+    return f"{where}{'.' if where.endswith(']') else ': '}{path}"
 
 
 class InputRejected(Exception):

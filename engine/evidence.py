@@ -18,13 +18,12 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import (
     Annotated,
     Any,
     Generic,
-    NamedTuple,
     Self,
     TextIO,
     TypeVar,
@@ -32,7 +31,6 @@ from typing import (
     overload,
 )
 
-import networkx as nx
 import yaml
 from pydantic import (
     AfterValidator,
@@ -47,7 +45,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from engine.errors import InputError
+from engine.errors import InputError, within
+from engine.lineage import Lineage, Links
 from engine.yamlsafe import StrictLoader, load_data
 
 CHANNELS = ("internal", "api", "consumer", "cloud_platform", "open_weights")
@@ -254,11 +253,25 @@ class ModelDocument(_Strict):
 
 @dataclass(frozen=True)
 class LoadedDocument:
-    """A valid document and where it came from (`where`: "", `models[3]` or `line 4`)."""
+    """A valid document and where it came from (`where`: "", `models[3]` or `line 4`),
+    with the data it was validated from (`raw`: plain data as parsed, aliases shared),
+    which a what-if edits rather than reading the input again."""
 
     document: ModelDocument
     file: str
     where: str
+    raw: object = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Body:
+    """Evidence held in memory, such as a request body: its bytes, the format they are
+    declared to be in (`json`, `yaml` or `jsonl`, as a file's extension would say), and
+    the name errors give it in place of a file name."""
+
+    content: bytes
+    format: str
+    name: str = "body"
 
 
 Kept = TypeVar("Kept")
@@ -273,25 +286,9 @@ class LoadResult(Generic[Kept]):
     errors: list[InputError]
 
 
-class _Seen(NamedTuple):
-    """What the portfolio checks need of a document once it has been validated."""
-
-    model: str
-    predecessor: str | None
-    assessed: str | None  # last_comprehensive_assessment.model
-    file: str
-    where: str
-
-    @classmethod
-    def of(cls, item: LoadedDocument) -> Self:
-        info = item.document.model
-        lca = info.last_comprehensive_assessment
-        return cls(info.id, info.predecessor, lca and lca.model, item.file, item.where)
-
-
 # The strict YAML reader evidence is parsed with (duplicate keys refused, YAML 1.2
-# floats); the same one reads rule packs. Named here for what-if, which re-reads
-# accepted documents with it.
+# floats); the same one reads rule packs. Named here for code that reads evidence YAML
+# as the loader does.
 EvidenceLoader = StrictLoader
 
 
@@ -387,9 +384,7 @@ def _within(where: str, loc: Sequence[int | str]) -> str:
         if isinstance(part, str) and not part.isprintable():  # a line break in a key
             part = json.dumps(part)
         path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
-    if not where or not path:
-        return where or path
-    return f"{where}{'.' if where.endswith(']') else ': '}{path}"  # `line 4: evaluations…`
+    return within(where, path)
 
 
 def _model_at(loc: Sequence[int | str]) -> type[BaseModel]:
@@ -463,8 +458,18 @@ def _validate(
         document = ModelDocument.model_validate(data, context={"vocabulary": vocabulary})
     except ValidationError as exc:
         problems += [_translate(error) for error in exc.errors()]
-    errors = sorted(InputError(file, _within(where, loc), message) for loc, message in problems)
+    ident = _model_id(data)
+    errors = sorted(InputError(file, _within(where, loc), message, ident)
+                    for loc, message in problems)
     return (None if errors else document), errors
+
+
+def _model_id(data: object) -> str | None:
+    """The `model.id` of a document's data, if it can be read (a rejected document's
+    id lets the portfolio stop the models that reference it)."""
+    model = data.get("model") if isinstance(data, dict) else None
+    ident = model.get("id") if isinstance(model, dict) else None
+    return ident if isinstance(ident, str) else None
 
 
 def parse_document(
@@ -528,16 +533,25 @@ def _parse_stdin(text: str) -> object:
         raise yaml_error from None
 
 
+Source = str | os.PathLike[str] | Body  # a file, a directory, `-` or a body
+
+
 def _documents_in(
-    file: str, stdin: TextIO | None, errors: list[InputError]
+    source: str | Body, stdin: TextIO | None, errors: list[InputError]
 ) -> list[tuple[str, object]]:
-    """(where, data) for each model document in one file; its other problems go to errors."""
-    name, suffix = (STDIN_NAME, ".yaml") if file == "-" else (file, Path(file).suffix.lower())
+    """(where, data) for each model document in one file (or body); its other problems
+    go to errors."""
+    name, suffix = _name(source), (f".{source.format}" if isinstance(source, Body)
+                                   else ".yaml" if source == "-"
+                                   else Path(source).suffix.lower())
     try:
+        if isinstance(source, Body) and suffix not in EXTENSIONS:
+            raise _Refused(f"unsupported format {source.format!r}; expected json, yaml "
+                           "or jsonl")
         if suffix not in EXTENSIONS:
             shown = repr(suffix) if suffix else "(no extension)"
             raise _Refused(f"unsupported file type {shown}; expected {', '.join(EXTENSIONS)}")
-        content = _read(file, stdin)
+        content = _held(source.content) if isinstance(source, Body) else _read(source, stdin)
     except _Refused as exc:
         errors.append(InputError(name, "", str(exc)))
         return []
@@ -552,7 +566,7 @@ def _documents_in(
             if suffix.startswith(".json"):
                 data = _parse_json(text, where)
             else:
-                data = _parse_stdin(text) if file == "-" else _parse_yaml(text)
+                data = _parse_stdin(text) if source == "-" else _parse_yaml(text)
             # A portfolio's documents are held to MAX_DEPTH one by one (see
             # `_split_portfolio`), so that one too deep is the only one rejected.
             sizes = _check_shape(data, 4 * MAX_DEPTH if _is_portfolio(data) and not where
@@ -564,6 +578,20 @@ def _documents_in(
     if not chunks:
         errors.append(InputError(name, "", EMPTY))
     return found
+
+
+def _name(source: str | Body) -> str:
+    """What errors call a source: its file name, `<stdin>`, or a body's name."""
+    if isinstance(source, Body):
+        return source.name
+    return STDIN_NAME if source == "-" else source
+
+
+def _held(content: bytes) -> bytes:
+    """Bytes held in memory, refused over MAX_FILE_BYTES as a file would be."""
+    if len(content) > MAX_FILE_BYTES:
+        raise _Refused(f"larger than the {MAX_FILE_BYTES:,}-byte limit (50 MB)")
+    return content
 
 
 def _split_portfolio(
@@ -589,14 +617,18 @@ def _split_portfolio(
     documents = []
     for i, document in enumerate(models):
         if sizes.get(id(document), (1, 0))[1] > MAX_DEPTH:
-            errors.append(InputError(file, f"models[{i}]", TOO_DEEP))
+            errors.append(InputError(file, f"models[{i}]", TOO_DEEP, _model_id(document)))
         else:
             documents.append((f"models[{i}]", document))
     return documents
 
 
-def _files(path: str, errors: list[InputError]) -> list[str]:
-    """The evidence files a command-line argument names: itself, or a directory's files."""
+def _files(source: Source, errors: list[InputError]) -> list[str | Body]:
+    """The evidence files a command-line argument names: itself, or a directory's files
+    (a body is itself)."""
+    if isinstance(source, Body):
+        return [source]
+    path = os.fspath(source)
     if path == "-" or not os.path.isdir(path):
         return [path]
     found = sorted(
@@ -607,38 +639,10 @@ def _files(path: str, errors: list[InputError]) -> list[str]:
     )
     if not found:
         errors.append(InputError(path, "", f"no evidence files ({', '.join(EXTENSIONS)})"))
-    return found
+    return list(found)
 
 
-def _reference_cycles(loaded: Sequence[_Seen]) -> list[tuple[_Seen, tuple[str, ...], str]]:
-    """(document, loc, message) for each model on a cycle of references between models.
-
-    `predecessor` and `last_comprehensive_assessment.model` both point at an earlier model,
-    and the engine assesses a referenced model first, so any cycle, even a mixed one or a
-    model naming itself, cannot be assessed.
-    """
-    by_id = {item.model: item for item in loaded}
-    graph = nx.DiGraph()
-    for ident, item in by_id.items():
-        for loc, target in (
-            (("model", "predecessor"), item.predecessor),
-            (("model", "last_comprehensive_assessment", "model"), item.assessed),
-        ):
-            if target in by_id and not graph.has_edge(ident, target):
-                graph.add_edge(ident, target, loc=loc)
-    found = []
-    for component in nx.strongly_connected_components(graph):
-        cycles = graph.subgraph(component)
-        for node in sorted(component):
-            back = [nx.shortest_path(cycles, after, node) for after in cycles.successors(node)]
-            if back:  # a lone model is on a cycle only if it names itself
-                cycle = [node, *min(back, key=lambda path: (len(path), path))]
-                loc = graph.edges[node, cycle[1]]["loc"]
-                found.append((by_id[node], loc, f"reference cycle: {' -> '.join(cycle)}"))
-    return found
-
-
-def _place(item: _Seen, file: str) -> str:
+def _place(item: Links, file: str) -> str:
     """Where an earlier document is, as seen from `file`: `models[0]`, `b.json: models[1]`."""
     if item.file == file and item.where:
         return item.where
@@ -647,41 +651,45 @@ def _place(item: _Seen, file: str) -> str:
 
 @overload
 def load_evidence(
-    paths: Sequence[str], vocabulary: Vocabulary, stdin: TextIO | None = None
+    paths: Sequence[Source], vocabulary: Vocabulary, stdin: TextIO | None = None, *,
+    keep_raw: bool = True,
 ) -> LoadResult[LoadedDocument]: ...
 
 
 @overload
 def load_evidence(
-    paths: Sequence[str], vocabulary: Vocabulary, stdin: TextIO | None = None, *,
-    keep: Callable[[LoadedDocument], Kept],
+    paths: Sequence[Source], vocabulary: Vocabulary, stdin: TextIO | None = None, *,
+    keep: Callable[[LoadedDocument], Kept], keep_raw: bool = True,
 ) -> LoadResult[Kept]: ...
 
 
 def load_evidence(
-    paths: Sequence[str], vocabulary: Vocabulary, stdin: TextIO | None = None, *,
-    keep: Callable[[LoadedDocument], Any] | None = None,
+    paths: Sequence[Source], vocabulary: Vocabulary, stdin: TextIO | None = None, *,
+    keep: Callable[[LoadedDocument], Any] | None = None, keep_raw: bool = True,
 ) -> LoadResult[Any]:
     """Load and validate every document the paths name, then check them as one portfolio.
 
     A path is a `.yaml`/`.yml`/`.json`/`.jsonl` file, a directory (its files of those kinds,
-    sorted, not recursive) or `-`: standard input, read as YAML. Each document is validated
-    on its own; a bad one is reported and skipped. Across all of them, a repeated model id
-    rejects the later documents, and every model on a cycle of `predecessor` or
-    `last_comprehensive_assessment.model` references is rejected. References to models not
-    loaded are fine.
+    sorted, not recursive), `-`: standard input, read as YAML, or a `Body` held in memory.
+    Each document is validated on its own; a bad one is reported and skipped. Across all
+    of them, a repeated model id rejects the later documents, and every model on a cycle
+    of `predecessor` or `last_comprehensive_assessment.model` references is rejected
+    (`engine.lineage`). References to models not loaded are fine. An error rejecting a
+    document whose `model.id` can be read names that model (`InputError.model`), so that
+    assessing the portfolio can stop the models referencing it.
 
     `keep` turns each valid document, as soon as it is validated, into the form the
     caller holds on to (a batch keeps compact bytes), so that a large portfolio is never
-    held as validated documents all at once.
+    held as validated documents all at once; without `keep_raw`, documents do not hold
+    their raw data either (about a tenth of the memory of a large portfolio's run).
     """
     errors: list[InputError] = []
-    seen: dict[str, _Seen] = {}  # by model id, in load order
+    seen: dict[str, Links] = {}  # by model id, in load order
     kept: dict[str, Any] = {}
     for path in paths:
-        for file in _files(os.fspath(path), errors):
-            name = STDIN_NAME if file == "-" else file
-            for where, data in _documents_in(file, stdin, errors):
+        for source in _files(path, errors):
+            name = _name(source)
+            for where, data in _documents_in(source, stdin, errors):
                 document, problems = _validate(data, name, where, vocabulary)
                 errors += problems
                 if document is None:
@@ -689,14 +697,15 @@ def load_evidence(
                 ident = document.model.id
                 if ident in seen:
                     message = f"duplicate model id {ident!r} (also {_place(seen[ident], name)})"
-                    errors.append(InputError(name, _within(where, ("model", "id")), message))
+                    errors.append(InputError(name, _within(where, ("model", "id")), message,
+                                             ident))
                     continue
-                item = LoadedDocument(document, name, where)
-                seen[ident] = _Seen.of(item)
+                item = LoadedDocument(document, name, where, data if keep_raw else None)
+                seen[ident] = Links.of(document.model, name, where)
                 kept[ident] = item if keep is None else keep(item)
     rejected = set()
-    for seen_item, loc, message in _reference_cycles(list(seen.values())):
-        rejected.add(seen_item.model)
-        errors.append(InputError(seen_item.file, _within(seen_item.where, loc), message))
+    for links, field_path, message in Lineage(seen.values()).cycles():
+        rejected.add(links.model)
+        errors.append(links.error(field_path, message))
     documents = [item for ident, item in kept.items() if ident not in rejected]
     return LoadResult(documents, sorted(errors))

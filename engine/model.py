@@ -48,11 +48,9 @@ class Operand:
     ref: tuple[str, str] | None = None
 
     def text(self) -> str:
-        if self.field is not None:
-            return self.field
-        if self.ref is not None:
-            return f"{self.ref[0]}.{self.ref[1]}"
-        return repr(self.constant)
+        """As a message to a pack author shows it (`engine.ruletext`)."""
+        from engine.ruletext import operand_text
+        return operand_text(self, quoted=True)
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,9 @@ class Test:
     line: int = 0
 
     def text(self) -> str:
-        return f"{self.field} {OPERATOR_TEXT[self.op]} {self.operand.text()}"
+        """As a message to a pack author shows it (`engine.ruletext`)."""
+        from engine.ruletext import test_text
+        return test_text(self, quoted=True)
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.assess import assess_portfolio, vocabulary
+from engine.api import assess
 from engine.casetest import show_value
+from engine.contract import KeyChange, contract_changes
 from engine.evaluator import Evaluator
-from engine.evidence import load_evidence
-from engine.model import Conclusion, Condition, Kind, Pack, Rule
+from engine.model import Kind, Pack
+from engine.ruletext import rule_parts
 
 RULE_PARTS = ("title", "cite", "because", "when", "then", "replaces", "rationale", "pack")
-NOT_COMPARED = ("model", "pack")  # contract keys that always differ or never do
 
 
 @dataclass(frozen=True)
@@ -63,33 +63,6 @@ class PackDiff:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def condition_text(cond: Condition) -> str:
-    """`match evaluation as e where purpose == 'rule_in'`: one condition on one line."""
-    text = f"{'none' if cond.negated else 'match'} {cond.kind}"
-    if cond.name != cond.kind:
-        text += f" as {cond.name}"
-    if cond.tests:
-        text += " where " + ", ".join(t.text() for t in cond.tests)
-    return text
-
-
-def conclusion_text(concl: Conclusion) -> str:
-    """`signal {capability: e.capability, value: 'crossed'}`: one conclusion on one line."""
-    return f"{concl.kind} {{" + ", ".join(f"{f}: {o.text()}" for f, o in concl.values) + "}"
-
-
-def rule_parts(rule: Rule) -> dict[str, list[str]]:
-    """A rule as comparable lines per part (absent optional parts are empty)."""
-    return {
-        "title": [rule.title], "cite": [rule.cite], "because": [rule.because],
-        "when": [condition_text(c) for c in rule.conditions],
-        "then": [conclusion_text(c) for c in rule.conclusions],
-        "replaces": [rule.replaces] if rule.replaces else [],
-        "rationale": [rule.rationale] if rule.rationale else [],
-        "pack": [rule.pack],
-    }
 
 
 def _changes(before: dict[str, list[str]], after: dict[str, list[str]]) -> list[Change]:
@@ -163,15 +136,6 @@ def diff_packs(old: Pack, new: Pack) -> PackDiff:
 # --- a portfolio assessed with both packs ------------------------------------------------
 
 
-@dataclass(frozen=True)
-class KeyChange:
-    """A contract key of one model whose value differs between the packs."""
-
-    key: str  # dotted: `required.security`, `thresholds.CBRN-3`
-    old: Any
-    new: Any
-
-
 @dataclass
 class PortfolioChanges:
     """Per model, the contract keys that change; models assessed by only one pack; and
@@ -188,39 +152,20 @@ class PortfolioChanges:
         return asdict(self)
 
 
-def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, sub in value.items():
-            if not prefix and key in NOT_COMPARED:
-                continue
-            out.update(_leaves(sub, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): value}
-
-
-def output_changes(old: dict[str, Any], new: dict[str, Any]) -> list[KeyChange]:
-    """The contract keys (leaf by leaf) whose values differ, sorted by key."""
-    before, after = _leaves(old), _leaves(new)
-    return [KeyChange(k, before.get(k), after.get(k))
-            for k in sorted(before.keys() | after.keys()) if before.get(k) != after.get(k)]
-
-
 def portfolio_changes(old: Evaluator, new: Evaluator, paths: Sequence[str]
                       ) -> PortfolioChanges:
     """Assess the evidence in `paths` with both packs and compare model by model."""
     sides = []
     for evaluator in (old, new):
-        loaded = load_evidence(paths, vocabulary(evaluator.pack))
-        assessments, failed = assess_portfolio(evaluator, loaded.documents)
-        sides.append(({a.model: a.output for a in assessments},
-                      [str(e) for e in sorted([*loaded.errors, *failed])]))
+        run = assess(paths, evaluator=evaluator)
+        sides.append(({a.model: a.output for a in run.assessments},
+                      [str(e) for e in run.rejected]))
     (before, rejected_old), (after, rejected_new) = sides
     result = PortfolioChanges(rejected_old=rejected_old, rejected_new=rejected_new,
                               only_old=sorted(before.keys() - after.keys()),
                               only_new=sorted(after.keys() - before.keys()))
     for model in sorted(before.keys() & after.keys()):
-        changes = output_changes(before[model], after[model])
+        changes = sorted(contract_changes(before[model], after[model]), key=lambda c: c.key)
         if changes:
             result.models[model] = changes
         else:

@@ -10,16 +10,24 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from engine.model import Pack
+from engine.model import Pack, Rule
+from engine.ruletext import rule_row
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _row(pack: Pack, rule: Rule) -> str:
+    """A rule's table row: what every listing shows of it (`rule_row`), and `because`."""
+    row = rule_row(pack, rule)
+    return (f"| `{row['id']}` | {_cell(row['title'])} | {_cell(row['cite'])} | "
+            f"{_cell(rule.because)} | {row['stratum']} |")
+
+
 def reference_markdown(pack: Pack) -> str:
     """One section per rule file, one table row per rule, in file order."""
-    by_file: dict[str, list] = defaultdict(list)
+    by_file: dict[str, list[Rule]] = defaultdict(list)
     for rule in pack.rules:
         by_file[rule.file].append(rule)
     lines = [f"# Rule reference: {pack.name}", "",
@@ -31,7 +39,6 @@ def reference_markdown(pack: Pack) -> str:
         lines += [f"## {pack_dir}/rules/{Path(file).name}", "",
                   "| id | title | citation | because | stratum |",
                   "|---|---|---|---|---|"]
-        lines += [f"| `{r.id}` | {_cell(r.title)} | {_cell(r.cite)} | {_cell(r.because)} | "
-                  f"{pack.stratum_of(r.id)} |" for r in rules]
+        lines += [_row(pack, rule) for rule in rules]
         lines.append("")
     return "\n".join(lines)

@@ -11,8 +11,8 @@ again with `parse_document`, so a bad value is reported exactly as bad evidence 
 edit (`FILE: --set evaluations[nope].score: no evaluation with id 'nope'; ids: ...`).
 
 The whole portfolio is assessed before and after, so models that carry over the edited
-model's determination change with it. The raw data is read with the evidence loader's
-own parsers (`EvidenceLoader`, `json`) from files `load_evidence` has already accepted.
+model's determination change with it. "Before" is the front door's run as it was
+(`engine.api.assess`), which also holds each document's raw data: nothing is read twice.
 """
 
 from __future__ import annotations
@@ -20,35 +20,25 @@ from __future__ import annotations
 import copy
 import datetime
 import difflib
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, get_args, get_origin
 
-import networkx as nx
 import yaml
 from pydantic import BaseModel
 
-from engine.assess import Assessment, assess_portfolio, vocabulary
+from engine.api import AssessmentRun, assess_documents
+from engine.assess import Assessment, vocabulary
 from engine.errors import InputError
-from engine.evaluator import Evaluator
-from engine.evidence import (
-    STDIN_NAME,
-    EvidenceLoader,
-    LoadedDocument,
-    LoadResult,
-    ModelDocument,
-    parse_document,
-)
+from engine.evidence import LoadedDocument, ModelDocument, parse_document
+from engine.lineage import Lineage, Links
 from engine.yamlsafe import load_yaml
 
 SET, UNSET = "--set", "--unset"
 _STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[([^\]]+)\])?")
 _ITEM_KIND = {"evaluations": "evaluation", "findings": "finding", "safeguards": "safeguard"}
 _ADDED_BY_ID = ("safeguards",)  # sections where an unknown id adds an entry
-_REFERENCES = (("model", "predecessor"), ("model", "last_comprehensive_assessment", "model"))
 
 
 class EditRejected(Exception):
@@ -277,55 +267,6 @@ def apply_edits(data: object, edits: Sequence[Edit], file: str) -> dict[str, Any
     return edited
 
 
-def raw_document(loaded: LoadedDocument, stdin_text: str | None = None) -> object:
-    """The raw (unvalidated) data of a document `load_evidence` accepted, read again with
-    the same parsers: `EvidenceLoader` for YAML and standard input, `json` for JSON."""
-    if loaded.file == STDIN_NAME:
-        text, suffix = stdin_text or "", ".yaml"
-    else:
-        text = Path(loaded.file).read_bytes().decode("utf-8-sig")
-        suffix = Path(loaded.file).suffix.lower()
-    if loaded.where.startswith("line "):  # JSON Lines: one document per line
-        return json.loads(text.split("\n")[int(loaded.where.split()[1]) - 1])
-    if suffix == ".json":
-        data = json.loads(text)
-    else:
-        loader = EvidenceLoader(text)
-        try:
-            data = loader.get_single_data()
-        finally:
-            loader.dispose()
-    if loaded.where:  # `models[3]`
-        return data["models"][int(loaded.where[len("models["):-1])]
-    return data
-
-
-def _reference_cycle(docs: Sequence[LoadedDocument], target: LoadedDocument
-                     ) -> InputError | None:
-    """The cycle of model references an edit closed through `target`, if any."""
-    by_id = {d.document.model.id: d for d in docs}
-    graph = nx.DiGraph()
-    for loaded in docs:
-        info = loaded.document.model
-        lca = info.last_comprehensive_assessment
-        for loc, ref in zip(_REFERENCES, (info.predecessor, lca and lca.model), strict=True):
-            if ref in by_id and not graph.has_edge(info.id, ref):
-                graph.add_edge(info.id, ref, loc=".".join(loc))
-    source = target.document.model.id
-    if source not in graph:
-        return None
-    try:
-        edges = nx.find_cycle(graph, source=source)
-    except nx.NetworkXNoCycle:
-        return None
-    start = next((i for i, e in enumerate(edges) if e[0] == source), 0)
-    edges = edges[start:] + edges[:start]
-    path = " -> ".join([edges[0][0], *(e[1] for e in edges)])
-    loc = graph.edges[edges[0]]["loc"]
-    where = f"{target.where}.{loc}" if target.where else loc
-    return InputError(target.file, where, f"reference cycle: {path}")
-
-
 def choose(docs: Sequence[LoadedDocument], model_id: str | None, file: str) -> LoadedDocument:
     """The document of `model_id`, or the only one; EditRejected names the choices."""
     by_id = {d.document.model.id: d for d in docs}
@@ -342,60 +283,34 @@ def choose(docs: Sequence[LoadedDocument], model_id: str | None, file: str) -> L
     return by_id[model_id] if model_id is not None else next(iter(by_id.values()))
 
 
-def what_if(evaluator: Evaluator, loaded: LoadResult, edits: Sequence[Edit],
-            model_id: str | None = None, file: str = "", stdin_text: str | None = None
-            ) -> WhatIf:
-    """Assess the loaded portfolio, apply `edits` to `model_id`'s document (or the only
-    one's), validate it again and assess the portfolio again. Raises EditRejected for a
-    bad edit or invalid result; `file` names the input in errors about the whole of it."""
-    target = choose(loaded.documents, model_id, file)
-    edited = apply_edits(raw_document(target, stdin_text), edits, target.file)
+def what_if(run: AssessmentRun, edits: Sequence[Edit], model_id: str | None = None,
+            file: str = "") -> WhatIf:
+    """Apply `edits` to `model_id`'s document (or the only one's) in the portfolio `run`
+    assessed, validate it again and assess the portfolio again with the same pack and
+    references. Raises EditRejected for a bad edit or an invalid result (a reference
+    cycle the edit closes included); `file` names the input in errors about the whole
+    of it."""
+    if run.models and not run.documents:
+        raise ValueError("what_if needs the run's documents: assess with keep_inputs")
+    target = choose(run.documents, model_id, file)
+    edited = apply_edits(target.raw, edits, target.file)
     document, problems = parse_document(edited, target.file, target.where,
-                                        vocabulary(evaluator.pack))
+                                        vocabulary(run.evaluator.pack))
     if document is None:
         raise EditRejected(problems)
     if document.model.id != target.document.model.id:
         where = f"{target.where}.model.id" if target.where else "model.id"
         raise EditRejected([InputError(target.file, where, "the model id cannot be changed "
                                        "in a what-if")])
-    replacement = LoadedDocument(document, target.file, target.where)
-    docs = [replacement if d is target else d for d in loaded.documents]
-    cycle = _reference_cycle(docs, replacement)
-    if cycle is not None:
-        raise EditRejected([cycle])
-    before, before_errors = assess_portfolio(evaluator, loaded.documents)
-    after, after_errors = assess_portfolio(evaluator, docs)
+    replacement = LoadedDocument(document, target.file, target.where, edited)
+    docs = [replacement if d is target else d for d in run.documents]
+    lineage = Lineage(Links.of(d.document.model, d.file, d.where) for d in docs)
+    cycle = [links.error(path, message) for links, path, message in lineage.cycles()
+             if links.model == document.model.id]
+    if cycle:
+        raise EditRejected(cycle)
+    after, after_errors = assess_documents(run.evaluator, docs, run.load_errors,
+                                           run.references)
     return WhatIf(document.model.id, target.file, list(edits),
-                  {a.model: a for a in before}, {a.model: a for a in after},
-                  sorted([*loaded.errors, *before_errors]),
-                  sorted(set(after_errors) - set(before_errors)))
-
-
-def contract_changes(model: str, before: dict[str, Any], after: dict[str, Any]
-                     ) -> list[dict[str, Any]]:
-    """Every contract key whose value differs, mappings compared key by key
-    (`thresholds.CBRN-3`), lists whole with what was added and removed.
-
-    >>> contract_changes("m", {"asl": "ASL-3", "actions": ["a", "b"]},
-    ...                  {"asl": "ASL-2", "actions": ["b", "c"]})  # doctest: +NORMALIZE_WHITESPACE
-    [{'model': 'm', 'key': 'asl', 'before': 'ASL-3', 'after': 'ASL-2'},
-     {'model': 'm', 'key': 'actions', 'before': ['a', 'b'], 'after': ['b', 'c'],
-      'added': ['c'], 'removed': ['a']}]
-    """
-    changes: list[dict[str, Any]] = []
-    for key in after:
-        old, new = before.get(key), after[key]
-        if key in ("model", "pack", "conclusions") or old == new:
-            continue
-        if isinstance(new, dict) and isinstance(old, dict):
-            for sub in sorted(old.keys() | new.keys()):
-                if old.get(sub) != new.get(sub):
-                    changes.append({"model": model, "key": f"{key}.{sub}",
-                                    "before": old.get(sub), "after": new.get(sub)})
-        elif isinstance(new, list) and isinstance(old, list):
-            changes.append({"model": model, "key": key, "before": old, "after": new,
-                            "added": sorted(set(new) - set(old)),
-                            "removed": sorted(set(old) - set(new))})
-        else:
-            changes.append({"model": model, "key": key, "before": old, "after": new})
-    return changes
+                  {a.model: a for a in run.assessments}, {a.model: a for a in after},
+                  run.rejected, sorted(set(after_errors) - set(run.rejected)))

@@ -3,7 +3,9 @@
 `compare` takes two stored results with their provenance graphs and returns, as plain
 data: each contract key whose value changed (with the conclusion that gives it and the
 evidence under that conclusion that changed between the two inputs), the conclusions
-added and removed, and every evidence item added, removed or changed.
+added and removed, and every evidence item added, removed or changed. Which keys
+changed is `engine.contract`'s answer, the one every command gives; `contract_values`
+and `value_changes` are its names, kept here for the callers that import them from here.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import networkx as nx
 
 from engine.assess import OUTPUT_GROUPS
+from engine.contract import contract_changes, contract_values, value_changes
 from knowledge_graph.provenance import (
     CONCLUSION,
     DEFAULT,
@@ -22,24 +25,10 @@ from knowledge_graph.provenance import (
     roots,
 )
 
+__all__ = ["compare", "contract_values", "evidence_items", "value_changes"]
+
 STATUS_GROUPS = tuple(OUTPUT_GROUPS.values())  # thresholds, checkpoints, ongoing_assessment
 LIST_KEYS = {"missing_safeguards": "missing", "actions": "action"}
-
-
-def contract_values(result: dict[str, Any]) -> dict[str, Any]:
-    """The contract keys of a result, flattened to `required.security`,
-    `thresholds.CBRN-3` ... (lists stay lists), in the order the output contract gives."""
-    flat: dict[str, Any] = {"asl": result["asl"]}
-    for standard, level in sorted(result["required"].items()):
-        flat[f"required.{standard}"] = level
-    flat["comprehensive_assessment_required"] = result["comprehensive_assessment_required"]
-    for group in STATUS_GROUPS:
-        for name, status in result.get(group, {}).items():
-            flat[f"{group}.{name}"] = status
-    flat["decision"] = result["decision"]
-    for key in LIST_KEYS:
-        flat[key] = list(result[key])
-    return flat
 
 
 def _selectors(key: str, old: Any, new: Any) -> list[str]:
@@ -75,13 +64,10 @@ def compare(old: dict[str, Any], old_graph: nx.DiGraph, new: dict[str, Any],
     changed_evidence = {e for e in old_evidence.keys() & new_evidence.keys()
                         if old_evidence[e] != new_evidence[e]}
     moved = changed_evidence | (old_evidence.keys() ^ new_evidence.keys())
-    before, after = contract_values(old), contract_values(new)
     keys = []
-    for key in [*after, *(k for k in before if k not in after)]:
-        if before.get(key) == after.get(key):
-            continue
+    for change in contract_changes(old, new):
         behind = []
-        for selector in _selectors(key, before.get(key), after.get(key)):
+        for selector in _selectors(change.key, change.old, change.new):
             old_node, old_roots = _rests_on(old_graph, selector)
             new_node, new_roots = _rests_on(new_graph, selector)
             behind.append({
@@ -90,7 +76,7 @@ def compare(old: dict[str, Any], old_graph: nx.DiGraph, new: dict[str, Any],
                 "defaults": sorted(n for n in new_roots | old_roots
                                    if _node(new_graph, old_graph, n) == DEFAULT),
             })
-        keys.append({"key": key, "old": before.get(key), "new": after.get(key),
+        keys.append({"key": change.key, "old": change.old, "new": change.new,
                      "because": behind})
     old_conclusions = {n for n, d in old_graph.nodes(data=True) if d["node"] == CONCLUSION}
     new_conclusions = {n for n, d in new_graph.nodes(data=True) if d["node"] == CONCLUSION}
@@ -111,9 +97,3 @@ def compare(old: dict[str, Any], old_graph: nx.DiGraph, new: dict[str, Any],
 def _node(new_graph: nx.DiGraph, old_graph: nx.DiGraph, node: str) -> str | None:
     graph = new_graph if node in new_graph else old_graph
     return graph.nodes[node].get("node") if node in graph else None
-
-
-def value_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """`score 0.41 -> 0.63`: each field of an evidence item that differs."""
-    return [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(old.keys() | new.keys())
-            if old.get(k) != new.get(k)]

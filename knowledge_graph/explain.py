@@ -15,7 +15,7 @@ an earlier pack's rule also shows which one, and the pack's rationale for doing 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import networkx as nx
 from rich.text import Text
@@ -23,6 +23,7 @@ from rich.tree import Tree
 
 from engine.facts_id import render_value
 from engine.loader import BUILTIN_PACK
+from engine.ruletext import cite_text
 from knowledge_graph.provenance import CONCLUSION, DEFAULT, EVIDENCE, FIRING, matched, supports
 
 _SHOWN_INFO = ("name", "source", "date", "evidence", "listed_as", "determination_from",
@@ -75,47 +76,69 @@ def describe_values(values: dict[str, Any]) -> str:
                      if v is not None)
 
 
+Span = tuple[str, str]  # a piece of text and its rich style ("" for none)
+
+
+class Line(NamedTuple):
+    """One line of a node's label: its pieces, and how far plain text indents it under
+    the label's first line (a tree draws it under its guide instead)."""
+
+    spans: tuple[Span, ...]
+    indent: str = ""
+
+
+def label(node: dict[str, Any], arrow: str = "<-") -> list[Line]:
+    """The lines that show one node of a `why_tree`, the one reading behind every
+    renderer: a conclusion, a rule firing (`ARROW rule ID: TITLE [CITE]`, `because ...`,
+    `replaces ...`), evidence with where it was stated, or a pack default."""
+    if "rule" in node:
+        cite = cite_text(node["cite"], node.get("pack"))
+        lines = [Line(((f"{arrow} rule ", "yellow"), (node["rule"], "bold yellow"),
+                       (f": {node['title']} ", ""), (f"[{cite}]", "magenta"))),
+                 Line((("because ", "dim"), (node["because"], "italic")), "   ")]
+        if node.get("replaces"):
+            lines.append(Line(((f"replaces {node['replaces']}: {node['rationale']}",
+                                "magenta"),), "   "))
+        return lines
+    values = describe_values(node["values"])
+    if node["node"] == EVIDENCE:
+        where = f" [{node['entry']}]" if node.get("entry") else ""
+        lines = [Line((("evidence ", "blue"), (str(node.get("label", node["id"])), "bold blue"),
+                       (where, "dim"), (f": {node['kind']} ", "blue"), (values, "")))]
+        extras = [f"{k}: {render_value(node[k])}" for k in _SHOWN_INFO if k in node]
+        if extras:
+            lines.append(Line((("; ".join(extras), "dim"),), "  "))
+        return lines
+    if node["node"] == DEFAULT:
+        title = f" ({node['title']})" if node.get("title") else ""
+        pack = f" [pack {node['pack']}]" if _overlay(node) else ""
+        return [Line((("pack default ", "bright_black"), (node["kind"], "bold bright_black"),
+                      (f": {values}", ""), (title, "bright_black"), (pack, "magenta")))]
+    above = " (explained above)" if node.get("see_above") else ""
+    return [Line(((node["kind"], "bold green"), (": ", ""), (values, "green"),
+                  (above, "dim italic")))]
+
+
+def children(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a node of a `why_tree` rests on: a rule firing's matched facts, a
+    conclusion's firings (none for evidence and pack defaults)."""
+    return node["matched"] if "rule" in node else node.get("derived_by", [])
+
+
 def render_text(tree: dict[str, Any]) -> str:
     """The explanation tree as indented text: conclusions, then each rule (title,
     citation, `because`), down to evidence (id, values, source) and pack defaults."""
-    lines: list[str] = []
+    out: list[str] = []
 
-    def fact(node: dict[str, Any], depth: int) -> None:
+    def walk(node: dict[str, Any], depth: int) -> None:
         pad = "  " * depth
-        values = describe_values(node["values"])
-        if node["node"] == EVIDENCE:
-            where = f" [{node['entry']}]" if node.get("entry") else ""
-            lines.append(f"{pad}evidence {node.get('label', node['id'])}{where}: "
-                         f"{node['kind']} {values}")
-            extras = [f"{k}: {render_value(node[k])}" for k in _SHOWN_INFO if k in node]
-            if extras:
-                lines.append(f"{pad}  " + "; ".join(extras))
-            return
-        if node["node"] == DEFAULT:
-            title = f" ({node['title']})" if node.get("title") else ""
-            pack = f" [pack {node['pack']}]" if _overlay(node) else ""
-            lines.append(f"{pad}pack default {node['kind']}: {values}{title}{pack}")
-            return
-        suffix = " (explained above)" if node.get("see_above") else ""
-        lines.append(f"{pad}{node['kind']}: {values}{suffix}")
-        for firing in node.get("derived_by", []):
-            rule(firing, depth + 1)
+        out.extend(pad + line.indent + "".join(text for text, _ in line.spans)
+                   for line in label(node))
+        for child in children(node):  # a rule one level in, what it matched two more
+            walk(child, depth + (2 if "rule" in node else 1))
 
-    def rule(node: dict[str, Any], depth: int) -> None:
-        pad = "  " * depth
-        cite = f"{node['cite']}; pack {node['pack']}" if _overlay(node) else node["cite"]
-        lines.append(f"{pad}<- rule {node['rule']}: {node['title']} [{cite}]")
-        lines.append(f"{pad}   because {node['because']}")
-        if node.get("replaces"):
-            lines.append(f"{pad}   replaces {node['replaces']}: {node['rationale']}")
-        for child in node["matched"]:
-            fact(child, depth + 2)
-
-    if "rule" in tree:
-        rule(tree, 0)
-    else:
-        fact(tree, 0)
-    return "\n".join(lines) + "\n"
+    walk(tree, 0)
+    return "\n".join(out) + "\n"
 
 
 def render_rich(tree: dict[str, Any]) -> Tree:
@@ -125,55 +148,24 @@ def render_rich(tree: dict[str, Any]) -> Tree:
     derives, on the fact's own branch when it is the fact's only support. Every piece of
     text goes in as a `Text`, never as markup, so brackets in values print as they are."""
 
-    def fact(node: dict[str, Any]) -> Text:
-        values = describe_values(node["values"])
-        if node["node"] == EVIDENCE:
-            text = Text.assemble(("evidence ", "blue"),
-                                 (str(node.get("label", node["id"])), "bold blue"))
-            if node.get("entry"):
-                text.append(f" [{node['entry']}]", "dim")
-            text.append(f": {node['kind']} ", "blue")
-            text.append(values)
-            extras = [f"{k}: {render_value(node[k])}" for k in _SHOWN_INFO if k in node]
-            if extras:
-                text.append("\n" + "; ".join(extras), "dim")
-            return text
-        if node["node"] == DEFAULT:
-            text = Text.assemble(("pack default ", "bright_black"),
-                                 (node["kind"], "bold bright_black"), (": " + values, ""))
-            if node.get("title"):
-                text.append(f" ({node['title']})", "bright_black")
-            if _overlay(node):
-                text.append(f" [pack {node['pack']}]", "magenta")
-            return text
-        text = Text.assemble((node["kind"], "bold green"), (": ", ""), (values, "green"))
-        if node.get("see_above"):
-            text.append(" (explained above)", "dim italic")
-        return text
-
-    def rule(node: dict[str, Any]) -> Text:
-        cite = f"{node['cite']}; pack {node['pack']}" if _overlay(node) else node["cite"]
-        text = Text.assemble(("← rule ", "yellow"), (node["rule"], "bold yellow"),
-                             (f": {node['title']} ", ""), (f"[{cite}]", "magenta"),
-                             ("\nbecause ", "dim"), (node["because"], "italic"))
-        if node.get("replaces"):
-            text.append(f"\nreplaces {node['replaces']}: {node['rationale']}", "magenta")
-        return text
+    def text(node: dict[str, Any]) -> Text:
+        shown = Text()
+        for index, line in enumerate(label(node, "←")):
+            for position, (piece, style) in enumerate(line.spans):
+                shown.append(f"\n{piece}" if index and not position else piece, style)
+        return shown
 
     def grow(parent: Tree | None, node: dict[str, Any]) -> Tree:
         """Add `node` under `parent`; a fact derived by one firing shares its branch
         with that rule, which keeps deep chains within a terminal's width."""
-        if "rule" in node:
-            label, children = rule(node), node["matched"]
-        else:
-            label, children = fact(node), node.get("derived_by", [])
-            if len(children) == 1:
-                label.append("\n")
-                label.append_text(rule(children[0]))
-                children = children[0]["matched"]
-        branch = (Tree(label, guide_style="bright_black") if parent is None
-                  else parent.add(label))
-        for child in children:
+        shown, below = text(node), children(node)
+        if "rule" not in node and len(below) == 1:
+            shown.append("\n")
+            shown.append_text(text(below[0]))
+            below = children(below[0])
+        branch = (Tree(shown, guide_style="bright_black") if parent is None
+                  else parent.add(shown))
+        for child in below:
             grow(branch, child)
         return branch
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import networkx as nx
 import orjson
@@ -28,6 +28,48 @@ NODE_KINDS = (EVIDENCE, DEFAULT, FIRING, CONCLUSION)
 
 class UnknownConclusion(LookupError):
     """A conclusion was asked for that this assessment does not contain."""
+
+
+class Subject(NamedTuple):
+    """What a selector's subject names: conclusions of `kind`, told apart by the field
+    `key` (which the selector's argument gives); `value` is the field a why-not target
+    sets (None: the conclusion is present or absent), and `category` the capability
+    category the argument must have, if any."""
+
+    kind: str
+    key: str | None = None
+    value: str | None = None
+    category: str | None = None
+
+
+SUBJECTS: dict[str, Subject] = {
+    "asl": Subject("asl", None, "level"),
+    "decision": Subject("decision", None, "value"),
+    "comprehensive": Subject("comprehensive", None, "required"),
+    "required": Subject("required", "standard", "level"),
+    "threshold": Subject("status", "capability", "value", "threshold"),
+    "checkpoint": Subject("status", "capability", "value", "checkpoint"),
+    "ongoing": Subject("status", "capability", "value", "ongoing"),
+    "status": Subject("status", "capability", "value"),
+    "action": Subject("action", "name"),
+    "missing": Subject("missing_safeguard", "safeguard"),
+}
+
+
+def parse_selector(text: str) -> tuple[str, str]:
+    """(subject, argument) of a conclusion selector, the one grammar `asl why
+    --conclusion`, why-not targets and `asl diff` share: `SUBJECT`, `SUBJECT:ARG` or
+    `SUBJECT.ARG` (spaces around either part ignored).
+
+    >>> parse_selector("threshold:CBRN-3"), parse_selector("required.security")
+    (('threshold', 'CBRN-3'), ('required', 'security'))
+    >>> parse_selector("checkpoint: Autonomy checkpoint"), parse_selector("asl")
+    (('checkpoint', 'Autonomy checkpoint'), ('asl', ''))
+    """
+    name, colon, arg = (part.strip() for part in text.partition(":"))
+    if not colon and "." in name:
+        name, _, arg = (part.strip() for part in text.partition("."))
+    return name, arg
 
 
 def _fact_attrs(fact: Fact, node: str) -> dict[str, Any]:
@@ -129,22 +171,10 @@ def find_conclusion(graph: nx.DiGraph, selector: str) -> str:
     `comprehensive` or a conclusion id to the conclusion's node id."""
     if selector in graph and graph.nodes[selector]["node"] == CONCLUSION:
         return selector
-    kind, _, arg = selector.partition(":")
-    if "." in kind and not arg:
-        kind, _, arg = selector.partition(".")
-    wanted: dict[str, Any]
-    if kind in ("asl", "decision", "comprehensive"):
-        wanted = {}
-    elif kind == "required":
-        wanted = {"standard": arg}
-    elif kind in ("threshold", "checkpoint", "ongoing", "status"):
-        kind, wanted = "status", {"capability": arg}
-    elif kind == "missing":
-        kind, wanted = "missing_safeguard", {"safeguard": arg}
-    elif kind == "action":
-        wanted = {"name": arg}
-    else:
-        wanted = {}
+    name, arg = parse_selector(selector)
+    subject = SUBJECTS.get(name, Subject(name))  # any other kind: its first conclusion
+    kind = subject.kind
+    wanted = {subject.key: arg} if subject.key is not None else {}
     for node, data in sorted(graph.nodes(data=True)):
         if data["node"] == CONCLUSION and data["kind"] == kind and all(
                 data["values"].get(k) == v for k, v in wanted.items()):

@@ -42,34 +42,28 @@ from engine.diagnose import (
     Want,
     WantDiagnosis,
     diagnose,
-    field_value,
     firing_outcomes,
     match_rule,
     satisfies,
-    test_text,
 )
 from engine.evaluator import Derivation, Fact, Firing
 from engine.facts_id import render_value
 from engine.model import OPERATOR_TEXT, Condition, Operand, Pack, Rule, Test
+from engine.ruletext import conclusion_text, condition_text, operand_text, test_text
 from knowledge_graph.explain import why_tree
-from knowledge_graph.provenance import CONCLUSION, DEFAULT, EVIDENCE, matched, roots, supports
+from knowledge_graph.provenance import (
+    CONCLUSION,
+    DEFAULT,
+    EVIDENCE,
+    SUBJECTS,
+    matched,
+    parse_selector,
+    roots,
+    supports,
+)
 
 CHAIN_DEPTH = 3  # levels of rule firings shown under a conclusion standing in the way
 
-# SUBJECT -> (kind, field the argument names, field the value sets; None: present/absent,
-# the capability category the argument must have, if any)
-SUBJECTS: dict[str, tuple[str, str | None, str | None, str | None]] = {
-    "asl": ("asl", None, "level", None),
-    "decision": ("decision", None, "value", None),
-    "comprehensive": ("comprehensive", None, "required", None),
-    "required": ("required", "standard", "level", None),
-    "threshold": ("status", "capability", "value", "threshold"),
-    "checkpoint": ("status", "capability", "value", "checkpoint"),
-    "ongoing": ("status", "capability", "value", "ongoing"),
-    "status": ("status", "capability", "value", None),
-    "action": ("action", "name", None, None),
-    "missing": ("missing_safeguard", "safeguard", None, None),
-}
 PRESENCE = ("present", "absent")
 TARGET_FORMS = """\
 valid targets (SUBJECT=VALUE):
@@ -102,11 +96,10 @@ class Target:
 
 
 def parse_target(text: str, pack: Pack) -> Target:
-    """Parse `SUBJECT[:ARG|.ARG]=VALUE` against the pack's kinds and value domains."""
+    """Parse `SUBJECT[:ARG|.ARG]=VALUE` (the subject a conclusion selector, as `asl why
+    --conclusion` takes it) against the pack's kinds and value domains."""
     subject, sep, value = (s.strip() for s in text.partition("="))
-    name, colon, arg = (s.strip() for s in subject.partition(":"))
-    if not colon and "." in name:
-        name, _, arg = (s.strip() for s in subject.partition("."))
+    name, arg = parse_selector(subject)
     if not sep or not value or name not in SUBJECTS:
         reason = (f"unknown subject {name!r}{suggest(name, SUBJECTS)}" if sep and value
                   else "expected SUBJECT=VALUE")
@@ -295,7 +288,8 @@ class _View:
                 "yet the conclusion is absent"))
         return {
             "rule": rule.id, "title": rule.title, "cite": rule.cite, "pack": rule.pack,
-            "file": rule.file, "line": rule.line, "concludes": _concludes(rule),
+            "file": rule.file, "line": rule.line,
+            "concludes": [conclusion_text(c) for c in rule.conclusions],
             "conditions": len(rule.conditions),
             "target_tests": [{"condition": a.condition, "key": a.key,
                               "name": rule.conditions[a.condition].name,
@@ -310,7 +304,7 @@ class _View:
         return {"binding": [{"name": n, "fact": fid, "label": self.label(fid)}
                             for n, fid in partial.binding],
                 "satisfied": partial.satisfied, "condition": partial.satisfied,
-                "condition_text": condition_text(cond, bound),
+                "condition_text": condition_text(cond, bound=bound),
                 "failures": [self.failure_data(cond, f, bound) for f in partial.failures]}
 
     def failure_data(self, cond: Condition, failure: ConditionFailure,
@@ -329,17 +323,11 @@ class _View:
         return out
 
 
-def _concludes(rule: Rule) -> list[str]:
-    """`signal capability=e.capability, value=ruled_out` for each conclusion of a rule."""
-    return [f"{c.kind} " + ", ".join(f"{name}={op.text() if op.ref else render_value(op.constant)}"
-                                     for name, op in c.values) for c in rule.conclusions]
-
-
 def _operand_text(test: Test, required: Any) -> str:
     """The right side of a test with its value: `warning_score 0.5`, `s.capability CBRN-3`."""
     value = render_value(required) if required is not None else "(unset)"
     if test.operand.field is not None or test.operand.ref is not None:
-        return f"{test.operand.text()} {value}"
+        return f"{operand_text(test.operand)} {value}"
     if test.op == "in":
         return "[" + ", ".join(render_value(v) for v in test.operand.constant) + "]"
     return value
@@ -362,8 +350,9 @@ def _outcome_data(test: Test, actual: Any, required: Any, held: bool) -> dict[st
     right = _operand_text(test, required)
     if held:
         if test.op in ("eq", "in"):
-            same = "" if test.op == "eq" and test.operand.constant is not None else (
-                f" ({OPERATOR_TEXT[test.op]} {test.operand.text() if test.op == 'eq' else right})")
+            other = operand_text(test.operand) if test.op == "eq" else right
+            same = ("" if test.op == "eq" and test.operand.constant is not None
+                    else f" ({OPERATOR_TEXT[test.op]} {other})")
             return {**data, "text": f"{test.field} is {shown}{same}"}
         undo = NEGATED_OP.get(test.op)
         text = f"{test.field} is {shown} ({OPERATOR_TEXT[test.op]} {right})"
@@ -373,20 +362,6 @@ def _outcome_data(test: Test, actual: Any, required: Any, held: bool) -> dict[st
     need = {"eq": right, "ne": f"anything but {right}", "in": f"one of {right}"}.get(
         test.op, f"{OPERATOR_TEXT[test.op]} {right}")
     return {**data, "text": f"{test.field} is {shown}, needs {need}"}
-
-
-def condition_text(cond: Condition, bound: dict[str, Fact]) -> str:
-    """A condition with each `ref` shown with its bound value:
-    `none: signal where capability == s.capability (CBRN-3), severity > s.severity (1)`."""
-    tests = []
-    for test in cond.tests:
-        text = test_text(test)
-        if test.operand.ref is not None and test.operand.ref[0] in bound:
-            value = field_value(bound[test.operand.ref[0]], test.operand.ref[1], {})
-            text += f" ({render_value(value)})" if value is not None else " (unset)"
-        tests.append(text)
-    head = f"none: {cond.kind}" if cond.negated else f"match {cond.kind} as {cond.name}"
-    return head + (" where " + ", ".join(tests) if tests else "")
 
 
 def gap_text(failure: dict[str, Any]) -> str:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from engine.assess import Assessment, assess_portfolio, evaluator_for, vocabulary
-from engine.evidence import load_evidence
+from engine.api import assess
+from engine.assess import Assessment
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -29,10 +29,8 @@ def expected_outcomes() -> dict[str, Any]:
 
 
 def assess_paths(*paths: str | Path) -> list[Assessment]:
-    """Assess evidence files with the built-in pack; fail the test on any rejection."""
-    evaluator = evaluator_for()
-    loaded = load_evidence([str(p) for p in paths], vocabulary(evaluator.pack))
-    assert loaded.errors == []
-    assessments, errors = assess_portfolio(evaluator, loaded.documents)
-    assert errors == []
-    return assessments
+    """Assess evidence files with the built-in pack through the engine's front door; fail
+    the test on any rejection."""
+    run = assess([str(p) for p in paths])
+    assert run.rejected == []
+    return run.assessments

@@ -482,15 +482,19 @@ def _yaml_with_bad_score(tmp_path: Path) -> tuple[Path, str, set[str]]:
 
 
 def _yaml_with_bad_lineage_root(tmp_path: Path) -> tuple[Path, str, set[str]]:
-    """corvid-atlas-5, which the others reference, is the bad one: they are assessed
-    without its determination, as `asl assess` assesses them."""
+    """corvid-atlas-5, which the others reference, is the bad one: they are not assessed
+    either (evidence-format.md, "Errors are part of the contract"), each named on its own
+    line with the model it references and why that one could not be assessed; nothing
+    is stored, as `asl assess` assesses nothing."""
     text = LINEAGE.read_text(encoding="utf-8")
     assert text.count("score: 0.66") == 1  # corvid-atlas-5, models[0]
     path = tmp_path / "lineage.yaml"
     path.write_text(text.replace("score: 0.66", "score: '0.66 (rounded)'"), encoding="utf-8")
-    message = (f"{path}: models[0].evaluations[0].score: expected a number, "
-               "got '0.66 (rounded)'")
-    return path, message, CORVID_DESCENDANTS
+    problem = "models[0].evaluations[0].score: expected a number, got '0.66 (rounded)'"
+    message = "\n".join([f"{path}: {problem}", *(
+        f"{path}: models[{i}].model.last_comprehensive_assessment.model: references "
+        f"'corvid-atlas-5', which could not be assessed ({problem})" for i in range(1, 5))])
+    return path, message, set()
 
 
 @pytest.mark.parametrize("make", [_jsonl_with_bad_field, _jsonl_with_broken_line,
@@ -499,14 +503,15 @@ def _yaml_with_bad_lineage_root(tmp_path: Path) -> tuple[Path, str, set[str]]:
 def test_a_corrupt_document_is_rejected_and_the_rest_stored(db_url: str, tmp_path: Path,
                                                             make: Any) -> None:
     path, message, good = make(tmp_path)
+    rejected = len(message.splitlines())
     result = batch(db_url, path, "--output", tmp_path / "out.jsonl")
     assert result.exit_code == 2
     assert result.stderr == message + "\n"
     printed = parse_summary(result.stdout)
-    assert (printed.assessed, printed.rejected) == (len(good), 1)
+    assert (printed.assessed, printed.rejected) == (len(good), rejected)
     stored = record(db_url)
     assert set(stored.latest) == good
-    assert stored.runs == [([str(path)], len(good), 0, 1, True)]
+    assert stored.runs == [([str(path)], len(good), 0, rejected, True)]
     expected = assess_lines_allowing_rejects(path)
     assert (tmp_path / "out.jsonl").read_bytes() == as_file(expected)
 

@@ -507,9 +507,11 @@ def test_corrupt_document_in_a_large_portfolio(portfolio: Portfolio, reference: 
                                                tmp_path: Path) -> None:
     """Line 500 of a 1,000-line portfolio is not JSON; in another, it has a field of the
     wrong type. Each batch (the two run at once, into databases of their own): exit 2,
-    one line on standard error naming the file, the line and the field, and the 999
-    other models stored (each exactly a clean run's, but for the models that carry over
-    from the rejected one, which are assessed without it)."""
+    one line on standard error naming the file, the line and the field, and the other
+    models stored, each exactly a clean run's. Where the rejected document's model id can
+    still be read (the wrong type), the models that reference it, transitively, are not
+    assessed either, each with a line naming what it references (issue 16); a line that
+    is not JSON names no model, so those that reference it are assessed without it."""
     cases = {"not-json": (_not_json, ("invalid JSON",)),
              "wrong-type": (_wrong_type, ("model.effective_compute_flop", "a lot"))}
     procs = {}
@@ -528,26 +530,31 @@ def test_corrupt_document_in_a_large_portfolio(portfolio: Portfolio, reference: 
     bad = portfolio.ids(CORRUPT_SIZE)[CORRUPT_LINE - 1]
     tainted = {bad}
     for doc in portfolio.docs[:CORRUPT_SIZE]:  # references always point to earlier models
-        lca = doc["model"].get("last_comprehensive_assessment") or {}
-        if lca.get("model") in tainted:
-            tainted.add(doc["model"]["id"])
+        info = doc["model"]
+        lca = (info.get("last_comprehensive_assessment") or {}).get("model")
+        if lca in tainted or info.get("predecessor") in tainted:
+            tainted.add(info["id"])
+    assert len(tainted) > 1, "the corrupt model should have successors in the portfolio"
     expected = reference.by_model()
     for name, (_, words) in cases.items():
         path, proc = procs[name]
+        stopped = tainted - {bad} if name == "wrong-type" else set()
         out, err = logs(tmp_path, name)
         assert proc.returncode == 2, f"{name}: {err[-2000:]}"
         assert "Traceback" not in err
         errors = err.splitlines()
-        assert len(errors) == 1, f"{name}: {err[-2000:]}"
-        assert errors[0].startswith(f"{path}: line {CORRUPT_LINE}:"), errors[0]
+        assert len(errors) == 1 + len(stopped), f"{name}: {err[-2000:]}"
+        root = [e for e in errors if e.startswith(f"{path}: line {CORRUPT_LINE}:")]
+        assert len(root) == 1, errors
         for word in words:
-            assert word in errors[0]
-        assert summary_counts(out) == (CORRUPT_SIZE - 1, 0, 1)
+            assert word in root[0]
+        assert all("which could not be assessed" in e for e in errors if e not in root)
+        assert summary_counts(out) == (CORRUPT_SIZE - 1 - len(stopped), 0, 1 + len(stopped))
 
         db = tmp_path / f"{name}.db"
         check_intact(db)
         stored = stored_results(db)
-        assert set(stored) == set(portfolio.ids(CORRUPT_SIZE)) - {bad}, name
+        assert set(stored) == set(portfolio.ids(CORRUPT_SIZE)) - {bad} - stopped, name
         assert all(len(results) == 1 for results in stored.values()), name
         for model, results in stored.items():
             if model not in tainted:

@@ -13,7 +13,8 @@ from helpers import EXAMPLES, spec_examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.assess import assess_document, assess_portfolio, evaluator_for, vocabulary
+from engine.api import assess_documents
+from engine.assess import assess_document, evaluator_for, vocabulary
 from engine.evidence import LoadedDocument, parse_document
 from engine.yamlsafe import load_yaml
 from knowledge_graph.report import assessment_document
@@ -67,7 +68,7 @@ def test_shuffling_a_portfolio_never_changes_the_output(seed: Any, count: int) -
     def run(order: list[dict[str, Any]]) -> str:
         loaded = [LoadedDocument(parse_document(m, "p.jsonl", f"line {i}", vocab)[0],
                                  "p.jsonl", f"line {i}") for i, m in enumerate(order)]
-        results, errors = assess_portfolio(evaluator, loaded)
+        results, errors = assess_documents(evaluator, loaded)
         assert errors == []
         return json.dumps([a.output for a in results], sort_keys=True)
 
@@ -87,7 +88,7 @@ def test_engine_agrees_with_the_plain_reading_of_the_semantics(seed: int,
     raw = synth.generate_models(15, seed=seed, lineage=lineage)
     loaded = [LoadedDocument(parse_document(m, "p.jsonl", f"line {i}", vocab)[0],
                              "p.jsonl", f"line {i}") for i, m in enumerate(raw)]
-    results, errors = assess_portfolio(evaluator, loaded)
+    results, errors = assess_documents(evaluator, loaded)
     assert errors == []
     expected = plain_eval.evaluate_portfolio(raw)
     got = [{k: a.output[k] for k in e} for a, e in zip(results, expected, strict=True)]

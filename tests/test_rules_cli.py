@@ -303,8 +303,8 @@ def test_diff_of_two_versions_of_the_builtin_pack(tmp_path: Path) -> None:
     result = run("diff", str(BUILTIN), str(copy), "--portfolio", str(EXAMPLES))
     lines = result.stdout.splitlines()
     assert "  ~ signals.eval.rule-in-reached  (" in "\n".join(lines)
-    assert "        - signal {capability: e.capability, severity: 3, value: 'crossed'}" in lines
-    assert "        + signal {capability: e.capability, severity: 2, value: 'cannot_rule_out'}" \
+    assert "        - signal capability=e.capability, severity=3, value='crossed'" in lines
+    assert "        + signal capability=e.capability, severity=2, value='cannot_rule_out'" \
         in lines
     assert "  + capability Persuasion" in lines
     assert "    ongoing_assessment.Persuasion: (none) -> not_assessed" in lines

@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 
 import engine.whatif
 from cli.main import main
-from engine.assess import evaluator_for, vocabulary
-from engine.evidence import EvidenceLoader, load_evidence
-from engine.whatif import SET, contract_changes, parse_edit, what_if
+from engine.api import assess
+from engine.contract import contract_changes
+from engine.evidence import EvidenceLoader
+from engine.whatif import SET, parse_edit, what_if
 from knowledge_graph.impact import changed_conclusions
 from knowledge_graph.report import provenance
 
@@ -277,14 +278,12 @@ def _cases() -> list[tuple[Path, str, str, Any]]:
 @given(st.data())
 def test_setting_a_field_to_its_current_value_changes_nothing(data: st.DataObject) -> None:
     file, model, path, value = data.draw(st.sampled_from(_cases()))
-    evaluator = evaluator_for()
-    loaded = load_evidence([str(file)], vocabulary(evaluator.pack))
     edit = parse_edit(SET, f"{path}={json.dumps(value)}")
-    result = what_if(evaluator, loaded, [edit], model, str(file))
+    result = what_if(assess([str(file)]), [edit], model, str(file))
     assert result.before.keys() == result.after.keys()
     for name, before in result.before.items():
         after = result.after[name]
-        assert contract_changes(name, before.output, after.output) == []
+        assert contract_changes(before.output, after.output) == []
         assert changed_conclusions(provenance(before), provenance(after)) == ([], [])
 
 

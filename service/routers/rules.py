@@ -14,6 +14,7 @@ from fastapi.responses import Response
 # The rule printer is the CLI's (one printer for both), until it moves into the engine.
 from cli.rules import rule_links, rule_source
 from engine.model import Rule
+from engine.ruletext import rule_row
 from service.auth import VIEWER, Principal, require
 from service.problems import AUTHENTICATED, Problem, problem_responses
 from service.routers.models import JSON_CONTENT, json_bytes
@@ -34,9 +35,7 @@ def _file(stack: LoadedStack, rule: Rule) -> str:
 
 
 def _row(stack: LoadedStack, rule: Rule) -> dict[str, Any]:
-    return {"id": rule.id, "title": rule.title, "cite": rule.cite,
-            "stratum": stack.pack.stratum_of(rule.id), "pack": rule.pack,
-            "file": _file(stack, rule), "line": rule.line}
+    return {**rule_row(stack.pack, rule), "file": _file(stack, rule)}
 
 
 @router.get("", responses={200: {"content": JSON_CONTENT}})

@@ -1,0 +1,109 @@
+"""A rule in words: the one printer of rules and of their parts.
+
+Whatever shows a rule, or part of one, to a person goes through here: `asl rules list`
+and `show` (`rule_row`), the rule reference (`engine.reference`), `asl rules diff`
+(`rule_parts`), validation messages (`Test.text`), why-not (`condition_text`,
+`conclusion_text`, `test_text`) and the rule headings of explanations (`cite_text`).
+
+One notation throughout: a test `score < warning_score`, `verdict in [crossed,
+cannot_rule_out]`, `value is set`; a condition `match evaluation as e where purpose ==
+rule_in` or `none: required where rank > r.rank`; a conclusion `signal
+capability=e.capability, value=crossed`. Constants are spelled as explanations show
+values (`proceed`, `true`, `is set`) or, in messages to pack authors where a constant's
+type matters, `quoted` as the pack states it (`'upper'`, `exists True`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from engine.evaluator import Fact
+from engine.facts_id import render_value
+from engine.loader import BUILTIN_PACK
+from engine.model import Conclusion, Condition, Operand, Pack, Rule, Test
+from engine.operators import OPERATOR_TEXT
+
+
+def literal(value: Any, quoted: bool = False) -> str:
+    """A constant: `crossed`, `3`, `true`; quoted, `'crossed'`, `3`, `True`."""
+    return repr(value) if quoted else render_value(value)
+
+
+def operand_text(operand: Operand, quoted: bool = False) -> str:
+    """The right side of a test or a conclusion's value: a field of the same fact
+    (`warning_score`), a field of a fact bound earlier (`s.capability`) or a constant."""
+    if operand.field is not None:
+        return operand.field
+    if operand.ref is not None:
+        return f"{operand.ref[0]}.{operand.ref[1]}"
+    return literal(operand.constant, quoted)
+
+
+def test_text(test: Test, quoted: bool = False) -> str:
+    """A test: `score < warning_score`, `value == proceed`, `tier in [lower, upper]`,
+    `determination is set`; quoted, as the pack states it: `tier in ['lower']`,
+    `determination exists True`.
+
+    >>> test_text(Test("tier", "in", Operand(constant=["lower"])), quoted=True)
+    "tier in ['lower']"
+    >>> test = Test("determination", "exists", Operand(constant=False))
+    >>> test_text(test), test_text(test, quoted=True)
+    ('determination is unset', 'determination exists False')
+    """
+    if test.op == "exists" and not quoted:
+        return f"{test.field} {'is set' if test.operand.constant else 'is unset'}"
+    if test.op == "in":
+        return f"{test.field} in [{', '.join(literal(v, quoted) for v in test.operand.constant)}]"
+    return f"{test.field} {OPERATOR_TEXT[test.op]} {operand_text(test.operand, quoted)}"
+
+
+def condition_text(cond: Condition, quoted: bool = False,
+                   bound: Mapping[str, Fact] | None = None) -> str:
+    """A condition: `match evaluation as e where purpose == rule_in`, `none: required
+    where rank > r.rank`. With `bound` (the facts a partial match bound to names), each
+    reference to one shows its value: `capability == s.capability (CBRN-3)`."""
+    tests = []
+    for test in cond.tests:
+        text = test_text(test, quoted)
+        ref = test.operand.ref
+        if bound is not None and ref is not None and ref[0] in bound:
+            fact = bound[ref[0]]
+            value = fact.id if ref[1] == "id" else fact.values.get(ref[1])
+            text += f" ({render_value(value)})" if value is not None else " (unset)"
+        tests.append(text)
+    head = f"none: {cond.kind}" if cond.negated else f"match {cond.kind} as {cond.name}"
+    return head + (" where " + ", ".join(tests) if tests else "")
+
+
+def conclusion_text(concl: Conclusion, quoted: bool = False) -> str:
+    """A conclusion: `signal capability=e.capability, value=crossed`."""
+    return f"{concl.kind} " + ", ".join(f"{name}={operand_text(op, quoted)}"
+                                        for name, op in concl.values)
+
+
+def cite_text(cite: str, pack: str | None) -> str:
+    """A rule's citation, naming its pack when that is not the built-in one:
+    `RSP v2.1 §2`, `RSP v2.1 §2; pack acme-lab`."""
+    return f"{cite}; pack {pack}" if pack and pack != BUILTIN_PACK else cite
+
+
+def rule_parts(rule: Rule) -> dict[str, list[str]]:
+    """A rule as lines per part, constants quoted (absent optional parts are empty): what
+    `asl rules diff` compares."""
+    return {
+        "title": [rule.title], "cite": [rule.cite], "because": [rule.because],
+        "when": [condition_text(c, quoted=True) for c in rule.conditions],
+        "then": [conclusion_text(c, quoted=True) for c in rule.conclusions],
+        "replaces": [rule.replaces] if rule.replaces else [],
+        "rationale": [rule.rationale] if rule.rationale else [],
+        "pack": [rule.pack],
+    }
+
+
+def rule_row(pack: Pack, rule: Rule) -> dict[str, Any]:
+    """What a listing of rules shows of one: id, title, citation, stratum, pack, and
+    where it is written."""
+    return {"id": rule.id, "title": rule.title, "cite": rule.cite,
+            "stratum": pack.stratum_of(rule.id), "pack": rule.pack,
+            "file": rule.file, "line": rule.line}
