@@ -35,7 +35,8 @@ from batch.stack import same_stack, stack_of
 from batch.work import Entry, Failed, Job, contract_digest, digest, input_hash
 from engine.assess import ReferenceInfo
 from engine.errors import InputError
-from engine.evidence import LoadedDocument, Vocabulary, parse_document
+from engine.evidence import LoadedDocument, parse_document
+from engine.evidence_schema import Vocabulary
 from engine.lineage import Gate, Lineage
 from engine.model import Pack
 from knowledge_graph.compare import contract_values, value_changes

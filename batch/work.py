@@ -29,7 +29,8 @@ from engine.assess import (
     vocabulary,
 )
 from engine.errors import AssessmentError
-from engine.evidence import LoadedDocument, ModelDocument, parse_document
+from engine.evidence import LoadedDocument, parse_document
+from engine.evidence_schema import ModelDocument
 from engine.lineage import Links
 from knowledge_graph.compare import contract_values
 from knowledge_graph.provenance import dump, edge_rows, kinds

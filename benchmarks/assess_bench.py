@@ -34,7 +34,8 @@ from engine.assess import assess_document, evaluator_for, tune_for_throughput, v
 from engine.compiler import gate_fact
 from engine.durable_adapter import OPEN_RULE, Session
 from engine.evaluator import Evaluator
-from engine.evidence import ModelDocument, parse_document
+from engine.evidence import parse_document
+from engine.evidence_schema import ModelDocument
 from knowledge_graph.report import assessment_document
 
 CHUNK = 1_000

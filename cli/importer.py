@@ -19,7 +19,7 @@ import click
 from cli.options import EXIT_REJECTED, fail, pack_option
 from engine.assess import vocabulary
 from engine.errors import PackError
-from engine.evidence import Vocabulary
+from engine.evidence_schema import Vocabulary
 from engine.loader import load_overlaid
 from importers.inspect_import import FORMATS, dump_document, import_inspect, read_into
 from importers.inspect_log import READERS, read_logs

@@ -30,7 +30,7 @@ from cli.options import (
 from engine.api import assess
 from engine.contract import KeyChange, contract_changes
 from engine.errors import AssessmentError, InputError
-from engine.evidence import STDIN_NAME
+from engine.evidence_reading import STDIN_NAME
 from engine.facts_id import render_value
 from engine.whatif import SET, UNSET, EditRejected, WhatIf, parse_edit
 from engine.whatif import what_if as run_what_if

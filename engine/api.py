@@ -11,7 +11,7 @@ contract" and returns an `AssessmentRun`:
     for problem in run.rejected: ...              # InputError: file, path, message
 
 Evidence comes from paths (files, directories, `-` for standard input) and from bytes
-held in memory (`engine.evidence.Body`, reported under its name, `body` by default).
+held in memory (`engine.evidence_reading.Body`, reported under its name, `body` by default).
 The pack stack is the built-in pack with overlay directories over it, compiled once per
 process (`engine.assess.evaluator_for`). A model whose `last_comprehensive_assessment`
 names a model outside the input may take that model's compute and determination from
@@ -43,7 +43,8 @@ from typing import TextIO
 from engine.assess import Assessment, ReferenceInfo, assess_document, evaluator_for, vocabulary
 from engine.errors import AssessmentError, InputError
 from engine.evaluator import Evaluator
-from engine.evidence import Body, LoadedDocument, Source, load_evidence
+from engine.evidence import LoadedDocument, load_evidence
+from engine.evidence_reading import Body, Source
 from engine.lineage import Gate, Links
 
 __all__ = ["AssessmentRun", "Body", "ReferenceInfo", "References", "assess",

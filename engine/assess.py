@@ -17,7 +17,7 @@ from typing import Any
 
 from engine.errors import AssessmentError
 from engine.evaluator import Derivation, Evaluator, Fact, Listener
-from engine.evidence import ModelDocument, Vocabulary
+from engine.evidence_schema import ModelDocument, Vocabulary
 from engine.loader import load_pack, pack_stack
 from engine.model import ORIGIN_EVIDENCE, ORIGIN_PACK, Pack
 

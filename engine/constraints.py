@@ -3,7 +3,7 @@
 `asl rules validate` (engine.validate) asks two questions of every condition: can the
 constant tests on one field all hold at once (`gt 5` with `lt 3` cannot), and does any
 value that field can actually take pass them. The second needs each field's *domain*:
-- evidence kinds: what the evidence format allows (engine.evidence's enumerations, and
+- evidence kinds: what the evidence format allows (engine.evidence_schema's enumerations, and
   the pack's capability names and safeguard ids), where it fixes the values at all;
 - pack kinds: the values the pack's own facts state;
 - derived kinds: the union, over every rule concluding the kind, of the constants it
@@ -18,7 +18,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from engine.assess import LEVEL_RANK
-from engine.evidence import ASLS, CHANNELS, ELICITATIONS, PURPOSES, SAFEGUARD_STATUSES, VERDICTS
+from engine.evidence_schema import (
+    ASLS,
+    CHANNELS,
+    ELICITATIONS,
+    PURPOSES,
+    SAFEGUARD_STATUSES,
+    VERDICTS,
+)
 
 # Re-exported: the kinds `engine.assess.document_facts` builds from a model document
 # (a pack's other evidence kinds never receive a fact).

@@ -31,7 +31,7 @@ import networkx as nx
 from engine.errors import InputError, within
 
 if TYPE_CHECKING:
-    from engine.evidence import ModelInfo
+    from engine.evidence_schema import ModelInfo
 
 PREDECESSOR = "model.predecessor"
 CARRIED = "model.last_comprehensive_assessment.model"

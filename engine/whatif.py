@@ -31,7 +31,8 @@ from pydantic import BaseModel
 from engine.api import AssessmentRun, assess_documents
 from engine.assess import Assessment, vocabulary
 from engine.errors import InputError
-from engine.evidence import LoadedDocument, ModelDocument, parse_document
+from engine.evidence import LoadedDocument, parse_document
+from engine.evidence_schema import ModelDocument
 from engine.lineage import Lineage, Links
 from engine.yamlsafe import load_yaml
 

@@ -25,7 +25,8 @@ from typing import Any
 import yaml
 
 from engine.errors import InputError
-from engine.evidence import Vocabulary, load_evidence, parse_document
+from engine.evidence import load_evidence, parse_document
+from engine.evidence_schema import Vocabulary
 from engine.rule_syntax import plain
 from engine.yamlsafe import load_yaml
 from importers.inspect_log import LogHeader, LogScore

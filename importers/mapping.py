@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from engine.evidence import ELICITATIONS, PURPOSES, Vocabulary
+from engine.evidence_schema import ELICITATIONS, PURPOSES, Vocabulary
 from engine.yamlsafe import line_of, load_yaml
 from importers.problems import ImportRefused, Problem, refuse
 

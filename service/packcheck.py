@@ -142,7 +142,7 @@ def _expansion_problems(draft: Path) -> list[dict[str, Any]]:
     """Files whose YAML expands past the evidence limit once aliases are followed."""
     import yaml
 
-    from engine.evidence import MAX_DEPTH, MAX_VALUES
+    from engine.evidence_reading import MAX_DEPTH, MAX_VALUES
 
     problems = []
     for path in sorted(draft.rglob("*.yaml")):

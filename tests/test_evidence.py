@@ -18,14 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.errors import InputError
-from engine.evidence import (
-    MAX_DEPTH,
-    MAX_FILE_BYTES,
-    LoadResult,
-    Vocabulary,
-    load_evidence,
-    parse_document,
-)
+from engine.evidence import LoadResult, load_evidence, parse_document
+from engine.evidence_reading import MAX_DEPTH, MAX_FILE_BYTES
+from engine.evidence_schema import Vocabulary
 
 _ELEMENTS = {
     "asl2-deployment": ["acceptable-use-and-model-cards", "harmlessness-training-and-detection",

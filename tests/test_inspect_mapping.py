@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.evidence import Vocabulary
+from engine.evidence_schema import Vocabulary
 from importers.mapping import MappingEntry, load_mapping, parse_mapping
 from importers.problems import ImportRefused
 

@@ -19,7 +19,7 @@ import engine.whatif
 from cli.main import main
 from engine.api import assess
 from engine.contract import contract_changes
-from engine.evidence import EvidenceLoader
+from engine.evidence_reading import EvidenceLoader
 from engine.whatif import SET, parse_edit, what_if
 from knowledge_graph.impact import changed_conclusions
 from knowledge_graph.report import provenance

@@ -18,7 +18,7 @@ from conftest import PackWriter
 from helpers import EXAMPLES
 
 from cli.main import main
-from engine import evidence, yamlsafe
+from engine import evidence_reading, yamlsafe
 from engine.errors import PackError
 from engine.loader import builtin_pack_dir, load_pack
 from engine.yamlsafe import DuplicateKeyError, LineDict, load_data, load_yaml
@@ -134,7 +134,7 @@ def test_an_unbuildable_scalar_in_a_pack_is_a_yaml_problem_not_a_traceback(
 
 def test_evidence_and_packs_share_one_reader() -> None:
     """One strict loader: evidence reads with it, the pack reader only adds line numbers."""
-    assert evidence.EvidenceLoader is yamlsafe.StrictLoader
+    assert evidence_reading.EvidenceLoader is yamlsafe.StrictLoader
     assert issubclass(yamlsafe.SafeLineLoader, yamlsafe.StrictLoader)
     text = "a: {b: 1e24, c: [x, y]}\n"
     assert load_data(text) == load_yaml(text) == {"a": {"b": 1e24, "c": ["x", "y"]}}

@@ -1,0 +1,293 @@
+"""Reading evidence: files, directories, standard input and bodies held in memory, in
+YAML, JSON or JSON Lines, within limits of size and nesting depth.
+
+Each source yields (where, data) for every model document it holds, where `where` is
+"" (the whole file), `models[3]` (a document of a portfolio) or `line 4` (a JSON Lines
+line). A source that cannot be read, or a line or document that cannot be parsed, is
+one `InputError`; the message says where (`invalid YAML at line 3, column 5: ...`,
+`invalid JSON at column 5: ...` for a JSON line). Standard input is `<stdin>`.
+Validating each document is `engine.evidence_schema`'s.
+"""
+
+import contextlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from engine.errors import InputError
+from engine.evidence_schema import describe, model_id, path_in, unknown_name
+from engine.yamlsafe import StrictLoader, load_data
+
+MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_DEPTH = 32  # nested mappings and lists; a real portfolio needs 5
+MAX_VALUES = 2_000_000  # values once aliases are expanded; far above any real portfolio
+EXTENSIONS = (".yaml", ".yml", ".json", ".jsonl")
+STDIN_NAME = "<stdin>"
+TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
+EMPTY = "empty; expected a model document or a portfolio"
+
+
+class Refused(Exception):
+    """A whole file or line is unusable; carries the message for its InputError."""
+
+
+@dataclass(frozen=True)
+class Body:
+    """Evidence held in memory, such as a request body: its bytes, the format they are
+    declared to be in (`json`, `yaml` or `jsonl`, as a file's extension would say), and
+    the name errors give it in place of a file name."""
+
+    content: bytes
+    format: str
+    name: str = "body"
+
+
+# The strict YAML reader evidence is parsed with (duplicate keys refused, YAML 1.2
+# floats); the same one reads rule packs. Named here for code that reads evidence YAML
+# as the loader does.
+EvidenceLoader = StrictLoader
+
+
+def _is_portfolio(data: object) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("models"), list)
+
+
+Sizes = dict[int, tuple[int, int]]  # id of a container -> (values, height)
+
+
+def check_shape(data: object, max_depth: int = MAX_DEPTH) -> Sizes:
+    """Refuse data nested deeper than `max_depth` or holding more than MAX_VALUES values;
+    the size of every container in it.
+
+    Each container is measured once (memoised by identity), so an alias bomb costs no more
+    than its text, and a self-referencing alias stops at `max_depth`.
+    """
+    measured: Sizes = {}
+
+    def measure(value: object, depth: int) -> tuple[int, int]:
+        if not isinstance(value, dict | list):
+            return 1, 0
+        if depth > max_depth:
+            raise Refused(TOO_DEEP)
+        known = measured.get(id(value))
+        if known is None:
+            count, height = 1, 1
+            for child in value.values() if isinstance(value, dict) else value:
+                child_count, child_height = measure(child, depth + 1)
+                count, height = count + child_count, max(height, child_height + 1)
+                if count > MAX_VALUES:
+                    raise Refused(f"more than {MAX_VALUES:,} values once aliases are expanded")
+            known = measured[id(value)] = (count, height)
+        if depth + known[1] - 1 > max_depth:
+            raise Refused(TOO_DEEP)
+        return known
+
+    measure(data, 1)
+    return measured
+
+
+def _parse_yaml(text: str) -> object:
+    """Plain data from YAML text; never runs code, and a syntax error names its line."""
+    try:
+        return load_data(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = exc.problem or exc.context or ""
+        if problem.startswith("but "):  # "expected a single document ... but found another"
+            problem = f"{exc.context} {problem}"
+        raise Refused(f"invalid YAML{where}: {problem}") from None
+    except yaml.YAMLError as exc:  # a ReaderError: a character YAML does not allow
+        raise Refused(f"invalid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:  # the composer recurses once per level of nesting
+        raise Refused(TOO_DEEP) from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a repeated key (json would silently keep the last)."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _json_int(digits: str) -> int | float:
+    """A JSON integer; one too long for Python to convert (over 4,300 digits by default)
+    becomes an infinite float, which validation then refuses at its own path."""
+    limit = sys.get_int_max_str_digits()
+    return int(digits) if not limit or len(digits) <= limit else float(digits)
+
+
+def _parse_json(text: str, where: str) -> object:
+    """Plain data from JSON text (a whole file, or the JSON Lines line at `where`)."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_int=_json_int)
+    except json.JSONDecodeError as exc:
+        at = "" if where else f"line {exc.lineno}, "  # a JSON Lines error is already at a line
+        raise Refused(f"invalid JSON at {at}column {exc.colno}: {exc.msg}") from None
+    except ValueError as exc:  # a duplicate key, an integer too long to convert
+        raise Refused(f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise Refused(TOO_DEEP) from None
+
+
+def _read(file: str, stdin: TextIO | None) -> bytes:
+    """The bytes of a file, or of standard input for `-` (read from its bytes where the
+    stream has them, so that it is decoded exactly as a file is), refusing more than
+    MAX_FILE_BYTES."""
+    too_big = f"larger than the {MAX_FILE_BYTES:,}-byte limit (50 MB)"
+    try:
+        if file == "-":
+            stream = stdin or sys.stdin
+            read = getattr(stream, "buffer", stream).read(MAX_FILE_BYTES + 1)
+            content = read if isinstance(read, bytes) else read.encode("utf-8",
+                                                                        "surrogateescape")
+        elif os.stat(file).st_size > MAX_FILE_BYTES:
+            raise Refused(too_big)  # refused unread
+        else:
+            with open(file, "rb") as handle:  # bounded: a pipe or device has no size
+                content = handle.read(MAX_FILE_BYTES + 1)
+        if len(content) > MAX_FILE_BYTES:
+            raise Refused(too_big)
+        return content
+    except FileNotFoundError:
+        raise Refused("no such file or directory") from None
+    except OSError as exc:
+        raise Refused(exc.strerror or str(exc)) from None
+
+
+def _decode(content: bytes, first: bool = True) -> str:
+    """UTF-8 text (a byte-order mark allowed at the start of a file)."""
+    try:
+        return content.decode("utf-8-sig" if first else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise Refused(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+
+
+def _parse_stdin(text: str) -> object:
+    """Standard input is read as YAML, which also accepts JSON; but JSON that YAML cannot
+    read (indented with tabs, as `jq --tab` writes it) is still JSON, so it is read as
+    JSON when YAML refuses it. Otherwise the YAML error stands."""
+    try:
+        return _parse_yaml(text)
+    except Refused as yaml_error:
+        if text.lstrip().startswith(("{", "[")):
+            with contextlib.suppress(Refused):
+                return _parse_json(text, "")
+        raise yaml_error from None
+
+
+Source = str | os.PathLike[str] | Body  # a file, a directory, `-` or a body
+
+
+def documents_in(
+    source: str | Body, stdin: TextIO | None, errors: list[InputError]
+) -> list[tuple[str, object]]:
+    """(where, data) for each model document in one file (or body); its other problems
+    go to errors."""
+    name, suffix = source_name(source), (f".{source.format}" if isinstance(source, Body)
+                                   else ".yaml" if source == "-"
+                                   else Path(source).suffix.lower())
+    try:
+        if isinstance(source, Body) and suffix not in EXTENSIONS:
+            raise Refused(f"unsupported format {source.format!r}; expected json, yaml "
+                           "or jsonl")
+        if suffix not in EXTENSIONS:
+            shown = repr(suffix) if suffix else "(no extension)"
+            raise Refused(f"unsupported file type {shown}; expected {', '.join(EXTENSIONS)}")
+        content = _held(source.content) if isinstance(source, Body) else _read(source, stdin)
+    except Refused as exc:
+        errors.append(InputError(name, "", str(exc)))
+        return []
+    chunks = [("", content)]
+    if suffix == ".jsonl":  # decoded line by line: one bad line is one rejected document
+        lines = enumerate(content.split(b"\n"), start=1)
+        chunks = [(f"line {number}", line) for number, line in lines if line.strip()]
+    found: list[tuple[str, object]] = []
+    for where, chunk in chunks:
+        try:
+            text = _decode(chunk, first=where in ("", "line 1"))
+            if suffix.startswith(".json"):
+                data = _parse_json(text, where)
+            else:
+                data = _parse_stdin(text) if source == "-" else _parse_yaml(text)
+            # A portfolio's documents are held to MAX_DEPTH one by one (see
+            # `_split_portfolio`), so that one too deep is the only one rejected.
+            sizes = check_shape(data, 4 * MAX_DEPTH if _is_portfolio(data) and not where
+                                 else MAX_DEPTH)
+        except Refused as exc:
+            errors.append(InputError(name, where, str(exc)))
+        else:
+            found += _split_portfolio(data, name, where, errors, sizes)
+    if not chunks:
+        errors.append(InputError(name, "", EMPTY))
+    return found
+
+
+def source_name(source: str | Body) -> str:
+    """What errors call a source: its file name, `<stdin>`, or a body's name."""
+    if isinstance(source, Body):
+        return source.name
+    return STDIN_NAME if source == "-" else source
+
+
+def _held(content: bytes) -> bytes:
+    """Bytes held in memory, refused over MAX_FILE_BYTES as a file would be."""
+    if len(content) > MAX_FILE_BYTES:
+        raise Refused(f"larger than the {MAX_FILE_BYTES:,}-byte limit (50 MB)")
+    return content
+
+
+def _split_portfolio(
+    data: object, file: str, where: str, errors: list[InputError], sizes: Sizes
+) -> list[tuple[str, object]]:
+    """The documents of a file's data: a `models:` portfolio's, or the data itself.
+    `sizes` are the file's containers as `check_shape` measured them."""
+    if where:  # a JSON line holds one model document, never a portfolio
+        return [(where, data)]
+    if data is None:
+        errors.append(InputError(file, "", EMPTY))
+        return []
+    if not isinstance(data, dict) or "models" not in data:
+        return [("", data)]
+    for key in data:
+        if key != "models":
+            message = unknown_name("field", str(key), ["models"], "expected one of")
+            errors.append(InputError(file, path_in("", [str(key)]), message))
+    models = data["models"]
+    if not isinstance(models, list):
+        errors.append(InputError(file, "models", f"expected a list, got {describe(models)}"))
+        return []
+    documents = []
+    for i, document in enumerate(models):
+        if sizes.get(id(document), (1, 0))[1] > MAX_DEPTH:
+            errors.append(InputError(file, f"models[{i}]", TOO_DEEP, model_id(document)))
+        else:
+            documents.append((f"models[{i}]", document))
+    return documents
+
+
+def evidence_files(source: Source, errors: list[InputError]) -> list[str | Body]:
+    """The evidence files a command-line argument names: itself, or a directory's files
+    (a body is itself)."""
+    if isinstance(source, Body):
+        return [source]
+    path = os.fspath(source)
+    if path == "-" or not os.path.isdir(path):
+        return [path]
+    found = sorted(
+        entry.path
+        for entry in os.scandir(path)
+        # not only files: a broken link is then reported, never skipped in silence
+        if not entry.is_dir() and Path(entry.name).suffix.lower() in EXTENSIONS
+    )
+    if not found:
+        errors.append(InputError(path, "", f"no evidence files ({', '.join(EXTENSIONS)})"))
+    return list(found)
