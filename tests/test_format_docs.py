@@ -190,7 +190,16 @@ def test_the_why_table_says_exactly_which_formats_need_dot() -> None:
 # --- the README points at them --------------------------------------------------------
 
 def test_the_readme_links_the_format_docs_and_nothing_outside() -> None:
+    """Every link of the README and of the format docs, and every document path the
+    README names, is a file of this repository."""
     readme = (REPO / "README.md").read_text()
     assert "(docs/evidence-format.md)" in readme and "(docs/assessment-output.md)" in readme
-    assert "../shared" not in readme
     assert "(evidence-format.md)" in OUTPUT_DOC.read_text()
+    named = [(REPO, t) for t in re.findall(r"\]\(([^)#]+)[^)]*\)", readme)]
+    named += [(REPO, t) for t in re.findall(r"`([^`\s]+/[^`\s]+\.md)`", readme)]
+    for doc in (EVIDENCE_DOC, OUTPUT_DOC):
+        named += [(doc.parent, t) for t in re.findall(r"\]\(([^)#]+)[^)]*\)", doc.read_text())]
+    assert len(named) >= 8
+    for base, target in named:
+        path = (base / target).resolve()
+        assert path.is_relative_to(REPO) and path.is_file(), target
