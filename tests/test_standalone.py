@@ -5,8 +5,10 @@ public cases when they sit beside the clone and is skipped, saying why, when not
 
 The check reads the modules' syntax, not their text: a path built from `__file__` (or
 from a module-level name bound to one, such as helpers.REPO) that climbs above the
-repository root, and a string (other than a docstring) naming a `..` or `shared` path
-segment, are reported with file and line.
+repository root, and a string naming a `..` or `shared` path segment where a path is
+built or opened (`/`, `Path(...)`, `open(...)`, `.joinpath`, `os.path.join`, `.glob`, a
+module-level constant), are reported with file and line. The same strings passed to
+`asl` as hostile input (a token named `../x`) are data, not paths the tests read.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ OPTIONAL = {"tests/test_public_examples.py"}  # reads ../shared when present, el
 SELF = "tests/test_standalone.py"  # holds sample ways out, as strings, to test the check
 SCANNED = ("tests", "benchmarks")
 TOP = 2  # levels from a module file in tests/ or benchmarks/ up to the repository root
+PATH_CALLS = {"Path", "PurePath", "PosixPath", "open"}  # called by name
+PATH_METHODS = {"joinpath", "join", "glob", "rglob", "open"}  # called as a method
 
 
 def _heights(tree: ast.Module, imported: dict[str, int]) -> dict[str, int]:
@@ -69,34 +73,43 @@ def _height(node: ast.AST, names: dict[str, int]) -> int | None:
     return None
 
 
-def _docstrings(tree: ast.Module) -> set[int]:
-    """ids of the docstring nodes of the module, its classes and functions."""
-    found = set()
+def _path_parts(tree: ast.Module) -> list[ast.expr]:
+    """The expressions used as (parts of) paths: operands of `/`, arguments of path
+    calls, and the values of module-level constants."""
+    parts: list[ast.expr] = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-                found.add(id(body[0].value))
-    return found
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            parts += [node.left, node.right]
+        elif isinstance(node, ast.Call):
+            func = node.func
+            if (isinstance(func, ast.Name) and func.id in PATH_CALLS) or (
+                    isinstance(func, ast.Attribute) and func.attr in PATH_METHODS):
+                parts += [*node.args, *(k.value for k in node.keywords)]
+    parts += [node.value for node in tree.body if isinstance(node, ast.Assign)]
+    return parts
+
+
+def _outside_segment(text: str) -> bool:
+    segments = text.replace("\\", "/").split("/")
+    return ".." in segments or "shared" in segments
 
 
 def outside_paths(source: str, imported: dict[str, int] | None = None) -> list[str]:
     """`line N: what` for each way `source` reaches outside the repository."""
     tree = ast.parse(source)
     names = _heights(tree, imported or {})
-    skip = _docstrings(tree)
     problems = []
+    for part in _path_parts(tree):
+        for node in ast.walk(part):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                    _outside_segment(node.value):
+                problems.append(f"line {node.lineno}: path {node.value!r}")
     for node in ast.walk(tree):
-        line = getattr(node, "lineno", 0)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and \
-                id(node) not in skip:
-            segments = node.value.replace("\\", "/").split("/")
-            if ".." in segments or "shared" in segments:
-                problems.append(f"line {line}: path {node.value!r}")
-        elif isinstance(node, ast.expr) and not isinstance(node, ast.Name):
+        if isinstance(node, ast.expr) and not isinstance(node, ast.Name):
             height = _height(node, names)
             if height is not None and height > TOP:
-                problems.append(f"line {line}: {ast.unparse(node)} climbs above the repository")
+                problems.append(f"line {node.lineno}: {ast.unparse(node)} climbs above the "
+                                "repository")
     return sorted(set(problems))
 
 
@@ -136,6 +149,9 @@ def test_the_optional_public_cases_module_is_the_only_exception() -> None:
     'def f():\n    return REPO.parent / "other"\n',
     'DATA = REPO / "tests"\nY = DATA / "../../x"\n',
     'open("../shared/spec/examples/expected.json")\n',
+    'EXAMPLES = "../shared/spec/examples"\n',
+    'def f():\n    return os.path.join(REPO, "..", "shared")\n',
+    'def f(tmp_path):\n    return Path(f"{tmp_path}/../shared/x")\n',
 ])
 def test_the_check_catches_each_way_out(source: str) -> None:
     assert outside_paths(source, {"REPO": TOP}) != []
@@ -146,6 +162,8 @@ def test_the_check_catches_each_way_out(source: str) -> None:
     'X = Path(__file__).parent / "data" / "expected.json"\n',
     'def f(tmp_path):\n    return tmp_path.parent / "shared.db"\n',
     '"""Docstrings may name ../shared/spec, the contract this follows."""\n',
+    'def f(run):\n    return run("tokens", "create", "--name", "../x")\n',
+    'def f():\n    for names in (["../pack.yaml"], ["/etc/passwd"]):\n        check(names)\n',
 ])
 def test_the_check_allows_paths_inside(source: str) -> None:
     assert outside_paths(source, {"REPO": TOP}) == []
