@@ -10,7 +10,8 @@ it documents that follow evidence-format.md.
     evaluate(doc, reference=None) -> dict      one model document -> the contract keys
     evaluate_portfolio(docs) -> list[dict]     reference order in, sorted by model id out
 
-Running the module checks it against `../shared/spec/examples/expected.json`.
+Running the module checks it against the test suite's own cases, `tests/data/expected.json`
+(or those of a directory given as its argument, laid out the same way).
 """
 
 from __future__ import annotations
@@ -267,8 +268,9 @@ def evaluate_portfolio(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [results[mid] for mid in sorted(results)]
 
 
-def _self_check() -> int:
-    """Compare against the public cases; print OK or a diff per example; return failures."""
+def _self_check(examples: str | None = None) -> int:
+    """Compare against the cases in `examples` (default: the test suite's own, tests/data);
+    print OK or a diff per case; return the number of failures."""
     import json
     import re
     from pathlib import Path
@@ -283,11 +285,11 @@ def _self_check() -> int:
         re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
         list("-+0123456789."),
     )
-    examples = Path(__file__).resolve().parents[2] / "shared" / "spec" / "examples"
-    expected = json.loads((examples / "expected.json").read_text())
+    cases = Path(examples) if examples else Path(__file__).resolve().parents[1] / "tests" / "data"
+    expected = json.loads((cases / "expected.json").read_text())
     failures = 0
     for name, want in sorted(expected.items()):
-        data = yaml.load((examples / f"{name}.yaml").read_text(), Loader=Loader)
+        data = yaml.load((cases / f"{name}.yaml").read_text(), Loader=Loader)
         got: Any = evaluate_portfolio(data["models"]) if "models" in data else evaluate(data)
         if got == want:
             print(f"OK    {name}")
@@ -303,4 +305,6 @@ def _self_check() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(1 if _self_check() else 0)
+    import sys
+
+    raise SystemExit(1 if _self_check(*sys.argv[1:2]) else 0)

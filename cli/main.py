@@ -23,13 +23,21 @@ from cli.options import (
     fail,
     pack_option,
 )
+from cli.output import write_output
 from cli.rules import rules
 from cli.store_options import check_assessment, db_option, open_store, stored_history
 from cli.whatif import impact, what_if
 from engine.assess import tune_for_throughput
 from engine.errors import InputError
 from knowledge_graph.explain import render_rich, render_text, why_tree
-from knowledge_graph.export import BINARY_FORMATS, GRAPH_FORMATS, GraphvizError, explained, export
+from knowledge_graph.export import (
+    BINARY_FORMATS,
+    GRAPH_FORMATS,
+    GraphvizError,
+    GraphvizMissing,
+    explained,
+    export,
+)
 from knowledge_graph.provenance import UnknownConclusion, find_conclusion
 from knowledge_graph.provenance import load as load_graph
 from knowledge_graph.report import assessment_document, provenance, summary_text
@@ -91,11 +99,12 @@ def assess(files: tuple[str, ...], fmt: str, packs: tuple[str, ...]) -> None:
               "model's whole provenance).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", *GRAPH_FORMATS]),
               default="text", show_default=True,
-              help="text or json: the explanation tree; dot, svg, png (drawn by Graphviz), "
-              "prov-json (W3C PROV) or graphml: the conclusion and everything it rests on, "
-              "as a graph.")
+              help="text or json: the explanation tree; dot, svg, png, prov-json (W3C PROV) "
+              "or graphml: the conclusion and everything it rests on, as a graph. Only svg "
+              "and png need Graphviz's dot program installed.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Write to FILE instead of standard output (required for png).")
+              help="Write to FILE instead of standard output (required for png); FILE "
+              "appears only when complete.")
 @click.option("--color/--no-color", "color", default=None,
               help="Colour the text explanation and draw it as a tree (default: when "
               "standard output is a terminal).")
@@ -119,7 +128,7 @@ def why(file: str, model_id: str | None, selector: str, fmt: str, output: str | 
       asl why examples/security-gap-pause.yaml --conclusion decision
       asl why examples/portfolio/lineage.yaml --model corvid-atlas-5-chat \\
           --conclusion required.security --format json
-      asl why examples/security-gap-pause.yaml --conclusion decision --format svg > why.svg
+      asl why examples/security-gap-pause.yaml --conclusion decision --format svg -o why.svg
       asl why examples/cbrn4-asl4-pause.yaml --conclusion all --format png -o all.png
       asl why examples/security-gap-pause.yaml --format prov-json -o why.prov.json
       asl why corvid-atlas-5 --conclusion decision          # from the record (asl batch)
@@ -169,9 +178,12 @@ def _explain(model: str, graph: Any, selector: str, fmt: str, output: str | None
         part = graph if node is None else explained(graph, node)
         title = f"{model}: provenance" if node is None else heading
         try:
-            _write(export(part, fmt, title, node), output)
+            drawn = export(part, fmt, title, node)
+        except GraphvizMissing as exc:  # the user's setup, not our failure: exit 2
+            fail(str(exc), EXIT_REJECTED)
         except GraphvizError as exc:
             fail(str(exc))
+        _write(drawn, output)
         return
     assert node is not None
     tree = why_tree(graph, node)
@@ -188,12 +200,10 @@ def _explain(model: str, graph: Any, selector: str, fmt: str, output: str | None
 
 
 def _write(data: bytes, output: str | None) -> None:
-    """Write `data` to the file `output`, or to standard output when it is None."""
-    if output is None:
-        click.echo(data, nl=False)
-        return
+    """Write `data` to the file `output` (whole or not at all), or to standard output
+    when it is None."""
     try:
-        Path(output).write_bytes(data)
+        write_output(data, output)
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror or exc}")
 

@@ -1,6 +1,10 @@
 """Export a provenance graph for other tools: DOT, SVG and PNG (Graphviz), PROV-JSON (W3C
 PROV through the `prov` package) and GraphML (networkx).
 
+Only SVG and PNG need Graphviz's `dot` program (DRAWN_FORMATS): they are laid out and
+drawn by running it. DOT text is written by the `graphviz` Python package alone, and
+PROV-JSON and GraphML never touch Graphviz.
+
 `explained` cuts the graph down to one conclusion and everything it rests on; the
 exporters take any provenance graph (that cut, or a model's whole provenance) and are
 deterministic: nodes and edges are emitted sorted, so a DOT file can be a golden file.
@@ -33,11 +37,13 @@ from engine.loader import BUILTIN_PACK
 from knowledge_graph.provenance import CONCLUSION, DEFAULT, EVIDENCE, FIRING, matched
 
 GRAPH_FORMATS = ("dot", "svg", "png", "prov-json", "graphml")
+DRAWN_FORMATS = ("svg", "png")  # drawn by running Graphviz's `dot` program
 BINARY_FORMATS = ("png",)
 ASL_NS = "https://example.org/asl#"  # the `asl:` namespace of PROV identifiers
 VALUE_NS = "https://example.org/asl/value#"  # `val:`: a fact's own fields
-INSTALL_HINT = ("Graphviz's dot program is not installed; install it with "
-                "`apt-get install graphviz` (Debian/Ubuntu) or `brew install graphviz` (macOS)")
+INSTALL_HINT = ("Graphviz's dot program is not installed (not on PATH); it draws "
+                f"{' and '.join(DRAWN_FORMATS)}. Install it with `apt-get install graphviz` "
+                "(Debian/Ubuntu) or `brew install graphviz` (macOS)")
 
 _WIDTH = 34  # characters per label line
 _MAX_VALUES = 5  # value lines shown on evidence and default nodes before "+N more"
@@ -296,9 +302,10 @@ def to_graphml(graph: nx.DiGraph, title: str = "") -> str:
 
 
 def export(graph: nx.DiGraph, fmt: str, title: str = "", focus: str | None = None) -> bytes:
-    """`graph` in one of GRAPH_FORMATS, as bytes (UTF-8 text except for png).
+    """`graph` in one of GRAPH_FORMATS, as bytes (UTF-8 text except for png), complete
+    before anything is written anywhere.
 
-    Raises GraphvizMissing or GraphvizFailed for svg and png."""
+    Raises GraphvizMissing or GraphvizFailed for the DRAWN_FORMATS (svg and png)."""
     if fmt == "prov-json":
         return to_prov_json(graph).encode()
     if fmt == "graphml":
@@ -306,6 +313,6 @@ def export(graph: nx.DiGraph, fmt: str, title: str = "", focus: str | None = Non
     dot = to_dot(graph, title, focus)
     if fmt == "dot":
         return str(dot.source).encode()
-    if fmt not in ("svg", "png"):
+    if fmt not in DRAWN_FORMATS:
         raise ValueError(f"unknown graph format {fmt!r}; expected one of {GRAPH_FORMATS}")
     return render(dot, fmt)

@@ -6,26 +6,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from engine.api import assess
 from engine.assess import Assessment
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
-SPEC_EXAMPLES = REPO.parent / "shared" / "spec" / "examples"
+DATA = Path(__file__).resolve().parent / "data"  # the suite's own cases (data/README.md)
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
-def spec_examples() -> Path:
-    """The public cases of the product contract, or skip when shared/ is not beside us."""
-    if not (SPEC_EXAMPLES / "expected.json").is_file():
-        pytest.skip(f"public cases not found at {SPEC_EXAMPLES}")
-    return SPEC_EXAMPLES
-
-
 def expected_outcomes() -> dict[str, Any]:
-    return json.loads((spec_examples() / "expected.json").read_text())
+    """The contract keys each case of tests/data must reach, by file stem."""
+    return json.loads((DATA / "expected.json").read_text())
 
 
 def assess_paths(*paths: str | Path) -> list[Assessment]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import EXAMPLES, GOLDEN, expected_outcomes, spec_examples
+from helpers import DATA, EXAMPLES, GOLDEN, expected_outcomes
 
 from cli.main import main
 
@@ -23,10 +23,10 @@ def run(*args: str, stdin: str | None = None):
 
 
 def test_assess_json_is_the_output_contract() -> None:
-    result = run("assess", str(spec_examples() / "precautionary-asl3.yaml"), "--format", "json")
+    result = run("assess", str(DATA / "cbrn3-margin-remediation-gap.yaml"), "--format", "json")
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
-    expected = expected_outcomes()["precautionary-asl3"]
+    expected = expected_outcomes()["cbrn3-margin-remediation-gap"]
     assert {k: document[k] for k in expected} == expected
     assert document["pack"]["name"] == "rsp-2.1"
     assert document["pack"]["version"].startswith("sha256:")
@@ -34,12 +34,12 @@ def test_assess_json_is_the_output_contract() -> None:
 
 
 def test_assess_portfolio_prints_an_array_and_jsonl_one_line_each() -> None:
-    path = str(spec_examples() / "lineage-portfolio.yaml")
+    path = str(DATA / "lineage-base-and-tune.yaml")
     array = json.loads(run("assess", path, "--format", "json").stdout)
-    assert [d["model"] for d in array] == ["example-base", "example-base-tuned"]
+    assert [d["model"] for d in array] == ["marlin-base", "marlin-base-instruct"]
     lines = run("assess", path, "--format", "jsonl").stdout.splitlines()
-    assert [json.loads(line)["model"] for line in lines] == ["example-base",
-                                                             "example-base-tuned"]
+    assert [json.loads(line)["model"] for line in lines] == ["marlin-base",
+                                                             "marlin-base-instruct"]
 
 
 def test_assess_is_byte_for_byte_repeatable() -> None:
@@ -58,7 +58,7 @@ def test_assess_text_summary_names_every_contract_key() -> None:
 
 
 def test_assess_reads_standard_input() -> None:
-    text = (spec_examples() / "asl2-small-update.yaml").read_text()
+    text = (DATA / "asl2-minor-update.yaml").read_text()
     result = run("assess", "-", "--format", "json", stdin=text)
     assert result.exit_code == 0
     assert json.loads(result.stdout)["asl"] == "ASL-2"
@@ -75,17 +75,17 @@ def test_bad_document_exits_2_with_one_line_and_nothing_on_stdout(tmp_path: Path
 
 
 def test_portfolio_with_one_bad_document_assesses_the_rest(tmp_path: Path) -> None:
-    good = (spec_examples() / "asl2-small-update.yaml").read_text()
+    good = (DATA / "asl2-minor-update.yaml").read_text()
     portfolio = tmp_path / "p.jsonl"
     import yaml
 
-    doc = yaml.safe_load(good.replace("e+24", "e+24"))
+    doc = yaml.safe_load(good)
     portfolio.write_text(json.dumps(doc) + "\n" + '{"model": {"id": "x"}, "findings": '
                          '[{"id": "f", "threshold": "CBRN-9", "verdict": "crossed"}]}\n')
     result = run("assess", str(portfolio), "--format", "jsonl")
     assert result.exit_code == 2
     assert [json.loads(line)["model"] for line in result.stdout.splitlines()] == [
-        "example-small-2"]
+        "bramble-lite-4"]
     assert result.stderr.startswith(f"{portfolio}: line 2: findings[0].threshold: unknown "
                                     "threshold 'CBRN-9'")
 
@@ -98,23 +98,23 @@ def test_missing_file_is_a_clear_error() -> None:
 
 
 def test_why_json_reaches_evidence() -> None:
-    result = run("why", str(spec_examples() / "ai-rnd-security-gap.yaml"), "--conclusion",
+    result = run("why", str(DATA / "rnd-agent-security-gap.yaml"), "--conclusion",
                  "required.security", "--format", "json")
     assert result.exit_code == 0
     tree = json.loads(result.stdout)
-    assert tree["model"] == "example-research-agent"
+    assert tree["model"] == "heliotrope-agent-2"
     text = json.dumps(tree, ensure_ascii=False)
-    assert "evidence:ex-rnd-suite" in text and "RSP v2.1 §2" in text
+    assert "evidence:ha2-replication" in text and "RSP v2.1 §2" in text
 
 
 def test_why_needs_model_for_a_portfolio_and_names_the_choices() -> None:
-    result = run("why", str(spec_examples() / "lineage-portfolio.yaml"))
+    result = run("why", str(DATA / "lineage-base-and-tune.yaml"))
     assert result.exit_code == 2
-    assert "choose one with --model (example-base, example-base-tuned)" in result.stderr
+    assert "choose one with --model (marlin-base, marlin-base-instruct)" in result.stderr
 
 
 def test_why_unknown_conclusion_is_a_clear_error() -> None:
-    result = run("why", str(spec_examples() / "asl2-small-update.yaml"), "--conclusion",
+    result = run("why", str(DATA / "asl2-minor-update.yaml"), "--conclusion",
                  "threshold:CBRN-9")
     assert result.exit_code == 2
     assert "has no conclusion 'threshold:CBRN-9'" in result.stderr

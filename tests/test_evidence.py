@@ -1,7 +1,7 @@
 """Evidence loading: every refusal the evidence format promises, each form, and fuzzing.
 
 Error lines are asserted exactly as `str(InputError)` prints them: they are part of the
-input contract (`shared/spec/evidence-format.md`, "Errors are part of the contract").
+input contract (`docs/evidence-format.md`, "Errors").
 """
 
 import copy
@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers import DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -43,7 +44,6 @@ VOCABULARY = Vocabulary(
         [*_ELEMENTS, *(f"{standard}.{e}" for standard, es in _ELEMENTS.items() for e in es)]
     ),
 )
-EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "spec" / "examples"
 
 BASE: dict[str, Any] = {
     "model": {
@@ -616,21 +616,20 @@ def test_keeping_a_compact_form_changes_nothing_but_what_is_held() -> None:
     assert kept.errors == whole.errors and len(whole.errors) == 4
 
 
-# --- the public examples ---------------------------------------------------------------------
+# --- the suite's own cases -------------------------------------------------------------------
 
 
-def test_the_public_examples_load_without_errors() -> None:
-    if not EXAMPLES.is_dir():
-        pytest.skip(f"public examples not found at {EXAMPLES}")
-    result = load(*(str(path) for path in sorted(EXAMPLES.glob("*.yaml"))))  # not expected.json
+def test_the_suites_cases_load_without_errors() -> None:
+    result = load(*(str(path) for path in sorted(DATA.glob("*.yaml"))))  # not expected.json
     assert lines(result) == []
     assert ids(result) == [
-        "example-research-agent", "example-small-2", "example-base", "example-base-tuned",
-        "example-frontier-3",
+        "bramble-lite-4", "corbel-frontier-5", "marlin-base", "marlin-base-instruct",
+        "heliotrope-agent-2",
     ]
     tuned = result.documents[3].document.model
     assert tuned.last_comprehensive_assessment is not None
     assert tuned.last_comprehensive_assessment.determination is None
+    assert tuned.last_comprehensive_assessment.effective_compute_flop is None
 
 
 # --- junk never crashes ----------------------------------------------------------------------

@@ -96,14 +96,17 @@ def test_all_needs_a_graph_format() -> None:
 
 def test_missing_dot_is_one_line_saying_how_to_install(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exit status 2: a program missing from the user's setup, like rejected input, not a
+    failure of asl (test_why_output.py runs the same through a real process)."""
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
     result = run(GAP, "--format", "svg")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith("asl: Graphviz's dot program is not installed")
+    assert result.stderr.startswith("asl: Graphviz's dot program is not installed (not on "
+                                    "PATH); it draws svg and png. Install it with ")
     assert "apt-get install graphviz" in result.stderr and "brew install graphviz" in result.stderr
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from helpers import EXAMPLES, assess_paths, spec_examples
+from helpers import DATA, EXAMPLES, assess_paths
 
 import knowledge_graph.impact
 from cli.main import main
@@ -114,26 +114,27 @@ def test_cli_evidence_lists_models_and_conclusions_with_kind_and_values() -> Non
 
 
 def test_cli_rule_lists_the_tuned_model() -> None:
-    path = str(spec_examples() / "lineage-portfolio.yaml")
+    path = str(DATA / "lineage-base-and-tune.yaml")
     report = run_json(path, "--rule", "requirements.carry-over.security")
-    assert report["models"] == ["example-base-tuned"]
+    assert report["models"] == ["marlin-base-instruct"]
     (use,) = report["uses"]
     assert use["conclusions"][0]["value"] == {"level": "ASL-3", "rank": 3,
                                               "standard": "security"}
-    assert "example-base::asl(level=ASL-3,rank=3)" in use["matched"]  # carried over
+    assert "marlin-base::asl(level=ASL-3,rank=3)" in use["matched"]  # carried over
     assert report["cite"] == "RSP v2.1 §3.1"
     text = run(path, "--rule", "requirements.carry-over.security").stdout
     assert "fired 1 time(s) in 1 model(s)" in text
-    assert "\nexample-base-tuned: no comprehensive assessment is required" in text
+    assert "\nmarlin-base-instruct: no comprehensive assessment is required" in text
     result = run(path, "--rule", "decision.pause.security-missing")
     assert result.exit_code == 0 and "did not fire for any model" in result.stdout
 
 
 def test_cli_impact_agrees_with_what_if() -> None:
-    path = str(spec_examples() / "lineage-portfolio.yaml")
-    impact = run_json(path, "--evidence", "eb-bio")
-    result = CliRunner().invoke(main, ["what-if", path, "--model", "example-base", "--set",
-                                       "evaluations[eb-bio].score=0.3", "--format", "json"])
+    path = str(DATA / "lineage-base-and-tune.yaml")
+    impact = run_json(path, "--evidence", "mb-bio-workflow")
+    result = CliRunner().invoke(main, ["what-if", path, "--model", "marlin-base", "--set",
+                                       "evaluations[mb-bio-workflow].score=0.3", "--format",
+                                       "json"])
     what_if = json.loads(result.stdout)
     assert set(what_if["affected"]) <= set(impact["models"])
     rests = {(c["model"], c["id"]) for c in impact["conclusions"]}
@@ -143,16 +144,16 @@ def test_cli_impact_agrees_with_what_if() -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--evidence", "eb-bo"], "asl: no evidence item 'eb-bo' in the portfolio (did you mean "
-                              "'eb-bio'?)"),
+    (["--evidence", "mb-bio-workflw"], "asl: no evidence item 'mb-bio-workflw' in the "
+                                       "portfolio (did you mean 'mb-bio-workflow'?)"),
     (["--rule", "requirements.carry-over.securty"],
      "asl: unknown rule 'requirements.carry-over.securty' (did you mean "
      "'requirements.carry-over.security'?)"),
     ([], "give exactly one of --evidence ID or --rule RULE_ID"),
-    (["--evidence", "eb-bio", "--rule", "requirements.asl"], "give exactly one of"),
+    (["--evidence", "mb-bio-workflow", "--rule", "requirements.asl"], "give exactly one of"),
 ])
 def test_cli_unknown_ids_exit_2(args: list[str], message: str) -> None:
-    result = run(str(spec_examples() / "lineage-portfolio.yaml"), *args)
+    result = run(str(DATA / "lineage-base-and-tune.yaml"), *args)
     assert result.exit_code == 2
     assert result.stdout == ""
     assert message in result.stderr

@@ -267,11 +267,13 @@ def test_files_that_are_not_logs_are_refused_with_the_rest(mapping: Path, tmp_pa
     bad.write_text("not a zip")
     lines = refused(mapping, "builtin", "bio-probe-error.eval", bad, LOGS / "manifest.json",
                     tmp_path)
-    assert lines == [
-        f"{tmp_path}: a directory; name its logs ({tmp_path / '*.eval'})",
-        f"{bad}: not an Inspect eval log: not a zip archive",
-        f"{LOGS / 'manifest.json'}: not an Inspect eval log: no `eval` object (the task, "
-        "model and run)"]
+    expected = [  # sorted by file, wherever the checkout and the temporary folder are
+        (tmp_path, f"a directory; name its logs ({tmp_path / '*.eval'})"),
+        (bad, "not an Inspect eval log: not a zip archive"),
+        (LOGS / "manifest.json", "not an Inspect eval log: no `eval` object (the task, "
+         "model and run)")]
+    assert lines == [f"{file}: {message}"
+                     for file, message in sorted(expected, key=lambda e: str(e[0]))]
 
 
 def test_nothing_is_written_when_refused(mapping: Path, tmp_path: Path) -> None:

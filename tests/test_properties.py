@@ -9,7 +9,7 @@ from typing import Any
 
 import plain_eval
 import synth
-from helpers import EXAMPLES, spec_examples
+from helpers import DATA, EXAMPLES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +24,7 @@ SETTINGS = settings(max_examples=40, deadline=None,
 
 
 def _documents() -> list[dict[str, Any]]:
-    paths = sorted(EXAMPLES.glob("*.yaml")) + sorted(spec_examples().glob("*.yaml"))
+    paths = sorted(EXAMPLES.glob("*.yaml")) + sorted(DATA.glob("*.yaml"))
     docs = []
     for path in paths:
         data = json.loads(json.dumps(load_yaml(path.read_text()), default=str))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import networkx as nx
 import pytest
-from helpers import EXAMPLES, assess_paths, spec_examples
+from helpers import DATA, EXAMPLES, assess_paths
 
 from knowledge_graph.provenance import (
     CONCLUSION,
@@ -20,7 +20,7 @@ from knowledge_graph.report import assessment_document, provenance
 
 def _all_assessments():
     return assess_paths(EXAMPLES, EXAMPLES / "portfolio" / "lineage.yaml",
-                        *sorted(spec_examples().glob("*.yaml")))
+                        *sorted(DATA.glob("*.yaml")))
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from helpers import EXAMPLES, spec_examples
+from helpers import DATA, EXAMPLES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -45,10 +45,10 @@ def test_doctests_run() -> None:
 
 
 def test_ai_rnd_rule_outs_lower_the_asl_and_lift_the_pause() -> None:
-    path = str(spec_examples() / "ai-rnd-security-gap.yaml")
-    report = run_json(path, "--set", "evaluations[ex-rnd-suite].score=0.3",
-                      "--set", "evaluations[ex-ckpt].score=0.1")
-    change = changed(report, "example-research-agent")
+    path = str(DATA / "rnd-agent-security-gap.yaml")
+    report = run_json(path, "--set", "evaluations[ha2-replication].score=0.3",
+                      "--set", "evaluations[ha2-long-horizon].score=0.1")
+    change = changed(report, "heliotrope-agent-2")
     assert change["asl"] == ("ASL-3", "ASL-2")
     assert change["required.security"] == ("ASL-3", "ASL-2")
     assert "required.deployment" not in change  # it was ASL-2 already
@@ -67,9 +67,9 @@ def test_ai_rnd_rule_outs_lower_the_asl_and_lift_the_pause() -> None:
 def test_implementing_the_audits_lifts_the_pause() -> None:
     # The pause was only for the missing audits. What is left is AI R&D-5 not assessed
     # while AI R&D-4 cannot be ruled out: a follow-up assessment (semantics §5, item 3).
-    path = str(spec_examples() / "ai-rnd-security-gap.yaml")
+    path = str(DATA / "rnd-agent-security-gap.yaml")
     report = run_json(path, "--set", "safeguards[asl3-security.audits].status=implemented")
-    change = changed(report, "example-research-agent")
+    change = changed(report, "heliotrope-agent-2")
     assert change["decision"] == ("pause", "assessment_required")
     assert change["missing_safeguards"] == (["asl3-security.audits"], [])
     assert "asl" not in change
@@ -77,32 +77,32 @@ def test_implementing_the_audits_lifts_the_pause() -> None:
 
 
 def test_a_safeguard_not_listed_is_added() -> None:
-    path = str(spec_examples() / "precautionary-asl3.yaml")
+    path = str(DATA / "cbrn3-margin-remediation-gap.yaml")
     report = run_json(path, "--set", "safeguards[asl3-deployment.red-teaming].status=absent")
     assert "asl3-deployment.red-teaming" in report["after"]["missing_safeguards"]
     report = run_json(path, "--set",
                       "safeguards[asl3-deployment.rapid-remediation].status=implemented")
-    assert changed(report, "example-frontier-3")["decision"] == ("restrict_deployment",
-                                                                 "proceed")
+    assert changed(report, "corbel-frontier-5")["decision"] == ("restrict_deployment",
+                                                                "proceed")
 
 
 def test_small_update_crossing_the_margin_needs_asl3() -> None:
-    path = str(spec_examples() / "asl2-small-update.yaml")
-    change = changed(run_json(path, "--set", "evaluations[ex-vmcq].score=0.6"),
-                     "example-small-2")
+    path = str(DATA / "asl2-minor-update.yaml")
+    change = changed(run_json(path, "--set", "evaluations[bl4-bio-screen].score=0.6"),
+                     "bramble-lite-4")
     assert change["asl"] == ("ASL-2", "ASL-3")
     assert change["thresholds.CBRN-3"] == ("ruled_out", "cannot_rule_out")
     assert change["decision"] == ("proceed", "pause")  # no ASL-3 safeguards listed
     change = changed(run_json(path, "--set", "model.last_comprehensive_assessment."
-                              "months_since=6"), "example-small-2")
+                              "months_since=6"), "bramble-lite-4")
     assert change["comprehensive_assessment_required"] == (False, True)
     assert change["required.security"] == ("ASL-2", "ASL-3")  # precaution for AI R&D-4
 
 
 def test_precautionary_example_rule_out_and_channels() -> None:
-    path = str(spec_examples() / "precautionary-asl3.yaml")
-    change = changed(run_json(path, "--set", "evaluations[ex-bio-workflow].score=0.3"),
-                     "example-frontier-3")
+    path = str(DATA / "cbrn3-margin-remediation-gap.yaml")
+    change = changed(run_json(path, "--set", "evaluations[cf5-bio-workflow].score=0.3"),
+                     "corbel-frontier-5")
     assert change["asl"] == ("ASL-3", "ASL-2")
     assert change["decision"] == ("restrict_deployment", "proceed")
     report = run_json(path, "--set", "deployment.channels=[api, open_weights]")
@@ -110,61 +110,62 @@ def test_precautionary_example_rule_out_and_channels() -> None:
 
 
 def test_portfolio_change_reaches_the_model_that_carries_it_over() -> None:
-    path = str(spec_examples() / "lineage-portfolio.yaml")
-    report = run_json(path, "--model", "example-base",
-                      "--set", "evaluations[eb-bio].score=0.3")
-    assert changed(report, "example-base")["asl"] == ("ASL-3", "ASL-2")
-    assert changed(report, "example-base-tuned")["asl"] == ("ASL-3", "ASL-2")
-    assert report["affected"] == ["example-base", "example-base-tuned"]
+    path = str(DATA / "lineage-base-and-tune.yaml")
+    report = run_json(path, "--model", "marlin-base",
+                      "--set", "evaluations[mb-bio-workflow].score=0.3")
+    assert changed(report, "marlin-base")["asl"] == ("ASL-3", "ASL-2")
+    assert changed(report, "marlin-base-instruct")["asl"] == ("ASL-3", "ASL-2")
+    assert report["affected"] == ["marlin-base", "marlin-base-instruct"]
     tuned = {c["id"]: c["rule"] for c in report["conclusion_changes"]
-             if c["model"] == "example-base-tuned" and c["change"] == "removed"}
+             if c["model"] == "marlin-base-instruct" and c["change"] == "removed"}
     assert tuned["requirement(level=ASL-3,rank=3,standard=security)"] == \
         "requirements.carry-over.security"
-    text = run(path, "--model", "example-base", "--set", "evaluations[eb-bio].score=0.3")
-    assert "\nexample-base-tuned\n  asl " in text.stdout
+    text = run(path, "--model", "marlin-base", "--set", "evaluations[mb-bio-workflow].score=0.3")
+    assert "\nmarlin-base-instruct\n  asl " in text.stdout
 
 
 def test_unset_removes_a_whole_entry_and_a_mapping_adds_one() -> None:
-    path = str(spec_examples() / "ai-rnd-security-gap.yaml")
-    change = changed(run_json(path, "--unset", "evaluations[ex-ckpt]"),
-                     "example-research-agent")
+    path = str(DATA / "rnd-agent-security-gap.yaml")
+    change = changed(run_json(path, "--unset", "evaluations[ha2-long-horizon]"),
+                     "heliotrope-agent-2")
     assert change["checkpoints.Autonomy checkpoint"] == ("cannot_rule_out", "not_assessed")
     change = changed(run_json(path, "--set",
                               "findings[rt-1]={threshold: CBRN-3, verdict: crossed}"),
-                     "example-research-agent")
+                     "heliotrope-agent-2")
     assert change["thresholds.CBRN-3"] == ("ruled_out", "crossed")
     assert change["required.deployment"] == ("ASL-2", "ASL-3")
 
 
 def test_standard_input_and_no_change() -> None:
-    text = (spec_examples() / "asl2-small-update.yaml").read_text()
-    result = run("-", "--set", "evaluations[ex-vmcq].score=0.22", stdin=text)
+    text = (DATA / "asl2-minor-update.yaml").read_text()
+    result = run("-", "--set", "evaluations[bl4-bio-screen].score=0.2", stdin=text)
     assert result.exit_code == 0, result.output
     assert "no contract key or conclusion changed" in result.stdout
 
 
 @pytest.mark.parametrize(("edits", "message"), [
     (["--set", "evaluations[nope].score=0.3"],
-     "--set evaluations[nope].score: no evaluation with id 'nope'; ids: ex-ckpt, "
-     "ex-rnd-suite, ex-bio"),
-    (["--set", "evaluations[ex-bio].scor=1"],
-     "--set evaluations[ex-bio].scor: unknown field 'scor' of evaluations[ex-bio] "
+     "--set evaluations[nope].score: no evaluation with id 'nope'; ids: ha2-long-horizon, "
+     "ha2-replication, ha2-bio-screen"),
+    (["--set", "evaluations[ha2-bio-screen].scor=1"],
+     "--set evaluations[ha2-bio-screen].scor: unknown field 'scor' of evaluations[ha2-bio-screen] "
      "(did you mean 'score'?)"),
-    (["--set", "findings[ex-bio].verdict=crossed"],
-     "--set findings[ex-bio].verdict: no finding with id 'ex-bio'; it is an evaluation: "
-     "evaluations[ex-bio]"),
+    (["--set", "findings[ha2-bio-screen].verdict=crossed"],
+     "--set findings[ha2-bio-screen].verdict: no finding with id 'ha2-bio-screen'; it is an "
+     "evaluation: evaluations[ha2-bio-screen]"),
     (["--set", "deployment.channels[api]=true"],
      "--set deployment.channels[api]: deployment.channels has no entries with ids"),
     (["--set", "evaluations.score=1"],
      "--set evaluations.score: evaluations is a list; address one entry by its id"),
     (["--set", "model.id=other"], "--set model.id: the model id cannot be changed"),
-    (["--set", "evaluations[ex-bio.score=1"], "--set evaluations[ex-bio.score: malformed"),
-    (["--set", "evaluations[ex-bio].score"], "expected PATH=VALUE"),
-    (["--set", "evaluations[ex-bio].score=[1"], "is not valid YAML"),
+    (["--set", "evaluations[ha2-bio-screen.score=1"],
+     "--set evaluations[ha2-bio-screen.score: malformed"),
+    (["--set", "evaluations[ha2-bio-screen].score"], "expected PATH=VALUE"),
+    (["--set", "evaluations[ha2-bio-screen].score=[1"], "is not valid YAML"),
     (["--unset", "evaluations[nope]"], "--unset evaluations[nope]: no evaluation with id"),
 ])
 def test_bad_paths_are_located_errors(edits: list[str], message: str) -> None:
-    path = str(spec_examples() / "ai-rnd-security-gap.yaml")
+    path = str(DATA / "rnd-agent-security-gap.yaml")
     result = run(path, *edits, "--format", "json")
     assert result.exit_code == 2
     assert result.stdout == ""
@@ -173,10 +174,11 @@ def test_bad_paths_are_located_errors(edits: list[str], message: str) -> None:
 
 
 @pytest.mark.parametrize(("edit", "error"), [
-    ("evaluations[ex-bio].score=high", "evaluations[2].score: expected a number, got 'high'"),
-    ("evaluations[ex-bio].warning_score=0.9",
-     "evaluations[2].warning_score: warning_score 0.9 is above threshold_score 0.8"),
-    ("findings[rt-1]={verdict: crossed}", "findings[0].threshold: field required"),
+    ("evaluations[ha2-bio-screen].score=high",
+     "evaluations[2].score: expected a number, got 'high'"),
+    ("evaluations[ha2-bio-screen].warning_score=0.9",
+     "evaluations[2].warning_score: warning_score 0.9 is above threshold_score 0.75"),
+    ("findings[rt-1]={verdict: crossed}", "findings[1].threshold: field required"),
     ("safeguards[asl3-security.audit].status=implemented",
      "safeguards[5].id: unknown safeguard 'asl3-security.audit' (did you mean "
      "'asl3-security.audits'?)"),
@@ -185,7 +187,7 @@ def test_bad_paths_are_located_errors(edits: list[str], message: str) -> None:
      "model.last_comprehensive_assessment.months_since: expected a number at least 0, got -1"),
 ])
 def test_bad_values_get_the_evidence_loaders_errors(edit: str, error: str) -> None:
-    path = str(spec_examples() / "ai-rnd-security-gap.yaml")
+    path = str(DATA / "rnd-agent-security-gap.yaml")
     result = run(path, "--set", edit)
     assert result.exit_code == 2
     assert result.stdout == ""
@@ -193,43 +195,44 @@ def test_bad_values_get_the_evidence_loaders_errors(edit: str, error: str) -> No
 
 
 def test_portfolio_errors_name_the_document_and_refuse_cycles() -> None:
-    path = str(spec_examples() / "lineage-portfolio.yaml")
-    result = run(path, "--model", "example-base", "--set", "evaluations[eb-bio].score=x")
+    path = str(DATA / "lineage-base-and-tune.yaml")
+    result = run(path, "--model", "marlin-base", "--set", "evaluations[mb-bio-workflow].score=x")
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr == (f"{path}: models[0].evaluations[0].score: expected a number, "
                              "got 'x'\n")
-    result = run(path, "--model", "example-base", "--set",
-                 "model.last_comprehensive_assessment={model: example-base-tuned, "
+    result = run(path, "--model", "marlin-base", "--set",
+                 "model.last_comprehensive_assessment={model: marlin-base-instruct, "
                  "months_since: 1}")
     assert result.exit_code == 2
     assert result.stderr == (f"{path}: models[0].model.last_comprehensive_assessment.model: "
-                             "reference cycle: example-base -> example-base-tuned -> "
-                             "example-base\n")
+                             "reference cycle: marlin-base -> marlin-base-instruct -> "
+                             "marlin-base\n")
     result = run(path, "--set", "model.name=x")
     assert result.exit_code == 2
-    assert "choose one with --model (example-base, example-base-tuned)" in result.stderr
-    result = run(path, "--model", "example-bse", "--set", "model.name=x")
-    assert "(did you mean 'example-base'?)" in result.stderr
+    assert "choose one with --model (marlin-base, marlin-base-instruct)" in result.stderr
+    result = run(path, "--model", "marlin-bse", "--set", "model.name=x")
+    assert "(did you mean 'marlin-base'?)" in result.stderr
 
 
 def test_json_lines_and_json_inputs(tmp_path: Path) -> None:
-    documents = yaml.safe_load((spec_examples() / "lineage-portfolio.yaml").read_text())
+    documents = yaml.safe_load((DATA / "lineage-base-and-tune.yaml").read_text())
     lines = tmp_path / "p.jsonl"
     lines.write_text("\n".join(json.dumps(d) for d in documents["models"]) + "\n")
-    report = run_json(str(lines), "--model", "example-base",
-                      "--set", "evaluations[eb-bio].score=0.3")
-    assert changed(report, "example-base-tuned")["asl"] == ("ASL-3", "ASL-2")
-    result = run(str(lines), "--model", "example-base", "--set", "evaluations[eb-bio].score=x")
+    report = run_json(str(lines), "--model", "marlin-base",
+                      "--set", "evaluations[mb-bio-workflow].score=0.3")
+    assert changed(report, "marlin-base-instruct")["asl"] == ("ASL-3", "ASL-2")
+    result = run(str(lines), "--model", "marlin-base", "--set",
+                 "evaluations[mb-bio-workflow].score=x")
     assert result.stderr == (f"{lines}: line 1: evaluations[0].score: expected a number, "
                              "got 'x'\n")
     single = tmp_path / "m.json"
     single.write_text(json.dumps(documents["models"][0]))
-    report = run_json(str(single), "--set", "evaluations[eb-bio].score=0.3")
+    report = run_json(str(single), "--set", "evaluations[mb-bio-workflow].score=0.3")
     assert report["after"]["asl"] == "ASL-2"
 
 
 def test_no_edit_is_a_usage_error() -> None:
-    result = run(str(spec_examples() / "asl2-small-update.yaml"))
+    result = run(str(DATA / "asl2-minor-update.yaml"))
     assert result.exit_code == 2
     assert "--set PATH=VALUE" in result.stderr
 
@@ -263,7 +266,7 @@ def _fields(document: dict[str, Any]) -> list[tuple[str, Any]]:
 def _cases() -> list[tuple[Path, str, str, Any]]:
     """(file, model id, path, value) for every editable field of every public example and
     of the bundled examples."""
-    files = sorted(spec_examples().glob("*.yaml")) + sorted(EXAMPLES.glob("*.yaml")) + \
+    files = sorted(DATA.glob("*.yaml")) + sorted(EXAMPLES.glob("*.yaml")) + \
         [EXAMPLES / "portfolio" / "lineage.yaml"]
     cases = []
     for file in files:

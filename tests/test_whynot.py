@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from conftest import PackWriter
-from helpers import EXAMPLES, assess_paths, expected_outcomes, spec_examples
+from helpers import DATA, EXAMPLES, assess_paths, expected_outcomes
 
 from cli.main import main
 from cli.whynot import render_text
@@ -34,19 +34,20 @@ from engine.model import Test as PackTest
 from knowledge_graph.report import provenance
 from knowledge_graph.whynot import TargetError, parse_target, why_not
 
-PUBLIC = ["ai-rnd-security-gap", "asl2-small-update", "lineage-portfolio", "precautionary-asl3"]
+CASES = sorted(expected_outcomes())
 
 
 def run(*args: str) -> Any:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-def public_models() -> list[tuple[str, str, dict[str, Any]]]:
-    """(file, model id, expected contract keys) for every model of every public case."""
+def case_models() -> list[tuple[str, str, dict[str, Any]]]:
+    """(file, model id, expected contract keys) for every model of every case of
+    tests/data."""
     out = []
     for name, expected in sorted(expected_outcomes().items()):
         for outcome in expected if isinstance(expected, list) else [expected]:
-            out.append((str(spec_examples() / f"{name}.yaml"), outcome["model"], outcome))
+            out.append((str(DATA / f"{name}.yaml"), outcome["model"], outcome))
     return out
 
 
@@ -72,16 +73,16 @@ def walk_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-# --- every public example, through the command line ----------------------------------
+# --- every case of tests/data, through the command line -----------------------------
 
 @pytest.mark.parametrize("target,field,value", [("asl=ASL-2", "asl", "ASL-2"),
                                                 ("decision=proceed", "decision", "proceed")])
-def test_every_public_model_says_whether_the_target_holds(target: str, field: str,
-                                                          value: str) -> None:
-    """For each public model (the portfolio's with --model) the report agrees with
+def test_every_case_model_says_whether_the_target_holds(target: str, field: str,
+                                                        value: str) -> None:
+    """For each model of tests/data (the portfolio's with --model) the report agrees with
     expected.json on whether the target holds, and otherwise names what stands in the
     way, consistently with the engine; text and JSON carry the same facts."""
-    for path, model, expected in public_models():
+    for path, model, expected in case_models():
         report = report_for(path, target, model)
         assert report["model"] == model and report["inconsistencies"] == []
         assert report["holds"] is (expected[field] == value)
@@ -98,20 +99,20 @@ def test_every_public_model_says_whether_the_target_holds(target: str, field: st
 
 
 def test_ai_rnd_security_gap_asl2_names_ai_rnd4_and_the_failed_margin_test() -> None:
-    report = report_for(spec_examples() / "ai-rnd-security-gap.yaml", "asl=ASL-2")
+    report = report_for(DATA / "rnd-agent-security-gap.yaml", "asl=ASL-2")
     standing = {s["id"]: s for s in report["standing"]}
     assert standing["asl(level=ASL-3,rank=3)"]["role"] == "instead"
     blocker = standing["required(level=ASL-3,rank=3,standard=security)"]
     assert blocker["blocks"] == ["requirements.asl"]
     assert any("AI R&D-4 is cannot_rule_out" in step["because"] for step in blocker["chain"])
     evidence = {e["label"]: e for e in blocker["evidence"]}
-    assert list(evidence) == ["ex-rnd-suite"]
-    suite = evidence["ex-rnd-suite"]
+    assert list(evidence) == ["ha2-replication"]
+    suite = evidence["ha2-replication"]
     assert [r["rule"] for r in suite["read_by"]] == ["signals.eval.rule-out-reached"]
     below = {a["rule"]: failures(a) for a in suite["alternatives"]}
     (failure,) = below["signals.eval.below-margin"]
     assert (failure["test"], failure["actual"], failure["required"], failure["gap"]) == (
-        "score < warning_score", 0.64, 0.5, 0.14)
+        "score < warning_score", 0.71, 0.55, 0.16)
     assert [f["text"] for f in below["signals.eval.rule-in-reached"]] == [
         "purpose is rule_out, needs rule_in"]
     (rule,) = report["rules"]
@@ -122,15 +123,15 @@ def test_ai_rnd_security_gap_asl2_names_ai_rnd4_and_the_failed_margin_test() -> 
     assert [(f["reason"], f["fact"]) for f in partial["failures"]] == [
         (BLOCKED, "required(level=ASL-3,rank=3,standard=security)")]
 
-    text = run("why-not", str(spec_examples() / "ai-rnd-security-gap.yaml"), "asl=ASL-2").stdout
+    text = run("why-not", str(DATA / "rnd-agent-security-gap.yaml"), "asl=ASL-2").stdout
     assert "AI R&D-4 is cannot_rule_out, which requires ASL-3 Security" in text
-    assert "rests on evaluation ex-rnd-suite [evaluations[1]]" in text
-    assert "ex-rnd-suite: score is 0.64, needs < warning_score 0.5 (0.14 too high)" in text
+    assert "rests on evaluation ha2-replication [evaluations[1]]" in text
+    assert "ha2-replication: score is 0.71, needs < warning_score 0.55 (0.16 too high)" in text
     assert "required(level=ASL-3,rank=3,standard=security) exists" in text
 
 
 def test_precautionary_asl3_proceed_names_the_partial_rapid_remediation() -> None:
-    path = spec_examples() / "precautionary-asl3.yaml"
+    path = DATA / "cbrn3-margin-remediation-gap.yaml"
     report = report_for(path, "decision=proceed")
     standing = {s["id"]: s for s in report["standing"]}
     assert standing["decision(value=restrict_deployment)"]["role"] == "instead"
@@ -156,8 +157,8 @@ def test_precautionary_asl3_proceed_names_the_partial_rapid_remediation() -> Non
 
 def test_a_status_target_goes_down_to_the_evidence_rule_in_bounded_depth() -> None:
     """threshold:AI R&D-4=ruled_out: the status rule needs an own_status, which needs a
-    signal, which signals.eval.below-margin would give but for ex-rnd-suite's score."""
-    report = report_for(spec_examples() / "ai-rnd-security-gap.yaml",
+    signal, which signals.eval.below-margin would give but for ha2-replication's score."""
+    report = report_for(DATA / "rnd-agent-security-gap.yaml",
                         "threshold:AI R&D-4=ruled_out")
     from_own = next(r for r in report["rules"] if r["rule"] == "status.from-own-evidence")
     own = from_own["below"][0]
@@ -166,7 +167,7 @@ def test_a_status_target_goes_down_to_the_evidence_rule_in_bounded_depth() -> No
     assert signal["kind"] == "signal" and signal["depth"] == 3
     margin = next(r for r in signal["rules"] if r["rule"] == "signals.eval.below-margin")
     assert [(f["label"], f["field"], f["gap"]) for f in failures(margin)] == [
-        ("ex-rnd-suite", "score", 0.14)]
+        ("ha2-replication", "score", 0.16)]
     assert all(r["below"] == [] for r in signal["rules"])  # depth 3 is the last level
     implied = next(r for r in report["rules"] if r["rule"] == "status.implied")
     no_signal = next(r for w in implied["below"] for r in w["rules"]
@@ -189,7 +190,7 @@ def test_portfolio_model_and_absent_targets() -> None:
 
 
 def test_a_target_that_holds_says_so_and_exits_0() -> None:
-    path = str(spec_examples() / "ai-rnd-security-gap.yaml")
+    path = str(DATA / "rnd-agent-security-gap.yaml")
     for target in ("asl=ASL-3", "decision=pause", "missing:asl3-security.audits=present",
                    "required:security=ASL-3", "checkpoint:Autonomy checkpoint=cannot_rule_out"):
         result = run("why-not", path, target)
@@ -209,7 +210,7 @@ def test_a_target_that_holds_says_so_and_exits_0() -> None:
     ("action:safeguards_report=yes", "takes present or absent"),
 ])
 def test_a_bad_target_is_a_clear_error(target: str, message: str) -> None:
-    result = run("why-not", str(spec_examples() / "asl2-small-update.yaml"), target)
+    result = run("why-not", str(DATA / "asl2-minor-update.yaml"), target)
     assert result.exit_code == 2
     assert result.stdout == "" and message in result.stderr
     if "SUBJECT" in message or "unknown subject" in message:
@@ -233,13 +234,13 @@ def test_target_grammar() -> None:
 # --- the diagnosis agrees with durable-rules ----------------------------------------
 
 def all_assessments() -> list[Assessment]:
-    paths = [spec_examples() / f"{name}.yaml" for name in PUBLIC]
+    paths = [DATA / f"{name}.yaml" for name in CASES]
     paths += [*sorted(EXAMPLES.glob("*.yaml")), EXAMPLES / "portfolio" / "lineage.yaml"]
     return [a for path in paths for a in assess_paths(path)]
 
 
 def test_full_match_in_diagnose_iff_the_rule_fired() -> None:
-    """For every rule in every public example (and every bundled one): the bindings
+    """For every rule in every case of tests/data (and every bundled one): the bindings
     that match all its conditions here are exactly those durable-rules fired it with."""
     assessments = all_assessments()
     for assessment in assessments:
@@ -248,7 +249,7 @@ def test_full_match_in_diagnose_iff_the_rule_fired() -> None:
 
 
 def test_a_missing_firing_is_reported_as_an_engine_inconsistency() -> None:
-    (assessment,) = assess_paths(spec_examples() / "ai-rnd-security-gap.yaml")
+    (assessment,) = assess_paths(DATA / "rnd-agent-security-gap.yaml")
     derivation = assessment.derivation
     kept = {k: f for k, f in derivation.firings.items() if f.rule.id != "requirements.asl"}
     tampered = dataclasses.replace(assessment, derivation=dataclasses.replace(
@@ -266,16 +267,16 @@ def test_a_missing_firing_is_reported_as_an_engine_inconsistency() -> None:
 def test_condition_failures_are_plain_records() -> None:
     """The failure records are what a trace listener could reuse: rule, condition
     index, the binding so far, the test, the actual and required values and the gap."""
-    (assessment,) = assess_paths(spec_examples() / "ai-rnd-security-gap.yaml")
+    (assessment,) = assess_paths(DATA / "rnd-agent-security-gap.yaml")
     want = Want("signal", (PackTest("capability", "eq", Operand(constant="AI R&D-4")),
                            PackTest("value", "eq", Operand(constant="ruled_out"))),
                 frozenset({"capability"}))
     tree = diagnose(assessment.pack, assessment.derivation, want)
     found = [f for f in all_failures(tree) if f.rule == "signals.eval.below-margin"]
     assert found == [ConditionFailure(
-        "signals.eval.below-margin", 0, (), FAILED_TEST, "evidence:ex-rnd-suite",
+        "signals.eval.below-margin", 0, (), FAILED_TEST, "evidence:ha2-replication",
         assessment.pack.rule("signals.eval.below-margin").conditions[0].tests[2],
-        0.64, 0.5, 0.14)]
+        0.71, 0.55, 0.16)]
 
 
 SEMANTICS_RULES = "".join(
