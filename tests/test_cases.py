@@ -11,7 +11,7 @@ import plain_eval
 import pytest
 from helpers import DATA, assess_paths, expected_outcomes
 
-from engine.evidence import EvidenceLoader
+from engine.evidence_reading import EvidenceLoader
 
 CASES = sorted(expected_outcomes())
 
