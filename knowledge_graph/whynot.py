@@ -49,7 +49,7 @@ from engine.diagnose import (
 from engine.evaluator import Derivation, Fact, Firing
 from engine.facts_id import render_value
 from engine.model import OPERATOR_TEXT, Condition, Operand, Pack, Rule, Test
-from engine.ruletext import conclusion_text, condition_text, operand_text, test_text
+from engine.ruletext import condition_text, operand_text, test_text
 from knowledge_graph.explain import why_tree
 from knowledge_graph.provenance import (
     CONCLUSION,
@@ -289,14 +289,42 @@ class _View:
         return {
             "rule": rule.id, "title": rule.title, "cite": rule.cite, "pack": rule.pack,
             "file": rule.file, "line": rule.line,
-            "concludes": [conclusion_text(c) for c in rule.conclusions],
+            "concludes": self.concludes(diagnosis),
             "conditions": len(rule.conditions),
             "target_tests": [{"condition": a.condition, "key": a.key,
                               "name": rule.conditions[a.condition].name,
+                              "of": rule.conditions[a.condition].kind,
                               "test": test_text(a.test)} for a in diagnosis.extra],
             "partial_matches": [self.partial_data(rule, p) for p in diagnosis.best],
             "omitted": diagnosis.omitted, "truncated": diagnosis.truncated,
             "below": [self.want_data(w) for w in diagnosis.below]}
+
+    def concludes(self, diagnosis: RuleDiagnosis) -> list[str]:
+        """A rule's conclusions in words, a value taken from a matched fact shown as that
+        fact's value when the diagnosis binds it (`capability=CBRN-3`), else named by
+        where it comes from (`capability=the evaluation's capability`): never a raw
+        binding such as `e.capability`."""
+        rule, facts = diagnosis.rule, self.derivation.facts
+        bound: dict[str, Fact] = {}
+        for added in diagnosis.extra:  # an alternative reading: `id ==` the fact read
+            test = added.test
+            if test.field == "id" and test.op == "eq" and test.operand.constant in facts:
+                bound[rule.conditions[added.condition].name] = facts[test.operand.constant]
+        for name, fact_id in diagnosis.best[0].binding if diagnosis.best else ():
+            bound.setdefault(name, facts[fact_id])
+        kinds = {c.name: c.kind for c in rule.conditions}
+
+        def shown(operand: Operand) -> str:
+            if operand.ref is None:
+                return operand_text(operand)
+            name, field = operand.ref
+            fact = bound.get(name)
+            if fact is not None and fact.values.get(field) is not None:
+                return render_value(fact.values[field])
+            return f"the {kinds.get(name, name)}'s {field}"
+
+        return [f"{c.kind} " + ", ".join(f"{n}={shown(op)}" for n, op in c.values)
+                for c in rule.conclusions]
 
     def partial_data(self, rule: Rule, partial: PartialMatch) -> dict[str, Any]:
         bound = {name: self.derivation.facts[fid] for name, fid in partial.binding}

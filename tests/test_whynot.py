@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import PackWriter
 from helpers import DATA, EXAMPLES, assess_paths, expected_outcomes
 
 from cli.main import main
 from cli.whynot import render_text
+from conftest import PackWriter
 from engine.assess import Assessment, assess_document, evaluator_for, vocabulary
 from engine.diagnose import (
     BLOCKED,
