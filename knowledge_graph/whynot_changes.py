@@ -27,6 +27,7 @@ from engine.diagnose import FAILED_TEST, satisfies
 from engine.errors import AssessmentError
 from engine.facts_id import render_value
 from engine.whatif import SET, Edit, EditRejected, parse_steps, what_if
+from knowledge_graph.whynot_target import Target
 
 MAX_CHANGES = 3  # answers given at most
 MAX_SIZE = 3  # edits in one answer at most
@@ -53,15 +54,16 @@ class Change:
         return render_value(self.value)
 
 
-def target_holds(assessment: Assessment, want: Any, absent: bool) -> bool:
+def target_holds(assessment: Assessment, target: Target) -> bool:
     """Whether an assessment concludes the wanted fact (or, for an `=absent` target,
     does not)."""
+    want = target.want
     present = any(satisfies(want, f, assessment.pack.kinds)
                   for f in assessment.derivation.of_kind(want.kind))
-    return not present if absent else present
+    return not present if target.absent else present
 
 
-def smallest_changes(run: AssessmentRun, model: str, file: str, target: Any,
+def smallest_changes(run: AssessmentRun, model: str, file: str, target: Target,
                      report: dict[str, Any]) -> list[list[Change]]:
     """Up to MAX_CHANGES sets of changes, smallest first, each making `target` hold for
     `model` when applied to its document in `run` (checked by a what-if)."""
@@ -84,7 +86,7 @@ def smallest_changes(run: AssessmentRun, model: str, file: str, target: Any,
     return found
 
 
-def _works(run: AssessmentRun, model: str, file: str, target: Any,
+def _works(run: AssessmentRun, model: str, file: str, target: Target,
            group: list[Change]) -> bool:
     """Whether the target holds once `group` is applied (a change the evidence format
     refuses, or one that stops the model being assessed, does not)."""
@@ -93,7 +95,7 @@ def _works(run: AssessmentRun, model: str, file: str, target: Any,
     except (EditRejected, AssessmentError):
         return False
     after = result.after.get(model)
-    return after is not None and target_holds(after, target.want, target.absent)
+    return after is not None and target_holds(after, target)
 
 
 def _candidates(assessment: Assessment, report: dict[str, Any]) -> list[Change]:

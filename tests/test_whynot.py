@@ -21,11 +21,10 @@ from engine.diagnose import (
     FAILED_TEST,
     ConditionFailure,
     Want,
-    all_failures,
     check_derivation,
     check_rule,
-    diagnose,
 )
+from engine.diagnose_want import all_failures, diagnose
 from engine.evaluator import Evaluator, Fact
 from engine.evidence import parse_document
 from engine.loader import load_pack
