@@ -23,6 +23,7 @@ from batch.executors import CHUNK, DaskExecutor, Executor, InProcess, LocalPool,
 from batch.runner import Batch, BatchReport, contract_changes
 from batch.stack import describe_stacks
 from batch.work import Entry, Job
+from cli.extras import require
 from cli.options import (
     EXIT_FAILED,
     EXIT_REJECTED,
@@ -136,6 +137,8 @@ def batch_command(portfolios: tuple[str, ...], db: str | None, jobs: int, execut
         fail(str(exc), EXIT_REJECTED)
     if scheduler is not None:
         executor = "dask"
+    if executor == "dask":
+        require("dask", "--executor dask")
     try:
         with shown:
             report, store, pack_name = _run(shown, portfolios, db, jobs, executor,

@@ -3,48 +3,103 @@
 Exit status: 0 when everything was assessed; 1 when the pack or the engine failed;
 2 for a usage error or when any evidence was rejected (the rest is still assessed and
 printed). Errors go to standard error, one line each, without tracebacks.
+
+Each command lives in its own module, imported only when that command runs (or its
+own help is asked for): `asl --help` and `asl --version` import click and nothing of
+the engine, the store or the service, so they answer at once. The commands' one-line
+summaries for `asl --help` are therefore kept here, in `COMMANDS`; a test checks each
+against its command's docstring.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-from typing import Any
+import importlib
 
 import click
-from rich.console import Console
-from rich.text import Text
 
-from cli.options import (
-    EXIT_REJECTED,
-    assess_inputs,
-    choose_model,
-    dumps,
-    fail,
-    pack_option,
-)
-from cli.output import write_output
-from cli.rules import rules
-from cli.store_options import check_assessment, db_option, open_store, stored_history
-from cli.whatif import impact, what_if
-from engine.assess import tune_for_throughput
-from engine.errors import InputError
-from knowledge_graph.explain import render_rich, render_text, why_tree
-from knowledge_graph.export import (
-    BINARY_FORMATS,
-    GRAPH_FORMATS,
-    GraphvizError,
-    GraphvizMissing,
-    explained,
-    export,
-)
-from knowledge_graph.provenance import UnknownConclusion, find_conclusion
-from knowledge_graph.provenance import load as load_graph
-from knowledge_graph.report import assessment_document, provenance, summary_text
+from cli import __version__
+
+# name -> (module, attribute, the summary `asl --help` shortens to fit its line)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "assess": ("cli.assess", "assess",
+               "Assess the models in FILES (model documents, portfolios, JSON Lines files "
+               "or directories; - reads standard input)."),
+    "audit": ("cli.audit", "audit_group", "Verify and export the decision log."),
+    "batch": ("cli.batch", "batch_command",
+              "Assess every model of PORTFOLIOS (files, directories, - for standard input) "
+              "into the record, in lineage order, and print a summary."),
+    "db": ("cli.batch", "db_group", "Manage the assessment database's schema."),
+    "diff": ("cli.history", "diff_command",
+             "What changed between two stored assessments of MODEL (ids A B from asl "
+             "history; by default its two newest): each contract key that changed, with the "
+             "evidence behind the change, the conclusions added and removed, and the "
+             "evidence that changed."),
+    "history": ("cli.history", "history_command",
+                "Every stored assessment of MODEL, oldest first: when, with which pack "
+                "version, the ASL and the decision."),
+    "impact": ("cli.whatif", "impact",
+               "List the models and conclusions in FILES (a portfolio) that rest on an "
+               "evidence item, following carried-over determinations from model to model, "
+               "or where a rule fired and what it concluded."),
+    "import": ("cli.importer", "import_group",
+               "Turn other tools' records into evidence documents."),
+    "list": ("cli.history", "list_command",
+             "Every stored model with its newest assessment, and the packs it was made with "
+             "(the table names them; JSON and CSV give each pack's version too)."),
+    "rules": ("cli.rules", "rules", "Read, check, test, compare and scaffold rule packs."),
+    "serve": ("cli.serve", "serve_command",
+              "Serve the assessments, explanations, rules and packs over HTTP."),
+    "tokens": ("cli.tokens", "tokens_group", "Make, list and revoke API tokens for `asl serve`."),
+    "what-if": ("cli.whatif", "what_if",
+                "Re-assess FILE with some evidence changed, and show every contract key and "
+                "conclusion that changes, in the model and in the models of its portfolio "
+                "that carry its determination over."),
+    "why": ("cli.why", "why",
+            "Explain a conclusion: the chain from it through each rule (title, citation, "
+            "reason) down to the evidence it rests on, as text, JSON or a graph."),
+    "why-not": ("cli.whynot", "why_not_command",
+                "Show what stands in the way of TARGET for the model in FILE: the conclusions "
+                "that prevent it (with their evidence), and for each rule that would conclude "
+                "it, the condition that failed and by how much."),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="asl")
+class LazyGroup(click.Group):
+    """A group whose commands (`COMMANDS`) are imported when one is run, not when the
+    group's own help lists them."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        module, attribute, _ = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command), f"{module}.{attribute} is not a command"
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The `Commands:` section, as click writes it, from the summaries."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = [(name, self._summary(ctx, name).get_short_help_str(limit)) for name in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def _summary(self, ctx: click.Context, name: str) -> click.Command:
+        """A command standing in for `name` in the list: its summary, nothing imported."""
+        if name in COMMANDS:
+            return click.Command(name, help=COMMANDS[name][2])
+        command = super().get_command(ctx, name)
+        assert command is not None
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__)
 def main() -> None:
     """Decide which AI Safety Level of safeguards a model requires under RSP v2.1,
     and show the evidence behind every conclusion.
@@ -54,181 +109,6 @@ def main() -> None:
       asl assess examples/
       asl why examples/security-gap-pause.yaml --conclusion decision
     """
+    from engine.assess import tune_for_throughput  # a command is about to run
+
     tune_for_throughput()
-
-
-@main.command()
-@click.argument("files", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl"]), default="text",
-              show_default=True, help="text: a summary per model; json: the output "
-              "contract (an object, or an array for several models); jsonl: one per line.")
-@pack_option
-def assess(files: tuple[str, ...], fmt: str, packs: tuple[str, ...]) -> None:
-    """Assess the models in FILES (model documents, portfolios, JSON Lines files or
-    directories; - reads standard input).
-
-    \b
-    Examples:
-      asl assess examples/
-      asl assess examples/portfolio/lineage.yaml --format json
-      cat model.yaml | asl assess - --format jsonl
-      asl assess --pack examples/packs/acme-lab examples/packs/acme-lab/example-model.yaml
-    """
-    run = assess_inputs(files, packs)
-    if fmt == "text":
-        click.echo("\n".join(summary_text(a.output) for a in run.assessments), nl=False)
-    else:
-        documents = [assessment_document(a) for a in run.assessments]
-        if fmt == "jsonl":
-            for document in documents:
-                click.echo(dumps(document, indent=None))
-        elif documents or not run.rejected:
-            click.echo(dumps(documents[0] if run.single else documents))
-    if run.rejected:
-        sys.exit(EXIT_REJECTED)
-
-
-@main.command()
-@click.argument("file", metavar="FILE|MODEL")
-@click.option("--model", "model_id", help="The model to explain (needed for a portfolio).")
-@click.option("--conclusion", "selector", default="asl", show_default=True,
-              help="What to explain: asl, decision, comprehensive, required.security, "
-              "required.deployment, threshold:CBRN-3, checkpoint:'Autonomy checkpoint', "
-              "ongoing:'Cyber operations', missing:SAFEGUARD_ID, action:ACTION, or a "
-              "conclusion id from the json output; with a graph format also all (the "
-              "model's whole provenance).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", *GRAPH_FORMATS]),
-              default="text", show_default=True,
-              help="text or json: the explanation tree; dot, svg, png, prov-json (W3C PROV) "
-              "or graphml: the conclusion and everything it rests on, as a graph. Only svg "
-              "and png need Graphviz's dot program installed.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Write to FILE instead of standard output (required for png); FILE "
-              "appears only when complete.")
-@click.option("--color/--no-color", "color", default=None,
-              help="Colour the text explanation and draw it as a tree (default: when "
-              "standard output is a terminal).")
-@click.option("--assessment", "assessment_id", type=int,
-              help="With a stored MODEL: explain this assessment (an id from asl history) "
-              "instead of the newest.")
-@db_option
-@pack_option
-def why(file: str, model_id: str | None, selector: str, fmt: str, output: str | None,
-        color: bool | None, assessment_id: int | None, db: str | None,
-        packs: tuple[str, ...]) -> None:
-    """Explain a conclusion: the chain from it through each rule (title, citation,
-    reason) down to the evidence it rests on, as text, JSON or a graph.
-
-    FILE is assessed now; a MODEL id that is not a file is answered from the record of
-    assessments (--db), without its evidence file.
-
-    \b
-    Examples:
-      asl why examples/security-gap-pause.yaml
-      asl why examples/security-gap-pause.yaml --conclusion decision
-      asl why examples/portfolio/lineage.yaml --model corvid-atlas-5-chat \\
-          --conclusion required.security --format json
-      asl why examples/security-gap-pause.yaml --conclusion decision --format svg -o why.svg
-      asl why examples/cbrn4-asl4-pause.yaml --conclusion all --format png -o all.png
-      asl why examples/security-gap-pause.yaml --format prov-json -o why.prov.json
-      asl why corvid-atlas-5 --conclusion decision          # from the record (asl batch)
-    """
-    if fmt in BINARY_FORMATS and output is None:
-        raise click.UsageError(f"--format {fmt} writes an image; give --output FILE")
-    if selector == "all" and fmt not in GRAPH_FORMATS:
-        raise click.UsageError("--conclusion all needs a graph format: --format "
-                               + "|".join(GRAPH_FORMATS))
-    errors: list[InputError] = []
-    if file == "-" or Path(file).exists():
-        if assessment_id is not None:
-            raise click.UsageError("--assessment reads the record; give a MODEL id, not a file")
-        run = assess_inputs([file], packs)
-        chosen = choose_model(run.assessments, model_id, file)
-        model, graph, errors = chosen.model, provenance(chosen), run.rejected
-    else:
-        model, graph = _stored(file, assessment_id, db)
-    _explain(model, graph, selector, fmt, output, color)
-    if errors:
-        sys.exit(EXIT_REJECTED)
-
-
-def _stored(model: str, assessment_id: int | None, db: str | None) -> tuple[str, Any]:
-    """The provenance graph of a stored assessment of `model` (the newest by default)."""
-    store = open_store(db)
-    found = stored_history(store, model, f"{model}: no such file, and no stored assessment "
-                           f"of a model {model!r} (asl list shows the stored models)")
-    chosen = found[-1].id if assessment_id is None else assessment_id
-    check_assessment(model, chosen, found)
-    return model, load_graph(store.provenance(chosen))
-
-
-def _explain(model: str, graph: Any, selector: str, fmt: str, output: str | None,
-             color: bool | None) -> None:
-    """Print (or write) the explanation of `selector` in a model's provenance graph."""
-    node: str | None = None
-    if selector != "all":
-        try:
-            node = find_conclusion(graph, selector)
-        except UnknownConclusion:
-            fail(f"{model} has no conclusion {selector!r}; try asl, decision, "
-                  "required.security, threshold:CBRN-3 or an id from --format json",
-                  EXIT_REJECTED)
-    heading = f"{model}: why {selector}?"
-    if fmt in GRAPH_FORMATS:
-        part = graph if node is None else explained(graph, node)
-        title = f"{model}: provenance" if node is None else heading
-        try:
-            drawn = export(part, fmt, title, node)
-        except GraphvizMissing as exc:  # the user's setup, not our failure: exit 2
-            fail(str(exc), EXIT_REJECTED)
-        except GraphvizError as exc:
-            fail(str(exc))
-        _write(drawn, output)
-        return
-    assert node is not None
-    tree = why_tree(graph, node)
-    if fmt == "json":
-        text = dumps({"model": model, "conclusion": node, "explanation": tree})
-        _write(f"{text}\n".encode(), output)
-    elif output is None and (sys.stdout.isatty() if color is None else color):
-        console = Console(file=sys.stdout, force_terminal=True, highlight=False,
-                          no_color=None if color is None else False)
-        console.print(Text(heading, style="bold"))
-        console.print(render_rich(tree))
-    else:
-        _write(f"{heading}\n{render_text(tree)}".encode(), output)
-
-
-def _write(data: bytes, output: str | None) -> None:
-    """Write `data` to the file `output` (whole or not at all), or to standard output
-    when it is None."""
-    try:
-        write_output(data, output)
-    except OSError as exc:
-        fail(f"cannot write {output}: {exc.strerror or exc}")
-
-
-main.add_command(rules)
-main.add_command(what_if)
-main.add_command(impact)
-
-from cli.whynot import why_not_command  # noqa: E402
-
-main.add_command(why_not_command)
-
-from cli.batch import batch_command, db_group  # noqa: E402
-from cli.history import diff_command, history_command, list_command  # noqa: E402
-
-for command in (batch_command, db_group, history_command, diff_command, list_command):
-    main.add_command(command)
-
-from cli.importer import import_group  # noqa: E402
-
-main.add_command(import_group)
-
-from cli.audit import audit_group  # noqa: E402
-from cli.serve import serve_command  # noqa: E402
-from cli.tokens import tokens_group  # noqa: E402
-
-for command in (serve_command, tokens_group, audit_group):
-    main.add_command(command)

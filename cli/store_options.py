@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
+from cli.extras import require
 from cli.options import EXIT_REJECTED, fail
 from store.db import ENV_VAR, StoreError, connect, database_url, describe
 from store.record import Store, Summary
@@ -18,12 +21,24 @@ db_option = click.option(
 
 def open_store(db: str | None) -> Store:
     """The record at `db` (or the default), migrated to the newest schema; on any
-    problem one line naming the database, and exit status 2."""
+    problem one line naming the database, and exit status 2 (a PostgreSQL URL without
+    the `postgres` extra installed is one)."""
     url = database_url(db)
+    if _is_postgres(url):
+        require("postgres", f"the database {describe(url)}")
     try:
         return Store(connect(url))
     except StoreError as exc:
         fail(f"cannot use database {describe(url)}: {exc}", EXIT_REJECTED)
+
+
+def _is_postgres(url: str) -> bool:
+    """Whether `url` names a PostgreSQL database (a URL that is not valid is left to
+    `store.db.connect` to refuse)."""
+    try:
+        return make_url(url).get_backend_name() == "postgresql"
+    except ArgumentError:
+        return False
 
 
 def stored_history(store: Store, model: str, missing: str) -> list[Summary]:

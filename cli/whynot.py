@@ -3,7 +3,9 @@
 Parses the target (`knowledge_graph.whynot.TARGET_FORMS`), assesses the file as `asl
 assess` would (a portfolio in reference order, `--model` choosing one model), and
 prints `knowledge_graph.whynot.why_not` as JSON, or as text for an analyst
-(`render_text`: the same content, indented). Exit status: 0 when the answer
+(`render_text`: the same content, indented, opening with the answer: the few smallest
+changes of evidence that make the target hold, each checked as a what-if by
+`knowledge_graph.whynot_changes`). Exit status: 0 when the answer
 was given (whether or not the target holds); 1 when the pack or the engine failed,
 including when the diagnosis disagrees with what durable-rules fired (the report is
 still printed, the disagreement named); 2 for a bad target or rejected evidence.
@@ -11,6 +13,7 @@ still printed, the disagreement named); 2 for a bad target or rejected evidence.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from typing import Any
 
@@ -19,18 +22,22 @@ import click
 from cli.options import (
     EXIT_FAILED,
     EXIT_REJECTED,
-    assess_inputs,
     choose_model,
     dumps,
     fail,
     load_evaluator,
     pack_option,
+    report,
 )
+from engine.api import assess
 from engine.diagnose import FAILED_TEST
+from engine.evidence_reading import STDIN_NAME
+from engine.facts_id import render_value
 from engine.ruletext import cite_text
 from knowledge_graph.explain import describe_values
 from knowledge_graph.report import provenance
 from knowledge_graph.whynot import TargetError, parse_target, why_not
+from knowledge_graph.whynot_changes import MAX_SIZE, Change, smallest_changes
 
 
 @click.command("why-not")
@@ -45,6 +52,9 @@ def why_not_command(file: str, target: str, model_id: str | None, fmt: str,
     """Show what stands in the way of TARGET for the model in FILE: the conclusions
     that prevent it (with their evidence), and for each rule that would conclude it,
     the condition that failed and by how much.
+
+    The text opens with the answer: the few smallest changes of the evidence that make
+    TARGET hold, each checked by assessing again with it (as asl what-if does).
 
     \b
     TARGET is SUBJECT=VALUE:
@@ -65,14 +75,17 @@ def why_not_command(file: str, target: str, model_id: str | None, fmt: str,
         parsed = parse_target(target, evaluator.pack)
     except TargetError as exc:
         fail(str(exc), EXIT_REJECTED)
-    run = assess_inputs([file], packs)
+    run = assess([file], evaluator=evaluator, stdin=sys.stdin)  # its inputs: what-ifs
+    report(run.rejected)
     chosen = choose_model(run.assessments, model_id, file)
-    report = why_not(chosen, parsed, provenance(chosen))
+    answer = why_not(chosen, parsed, provenance(chosen))
     if fmt == "json":
-        click.echo(dumps(report, default=str))
+        click.echo(dumps(answer, default=str))
     else:
-        click.echo(render_text(report), nl=False)
-    if report["inconsistencies"]:
+        label = STDIN_NAME if file == "-" else file
+        changes = smallest_changes(run, chosen.model, label, parsed, answer)
+        click.echo(render_text(answer, changes), nl=False)
+    if answer["inconsistencies"]:
         sys.exit(EXIT_FAILED)
     if run.rejected:
         sys.exit(EXIT_REJECTED)
@@ -85,10 +98,11 @@ def describe(fact: dict[str, Any]) -> str:
     return f"{fact['kind']} {fact['label']}{where}{listed}: {describe_values(fact['values'])}"
 
 
-def render_text(report: dict[str, Any]) -> str:
-    """The report for an analyst: what stands in the way (each conclusion with its
-    rules, evidence and alternatives), then the rules that could conclude the target
-    and, condition by condition, why they did not."""
+def render_text(report: dict[str, Any], changes: list[list[Change]] | None = None) -> str:
+    """The report for an analyst: the `changes` that make the target hold (when given:
+    the answer comes first), what stands in the way (each conclusion with its rules,
+    evidence and alternatives), then the rules that could conclude the target and,
+    condition by condition, why they did not."""
     lines = [f"{report['model']}: why not {report['target']}?"]
     if report["holds"]:
         if report["present"]:
@@ -98,6 +112,8 @@ def render_text(report: dict[str, Any]) -> str:
             lines.append(f"It holds: {report['wanted'][3:]} was not concluded.")
         return "\n".join(lines) + "\n"
     lines.append(f"It does not hold: wanted {report['wanted']}.")
+    if changes is not None:
+        lines += _change_lines(changes)
     shown: set[str] = set()
     if report["standing"]:
         lines += ["", "What stands in the way:"]
@@ -137,12 +153,28 @@ def render_text(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _change_lines(changes: list[list[Change]]) -> list[str]:
+    """The to-do list: each set of changes as the `--set` options of `asl what-if`."""
+    if not changes:
+        return ["", f"No change of at most {MAX_SIZE} of the evidence values named below "
+                "makes it hold (each was tried as a what-if)."]
+    lines = ["", "Smallest changes that make it hold (each checked with asl what-if):"]
+    for number, group in enumerate(changes, 1):
+        for index, change in enumerate(group):
+            lead = f"{number}." if index == 0 else ""
+            now = "unset" if change.now is None else render_value(change.now)
+            option = shlex.quote(f"{change.path}={change.text()}")
+            lines.append(f"  {lead:<3}--set {option}  (now {now})")
+    return lines
+
+
 def _rule_lines(rule: dict[str, Any], pad: str, lines: list[str]) -> None:
     cite = cite_text(rule["cite"], rule.get("pack"))
     lines.append(f"{pad}{rule['rule']}: {rule['title']} [{cite}]")
     lines.append(f"{pad}  concludes {'; '.join(rule['concludes'])}")
     if rule["target_tests"]:
-        wanted = ", ".join(f"{t['name']}.{t['test']}" for t in rule["target_tests"])
+        wanted = ", ".join(f"{t['of']} {t['name']} with {t['test']}"
+                           for t in rule["target_tests"])
         lines.append(f"{pad}  for the wanted conclusion it needs {wanted}")
     lines += _partials(rule, pad + "  ")
     for below in rule["below"]:

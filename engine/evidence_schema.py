@@ -46,7 +46,11 @@ class Vocabulary:
 
 
 def describe(value: object) -> str:
-    """Show a rejected input value briefly, in YAML spelling (`null`, `true`, `'high'`)."""
+    """Show a rejected input value briefly, in YAML spelling (`null`, `true`, `'high'`).
+
+    >>> describe(None), describe(True), describe("high"), describe([1]), describe(2.5)
+    ('null', 'true', "'high'", 'a list', '2.5')
+    """
     if value is None or isinstance(value, bool):
         return json.dumps(value)
     if isinstance(value, dict | list | tuple):
@@ -60,7 +64,11 @@ def describe(value: object) -> str:
 
 
 def unknown_name(kind: str, value: str, choices: Sequence[str], label: str) -> str:
-    """`unknown KIND 'VALUE' (did you mean 'X'?); LABEL A, B, C`: the fix and the options."""
+    """`unknown KIND 'VALUE' (did you mean 'X'?); LABEL A, B, C`: the fix and the options.
+
+    >>> unknown_name("verdict", "crosed", ("crossed", "ruled_out"), "expected one of")
+    "unknown verdict 'crosed' (did you mean 'crossed'?); expected one of crossed, ruled_out"
+    """
     guess = difflib.get_close_matches(value, choices, n=1)
     hint = f" (did you mean {guess[0]!r}?)" if guess else ""
     return f"unknown {kind} {value!r}{hint}; {label} {', '.join(choices) or '(none)'}"
@@ -221,7 +229,11 @@ class ModelDocument(_Strict):
 
 
 def path_in(where: str, loc: Sequence[int | str]) -> str:
-    """The path of `loc` in the document at `where`: `models[3].evaluations[2].score`."""
+    """The path of `loc` in the document at `where`: `models[3].evaluations[2].score`.
+
+    >>> path_in("models[3]", ("evaluations", 2, "score"))
+    'models[3].evaluations[2].score'
+    """
     path = ""
     for part in loc:
         if isinstance(part, str) and not part.isprintable():  # a line break in a key

@@ -1,7 +1,7 @@
 """Answer "why not this conclusion?" for one assessment: what stands in the way.
 
 A target names a conclusion the analyst expected (`asl=ASL-2`, `decision=proceed`,
-`action:safeguards_report=absent`; `TARGET_FORMS` is the grammar). `why_not` returns,
+`action:safeguards_report=absent`; parsed by `knowledge_graph.whynot_target`). `why_not` returns,
 as JSON-ready data:
 - `standing`: the conclusions that prevent the target, each with the rules that derived
   it (a few levels), the evidence it rests on (`roots` of the provenance graph) and its
@@ -12,7 +12,7 @@ as JSON-ready data:
   *alternatives*, the rules that would have read it into a different conclusion, with
   the test that failed (`score is 0.64, needs < warning_score 0.5`);
 - `rules`: each rule whose `then` could conclude the target, diagnosed by
-  `engine.diagnose` (its best partial matches and each failed test), going down to the
+  `engine.diagnose_want` (its best partial matches and each failed test), going down to the
   rules for a derived fact a failed condition needed.
 Everything comes from the engine's record (the derivation and its provenance graph) and
 the rules as data; nothing here restates the policy.
@@ -20,13 +20,11 @@ the rules as data; nothing here restates the policy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
 
 from engine.assess import Assessment
-from engine.constraints import field_domains, suggest
 from engine.diagnose import (
     BLOCKED,
     FAILED_TEST,
@@ -41,119 +39,30 @@ from engine.diagnose import (
     RuleDiagnosis,
     Want,
     WantDiagnosis,
-    diagnose,
     firing_outcomes,
     match_rule,
     satisfies,
 )
+from engine.diagnose_want import diagnose
 from engine.evaluator import Derivation, Fact, Firing
 from engine.facts_id import render_value
 from engine.model import OPERATOR_TEXT, Condition, Operand, Pack, Rule, Test
-from engine.ruletext import conclusion_text, condition_text, operand_text, test_text
+from engine.ruletext import condition_text, operand_text, test_text
 from knowledge_graph.explain import why_tree
 from knowledge_graph.provenance import (
     CONCLUSION,
     DEFAULT,
     EVIDENCE,
-    SUBJECTS,
     matched,
-    parse_selector,
     roots,
     supports,
 )
+from knowledge_graph.whynot_target import TARGET_FORMS as TARGET_FORMS
+from knowledge_graph.whynot_target import Target
+from knowledge_graph.whynot_target import TargetError as TargetError
+from knowledge_graph.whynot_target import parse_target as parse_target
 
 CHAIN_DEPTH = 3  # levels of rule firings shown under a conclusion standing in the way
-
-PRESENCE = ("present", "absent")
-TARGET_FORMS = """\
-valid targets (SUBJECT=VALUE):
-  asl=LEVEL                       asl=ASL-2
-  decision=DECISION               decision=proceed
-  comprehensive=true|false        comprehensive=false
-  required.STANDARD=LEVEL         required.security=ASL-2   (or required:security=...)
-  threshold:CAPABILITY=STATUS     threshold:CBRN-3=ruled_out
-  checkpoint:CAPABILITY=STATUS    'checkpoint:Autonomy checkpoint=ruled_out'
-  ongoing:CAPABILITY=STATUS       'ongoing:Cyber operations=not_assessed'
-  status:CAPABILITY=STATUS        any capability
-  action:ACTION=present|absent    action:safeguards_report=absent
-  missing:SAFEGUARD=present|absent
-                                  missing:asl3-security.audits=absent"""
-
-
-class TargetError(ValueError):
-    """A target that is not one of TARGET_FORMS, or names what the pack does not know."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """A parsed target: the conclusion it is about (`want`, whose key fields say which
-    conclusion it is: a fact matching the key but not the want was concluded instead),
-    and whether the analyst wants it absent rather than present."""
-
-    text: str
-    want: Want
-    absent: bool
-
-
-def parse_target(text: str, pack: Pack) -> Target:
-    """Parse `SUBJECT[:ARG|.ARG]=VALUE` (the subject a conclusion selector, as `asl why
-    --conclusion` takes it) against the pack's kinds and value domains."""
-    subject, sep, value = (s.strip() for s in text.partition("="))
-    name, arg = parse_selector(subject)
-    if not sep or not value or name not in SUBJECTS:
-        reason = (f"unknown subject {name!r}{suggest(name, SUBJECTS)}" if sep and value
-                  else "expected SUBJECT=VALUE")
-        raise TargetError(f"bad target {text!r}: {reason}\n{TARGET_FORMS}")
-    kind, key_field, value_field, category = SUBJECTS[name]
-    if kind not in pack.kinds:
-        raise TargetError(f"bad target {text!r}: pack {pack.name} has no kind {kind!r}")
-    if (key_field is None) != (not arg):
-        wanted = f"{name}=VALUE" if key_field is None else f"{name}:{key_field.upper()}=VALUE"
-        raise TargetError(f"bad target {text!r}: expected {wanted}\n{TARGET_FORMS}")
-    domains = field_domains(pack)
-    tests: list[Test] = []
-    if key_field is not None:
-        known = domains.get((kind, key_field))
-        if category is not None:
-            known = frozenset(c.name for c in pack.capabilities if c.category == category)
-        if known is not None and arg not in known:
-            raise TargetError(f"bad target {text!r}: pack {pack.name} knows no {name} "
-                              f"{arg!r}{suggest(arg, known)}; known: {_values(known)}")
-        tests.append(Test(key_field, "eq", Operand(constant=arg)))
-    if value_field is None:
-        if value not in PRESENCE:
-            raise TargetError(f"bad target {text!r}: {name}:{arg} takes present or absent")
-        return Target(text, Want(kind, tuple(tests), frozenset(t.field for t in tests)),
-                      value == "absent")
-    typed = _typed(value, pack.kinds[kind].fields.get(value_field, "str"))
-    known = domains.get((kind, value_field))
-    if typed is None or (known is not None and typed not in known):
-        valid = f"; valid: {_values(known)}" if known else ""
-        raise TargetError(f"bad target {text!r}: {value!r} is not a value of "
-                          f"{kind}.{value_field}{suggest(value, known or ())}{valid}")
-    key = frozenset(t.field for t in tests)
-    tests.append(Test(value_field, "eq", Operand(constant=typed)))
-    return Target(text, Want(kind, tuple(tests), key), False)
-
-
-def _values(domain: frozenset[Any]) -> str:
-    """A domain as the analyst would type its values: `false, true`, `'CBRN-3', ...`."""
-    shown = sorted(render_value(v) for v in domain)
-    text = ", ".join(shown[:8])
-    return text + (f" and {len(shown) - 8} more" if len(shown) > 8 else "")
-
-
-def _typed(value: str, ftype: str) -> Any:
-    if ftype == "bool":
-        return {"true": True, "false": False}.get(value.lower())
-    if ftype == "number":
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-        return int(number) if number.is_integer() else number
-    return value
-
 
 def why_not(assessment: Assessment, target: Target, graph: nx.DiGraph,
             max_depth: int = MAX_DEPTH) -> dict[str, Any]:
@@ -289,14 +198,42 @@ class _View:
         return {
             "rule": rule.id, "title": rule.title, "cite": rule.cite, "pack": rule.pack,
             "file": rule.file, "line": rule.line,
-            "concludes": [conclusion_text(c) for c in rule.conclusions],
+            "concludes": self.concludes(diagnosis),
             "conditions": len(rule.conditions),
             "target_tests": [{"condition": a.condition, "key": a.key,
                               "name": rule.conditions[a.condition].name,
+                              "of": rule.conditions[a.condition].kind,
                               "test": test_text(a.test)} for a in diagnosis.extra],
             "partial_matches": [self.partial_data(rule, p) for p in diagnosis.best],
             "omitted": diagnosis.omitted, "truncated": diagnosis.truncated,
             "below": [self.want_data(w) for w in diagnosis.below]}
+
+    def concludes(self, diagnosis: RuleDiagnosis) -> list[str]:
+        """A rule's conclusions in words, a value taken from a matched fact shown as that
+        fact's value when the diagnosis binds it (`capability=CBRN-3`), else named by
+        where it comes from (`capability=the evaluation's capability`): never a raw
+        binding such as `e.capability`."""
+        rule, facts = diagnosis.rule, self.derivation.facts
+        bound: dict[str, Fact] = {}
+        for added in diagnosis.extra:  # an alternative reading: `id ==` the fact read
+            test = added.test
+            if test.field == "id" and test.op == "eq" and test.operand.constant in facts:
+                bound[rule.conditions[added.condition].name] = facts[test.operand.constant]
+        for name, fact_id in diagnosis.best[0].binding if diagnosis.best else ():
+            bound.setdefault(name, facts[fact_id])
+        kinds = {c.name: c.kind for c in rule.conditions}
+
+        def shown(operand: Operand) -> str:
+            if operand.ref is None:
+                return operand_text(operand)
+            name, field = operand.ref
+            fact = bound.get(name)
+            if fact is not None and fact.values.get(field) is not None:
+                return render_value(fact.values[field])
+            return f"the {kinds.get(name, name)}'s {field}"
+
+        return [f"{c.kind} " + ", ".join(f"{n}={shown(op)}" for n, op in c.values)
+                for c in rule.conclusions]
 
     def partial_data(self, rule: Rule, partial: PartialMatch) -> dict[str, Any]:
         bound = {name: self.derivation.facts[fid] for name, fid in partial.binding}

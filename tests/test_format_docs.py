@@ -12,7 +12,8 @@ from typing import Any, get_args
 from helpers import DATA, EXAMPLES, REPO, assess_paths
 from pydantic import BaseModel
 
-from engine import evidence
+from engine import evidence_reading
+from engine import evidence_schema as evidence
 from engine.assess import evaluator_for, vocabulary
 from engine.evidence import ModelDocument, load_evidence
 from knowledge_graph.export import DRAWN_FORMATS, GRAPH_FORMATS
@@ -117,12 +118,12 @@ def test_the_field_table_names_every_allowed_value() -> None:
 
 def test_the_limits_and_readers_are_the_codes() -> None:
     text = EVIDENCE_DOC.read_text()
-    assert evidence.MAX_FILE_BYTES == 50 * 1024 * 1024 and "at most 50 MB" in text
-    assert f"deeper than {evidence.MAX_DEPTH} levels" in text
-    assert f"more than {evidence.MAX_VALUES:,} values" in text
+    assert evidence_reading.MAX_FILE_BYTES == 50 * 1024 * 1024 and "at most 50 MB" in text
+    assert f"deeper than {evidence_reading.MAX_DEPTH} levels" in text
+    assert f"more than {evidence_reading.MAX_VALUES:,} values" in text
     readers = {name.removeprefix("NAME") for row in table(EVIDENCE_DOC, "path")
                for name in re.findall(r"`([^`]+)`", row[0]) if name.startswith("NAME")}
-    assert readers == set(evidence.EXTENSIONS)
+    assert readers == set(evidence_reading.EXTENSIONS)
 
 
 def test_the_built_in_names_are_the_packs() -> None:

@@ -10,22 +10,21 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import PackWriter
 from helpers import DATA, EXAMPLES, assess_paths, expected_outcomes
 
 from cli.main import main
 from cli.whynot import render_text
+from conftest import PackWriter
 from engine.assess import Assessment, assess_document, evaluator_for, vocabulary
 from engine.diagnose import (
     BLOCKED,
     FAILED_TEST,
     ConditionFailure,
     Want,
-    all_failures,
     check_derivation,
     check_rule,
-    diagnose,
 )
+from engine.diagnose_want import all_failures, diagnose
 from engine.evaluator import Evaluator, Fact
 from engine.evidence import parse_document
 from engine.loader import load_pack

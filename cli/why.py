@@ -1,0 +1,149 @@
+"""`asl why`: explain a conclusion of an assessment made now (from a file) or of one
+in the record (a model id), as a tree of text or JSON, or as a graph."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.text import Text
+
+from cli.options import EXIT_REJECTED, assess_inputs, choose_model, dumps, fail, pack_option
+from cli.output import write_output
+from cli.store_options import check_assessment, db_option, open_store, stored_history
+from engine.errors import InputError
+from knowledge_graph.explain import render_rich, render_text, why_tree
+from knowledge_graph.export import (
+    BINARY_FORMATS,
+    GRAPH_FORMATS,
+    GraphvizError,
+    GraphvizMissing,
+    explained,
+    export,
+)
+from knowledge_graph.provenance import UnknownConclusion, find_conclusion
+from knowledge_graph.provenance import load as load_graph
+from knowledge_graph.report import provenance
+
+
+@click.command()
+@click.argument("file", metavar="FILE|MODEL")
+@click.option("--model", "model_id", help="The model to explain (needed for a portfolio).")
+@click.option("--conclusion", "selector", default="asl", show_default=True,
+              help="What to explain: asl, decision, comprehensive, required.security, "
+              "required.deployment, threshold:CBRN-3, checkpoint:'Autonomy checkpoint', "
+              "ongoing:'Cyber operations', missing:SAFEGUARD_ID, action:ACTION, or a "
+              "conclusion id from the json output; with a graph format also all (the "
+              "model's whole provenance).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", *GRAPH_FORMATS]),
+              default="text", show_default=True,
+              help="text or json: the explanation tree; dot, svg, png, prov-json (W3C PROV) "
+              "or graphml: the conclusion and everything it rests on, as a graph. Only svg "
+              "and png need Graphviz's dot program installed.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write to FILE instead of standard output (required for png); FILE "
+              "appears only when complete.")
+@click.option("--color/--no-color", "color", default=None,
+              help="Colour the text explanation and draw it as a tree (default: when "
+              "standard output is a terminal).")
+@click.option("--assessment", "assessment_id", type=int,
+              help="With a stored MODEL: explain this assessment (an id from asl history) "
+              "instead of the newest.")
+@db_option
+@pack_option
+def why(file: str, model_id: str | None, selector: str, fmt: str, output: str | None,
+        color: bool | None, assessment_id: int | None, db: str | None,
+        packs: tuple[str, ...]) -> None:
+    """Explain a conclusion: the chain from it through each rule (title, citation,
+    reason) down to the evidence it rests on, as text, JSON or a graph.
+
+    FILE is assessed now; a MODEL id that is not a file is answered from the record of
+    assessments (--db), without its evidence file.
+
+    \b
+    Examples:
+      asl why examples/security-gap-pause.yaml
+      asl why examples/security-gap-pause.yaml --conclusion decision
+      asl why examples/portfolio/lineage.yaml --model corvid-atlas-5-chat \\
+          --conclusion required.security --format json
+      asl why examples/security-gap-pause.yaml --conclusion decision --format svg -o why.svg
+      asl why examples/cbrn4-asl4-pause.yaml --conclusion all --format png -o all.png
+      asl why examples/security-gap-pause.yaml --format prov-json -o why.prov.json
+      asl why corvid-atlas-5 --conclusion decision          # from the record (asl batch)
+    """
+    if fmt in BINARY_FORMATS and output is None:
+        raise click.UsageError(f"--format {fmt} writes an image; give --output FILE")
+    if selector == "all" and fmt not in GRAPH_FORMATS:
+        raise click.UsageError("--conclusion all needs a graph format: --format "
+                               + "|".join(GRAPH_FORMATS))
+    errors: list[InputError] = []
+    if file == "-" or Path(file).exists():
+        if assessment_id is not None:
+            raise click.UsageError("--assessment reads the record; give a MODEL id, not a file")
+        run = assess_inputs([file], packs)
+        chosen = choose_model(run.assessments, model_id, file)
+        model, graph, errors = chosen.model, provenance(chosen), run.rejected
+    else:
+        model, graph = _stored(file, assessment_id, db)
+    _explain(model, graph, selector, fmt, output, color)
+    if errors:
+        sys.exit(EXIT_REJECTED)
+
+
+def _stored(model: str, assessment_id: int | None, db: str | None) -> tuple[str, Any]:
+    """The provenance graph of a stored assessment of `model` (the newest by default)."""
+    store = open_store(db)
+    found = stored_history(store, model, f"{model}: no such file, and no stored assessment "
+                           f"of a model {model!r} (asl list shows the stored models)")
+    chosen = found[-1].id if assessment_id is None else assessment_id
+    check_assessment(model, chosen, found)
+    return model, load_graph(store.provenance(chosen))
+
+
+def _explain(model: str, graph: Any, selector: str, fmt: str, output: str | None,
+             color: bool | None) -> None:
+    """Print (or write) the explanation of `selector` in a model's provenance graph."""
+    node: str | None = None
+    if selector != "all":
+        try:
+            node = find_conclusion(graph, selector)
+        except UnknownConclusion:
+            fail(f"{model} has no conclusion {selector!r}; try asl, decision, "
+                  "required.security, threshold:CBRN-3 or an id from --format json",
+                  EXIT_REJECTED)
+    heading = f"{model}: why {selector}?"
+    if fmt in GRAPH_FORMATS:
+        part = graph if node is None else explained(graph, node)
+        title = f"{model}: provenance" if node is None else heading
+        try:
+            drawn = export(part, fmt, title, node)
+        except GraphvizMissing as exc:  # the user's setup, not our failure: exit 2
+            fail(str(exc), EXIT_REJECTED)
+        except GraphvizError as exc:
+            fail(str(exc))
+        _write(drawn, output)
+        return
+    assert node is not None
+    tree = why_tree(graph, node)
+    if fmt == "json":
+        text = dumps({"model": model, "conclusion": node, "explanation": tree})
+        _write(f"{text}\n".encode(), output)
+    elif output is None and (sys.stdout.isatty() if color is None else color):
+        console = Console(file=sys.stdout, force_terminal=True, highlight=False,
+                          no_color=None if color is None else False)
+        console.print(Text(heading, style="bold"))
+        console.print(render_rich(tree))
+    else:
+        _write(f"{heading}\n{render_text(tree)}".encode(), output)
+
+
+def _write(data: bytes, output: str | None) -> None:
+    """Write `data` to the file `output` (whole or not at all), or to standard output
+    when it is None."""
+    try:
+        write_output(data, output)
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror or exc}")
