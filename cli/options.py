@@ -10,10 +10,9 @@ evidence and prints every rejection.
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from collections.abc import Sequence
+from typing import NoReturn
 
 import click
 
@@ -21,6 +20,7 @@ from engine.api import AssessmentRun, assess
 from engine.assess import Assessment, evaluator_for
 from engine.errors import InputError, PackError
 from engine.evaluator import Evaluator
+from engine.jsontext import dumps as dumps  # JSON as every command prints it
 
 EXIT_FAILED = 1
 EXIT_REJECTED = 2
@@ -31,14 +31,6 @@ pack_option = click.option(
     help="Overlay rule pack directory, loaded over the built-in rsp-2.1 pack (repeatable: "
     "later packs go over earlier ones). A pack.yaml saying `standalone: true` is loaded "
     "without the built-in.")
-
-
-def dumps(data: Any, indent: int | None = 2, default: Callable[[Any], Any] | None = None
-          ) -> str:
-    """JSON as every `asl` command prints it: keys sorted, non-ASCII kept, indented (or,
-    with `indent=None`, one line, as `--format jsonl` and `asl batch --output` write)."""
-    return json.dumps(data, indent=indent, sort_keys=True, ensure_ascii=False,
-                      default=default)
 
 
 def fail(message: str, status: int = EXIT_FAILED) -> NoReturn:

@@ -10,13 +10,11 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
-# One row format for a stored assessment: `asl list` and `asl history --format json`'s.
-from cli.history import _row_json as summary_json
 from knowledge_graph.provenance import load as load_graph
 from service.auth import VIEWER, Principal, require
 from service.explain import MEDIA_TYPES, explain
 from service.problems import AUTHENTICATED, Problem, problem_responses
-from store.browse import Filters, latest_page
+from store.browse import Filters, latest_page, summary_json
 from store.record import Store, Summary
 
 router = APIRouter(prefix="/v1/models", tags=["models"],
