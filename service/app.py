@@ -16,10 +16,11 @@ from fastapi import FastAPI
 from service.config import ServiceConfig
 from service.guard import Guard
 from service.problems import install
-from service.routers import decisions, health, models, packs, rules
+from service.routers import assess, decisions, health, imports, models, packs, rules
 from service.state import ServiceState
 
-ROUTERS = (health.router, models.router, rules.router, packs.router, decisions.router)
+ROUTERS = (health.router, assess.router, imports.router, models.router, rules.router,
+           packs.router, decisions.router)
 DESCRIPTION = """\
 Which AI Safety Level of safeguards a frontier model requires under RSP v2.1, with the
 evidence behind every conclusion: the record of assessments, explanations, rules and
