@@ -228,18 +228,6 @@ def _tested_layers(pack: Pack, dirs: Sequence[Path], paths: Sequence[str]) -> se
     return {pack.layers[i] for i, d in enumerate(dirs) if d.resolve() in wanted}
 
 
-def _run_json(run: CaseRun) -> dict[str, Any]:
-    return {
-        "cases": [{"file": _rel(r.file), "name": r.name, "passed": r.passed,
-                   "failures": r.failures, "diff": run.diffs.get(i, []),
-                   "fired": sorted(r.fired)} for i, r in enumerate(run.results)],
-        "coverage": {"covered": run.covered, "total": run.total,
-                     "percent": round(run.percent, 1),
-                     "files": [{"file": _rel(c.file), "rules": c.rules,
-                                "missed": c.missed} for c in run.coverage]},
-    }
-
-
 def _render_run(run: CaseRun, verbose: bool) -> None:
     tested = {rule for file in run.coverage for rule in file.rules}
     for index, result in enumerate(run.results):
@@ -290,7 +278,7 @@ def test(paths: tuple[str, ...], packs: tuple[str, ...], fail_under: float | Non
     evaluator = _evaluator(dirs)
     run = run_tests(evaluator, _tested_layers(evaluator.pack, dirs, paths))
     if fmt == "json":
-        click.echo(dumps(_run_json(run), default=str))
+        click.echo(dumps(run.to_json(_rel), default=str))
     else:
         _render_run(run, verbose)
     if not run.results:
