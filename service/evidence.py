@@ -14,9 +14,10 @@ from typing import Any
 
 from fastapi import Request
 
-from engine.api import AssessmentRun, Body, assess
-from engine.assess import ReferenceInfo
+from engine.api import AssessmentRun, Body, assess_documents
+from engine.assess import ReferenceInfo, vocabulary
 from engine.errors import InputError
+from engine.evidence import LoadedDocument, load_evidence
 from service.bodies import JSON_TYPES, JSONL_TYPES, YAML_TYPES, media_type
 from service.problems import Problem
 from service.state import LoadedStack, ServiceState
@@ -70,14 +71,26 @@ def assess_body(state: ServiceState, content: bytes, fmt: str, keep_inputs: bool
     422) if any of it was refused (all or nothing)."""
     stack = state.loaded_stack()
     references = References(state)
-    run = assess([Body(content, fmt, BODY)], evaluator=stack.evaluator,
-                 references=references, keep_inputs=keep_inputs)
+    loaded = load_evidence([Body(content, fmt, BODY)], vocabulary(stack.pack),
+                           keep_raw=keep_inputs)
+    if loaded.errors:
+        raise rejection(loaded.errors)
+    if len(loaded.documents) > MAX_MODELS:  # refused before any is assessed
+        raise Problem(413, f"{len(loaded.documents)} models; POST /v1/assess takes at "
+                      f"most {MAX_MODELS} (POST /v1/batches takes more)")
+    run = assess_loaded(stack, loaded.documents, references)
     if run.rejected:
         raise rejection(run.rejected)
-    if len(run.models) > MAX_MODELS:
-        raise Problem(413, f"{len(run.models)} models; POST /v1/assess takes at most "
-                      f"{MAX_MODELS} (POST /v1/batches takes more)")
     return stack, run, references
+
+
+def assess_loaded(stack: LoadedStack, documents: list[LoadedDocument],
+                  references: References) -> AssessmentRun:
+    """The run `engine.api.assess` makes of one body, from its validated documents."""
+    assessments, failed = assess_documents(stack.evaluator, documents, (), references)
+    return AssessmentRun(stack.evaluator, assessments, sorted(failed), [],
+                         [d.document.model.id for d in documents], documents,
+                         len(documents) == 1 and documents[0].where == "", references)
 
 
 def stored_evidence(state: ServiceState, model: str, assessment: int | None = None

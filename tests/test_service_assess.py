@@ -257,3 +257,60 @@ def test_import_inspect_refusals(server: Server) -> None:
         problem(analyst.post("/v1/imports/inspect", json=traversal), 422)
     with server.client("viewer") as viewer:
         problem(viewer.post("/v1/imports/inspect", json=inspect_body()), 403)
+
+
+# --- hostile bodies ----------------------------------------------------------------------
+
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]\n"
+    for i in range(8))
+
+
+def hostile_bodies() -> list[Any]:
+    document = data_of(GAP)
+    unknown = json.loads(json.dumps(document))
+    unknown["model"]["colour"] = "red"
+    huge = json.loads(json.dumps(document))
+    huge_text = json.dumps(huge).replace('"score": 0.', '"score": ' + "9" * 5000 + "0.", 1)
+    return [
+        pytest.param(ALIAS_BOMB.encode(), "application/yaml", 422, id="alias-bomb"),
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, "application/json", 422,
+                     id="deep-json"),
+        pytest.param(("model:\n" + "  " * 0 + "x: " + "[" * 5000 + "]" * 5000).encode(),
+                     "application/yaml", 422, id="deep-yaml"),
+        pytest.param(json.dumps(unknown).encode(), "application/json", 422,
+                     id="unknown-field"),
+        pytest.param(huge_text.encode(), "application/json", 422, id="huge-integer"),
+        pytest.param(b"\x00\x01binary", "application/json", 400, id="binary"),
+        pytest.param(b"{}", "application/x-www-form-urlencoded", 415, id="form"),
+    ]
+
+
+@pytest.mark.parametrize(("content", "media", "status"), hostile_bodies())
+def test_hostile_bodies_get_a_problem_and_store_nothing(server: Server, content: bytes,
+                                                        media: str, status: int) -> None:
+    before = stored_count(server)
+    with server.client("analyst") as analyst:
+        body = problem(analyst.post("/v1/assess", content=content,
+                                    headers={"Content-Type": media}), status)
+        assert len(body["detail"]) < 2000
+        assert analyst.get("/health").status_code == 200
+    assert stored_count(server) == before
+
+
+def test_oversize_and_compressed_bodies_are_refused(server: Server) -> None:
+    with server.client("analyst") as analyst:
+        problem(analyst.post("/v1/assess", content=b" " * (16 * 1024 * 1024 + 1),
+                             headers=JSON_TYPE), 413)
+
+        def chunks() -> Iterator[bytes]:
+            for _ in range(17):
+                yield b" " * (1024 * 1024)
+
+        problem(analyst.post("/v1/assess", content=chunks(), headers=JSON_TYPE), 413)
+        problem(analyst.post("/v1/assess", content=b"x", headers={
+            **JSON_TYPE, "Content-Encoding": "gzip"}), 415)
+        document = data_of(GAP)
+        too_many = {"models": [dict(document, model={**document["model"], "id": f"m-{n}"})
+                               for n in range(1001)]}
+        problem(analyst.post("/v1/assess?store=false", json=too_many), 413)
