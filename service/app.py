@@ -39,6 +39,7 @@ def fastapi_app(config: ServiceConfig) -> FastAPI:
         state = ServiceState.open(config)
         app.state.asl = state
         runner = BatchRunner(state)
+        app.state.batches = runner
         runner.start()
         try:
             yield

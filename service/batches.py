@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,7 +39,8 @@ from store.service_tables import ServiceBatch
 
 SB = ServiceBatch.__table__  # type: ignore[attr-defined]
 log = logging.getLogger("asl.service")
-POLL_SECONDS = 0.5
+POLL_SECONDS = 2.0  # between looks for queued batches (a submission here wakes it at once)
+STALE_CHECK_SECONDS = 5.0  # between looks for batches whose runner stopped
 HEARTBEAT_SECONDS = 1.0
 SHOWN = 100  # rejections and changed models listed in a summary (the counts are whole)
 STATES = ("queued", "running", "done", "failed")
@@ -71,7 +73,7 @@ def fail_stale(engine: Engine, stale_seconds: float) -> None:
     with engine.begin() as conn:
         stale = conn.execute(select(SB.c.id).where(
             SB.c.state == "running", SB.c.heartbeat_at < _cutoff(stale_seconds))).scalars()
-        for batch_id in stale.all():
+        for batch_id in stale.all():  # (one short transaction when there is none)
             conn.execute(update(SB).where(SB.c.id == batch_id, SB.c.state == "running")
                          .values(state="failed", finished_at=rfc3339_now(),
                                  error="its runner stopped (the server was stopped or "
@@ -160,25 +162,39 @@ class BatchRunner:
     def __init__(self, state: ServiceState) -> None:
         self.state = state
         self.stop = threading.Event()
+        self.wakeup = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="asl-batches", daemon=True)
 
     def start(self) -> None:
         self.thread.start()
 
+    def wake(self) -> None:
+        """Look for queued work now (a batch was just submitted to this worker)."""
+        self.wakeup.set()
+
     def close(self, timeout: float = 30.0) -> None:
         """Stop between chunks: a batch in hand is marked failed (resumable)."""
         self.stop.set()
+        self.wakeup.set()
         self.thread.join(timeout)
 
     def _loop(self) -> None:
-        while not self.stop.wait(POLL_SECONDS):
+        # Every transaction on SQLite takes the write lock (store.db), so looking for
+        # work is kept to one short transaction per POLL_SECONDS.
+        checked = 0.0
+        while not self.stop.is_set():
             try:
-                fail_stale(self.state.engine, self.state.config.batch_stale)
+                if time.monotonic() - checked >= STALE_CHECK_SECONDS:
+                    fail_stale(self.state.engine, self.state.config.batch_stale)
+                    checked = time.monotonic()
                 claimed = self._claim()
                 if claimed is not None:
                     self._run(claimed)
+                    continue
             except Exception as exc:  # the loop outlives any one failure; logged
                 log.error("batch runner: %s", exc, exc_info=exc)
+            self.wakeup.wait(POLL_SECONDS)
+            self.wakeup.clear()
 
     def _claim(self) -> int | None:
         """The oldest queued batch, now running here; None when there is none."""

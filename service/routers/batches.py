@@ -53,6 +53,7 @@ async def submit(request: Request, who: Analyst) -> Response:
         return {"id": batch_id, "state": "queued", "decision_id": entry.decision_id}
 
     answer = await run_in_threadpool(queue)
+    request.app.state.batches.wake()
     return json_bytes(answer, status=202)
 
 
@@ -91,4 +92,6 @@ async def resume(request: Request, batch_id: BatchId, who: Analyst) -> Response:
                                                                 "state": "queued"}))
         return {"id": batch_id, "state": "queued", "decision_id": entry.decision_id}
 
-    return json_bytes(await run_in_threadpool(queue_again), status=202)
+    answer = await run_in_threadpool(queue_again)
+    request.app.state.batches.wake()
+    return json_bytes(answer, status=202)
