@@ -41,6 +41,7 @@ from engine.lineage import Gate, Lineage
 from engine.model import Pack
 from knowledge_graph.compare import contract_values, value_changes
 from store.record import Layer, NewAssessment, Store, Summary
+from store.references import stored_references
 
 Progress = Callable[[int], None]
 WINDOW = 2048  # jobs prepared at a time, so memory does not grow with a generation's size
@@ -223,14 +224,9 @@ class Batch:
         return {aid: value for aid, value in hashes.items() if value is not None}
 
     def _stored_references(self, models: Iterable[str]) -> dict[str, ReferenceInfo]:
-        """What stored models referenced from outside the portfolio carry over: the ASL
-        of their newest assessment and the compute their evidence gives."""
-        latest = self.store.latest(models)
-        bodies = self.store.evidence(s.evidence_hash for s in latest.values())
-        return {model: ReferenceInfo(
-                    bodies.get(s.evidence_hash, {}).get("model", {})
-                    .get("effective_compute_flop"), s.asl)
-                for model, s in latest.items()}
+        """What stored models referenced from outside the portfolio carry over (the one
+        lookup the service's assessments use too)."""
+        return stored_references(self.store, models)
 
     def reassess(self, vocabulary: Vocabulary, force: bool = False) -> BatchReport:
         """Re-run the stored models whose newest result could depend on rules that

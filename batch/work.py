@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from engine.assess import (
+    Assessment,
     ReferenceInfo,
     assess_document,
     evaluator_for,
@@ -146,14 +147,23 @@ def assess_jobs(packs: Sequence[str], jobs: Sequence[Job]) -> list[NewAssessment
         except AssessmentError as exc:
             done.append(Failed(job, str(exc)))
             continue
-        graph = provenance(assessment)
-        result = assessment_document(assessment, graph)
-        done.append(NewAssessment.build(
-            model_id=entry.model, evidence_hash=entry.evidence_hash, evidence_body=body,
-            file=_place(entry), input_hash=job.input_hash, result=result,
-            provenance=dump(graph), edges=edge_rows(graph), kinds=kinds(graph),
-            contract_hash=contract_digest(result)))
+        done.append(stored_form(entry, job.input_hash, assessment, body))
     return done
+
+
+def stored_form(entry: Entry, input_hash: str, assessment: Assessment,
+                body: dict[str, Any] | None = None) -> NewAssessment:
+    """What the record stores of one assessment of `entry` (its result, provenance and
+    the rows behind them); the service stores its assessments through this too. `body`
+    is the entry's document as data, when the caller has it already."""
+    graph = provenance(assessment)
+    result = assessment_document(assessment, graph)
+    return NewAssessment.build(
+        model_id=entry.model, evidence_hash=entry.evidence_hash,
+        evidence_body=orjson.loads(entry.body) if body is None else body,
+        file=_place(entry), input_hash=input_hash, result=result,
+        provenance=dump(graph), edges=edge_rows(graph), kinds=kinds(graph),
+        contract_hash=contract_digest(result))
 
 
 def warm(packs: Sequence[str]) -> None:

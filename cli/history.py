@@ -14,9 +14,11 @@ import click
 
 from batch.stack import stack_names
 from cli.options import EXIT_REJECTED, dumps, fail
+from cli.render import table as _table
 from cli.store_options import check_assessment, db_option, open_store, stored_history
 from knowledge_graph.compare import compare, value_changes
 from knowledge_graph.provenance import load
+from store.browse import summary_json as _row_json
 from store.record import Store, Summary
 
 
@@ -26,24 +28,6 @@ def _short(version: str) -> str:
 
 def _when(stamp: str) -> str:
     return stamp[:19].replace("T", " ")
-
-
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
-             for r in [header, *rows]]
-    return "\n".join(lines)
-
-
-def _row_json(s: Summary) -> dict[str, Any]:
-    return {"assessment": s.id, "model": s.model_id, "assessed_at": s.assessed_at,
-            "pack": {"name": s.pack_name, "version": s.pack_version},
-            "pack_stack": s.pack_stack, "asl": s.asl,
-            "required": {"deployment": s.required_deployment,
-                         "security": s.required_security},
-            "comprehensive_assessment_required": s.comprehensive_required,
-            "decision": s.decision, "missing_safeguards": s.missing_safeguards,
-            "actions": s.actions, "batch": s.batch_id, "input_hash": s.input_hash}
 
 
 def _history_of(store: Store, model: str) -> list[Summary]:

@@ -2,18 +2,19 @@
 
 `pack_option` is the one `--pack` option (repeatable): each DIR is an overlay pack loaded
 over the built-in rsp-2.1 pack, in the order given; a pack whose pack.yaml says
-`standalone: true` is loaded without the built-in (it must come first). `load_evaluator`
-loads and compiles that stack once, or reports every pack problem and exits with 1;
+`standalone: true` is loaded without the built-in (it must come first). Without
+`--pack`, a command uses the active stack stored in the database (the overlays `asl
+serve` activated), as the service does; `--pack` overrides it for that command only.
+`load_evaluator` loads and compiles that stack once, or reports every pack problem and exits with 1;
 `assess_inputs` runs the engine's front door (`engine.api.assess`) on the command's
 evidence and prints every rejection.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from collections.abc import Sequence
+from typing import NoReturn
 
 import click
 
@@ -21,24 +22,32 @@ from engine.api import AssessmentRun, assess
 from engine.assess import Assessment, evaluator_for
 from engine.errors import InputError, PackError
 from engine.evaluator import Evaluator
+from engine.jsontext import dumps as dumps  # JSON as every command prints it
 
 EXIT_FAILED = 1
 EXIT_REJECTED = 2
 
+
+
+def _stored_when_absent(ctx: click.Context, _param: click.Parameter,
+                        packs: tuple[str, ...]) -> tuple[str, ...]:
+    """`--pack` as given; without it, the overlays of the active pack stack stored in the
+    database (`--db` where the command has it, else ASL_DATABASE_URL or ./asl.db), which
+    `asl serve` activates: the service and the command line assess with the same rules."""
+    if packs:
+        return packs
+    from cli.store_options import stored_overlays  # cli.store_options imports this module
+
+    return stored_overlays(ctx.params.get("db"))
+
+
 pack_option = click.option(
     "--pack", "packs", multiple=True, metavar="DIR",
-    type=click.Path(exists=True, file_okay=False),
+    type=click.Path(exists=True, file_okay=False), callback=_stored_when_absent,
     help="Overlay rule pack directory, loaded over the built-in rsp-2.1 pack (repeatable: "
     "later packs go over earlier ones). A pack.yaml saying `standalone: true` is loaded "
-    "without the built-in.")
-
-
-def dumps(data: Any, indent: int | None = 2, default: Callable[[Any], Any] | None = None
-          ) -> str:
-    """JSON as every `asl` command prints it: keys sorted, non-ASCII kept, indented (or,
-    with `indent=None`, one line, as `--format jsonl` and `asl batch --output` write)."""
-    return json.dumps(data, indent=indent, sort_keys=True, ensure_ascii=False,
-                      default=default)
+    "without the built-in. Without --pack: the active stack stored in the database (the "
+    "built-in pack and the overlays activated with asl serve).")
 
 
 def fail(message: str, status: int = EXIT_FAILED) -> NoReturn:

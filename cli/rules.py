@@ -11,7 +11,6 @@ a case fails), 2 for a usage error. Errors are one line each, never a traceback.
 from __future__ import annotations
 
 import difflib
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,9 +26,8 @@ from engine.loader import load_pack, pack_stack
 from engine.model import Pack, Rule
 from engine.packdiff import PackDiff, PortfolioChanges, diff_packs, portfolio_changes
 from engine.reference import reference_markdown
-from engine.ruletext import rule_row
+from engine.ruletext import rule_links, rule_row, rule_source
 from engine.scaffold import ScaffoldError, pack_yaml, scaffold
-from engine.strata import dependency_graph
 from engine.validate import validate_pack
 
 EXIT_USAGE = 2
@@ -135,44 +133,6 @@ def reference(packs: tuple[str, ...]) -> None:
     click.echo(reference_markdown(_load(pack_stack(packs))), nl=False)
 
 
-def rule_source(rule: Rule) -> str:
-    """The rule's text as written in its file: from its `- id:` line to the next rule."""
-    try:
-        lines = Path(rule.file).read_text(encoding="utf-8").splitlines()
-    except OSError:
-        lines = []
-    if not 0 < rule.line <= len(lines):
-        return json.dumps(rule.source, indent=2, ensure_ascii=False)
-    first = lines[rule.line - 1]
-    indent = len(first) - len(first.lstrip(" -"))
-    out = [first]
-    for line in lines[rule.line:]:
-        if line.strip() and len(line) - len(line.lstrip()) < indent:
-            break
-        out.append(line)
-    while out and (not out[-1].strip() or out[-1].lstrip().startswith("#")):
-        out.pop()
-    return "\n".join(out)
-
-
-def rule_links(pack: Pack, rule: Rule) -> dict[str, list[str]]:
-    """Which rules produce what `rule` reads (`fed_by`) and read what it produces
-    (`feeds`), each as `RULE (KIND)`, `RULE (none KIND)` for a negation; and where each
-    kind it reads comes from when no rule produces it (`evidence`, `pack`)."""
-    graph = dependency_graph(pack.rules)
-    fed_by, feeds, given = set(), set(), set()
-    for kind in sorted(rule.consumes | rule.negates):
-        makers = {d["rule"] for _, _, d in graph.in_edges(kind, data=True)} if kind in graph \
-            else set()
-        fed_by |= {f"{m} ({kind})" for m in makers}
-        if not makers:
-            given.add(f"{kind} ({pack.kinds[kind].origin})")
-    for kind in sorted(rule.produces):
-        for _, _, data in graph.out_edges(kind, data=True):
-            feeds.add(f"{data['rule']} ({'none ' if data['negated'] else ''}{kind})")
-    return {"fed_by": sorted(fed_by), "feeds": sorted(feeds), "given": sorted(given)}
-
-
 @rules.command()
 @click.argument("rule_id")
 @pack_option
@@ -268,18 +228,6 @@ def _tested_layers(pack: Pack, dirs: Sequence[Path], paths: Sequence[str]) -> se
     return {pack.layers[i] for i, d in enumerate(dirs) if d.resolve() in wanted}
 
 
-def _run_json(run: CaseRun) -> dict[str, Any]:
-    return {
-        "cases": [{"file": _rel(r.file), "name": r.name, "passed": r.passed,
-                   "failures": r.failures, "diff": run.diffs.get(i, []),
-                   "fired": sorted(r.fired)} for i, r in enumerate(run.results)],
-        "coverage": {"covered": run.covered, "total": run.total,
-                     "percent": round(run.percent, 1),
-                     "files": [{"file": _rel(c.file), "rules": c.rules,
-                                "missed": c.missed} for c in run.coverage]},
-    }
-
-
 def _render_run(run: CaseRun, verbose: bool) -> None:
     tested = {rule for file in run.coverage for rule in file.rules}
     for index, result in enumerate(run.results):
@@ -330,7 +278,7 @@ def test(paths: tuple[str, ...], packs: tuple[str, ...], fail_under: float | Non
     evaluator = _evaluator(dirs)
     run = run_tests(evaluator, _tested_layers(evaluator.pack, dirs, paths))
     if fmt == "json":
-        click.echo(dumps(_run_json(run), default=str))
+        click.echo(dumps(run.to_json(_rel), default=str))
     else:
         _render_run(run, verbose)
     if not run.results:

@@ -13,6 +13,9 @@ import click
 from cli.options import EXIT_REJECTED, fail
 from cli.store_options import db_option, open_store
 from service.config import (
+    BATCH_STALE_ENV,
+    DEFAULT_BATCH_STALE,
+    DEFAULT_MAX_BATCH_BODY,
     DEFAULT_MAX_BODY,
     DEFAULT_RATE_LIMIT,
     RATE_LIMIT_ENV,
@@ -36,8 +39,15 @@ from store.db import database_url, describe
               metavar="N/SECONDS", envvar=RATE_LIMIT_ENV,
               help="Requests one token may make per SECONDS in each worker (bursts up "
               "to N); 0 turns the limit off.")
+@click.option("--max-batch-body", type=click.IntRange(1), default=DEFAULT_MAX_BATCH_BODY,
+              show_default=True, metavar="BYTES",
+              help="The largest portfolio POST /v1/batches takes.")
+@click.option("--batch-stale", type=click.FloatRange(1), default=DEFAULT_BATCH_STALE,
+              show_default=True, metavar="SECONDS", envvar=BATCH_STALE_ENV,
+              help="A running batch without a heartbeat for this long is marked failed "
+              "(it can be resumed).")
 def serve_command(db: str | None, host: str, port: int, workers: int, max_body: int,
-                  rate_limit: str) -> None:
+                  rate_limit: str, max_batch_body: int, batch_stale: float) -> None:
     """Serve the assessments, explanations, rules and packs over HTTP.
 
     Every request but GET /health and GET /openapi.json needs a token: make the first
@@ -62,4 +72,5 @@ def serve_command(db: str | None, host: str, port: int, workers: int, max_body: 
     open_store(db).engine.dispose()  # refuses an unusable database, migrates a new one
     click.echo(f"asl: serving {describe(url)} on http://{host}:{port} "
                f"({workers} worker{'s' if workers > 1 else ''})", err=True)
-    run(ServiceConfig(url, max_body, limit), host, port, workers)
+    run(ServiceConfig(url, max_body, limit, max_batch_body, batch_stale), host, port,
+        workers)

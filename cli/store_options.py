@@ -1,8 +1,13 @@
-"""The `--db` option, and opening the record for a command (a clear error, exit 2)."""
+"""The `--db` option, opening the record for a command, and reading the active pack
+stack stored there (a clear error, exit 2, when the database cannot be used)."""
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 from sqlalchemy.engine import make_url
@@ -10,6 +15,7 @@ from sqlalchemy.exc import ArgumentError
 
 from cli.extras import require
 from cli.options import EXIT_REJECTED, fail
+from store import packs
 from store.db import ENV_VAR, StoreError, connect, database_url, describe
 from store.record import Store, Summary
 
@@ -56,3 +62,21 @@ def check_assessment(model: str, assessment_id: int, found: Sequence[Summary]) -
     if assessment_id not in {s.id for s in found}:
         fail(f"{model}: no assessment {assessment_id}; its assessments are "
              f"{', '.join(str(s.id) for s in found)}", EXIT_REJECTED)
+
+
+def stored_overlays(db: str | None) -> tuple[str, ...]:
+    """The overlay directories of the active pack stack stored at `db` (or the default
+    database), written into a directory of this process's that is removed when it
+    exits; none when there is no database yet. A database that cannot be read is one
+    line, exit 2."""
+    url = database_url(db)
+    try:
+        stored = packs.stored_overlays(url)
+    except StoreError as exc:
+        fail(f"cannot read the active pack stack from {describe(url)}: {exc} (--pack "
+             "chooses the packs instead)", EXIT_REJECTED)
+    if not stored:
+        return ()
+    root = Path(tempfile.mkdtemp(prefix="asl-packs-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return tuple(str(packs.materialize(pack, root)) for pack in stored)

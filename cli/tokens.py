@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import click
 
-from cli.history import _table
 from cli.options import EXIT_REJECTED, dumps, fail
+from cli.render import table
 from cli.store_options import db_option, open_store
 from store import tokens
 
@@ -61,7 +61,7 @@ def list_command(fmt: str, db: str | None) -> None:
     if not found:
         click.echo("no tokens; asl tokens create makes one")
         return
-    click.echo(_table([[t.name, t.person, t.role, t.state(), _day(t.expires_at),
+    click.echo(table([[t.name, t.person, t.role, t.state(), _day(t.expires_at),
                         _day(t.last_used_at), t.id] for t in found],
                       ["name", "user", "role", "state", "expires", "last used", "id"]))
 

@@ -28,7 +28,6 @@ from cli.options import (
     report,
 )
 from engine.api import assess
-from engine.contract import KeyChange, contract_changes
 from engine.errors import AssessmentError, InputError
 from engine.evidence_reading import STDIN_NAME
 from engine.facts_id import render_value
@@ -36,7 +35,6 @@ from engine.whatif import SET, UNSET, EditRejected, WhatIf, parse_edit
 from engine.whatif import what_if as run_what_if
 from knowledge_graph.impact import (
     UnknownEvidence,
-    changed_conclusions,
     concluded_by,
     evidence_nodes,
     portfolio_graph,
@@ -44,8 +42,9 @@ from knowledge_graph.impact import (
     rule_reads,
     rule_uses,
 )
-from knowledge_graph.provenance import matched, supports
-from knowledge_graph.report import assessment_document, provenance
+from knowledge_graph.provenance import matched
+from knowledge_graph.report import provenance
+from knowledge_graph.whatif import changes_of, conclusion_data, what_if_report
 
 
 def _show(value: Any) -> str:
@@ -55,32 +54,6 @@ def _show(value: Any) -> str:
 
 def _values(values: dict[str, Any]) -> str:
     return ", ".join(f"{k}={render_value(v)}" for k, v in sorted(values.items()))
-
-
-def _change(model: str, change: KeyChange) -> dict[str, Any]:
-    """A contract change as what-if prints it: `before` and `after`, and for a list
-    what was added and removed."""
-    out = {"model": model, "key": change.key, "before": change.old, "after": change.new}
-    if change.is_list:
-        out.update(added=change.added, removed=change.removed)
-    return out
-
-
-def _conclusion(graph: nx.DiGraph, node: str, **extra: Any) -> dict[str, Any]:
-    """A conclusion as plain data: id, kind, values and the (first) rule deriving it."""
-    data = graph.nodes[node]
-    firings = supports(graph, node)
-    rule = graph.nodes[firings[0]]["rule"] if firings else None
-    return {**extra, "id": data.get("local", node), "kind": data["kind"],
-            "value": data["values"], "rule": rule}
-
-
-def _conclusion_changes(result: WhatIf, model: str) -> list[dict[str, Any]]:
-    """Added and removed conclusions of one model, each with its rule."""
-    before, after = provenance(result.before[model]), provenance(result.after[model])
-    added, removed = changed_conclusions(before, after)
-    return ([_conclusion(after, n, model=model, change="added") for n in added]
-            + [_conclusion(before, n, model=model, change="removed") for n in removed])
 
 
 def _render_whatif(result: WhatIf, changes: list[dict[str, Any]],
@@ -167,25 +140,10 @@ def what_if(file: str, model_id: str | None, sets: tuple[str, ...], unsets: tupl
     report([*result.errors, *result.after_errors])
     if result.model not in result.before or result.model not in result.after:
         sys.exit(EXIT_REJECTED)  # the model itself could not be assessed: said above
-    changes = [_change(model, change)
-               for model in sorted(result.before.keys() & result.after.keys())
-               for change in contract_changes(result.before[model].output,
-                                              result.after[model].output)]
-    concluded = [c for model in sorted(result.before.keys() & result.after.keys())
-                 for c in _conclusion_changes(result, model)]
     if fmt == "json":
-        after = result.after[result.model]
-        click.echo(dumps({
-            "model": result.model,
-            "edits": [{"option": e.option, "path": e.path, "value": e.value}
-                      for e in result.edits],
-            "changes": changes,
-            "conclusion_changes": concluded,
-            "affected": sorted({c["model"] for c in [*changes, *concluded]}),
-            "before": result.before[result.model].output,
-            "after": assessment_document(after),
-        }))
+        click.echo(dumps(what_if_report(result)))
     else:
+        changes, concluded = changes_of(result)
         click.echo(_render_whatif(result, changes, concluded), nl=False)
     if result.errors or result.after_errors:
         sys.exit(EXIT_REJECTED)
@@ -200,7 +158,7 @@ def _evidence_impact(G: nx.DiGraph, evidence_id: str) -> dict[str, Any]:
              EXIT_REJECTED)
     stated = [{"model": G.nodes[n]["model"], "fact": G.nodes[n]["local"],
                "entry": G.nodes[n]["info"].get("entry")} for n in evidence_nodes(G, evidence_id)]
-    conclusions = [_conclusion(G, f"{m}::{c}", model=m) for m, c in found]
+    conclusions = [conclusion_data(G, f"{m}::{c}", model=m) for m, c in found]
     return {"evidence": evidence_id, "stated_in": stated, "conclusions": conclusions,
             "models": sorted({c["model"] for c in conclusions})}
 
@@ -218,7 +176,7 @@ def _rule_impact(G: nx.DiGraph, evaluator: Any, rule_id: str) -> dict[str, Any]:
         uses.append({"model": model, "firing": firing, "because": G.nodes[node]["because"],
                      "matched": [G.nodes[f]["local"] if G.nodes[f]["model"] == model else f
                                  for f in matched(G, node)],
-                     "conclusions": [_conclusion(G, f"{model}::{c}")
+                     "conclusions": [conclusion_data(G, f"{model}::{c}")
                                      for c in concluded_by(G, model, firing)]})
     rule = rules[rule_id]
     return {"rule": rule_id, "title": rule.title, "cite": rule.cite, "pack": rule.pack,

@@ -12,7 +12,7 @@ and values, evidence the model document format refuses), and rules no case is ab
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,19 @@ class CaseRun:
     @property
     def percent(self) -> float:
         return 100.0 * self.covered / self.total if self.total else 100.0
+
+    def to_json(self, name: Callable[[str], str] = str) -> dict[str, Any]:
+        """What `asl rules test --format json` prints (and the service answers), each
+        file shown as `name` gives it."""
+        return {
+            "cases": [{"file": name(r.file), "name": r.name, "passed": r.passed,
+                       "failures": r.failures, "diff": self.diffs.get(i, []),
+                       "fired": sorted(r.fired)} for i, r in enumerate(self.results)],
+            "coverage": {"covered": self.covered, "total": self.total,
+                         "percent": round(self.percent, 1),
+                         "files": [{"file": name(c.file), "rules": c.rules,
+                                    "missed": c.missed} for c in self.coverage]},
+        }
 
 
 def run_tests(evaluator: Evaluator, packs: Collection[str] | None = None) -> CaseRun:

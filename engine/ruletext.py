@@ -1,9 +1,10 @@
 """A rule in words: the one printer of rules and of their parts.
 
 Whatever shows a rule, or part of one, to a person goes through here: `asl rules list`
-and `show` (`rule_row`), the rule reference (`engine.reference`), `asl rules diff`
-(`rule_parts`), validation messages (`Test.text`), why-not (`condition_text`,
-`conclusion_text`, `test_text`) and the rule headings of explanations (`cite_text`).
+and `show` and the service's rules endpoints (`rule_row`, `rule_links`, `rule_source`),
+the rule reference (`engine.reference`), `asl rules diff` (`rule_parts`), validation
+messages (`Test.text`), why-not (`condition_text`, `conclusion_text`, `test_text`) and
+the rule headings of explanations (`cite_text`).
 
 One notation throughout: a test `score < warning_score`, `verdict in [crossed,
 cannot_rule_out]`, `value is set`; a condition `match evaluation as e where purpose ==
@@ -15,7 +16,9 @@ type matters, `quoted` as the pack states it (`'upper'`, `exists True`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from engine.evaluator import Fact
@@ -23,6 +26,7 @@ from engine.facts_id import render_value
 from engine.loader import BUILTIN_PACK
 from engine.model import Conclusion, Condition, Operand, Pack, Rule, Test
 from engine.operators import OPERATOR_TEXT
+from engine.strata import dependency_graph
 
 
 def literal(value: Any, quoted: bool = False) -> str:
@@ -107,3 +111,43 @@ def rule_row(pack: Pack, rule: Rule) -> dict[str, Any]:
     return {"id": rule.id, "title": rule.title, "cite": rule.cite,
             "stratum": pack.stratum_of(rule.id), "pack": rule.pack,
             "file": rule.file, "line": rule.line}
+
+
+def rule_source(rule: Rule) -> str:
+    """The rule's text as written in its file: from its `- id:` line to the next rule
+    (its parsed source as JSON when the file cannot be read)."""
+    try:
+        lines = Path(rule.file).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    if not 0 < rule.line <= len(lines):
+        return json.dumps(rule.source, indent=2, ensure_ascii=False)
+    first = lines[rule.line - 1]
+    indent = len(first) - len(first.lstrip(" -"))
+    out = [first]
+    for line in lines[rule.line:]:
+        if line.strip() and len(line) - len(line.lstrip()) < indent:
+            break
+        out.append(line)
+    while out and (not out[-1].strip() or out[-1].lstrip().startswith("#")):
+        out.pop()
+    return "\n".join(out)
+
+
+def rule_links(pack: Pack, rule: Rule) -> dict[str, list[str]]:
+    """Which rules produce what `rule` reads (`fed_by`) and read what it produces
+    (`feeds`), each as `RULE (KIND)`, `RULE (none KIND)` for a negation; and where each
+    kind it reads comes from when no rule produces it (`given`: `KIND (evidence)`,
+    `KIND (pack)`)."""
+    graph = dependency_graph(pack.rules)
+    fed_by, feeds, given = set(), set(), set()
+    for kind in sorted(rule.consumes | rule.negates):
+        makers = {d["rule"] for _, _, d in graph.in_edges(kind, data=True)} if kind in graph \
+            else set()
+        fed_by |= {f"{m} ({kind})" for m in makers}
+        if not makers:
+            given.add(f"{kind} ({pack.kinds[kind].origin})")
+    for kind in sorted(rule.produces):
+        for _, _, data in graph.out_edges(kind, data=True):
+            feeds.add(f"{data['rule']} ({'none ' if data['negated'] else ''}{kind})")
+    return {"fed_by": sorted(fed_by), "feeds": sorted(feeds), "given": sorted(given)}

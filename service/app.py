@@ -13,13 +13,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.batches import BatchRunner
 from service.config import ServiceConfig
 from service.guard import Guard
 from service.problems import install
-from service.routers import decisions, health, models, packs, rules
+from service.routers import assess, batches, decisions, health, imports, models, packs, rules
 from service.state import ServiceState
 
-ROUTERS = (health.router, models.router, rules.router, packs.router, decisions.router)
+ROUTERS = (health.router, assess.router, imports.router, models.router, rules.router,
+           packs.router, batches.router, decisions.router)
 DESCRIPTION = """\
 Which AI Safety Level of safeguards a frontier model requires under RSP v2.1, with the
 evidence behind every conclusion: the record of assessments, explanations, rules and
@@ -36,9 +38,13 @@ def fastapi_app(config: ServiceConfig) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = ServiceState.open(config)
         app.state.asl = state
+        runner = BatchRunner(state)
+        app.state.batches = runner
+        runner.start()
         try:
             yield
         finally:
+            runner.close()
             state.close()
 
     app = FastAPI(title="asl", version="1", description=DESCRIPTION, lifespan=lifespan,
@@ -51,7 +57,8 @@ def fastapi_app(config: ServiceConfig) -> FastAPI:
 
 def create_app(config: ServiceConfig) -> Guard:
     """The service for `config`, as uvicorn runs it."""
-    return Guard(fastapi_app(config), config.max_body)
+    return Guard(fastapi_app(config), config.max_body,
+                 {("POST", "/v1/batches"): config.max_batch_body})
 
 
 def app_from_environ() -> Guard:

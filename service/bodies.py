@@ -51,7 +51,22 @@ async def json_model(request: Request, model: type[M]) -> M:
                       errors=errors) from None
 
 
+def _inlined(schema: Any, defs: dict[str, Any]) -> Any:
+    """`schema` with each `{"$ref": "#/$defs/NAME"}` replaced by that definition (the
+    body's models are not recursive), since a request body's own `$defs` are not
+    resolvable where `openapi_extra` puts it."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref", "")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inlined(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inlined(v, defs) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [_inlined(item, defs) for item in schema]
+    return schema
+
+
 def openapi_body(model: type[BaseModel]) -> dict[str, Any]:
     """`openapi_extra` documenting a JSON request body of `model`."""
+    schema = model.model_json_schema()
     return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": model.model_json_schema()}}}}
+        "application/json": {"schema": _inlined(schema, schema.get("$defs", {}))}}}}

@@ -10,7 +10,11 @@ from store.db import ENV_VAR, database_url
 
 MAX_BODY_ENV = "ASL_SERVE_MAX_BODY"
 RATE_LIMIT_ENV = "ASL_SERVE_RATE_LIMIT"
+MAX_BATCH_BODY_ENV = "ASL_SERVE_MAX_BATCH_BODY"
+BATCH_STALE_ENV = "ASL_SERVE_BATCH_STALE"
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
+DEFAULT_MAX_BATCH_BODY = 256 * 1024 * 1024
+DEFAULT_BATCH_STALE = 60.0  # seconds without a heartbeat before a running batch is failed
 DEFAULT_RATE_LIMIT = "1200/60"
 
 
@@ -45,15 +49,21 @@ class ServiceConfig:
     db_url: str
     max_body: int = DEFAULT_MAX_BODY
     rate_limit: RateLimit | None = DEFAULT_LIMIT
+    max_batch_body: int = DEFAULT_MAX_BATCH_BODY  # POST /v1/batches has its own limit
+    batch_stale: float = DEFAULT_BATCH_STALE
 
     def environ(self) -> dict[str, str]:
         """The environment variables that carry this configuration to a worker."""
         rate = "0" if self.rate_limit is None else \
             f"{self.rate_limit.requests}/{self.rate_limit.seconds:g}"
-        return {ENV_VAR: self.db_url, MAX_BODY_ENV: str(self.max_body), RATE_LIMIT_ENV: rate}
+        return {ENV_VAR: self.db_url, MAX_BODY_ENV: str(self.max_body), RATE_LIMIT_ENV: rate,
+                MAX_BATCH_BODY_ENV: str(self.max_batch_body),
+                BATCH_STALE_ENV: f"{self.batch_stale:g}"}
 
     @classmethod
     def from_environ(cls) -> ServiceConfig:
         """The configuration `environ` wrote (defaults for what is not set)."""
         return cls(database_url(None), int(os.environ.get(MAX_BODY_ENV, DEFAULT_MAX_BODY)),
-                   parse_rate_limit(os.environ.get(RATE_LIMIT_ENV, DEFAULT_RATE_LIMIT)))
+                   parse_rate_limit(os.environ.get(RATE_LIMIT_ENV, DEFAULT_RATE_LIMIT)),
+                   int(os.environ.get(MAX_BATCH_BODY_ENV, DEFAULT_MAX_BATCH_BODY)),
+                   float(os.environ.get(BATCH_STALE_ENV, DEFAULT_BATCH_STALE)))

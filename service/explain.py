@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from cli.options import dumps
+from engine.jsontext import dumps
 from knowledge_graph.explain import render_text, why_tree
 from knowledge_graph.export import GraphvizError, explained, export
 from knowledge_graph.provenance import UnknownConclusion, find_conclusion

@@ -48,9 +48,11 @@ class BodyTooLarge(Problem):
 class Guard:
     """Wraps the application: body limit, content coding, security headers."""
 
-    def __init__(self, app: ASGIApp, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, max_body: int,
+                 larger: dict[tuple[str, str], int] | None = None) -> None:
         self.app = app
         self.max_body = max_body
+        self.larger = larger or {}  # (method, path) -> that endpoint's own limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,7 +69,9 @@ class Guard:
                 message["headers"] = kept + list(SECURITY_HEADERS)
             await send(message)
 
-        refusal = self._refusal(scope)
+        limit = self.larger.get((scope.get("method", ""), scope.get("path", "")),
+                                self.max_body)
+        refusal = self._refusal(scope, limit)
         if refusal is not None:
             await _send_problem(send_secured, refusal)
             return
@@ -78,8 +82,8 @@ class Guard:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
-                    raise BodyTooLarge(self.max_body)
+                if received > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         try:
@@ -93,7 +97,7 @@ class Guard:
                 log.error("error after the response started: %s %s", scope.get("method"),
                           scope.get("path"), exc_info=exc)
 
-    def _refusal(self, scope: Scope) -> Problem | None:
+    def _refusal(self, scope: Scope, limit: int) -> Problem | None:
         """A problem to answer without reading the body: a content coding, or a declared
         length over the limit."""
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
@@ -107,8 +111,8 @@ class Guard:
                 declared = int(length)
             except ValueError:
                 return Problem(400, "Content-Length is not a number")
-            if declared > self.max_body:
-                return BodyTooLarge(self.max_body)
+            if declared > limit:
+                return BodyTooLarge(limit)
         return None
 
 

@@ -52,6 +52,14 @@ class DraftCheck:
     version: str
 
 
+def _write_draft(name: str, files: dict[str, str], scratch: Path) -> Path:
+    draft = scratch / name
+    for file, text in files.items():
+        (draft / file).parent.mkdir(parents=True, exist_ok=True)
+        (draft / file).write_text(text, encoding="utf-8")
+    return draft
+
+
 def check_draft(name: str, files: dict[str, str], stack: Sequence[Layer], workdir: Path
                 ) -> DraftCheck:
     """The problems `asl rules validate` finds in the draft `name` (`files`: name ->
@@ -62,20 +70,42 @@ def check_draft(name: str, files: dict[str, str], stack: Sequence[Layer], workdi
 
     scratch = Path(tempfile.mkdtemp(dir=workdir, prefix="check-"))
     try:
-        draft = scratch / name
-        for file, text in files.items():
-            (draft / file).parent.mkdir(parents=True, exist_ok=True)
-            (draft / file).write_text(text, encoding="utf-8")
-        return DraftCheck(_run_child(name, draft, stack, scratch), layer_version(draft))
+        draft = _write_draft(name, files, scratch)
+        answer, stopped = _run_child("validate", name, draft, stack, scratch)
+        if stopped is not None:
+            return DraftCheck([_problem("", 0, "limits", stopped)], layer_version(draft))
+        return DraftCheck(list(answer), layer_version(draft))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _run_child(name: str, draft: Path, stack: Sequence[Layer], scratch: Path
-               ) -> list[dict[str, Any]]:
-    """Validate in the limited child; its problems, or one saying why it stopped."""
-    request = {"name": name, "base": stack[0].name, "draft": str(draft),
+class DraftRunStopped(Exception):
+    """A test or diff of a draft that stopped at its limits (the message says which)."""
+
+
+def run_draft(task: str, name: str, files: dict[str, str], stack: Sequence[Layer],
+              workdir: Path) -> Any:
+    """`test` (as `asl rules test DRAFT` over `stack`: the draft's cases, its rules'
+    coverage) or `diff` (as `asl rules diff` of `stack` and `stack` with the draft in
+    its place, or on top) of a stored, validated draft, in the limited child. File
+    names are shown as the uploader knows them. DraftRunStopped at the limits."""
+    scratch = Path(tempfile.mkdtemp(dir=workdir, prefix=f"{task}-"))
+    try:
+        draft = _write_draft(name, files, scratch)
+        answer, stopped = _run_child(task, name, draft, stack, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if stopped is not None:
+        raise DraftRunStopped(stopped)
+    return answer
+
+
+def _run_child(task: str, name: str, draft: Path, stack: Sequence[Layer], scratch: Path
+               ) -> tuple[Any, str | None]:
+    """Run `task` in the limited child: its answer, or None and why it stopped."""
+    request = {"task": task, "name": name, "base": stack[0].name, "draft": str(draft),
                "stack": [[layer.name, str(layer.directory)] for layer in stack]}
+    what = "validation" if task == "validate" else f"the {task}"
     try:
         done = subprocess.run(
             [sys.executable, "-m", "service.packcheck", str(MEMORY_BYTES),
@@ -84,17 +114,16 @@ def _run_child(name: str, draft: Path, stack: Sequence[Layer], scratch: Path
             env={k: v for k, v in os.environ.items() if k.startswith(("PATH", "PYTHON",
                                                                       "LANG", "LC_"))})
     except subprocess.TimeoutExpired:
-        return [_problem("", 0, "limits", f"validation took longer than {WALL_SECONDS} s "
-                         "and was stopped; is a regular expression or the pack too "
-                         "large?")]
+        return None, (f"{what} took longer than {WALL_SECONDS} s and was stopped; is a "
+                      "regular expression or the pack too large?")
     if done.returncode != 0:
-        return [_problem("", 0, "limits", "validation stopped at its limits "
-                         f"({MEMORY_BYTES // 2**20} MiB, {CPU_SECONDS} s of CPU): "
-                         "the pack may expand too far or take too long to check")]
+        return None, (f"{what} stopped at its limits ({MEMORY_BYTES // 2**20} MiB, "
+                      f"{CPU_SECONDS} s of CPU): the pack may expand too far or take too "
+                      "long")
     try:
-        return list(json.loads(done.stdout))
+        return json.loads(done.stdout), None
     except ValueError:
-        return [_problem("", 0, "limits", "validation ended without an answer")]
+        return None, f"{what} ended without an answer"
 
 
 # --- the child -------------------------------------------------------------------------
@@ -203,12 +232,60 @@ def validate(request: dict[str, Any]) -> list[dict[str, Any]]:
     return [_problem(label(p.file), p.line, p.code, label(p.message)) for p in found]
 
 
+def _stacks(request: dict[str, Any]) -> tuple[list[Path], list[Path]]:
+    """The stack as it is, and with the draft in place of its namesake (or on top)."""
+    draft, name = Path(request["draft"]), request["name"]
+    stack = [(layer, Path(directory)) for layer, directory in request["stack"]]
+    with_draft = [draft if layer == name else d for layer, d in stack]
+    if name not in [layer for layer, _ in stack]:
+        with_draft.append(draft)
+    return [d for _, d in stack], with_draft
+
+
+def _labelled(data: Any, label: Callable[[str], str]) -> Any:
+    if isinstance(data, str):
+        return label(data)
+    if isinstance(data, list):
+        return [_labelled(item, label) for item in data]
+    if isinstance(data, dict):
+        return {k: _labelled(v, label) for k, v in data.items()}
+    return data
+
+
+def test_draft(request: dict[str, Any]) -> dict[str, Any]:
+    """What `asl rules test --format json` prints for the draft over the stack."""
+    from engine.casetest import run_tests
+    from engine.evaluator import Evaluator
+    from engine.loader import load_pack
+
+    _, with_draft = _stacks(request)
+    run = run_tests(Evaluator(load_pack(with_draft)), {request["name"]})
+    return dict(_labelled(run.to_json(), _labeller(Path(request["draft"]),
+                                                   request["stack"])))
+
+
+def diff_draft(request: dict[str, Any]) -> dict[str, Any]:
+    """What `asl rules diff --format json` prints for the stack and the stack with the
+    draft."""
+    from engine.loader import load_pack
+    from engine.packdiff import diff_packs
+
+    before, with_draft = _stacks(request)
+    found = diff_packs(load_pack(before), load_pack(with_draft)).to_json()
+    return dict(_labelled(found, _labeller(Path(request["draft"]), request["stack"])))
+
+
+TASKS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "validate": validate, "test": test_draft, "diff": diff_draft}
+
+
 def main(argv: Sequence[str]) -> int:
-    """The child: lower the limits, read the request, print the problems as JSON."""
+    """The child: lower the limits, read the request, print the answer as JSON."""
     memory, cpu = int(argv[0]), int(argv[1])
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-    json.dump(validate(json.load(sys.stdin)), sys.stdout)
+    request = json.load(sys.stdin)
+    json.dump(TASKS[request.get("task", "validate")](request), sys.stdout, default=str)
     return 0
 
 

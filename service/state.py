@@ -16,23 +16,33 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from batch.runner import pack_fingerprint
 from batch.stack import layer_version
+from engine.evaluator import Evaluator
 from engine.loader import BUILTIN_PACK, builtin_pack_dir, load_pack
 from engine.model import Pack
 from service.auth import RateLimiter
 from service.config import ServiceConfig
 from store import packs
 from store.db import connect
-from store.record import Store
+from store.record import Layer, Store
 
 
 @dataclass(frozen=True)
 class LoadedStack:
-    """The active stack as stored, its directories, and the pack loaded from them."""
+    """The active stack as stored, its directories, the pack loaded from them and
+    compiled (one evaluator per stack and process: the engine adapter serialises its
+    use between threads)."""
 
     packs: tuple[packs.StoredPack, ...]
     dirs: tuple[Path, ...]
     pack: Pack
+    evaluator: Evaluator
+
+    @property
+    def stack(self) -> list[Layer]:
+        """Each pack's name and version, the base first, as a stored result records it."""
+        return [{"name": p.name, "version": p.version} for p in self.packs]
 
     def layer_dir(self, layer: str) -> Path | None:
         """The directory of the stacked pack called `layer`."""
@@ -85,6 +95,8 @@ class ServiceState:
             if loaded is None or [(p.name, p.version) for p in loaded.packs] \
                     != [(p.name, p.version) for p in stored]:
                 dirs = tuple(packs.materialize(p, self.workdir / "packs") for p in stored)
-                loaded = LoadedStack(stored, dirs, load_pack(dirs))
+                pack = load_pack(dirs)
+                loaded = LoadedStack(stored, dirs, pack, Evaluator(pack))
+                self.store.ensure_pack(pack.version, pack.name, *pack_fingerprint(pack))
                 self._loaded = loaded
             return loaded

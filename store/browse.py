@@ -5,6 +5,7 @@ fifty of them)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Engine
@@ -49,3 +50,16 @@ def latest_page(engine: Engine, filters: Filters, limit: int, offset: int
         rows = conn.execute(query.order_by(A.c.model_id).limit(limit).offset(offset)
                             ).mappings().all()
     return [Summary(**row) for row in rows], int(total)
+
+
+def summary_json(s: Summary) -> dict[str, Any]:
+    """A stored assessment's row as `asl list`, `asl history --format json` and the
+    service's model listings give it."""
+    return {"assessment": s.id, "model": s.model_id, "assessed_at": s.assessed_at,
+            "pack": {"name": s.pack_name, "version": s.pack_version},
+            "pack_stack": s.pack_stack, "asl": s.asl,
+            "required": {"deployment": s.required_deployment,
+                         "security": s.required_security},
+            "comprehensive_assessment_required": s.comprehensive_required,
+            "decision": s.decision, "missing_safeguards": s.missing_safeguards,
+            "actions": s.actions, "batch": s.batch_id, "input_hash": s.input_hash}

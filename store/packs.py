@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import delete, func, insert, inspect, select, update
+from sqlalchemy.engine import Connection, make_url
 
 from store.audit import canonical_json
+from store.db import connect
 from store.service_tables import ActivePack, PackDraft
 
 FILE_NAME = re.compile(r"pack\.yaml|(rules|tests)/[a-z0-9][a-z0-9_.-]*\.yaml")  # fullmatch
@@ -76,10 +77,7 @@ def installed_base(name: str, version: str, directory: Path) -> StoredPack:
 
 def active(conn: Connection, base: StoredPack) -> list[StoredPack]:
     """The active stack: `base`, then each active overlay in activation order."""
-    rows = conn.execute(select(AC).order_by(AC.c.position)).mappings().all()
-    return [base, *(StoredPack(r["name"], r["version"], ACTIVE, dict(r["files"]),
-                                      r["uploaded_by"], r["uploaded_at"], r["activated_by"],
-                                      r["activated_at"], r["position"]) for r in rows)]
+    return [base, *active_overlays(conn)]
 
 
 def drafts(conn: Connection) -> list[StoredPack]:
@@ -151,3 +149,32 @@ def materialize(pack: StoredPack, root: Path) -> Path:
         if not target.is_dir():
             raise
     return target
+
+
+def active_overlays(conn: Connection) -> list[StoredPack]:
+    """The active overlays (the stack without its base), in activation order."""
+    rows = conn.execute(select(AC).order_by(AC.c.position)).mappings().all()
+    return [StoredPack(r["name"], r["version"], ACTIVE, dict(r["files"]), r["uploaded_by"],
+                       r["uploaded_at"], r["activated_by"], r["activated_at"], r["position"])
+            for r in rows]
+
+
+def stored_overlays(url: str) -> list[StoredPack]:
+    """The active overlays stored in the database at `url`, in stack order: what a
+    command given no `--pack` loads over the built-in pack. None when there is no
+    database there yet (a SQLite file that does not exist is not created) or its schema
+    predates stored packs. The database is only read (never migrated); StoreError when
+    it cannot be."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and (
+            not parsed.database or parsed.database == ":memory:"
+            or not Path(parsed.database).exists()):
+        return []
+    engine = connect(url, migrate=False)
+    try:
+        if not inspect(engine).has_table(AC.name):
+            return []
+        with engine.connect() as conn:
+            return active_overlays(conn)
+    finally:
+        engine.dispose()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,8 +19,9 @@ from typing import Any
 import orjson
 from sqlalchemy import Insert, Row, Select, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
+from store import audit
 from store.db import json_text
 from store.tables import (
     BatchRun,
@@ -130,10 +132,14 @@ class NewAssessment:
 
 
 class Store:
-    """The assessment record in one database."""
+    """The assessment record in one database. Batch runs are entered in the decision log
+    (store.audit) as `actor` with `role` (default: the command line's OS user)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, actor: str | None = None,
+                 role: str | None = None) -> None:
         self.engine = engine
+        self.actor = actor
+        self.role = role
         # Statements built once: SQLAlchemy then reuses their compiled form.
         self._new_model = self._insert_new(M)
         self._new_document = self._insert_new(D)
@@ -169,17 +175,33 @@ class Store:
         return PackVersion(**row) if row else None
 
     def start_batch(self, pack_version: str, inputs: Sequence[str]) -> int:
-        """Record the start of a batch run; its id."""
+        """Record the start of a batch run, and its decision-log entry; its id."""
         with self.engine.begin() as conn:
             result = conn.execute(insert(B).values(started=now(), pack_version=pack_version,
                                                    inputs=list(inputs)))
-            return int(result.inserted_primary_key[0])
+            batch_id = int(result.inserted_primary_key[0])
+            self._log(conn, "batch.start", pack_version, {"inputs": list(inputs)},
+                      {"batch": batch_id})
+            return batch_id
 
     def finish_batch(self, batch_id: int, assessed: int, skipped: int, rejected: int) -> None:
-        """Record that a batch run finished, and what it did."""
+        """Record that a batch run finished, and what it did, with its decision-log entry."""
         with self.engine.begin() as conn:
             conn.execute(update(B).where(B.c.id == batch_id).values(
                 finished=now(), assessed=assessed, skipped=skipped, rejected=rejected))
+            version = conn.execute(select(B.c.pack_version).where(B.c.id == batch_id)
+                                   ).scalar_one()
+            self._log(conn, "batch.finish", version, {"batch": batch_id},
+                      {"batch": batch_id, "assessed": assessed, "skipped": skipped,
+                       "rejected": rejected})
+
+    def _log(self, conn: Connection, action: str, pack_version: str, given: Any,
+             result: Any) -> None:
+        """The decision-log entry of a batch's start or finish, in its transaction."""
+        pack = conn.execute(select(P.c.name).where(P.c.version == pack_version)).scalar()
+        audit.append(conn, actor=self.actor or audit.cli_actor(), role=self.role,
+                     action=action, pack=pack, pack_version=pack_version,
+                     input_sha256=audit.sha256_of(given), result_sha256=audit.sha256_of(result))
 
     def save(self, new: NewAssessment, pack_name: str, pack_version: str,
              stack: Sequence[Layer], batch_id: int | None = None) -> int:
@@ -188,15 +210,17 @@ class Store:
         return self.save_many([new], pack_name, pack_version, stack, batch_id)[0]
 
     def save_many(self, batch: Sequence[NewAssessment], pack_name: str, pack_version: str,
-                  stack: Sequence[Layer], batch_id: int | None = None) -> list[int]:
+                  stack: Sequence[Layer], batch_id: int | None = None,
+                  conn: Connection | None = None) -> list[int]:
         """Store assessments that arrived together (one worker's chunk) in one
         transaction, whole or not at all; their ids, in order. Conclusion and edge rows
         go straight to the driver's executemany: they are already serialised, and there
-        are a hundred and fifty per model."""
+        are a hundred and fifty per model. With `conn`, they are written in the caller's
+        open transaction (which then also holds, say, their decision-log entry)."""
         ids = []
         layers = [dict(layer) for layer in stack]
         framework = framework_of(layers)
-        with self.engine.begin() as conn:
+        with self._transaction(conn) as conn:
             stamp = now()
             for new in batch:
                 contract = new.contract
@@ -227,6 +251,16 @@ class Store:
                     conn.exec_driver_sql(self._sql["provenance_edge"],
                                          [(assessment_id, *e) for e in new.edges])
         return ids
+
+    @contextmanager
+    def _transaction(self, conn: Connection | None) -> Iterator[Connection]:
+        """`conn`, the caller's open transaction, or a new transaction committed at the
+        end."""
+        if conn is not None:
+            yield conn
+            return
+        with self.engine.begin() as new:
+            yield new
 
     # -- reading -------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, text
+from sqlalchemy import JSON, Column, Index, LargeBinary, text
 from sqlmodel import Field, SQLModel
 
 
@@ -87,3 +87,27 @@ class ActivePack(SQLModel, table=True):
     uploaded_at: str
     activated_by: str
     activated_at: str
+
+
+class ServiceBatch(SQLModel, table=True):
+    """A portfolio submitted to `POST /v1/batches`: the body itself (compressed) until
+    it has run, where the run is (`queued`, `running`, `done`, `failed`), its progress
+    and summary. The runner holding it writes `heartbeat_at` every few seconds; a
+    running batch whose heartbeat has stopped is marked failed, and can be resumed (run
+    again: what was stored is skipped as unchanged). Created by migration 0004."""
+
+    __tablename__ = "service_batch"
+
+    id: int | None = Field(default=None, primary_key=True)
+    state: str = Field(index=True)  # queued | running | done | failed
+    submitted_by: str  # the person
+    submitted_at: str  # RFC 3339, UTC
+    format: str  # json | yaml | jsonl
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # zlib'd
+    done: int = 0
+    total: int = 0
+    heartbeat_at: str | None = None
+    finished_at: str | None = None
+    batch_run_id: int | None = None  # the batch_run row of the last run
+    summary: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    error: str | None = None

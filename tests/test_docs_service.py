@@ -56,10 +56,11 @@ def test_every_endpoint_is_described(server: Server) -> None:
                     reason="the examples use curl and jq (Debian's curl and jq packages)")
 def test_the_curl_examples_run(server: Server) -> None:
     env = {**os.environ, "ASL": server.url, "TOKEN": server.token("viewer"),
+           "ANALYST": server.token("analyst"),
            "AUTHOR": server.token("rule-author", "bob"),
            "ADMIN": server.token("admin", "alice")}
     blocks = curl_blocks()
-    assert len(blocks) == 11  # one per endpoint
+    assert len(blocks) == 19  # one per endpoint
     for block in blocks:
         script = "set -euo pipefail\n" + block.replace("curl -s ", "curl -s --fail-with-body ")
         done = subprocess.run(["bash", "-c", script], cwd=REPO, env=env, capture_output=True,

@@ -9,14 +9,20 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
-# One row format for a stored assessment: `asl list` and `asl history --format json`'s.
-from cli.history import _row_json as summary_json
+from engine.api import Body, assess
 from knowledge_graph.provenance import load as load_graph
+from knowledge_graph.report import provenance
+from knowledge_graph.whynot import TargetError, parse_target, why_not
 from service.auth import VIEWER, Principal, require
+from service.bodies import json_model, openapi_body
+from service.evidence import BODY, References, rejection, stored_evidence
 from service.explain import MEDIA_TYPES, explain
 from service.problems import AUTHENTICATED, Problem, problem_responses
-from store.browse import Filters, latest_page
+from service.state import ServiceState
+from store.browse import Filters, latest_page, summary_json
 from store.record import Store, Summary
 
 router = APIRouter(prefix="/v1/models", tags=["models"],
@@ -97,3 +103,45 @@ def why(request: Request, model: ModelId, _: Viewer,
     chosen = _chosen(store, model, assessment)
     graph = load_graph(store.provenance(chosen))
     return Response(explain(model, graph, conclusion, format), media_type=MEDIA_TYPES[format])
+
+
+class WhyNotRequest(BaseModel):
+    """The conclusion wanted, as `asl why-not` takes it (`asl=ASL-2`, `decision=proceed`,
+    `threshold:CBRN-3=ruled_out`, ...)."""
+
+    model_config = ConfigDict(extra="forbid")
+    target: str = Field(max_length=300)
+
+
+def _why_not(state: ServiceState, model: str, target: str, assessment: int | None
+             ) -> bytes:
+    evidence = stored_evidence(state, model, assessment)
+    stack = state.loaded_stack()
+    try:
+        parsed = parse_target(target, stack.pack)
+    except TargetError as exc:
+        raise Problem(422, str(exc).splitlines()[0], errors=[
+            {"file": BODY, "path": "target", "message": str(exc)}]) from None
+    run = assess([Body(orjson.dumps(evidence), "json", BODY)], evaluator=stack.evaluator,
+                 references=References(state))
+    chosen = run.assessment(model)
+    if chosen is None:
+        raise rejection(run.rejected) if run.rejected else Problem(
+            422, f"{model}: its stored evidence could not be assessed")
+    return orjson.dumps(why_not(chosen, parsed, provenance(chosen)), default=str)
+
+
+@router.post("/{model}/why-not", openapi_extra=openapi_body(WhyNotRequest),
+             responses={200: {"content": JSON_CONTENT}, **problem_responses(400, 413, 415)})
+async def why_not_endpoint(request: Request, model: ModelId, _: Viewer,
+                           assessment: Annotated[int | None,
+                                                 Query(ge=1, le=ROW_ID_MAX)] = None
+                           ) -> Response:
+    """As `asl why-not MODEL_FILE TARGET --format json` on the stored evidence of the
+    model (its newest assessment, or `assessment`), assessed again with the active pack
+    stack (why-not needs the derivation, not only the stored graph): what stands in the
+    way of the target, and for each rule that would conclude it, what failed."""
+    body = await json_model(request, WhyNotRequest)
+    state: ServiceState = request.app.state.asl
+    data = await run_in_threadpool(_why_not, state, model, body.target, assessment)
+    return Response(data, media_type="application/json")

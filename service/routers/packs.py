@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from engine.loader import MAX_PACK_FILE_BYTES, PACK_NAME
 from service.auth import ADMIN, RULE_AUTHOR, VIEWER, Principal, require
 from service.bodies import json_model, openapi_body
-from service.packcheck import Layer, check_draft
+from service.packcheck import DraftRunStopped, Layer, check_draft, run_draft
 from service.problems import AUTHENTICATED, Problem, problem_responses
 from service.routers.models import JSON_CONTENT, json_bytes
 from service.state import ServiceState
@@ -180,3 +180,45 @@ async def activate(request: Request, name: PackName,
                 "decision_id": entry.decision_id}
 
     return json_bytes(await run_in_threadpool(store))
+
+
+async def _on_draft(request: Request, name: str, task: str) -> Response:
+    """Run `task` (test or diff) on the stored draft `name` over the active stack."""
+    state = _state(request)
+
+    def stored() -> tuple[packs.StoredPack, list[Layer]]:
+        with state.engine.connect() as conn:
+            found = packs.draft(conn, name)
+            stack = packs.active(conn, state.base)
+        if found is None:
+            raise Problem(404, f"no draft pack {name!r}; GET /v1/packs lists them")
+        return found, [Layer(p.name, packs.materialize(p, state.workdir / "packs"))
+                       for p in stack]
+
+    draft, layers = await run_in_threadpool(stored)
+    try:
+        answer = await run_in_threadpool(run_draft, task, name, draft.files, layers,
+                                         state.workdir)
+    except DraftRunStopped as exc:
+        raise Problem(422, str(exc)) from None
+    return json_bytes({"pack": name, "version": draft.version, **answer})
+
+
+@router.post("/{name}/test", responses={200: {"content": JSON_CONTENT},
+                                        **problem_responses(404)})
+async def test_pack(request: Request, name: PackName,
+                    _: Annotated[Principal, Depends(require(RULE_AUTHOR))]) -> Response:
+    """As `asl rules test DRAFT --format json` over the active stack: each of the
+    draft's cases (passed, failures, diff, rules fired) and the coverage of its rules.
+    Run in a separate process under limits; nothing is stored."""
+    return await _on_draft(request, name, "test")
+
+
+@router.get("/{name}/diff", responses={200: {"content": JSON_CONTENT},
+                                       **problem_responses(404)})
+async def diff_pack(request: Request, name: PackName,
+                    _: Annotated[Principal, Depends(require(RULE_AUTHOR))]) -> Response:
+    """As `asl rules diff --format json` of the active stack and the active stack with
+    the draft (in the place of an active pack of its name, or on top): rules, kinds and
+    catalogue entries added, removed and changed."""
+    return await _on_draft(request, name, "diff")

@@ -11,10 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-# The rule printer is the CLI's (one printer for both), until it moves into the engine.
-from cli.rules import rule_links, rule_source
 from engine.model import Rule
-from engine.ruletext import rule_row
+from engine.ruletext import rule_links, rule_row, rule_source
 from service.auth import VIEWER, Principal, require
 from service.problems import AUTHENTICATED, Problem, problem_responses
 from service.routers.models import JSON_CONTENT, json_bytes

@@ -1,0 +1,191 @@
+"""Assessing over HTTP (analyst): `POST /v1/assess` and `POST /v1/what-if`.
+
+Both go through the engine's front door with the active pack stack, as `asl assess`
+and `asl what-if` do, and answer exactly what those print as JSON. An assessment is
+stored (unless `store=false`) with its decision-log entry in one transaction, all or
+nothing; a model whose input (evidence and what its reference carried over), pack
+version and stack match its newest stored assessment is not stored again, as in
+`asl batch`. A what-if is never stored; it is logged.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from batch.stack import same_stack
+from batch.work import Entry, input_hash, stored_form
+from engine.api import AssessmentRun, Body, assess
+from engine.assess import ReferenceInfo
+from engine.errors import AssessmentError
+from engine.evidence import LoadedDocument
+from engine.whatif import SET, UNSET, EditRejected, parse_edit
+from engine.whatif import what_if as run_what_if
+from knowledge_graph.report import assessment_document
+from knowledge_graph.whatif import what_if_report
+from service.auth import ANALYST, Principal, require
+from service.bodies import json_model, openapi_body
+from service.evidence import (
+    BODY,
+    References,
+    assess_body,
+    body_format,
+    error_json,
+    rejection,
+    stored_evidence,
+)
+from service.problems import AUTHENTICATED, Problem, problem_responses
+from service.routers.models import JSON_CONTENT, json_bytes
+from service.state import LoadedStack, ServiceState
+from store import audit
+from store.record import NewAssessment, decompress
+
+router = APIRouter(prefix="/v1", tags=["assess"],
+                   responses=problem_responses(*AUTHENTICATED, 400, 413, 415))
+Analyst = Annotated[Principal, Depends(require(ANALYST))]
+EVIDENCE_BODY = {"requestBody": {"required": True, "content": {
+    media: {"schema": {"type": "object" if media != "application/jsonl" else "string"}}
+    for media in ("application/json", "application/yaml", "application/jsonl")}}}
+
+
+class WhatIfRequest(BaseModel):
+    """A what-if: the model, its evidence (default: its stored evidence) and the edits,
+    written as `asl what-if --set/--unset` takes them."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(max_length=200, description="the model's id")
+    evidence: dict[str, Any] | None = Field(
+        default=None, description="an evidence document or portfolio; default: the "
+        "model's stored evidence")
+    set: list[Annotated[str, Field(max_length=10_000)]] = Field(
+        default_factory=list, max_length=200, description="PATH=VALUE edits")
+    unset: list[Annotated[str, Field(max_length=1_000)]] = Field(
+        default_factory=list, max_length=200, description="PATH removals")
+
+
+def _reference(run: AssessmentRun, loaded: LoadedDocument, references: References
+               ) -> ReferenceInfo | None:
+    """What `loaded`'s model carried over from its reference, as the engine took it:
+    from the body when the reference is there, else from the record."""
+    entry_ref = Entry.of(loaded).reference
+    if entry_ref is None:
+        return None
+    done = run.assessment(entry_ref)
+    if done is not None:
+        referenced = next(d for d in run.documents if d.document.model.id == entry_ref)
+        return ReferenceInfo(referenced.document.model.effective_compute_flop,
+                             done.output["asl"])
+    return references.found.get(entry_ref)
+
+
+def assess_and_store(state: ServiceState, who: Principal, content: bytes, fmt: str,
+                     store: bool, action: str | None = None, logged: Any = None
+                     ) -> dict[str, Any]:
+    """Assess a body; store what changed and log the request (as `action`, with
+    `logged` as its input when given), in one transaction."""
+    stack, run, references = assess_body(state, content, fmt, keep_inputs=True)
+    ordered = run.in_input_order()
+    loaded = {d.document.model.id: d for d in run.documents}
+    new: list[NewAssessment] = []
+    results = []
+    previous = state.store.latest(loaded) if store else {}
+    for assessment in ordered:
+        doc = loaded[assessment.model]
+        entry = Entry.of(doc)
+        hashed = input_hash(orjson.loads(entry.body), _reference(run, doc, references))
+        last = previous.get(assessment.model)
+        if not store or (last is not None and last.input_hash == hashed
+                         and last.pack_version == stack.pack.version
+                         and same_stack(last.pack_stack, stack.stack, stack.pack)):
+            results.append(assessment_document(assessment))
+            continue
+        stored = stored_form(entry, hashed, assessment, orjson.loads(entry.body))
+        new.append(stored)
+        results.append(decompress(stored.result))
+    # The evidence as validated JSON: a JSON and a YAML body of the same document agree.
+    bodies = [orjson.loads(Entry.of(loaded[m]).body) for m in run.models]
+    given = bodies[0] if run.single else bodies
+    with state.engine.begin() as conn:
+        if new:
+            state.store.save_many(new, stack.pack.name, stack.pack.version, stack.stack,
+                                  conn=conn)
+        entry_row = log(conn, who, action or ("assess" if store else "assess.unstored"),
+                         stack, given if logged is None else logged, results)
+    return {"decision_id": entry_row.decision_id, "results": results}
+
+
+def log(conn: Any, who: Principal, action: str, stack: LoadedStack, given: Any,
+         result: Any) -> audit.Decision:
+    return audit.append(conn, actor=who.person, role=who.role, action=action,
+                        pack=stack.pack.name, pack_version=stack.pack.version,
+                        input_sha256=audit.sha256_of(given),
+                        result_sha256=audit.sha256_of(result))
+
+
+@router.post("/assess", openapi_extra=EVIDENCE_BODY,
+             responses={200: {"content": JSON_CONTENT}})
+async def assess_evidence(request: Request, who: Analyst,
+                          store: Annotated[bool, Query()] = True) -> Response:
+    """Assess one evidence document or a portfolio (JSON, YAML or JSON Lines; at most
+    1,000 models) with the active pack stack, as `asl assess --format json`: results in
+    input order. Stored unless `store=false`; all or nothing (422 lists every problem,
+    one `{"file": "body", "path", "message"}` each, and nothing is stored)."""
+    fmt = body_format(request)
+    content = await request.body()
+    state: ServiceState = request.app.state.asl
+    return json_bytes(await run_in_threadpool(assess_and_store, state, who, content, fmt,
+                                              store))
+
+
+def _what_if(state: ServiceState, who: Principal, body: WhatIfRequest) -> dict[str, Any]:
+    edits, bad = [], []
+    for option, text in [*((SET, t) for t in body.set), *((UNSET, t) for t in body.unset)]:
+        try:
+            edits.append(parse_edit(option, text))
+        except ValueError as exc:
+            path = text.partition("=")[0] if option == SET else text
+            bad.append({"file": BODY, "path": f"{option} {path}", "message": str(exc)})
+    if not edits and not bad:
+        raise Problem(422, "give at least one edit in set or unset")
+    if bad:
+        raise Problem(422, f"{bad[0]['path']}: {bad[0]['message']}", errors=bad)
+    evidence = (body.evidence if body.evidence is not None
+                else stored_evidence(state, body.model))
+    stack = state.loaded_stack()
+    run = assess([Body(orjson.dumps(evidence), "json", BODY)], evaluator=stack.evaluator,
+                 references=References(state))
+    if run.load_errors:
+        raise rejection(run.load_errors)
+    try:
+        result = run_what_if(run, edits, body.model, BODY)
+    except EditRejected as exc:
+        raise Problem(422, f"{exc.errors[0]}", errors=[error_json(e) for e in exc.errors]
+                      ) from None
+    except AssessmentError as exc:
+        raise Problem(422, f"assessment failed: {exc}") from None
+    lost = [*result.errors, *result.after_errors]
+    if result.model not in result.before or result.model not in result.after:
+        raise Problem(422, f"{body.model} could not be assessed"
+                      + (f": {lost[0]}" if lost else ""), errors=[error_json(e) for e in lost])
+    report = what_if_report(result)
+    with state.engine.begin() as conn:
+        entry = log(conn, who, "what-if", stack,
+                     {"evidence": evidence, "set": body.set, "unset": body.unset}, report)
+    return {**report, "decision_id": entry.decision_id}
+
+
+@router.post("/what-if", openapi_extra=openapi_body(WhatIfRequest),
+             responses={200: {"content": JSON_CONTENT}, **problem_responses(404)})
+async def what_if(request: Request, who: Analyst) -> Response:
+    """As `asl what-if --format json`: the model re-assessed with its evidence edited
+    (`set`: `evaluations[ID].score=0.3`, ...; `unset`: a field or entry), and every
+    contract key and conclusion that changes, in it and in the models of its portfolio
+    that carry its determination over. Never stored."""
+    body = await json_model(request, WhatIfRequest)
+    state: ServiceState = request.app.state.asl
+    return json_bytes(await run_in_threadpool(_what_if, state, who, body))
