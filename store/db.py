@@ -6,6 +6,11 @@ busy timeout, and every transaction starts with BEGIN IMMEDIATE, so two batches 
 to one file wait for each other instead of failing half-way. PostgreSQL URLs use
 psycopg 3. The schema is brought to the newest Alembic revision on first use (and by
 `asl db upgrade`), under a lock, so concurrent first uses migrate once.
+
+Reading commands (`asl list`, `asl history`, `asl diff`) open with `connect_reader`: a
+SQLite file this process may not write (its file or its directory read-only) is opened
+read-only and read as it is, never migrated, so a record on read-only media or shared
+read-only still answers.
 """
 
 from __future__ import annotations
@@ -116,6 +121,51 @@ def connect(url: str, migrate: bool = True) -> Engine:
     except NoSuchModuleError as exc:
         raise StoreError(str(exc)) from None
     return engine
+
+
+def connect_reader(url: str) -> Engine:
+    """An engine for a command that only reads: `connect(url)` when the database may be
+    written (so it is migrated as ever), and a read-only one for an existing SQLite file
+    that may not. A read-only record at an older schema is refused with what to do."""
+    parsed = _parse(url)
+    database = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if not database or database == ":memory:" or _writable(Path(database)):
+        return connect(url)
+    path = Path(database)
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise StoreError(f"the database file {path} cannot be read")
+    engine = create_engine(
+        "sqlite://", json_serializer=json_text, json_deserializer=orjson.loads,
+        creator=lambda: sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                                        timeout=BUSY_TIMEOUT_S, check_same_thread=False))
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+        cursor.execute("PRAGMA query_only = ON")
+        cursor.close()
+
+    try:
+        if not at_head(engine):
+            raise StoreError("the database is read-only and at an older schema revision; "
+                             "run `asl db upgrade` where it may be written")
+    except StoreError:
+        engine.dispose()
+        raise
+    except DBAPIError as exc:
+        engine.dispose()
+        raise StoreError(_reason(exc)) from None
+    return engine
+
+
+def _writable(path: Path) -> bool:
+    """Whether SQLite could write `path` (a new file, or the file and its directory, where
+    it keeps its -wal and -shm files)."""
+    parent = path.parent
+    if not path.exists():
+        return True  # connect() says what is wrong with creating it
+    return os.access(path, os.W_OK) and os.access(parent, os.W_OK | os.X_OK)
 
 
 def _reason(exc: DBAPIError) -> str:
