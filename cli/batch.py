@@ -23,6 +23,7 @@ from batch.executors import CHUNK, DaskExecutor, Executor, InProcess, LocalPool,
 from batch.runner import Batch, BatchReport, contract_changes
 from batch.stack import describe_stacks
 from batch.work import Entry, Job
+from cli.db import db_check, refuse_if_damaged
 from cli.extras import require
 from cli.options import (
     EXIT_FAILED,
@@ -169,6 +170,7 @@ def _run(shown: Quiet, portfolios: tuple[str, ...], db: str | None, jobs: int,
     evaluator = load_evaluator(packs)
     shown.phase("opening the database")
     store = open_store(db)
+    refuse_if_damaged(store, db)
     rejected: list[InputError] = []
     entries: list[Entry] = []
     if not reassess:
@@ -358,3 +360,6 @@ def db_upgrade(db: str | None) -> None:
     store = open_store(db)
     click.echo(f"{describe(store.engine.url.render_as_string(False))}: schema at revision "
                f"{current_revision(store.engine)} (newest {head_revision()})")
+
+
+db_group.add_command(db_check)
