@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy.exc import DBAPIError
 
 from batch.executors import CHUNK, DaskExecutor, Executor, InProcess, LocalPool, Results
 from batch.runner import Batch, BatchReport, contract_changes
 from batch.stack import describe_stacks
 from batch.work import Entry, Job
-from cli.db import db_check, refuse_if_damaged
+from cli.db import db_check, refuse_if_damaged, write_failed
 from cli.extras import require
 from cli.options import (
     EXIT_FAILED,
@@ -150,6 +151,8 @@ def batch_command(portfolios: tuple[str, ...], db: str | None, jobs: int, execut
     except BrokenProcessPool:
         fail("a worker process died (out of memory, or killed); every result finished so "
              "far is stored, and running the same command again resumes")
+    except DBAPIError as exc:
+        write_failed(db, exc)
     for error in sorted(report.rejected):
         click.echo(str(error), err=True)
     if output is not None:

@@ -1,8 +1,13 @@
-"""`asl db check`: is the record sound? (`asl db upgrade` lives with `asl batch`.)"""
+"""`asl db check`: is the record sound? And what a batch says when the record fails it:
+damaged before it starts, or a write failing (disk full, an I/O error) while it runs.
+(`asl db upgrade` lives with `asl batch`.)"""
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import click
+from sqlalchemy.exc import DBAPIError
 
 from cli.options import EXIT_FAILED, EXIT_REJECTED, fail
 from cli.store_options import db_option, open_store
@@ -47,3 +52,15 @@ def refuse_if_damaged(store: Store, db: str | None) -> None:
     if not report.sound:
         fail(f"cannot use database {describe(database_url(db))}: it is damaged "
              f"({report.problems[0]}); `asl db check` says more", EXIT_REJECTED)
+
+
+def write_failed(db: str | None, exc: DBAPIError) -> NoReturn:
+    """A batch's write failed part-way (disk full, an I/O error, the server gone): one
+    line with the database's own reason, never the statement or its rows, and exit 1.
+    Each chunk is one transaction, so what was committed is whole and what was not left
+    no trace; running the same command again resumes."""
+    lines = str(exc.orig).strip().splitlines()
+    reason = lines[0] if lines else type(exc.orig).__name__
+    fail(f"cannot write to database {describe(database_url(db))}: {reason}; every result "
+         "committed before is stored, and running the same command again resumes",
+         EXIT_FAILED)
