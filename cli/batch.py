@@ -172,7 +172,7 @@ def _run(shown: Quiet, portfolios: tuple[str, ...], db: str | None, jobs: int,
     shown.phase("loading the rule pack")
     evaluator = load_evaluator(packs)
     shown.phase("opening the database")
-    store = open_store(db)
+    store = open_store(db)  # FULL: its decision-log entries must survive power loss
     refuse_if_damaged(store, db)
     rejected: list[InputError] = []
     entries: list[Entry] = []

@@ -3,14 +3,15 @@
 The URL comes from `--db`, else `ASL_DATABASE_URL`, else the SQLite file `asl.db` in the
 current directory. A bare path is read as a SQLite file. SQLite runs in WAL mode with a
 busy timeout, and every transaction starts with BEGIN IMMEDIATE, so two batches writing
-to one file wait for each other instead of failing half-way. PostgreSQL URLs use
-psycopg 3. The schema is brought to the newest Alembic revision on first use (and by
-`asl db upgrade`), under a lock, so concurrent first uses migrate once.
+to one file wait for each other instead of failing half-way.
 
-Reading commands (`asl list`, `asl history`, `asl diff`) open with `connect_reader`: a
-SQLite file this process may not write (its file or its directory read-only) is opened
-read-only and read as it is, never migrated, so a record on read-only media or shared
-read-only still answers.
+Durability is a stated choice. SQLite commits with `synchronous=FULL`: the write-ahead
+log is synced at every commit, so a commit survives power loss, as the decision log,
+activated packs and tokens must (a batch enters the decision log too, and FULL costs it
+about 1.5%: benchmarks/durability_bench.py). `bulk=True` commits with NORMAL instead (it
+survives a crash but may lose the last commits on power loss): the benchmark's baseline,
+for bulk writes that can be redone. PostgreSQL commits durably as configured
+(`synchronous_commit`, on by default); asl does not change it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 ENV_VAR = "ASL_DATABASE_URL"
 DEFAULT_URL = "sqlite:///asl.db"
 BUSY_TIMEOUT_S = 60
+SYNC_DURABLE = "FULL"  # every commit synced: survives power loss
+SYNC_BULK = "NORMAL"  # survives a crash, not power loss: for writes that can be redone
 
 
 class StoreError(Exception):
@@ -94,16 +97,17 @@ def json_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def connect(url: str, migrate: bool = True) -> Engine:
+def connect(url: str, migrate: bool = True, bulk: bool = False) -> Engine:
     """An engine for `url`, checked and (unless `migrate` is False) at the newest schema.
-    Raises StoreError with a one-line reason (the caller names the database) when the
-    database cannot be used."""
+    `bulk` (writes that can be redone) commits to SQLite with `synchronous=NORMAL`
+    rather than FULL. Raises StoreError with a one-line reason (the
+    caller names the database) when the database cannot be used."""
     parsed = _parse(url)
     if parsed.get_backend_name() == "sqlite":
         _check_sqlite_file(parsed.database)
         engine = create_engine(parsed, json_serializer=json_text, json_deserializer=orjson.loads,
                                connect_args={"timeout": BUSY_TIMEOUT_S})
-        _sqlite_pragmas(engine)
+        _sqlite_pragmas(engine, SYNC_BULK if bulk else SYNC_DURABLE)
     else:
         engine = create_engine(parsed, json_serializer=json_text, json_deserializer=orjson.loads,
                                pool_pre_ping=True)
@@ -173,9 +177,10 @@ def _reason(exc: DBAPIError) -> str:
     return text[0] if text else type(exc.orig).__name__
 
 
-def _sqlite_pragmas(engine: Engine) -> None:
-    """WAL, a busy timeout, foreign keys, and BEGIN IMMEDIATE for every transaction (so a
-    writer takes the lock up front and waits for it, rather than failing on upgrade)."""
+def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
+    """WAL, a busy timeout, `synchronous`, foreign keys, and BEGIN IMMEDIATE for every
+    transaction (so a writer takes the lock up front and waits for it, rather than
+    failing on upgrade)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -183,7 +188,7 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
         _set_wal(cursor)
-        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute(f"PRAGMA synchronous = {synchronous}")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
