@@ -67,8 +67,8 @@ def test_assess_refuses_it_with_the_same_line(portfolio: Path) -> None:
 
 @pytest.mark.parametrize(("text", "path"), [
     ('model: {id: a, name: "x\\udcff"}\n', "model.name"),
-    ('model: {id: a}\nevaluations: [{id: "e\\ud800", threshold: CBRN-3, score: 0.1, threshold_score: 0.5}]\n',
-     "evaluations[0].id"),
+    ('model: {id: a}\nevaluations: [{id: "e\\ud800", threshold: CBRN-3, score: 0.1,'
+     ' threshold_score: 0.5}]\n', "evaluations[0].id"),
     ('model: {id: a, "k\\udcff": 1}\n', 'model."k\\udcff"'),
 ])
 def test_yaml_spellings_are_refused_at_their_path(tmp_path: Path, text: str, path: str) -> None:
