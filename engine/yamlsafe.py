@@ -255,7 +255,9 @@ def _load(text: str, fast: type | None, slow: Callable[..., Any], max_nodes: int
                 raise RecursionError("nested deeper than libyaml allows") from None
             raise
         return _run(slow(text, max_nodes=max_nodes))
-    except yaml.reader.ReaderError:  # a character YAML does not allow, worded as always
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        if exc.position > REREAD_ERRORS_WITHIN:
+            raise
         return _run(slow(text, max_nodes=max_nodes))
 
 
