@@ -20,12 +20,13 @@ reported as `file:line`.
 The work of reading is bounded by the text, not by what it builds: `load_data` and
 `load_yaml` refuse a document of more than `MAX_NODES` nodes (`TooManyNodes`) before
 building it, so anything under the 50 MB file limit is refused or read in seconds and a
-few hundred MB. That needs libyaml (PyYAML's C parser, present in its wheels), which
-first counts the parser's events in C and then composes in C; the checks the pure-Python
-reader makes while composing (duplicate keys) are then made on the composed nodes, and
-a syntax error found early in the text is re-read with the pure-Python reader so its
-message is the same either way. Without libyaml the pure-Python reader counts nodes as
-its composer builds them and stops at the cap (bounded, but slower).
+few hundred MB (JSON, parsed in C, has only the evidence limit of 2,000,000 values).
+That needs libyaml (PyYAML's C parser, present in its wheels), which first counts the
+parser's events in C and then composes in C; the checks the pure-Python reader makes
+while composing (duplicate keys) are then made on the composed nodes, and a syntax error
+found early in the text is re-read with the pure-Python reader so its message is the
+same either way. Without libyaml the pure-Python reader counts nodes as its composer
+builds them and stops at the cap (bounded, but slower).
 """
 
 from __future__ import annotations
@@ -46,10 +47,11 @@ except ImportError:  # PyYAML built without libyaml: the pure-Python reader only
 YAML12_EXPONENT_FLOAT = re.compile(
     r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
 MERGE_TAG = "tag:yaml.org,2002:merge"
-# Scalars, collections and aliases, keys included, in one document; the evidence limit
-# of 2,000,000 values counts values once aliases are expanded, so no document it accepts
-# needs more (keys aside), and reading this many takes seconds with libyaml.
-MAX_NODES = 2_000_000
+# Scalars, collections and aliases, keys included, in one YAML document. Building a
+# node costs about 10 us and 600 bytes even with libyaml (the tree, then the data), so
+# this many is read in seconds and a few hundred MB; a portfolio of some thousands of
+# models fits, and a larger one is given as JSON Lines (read in C, without this limit).
+MAX_NODES = 500_000
 # A syntax error libyaml finds within this many characters of the start is re-read with
 # the pure-Python reader, whose wording the error messages have always had; its cost is
 # bounded by where the error is.
@@ -70,7 +72,8 @@ class TooManyNodes(yaml.YAMLError):
     """A document holds more than `MAX_NODES` nodes; refused before it is built."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"more than {limit:,} YAML nodes (values, keys and aliases)")
+        super().__init__(f"more than {limit:,} YAML nodes (values, keys and aliases); "
+                         "give a portfolio this large as JSON Lines")
 
 
 def _refuse_duplicate_keys(node: yaml.MappingNode) -> None:
@@ -186,6 +189,8 @@ def _refuse_duplicates_in(root: yaml.Node) -> None:
     pure-Python composer does (a mapping once its children are composed, each node once
     however many aliases name it), so the same key is reported either way."""
     done: set[int] = set()
+    if type(root) is yaml.ScalarNode:
+        return
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, children_done = stack.pop()
@@ -198,11 +203,11 @@ def _refuse_duplicates_in(root: yaml.Node) -> None:
         if isinstance(node, yaml.MappingNode):
             stack.append((node, True))
             children = [child for pair in node.value for child in pair]
-        elif isinstance(node, yaml.SequenceNode):
-            children = node.value
         else:
-            continue
-        stack.extend((child, False) for child in reversed(children))
+            children = node.value
+        # scalars hold no mappings: only collections need a visit
+        stack.extend([(child, False) for child in reversed(children)
+                      if type(child) is not yaml.ScalarNode])
 
 
 def _c_loader(constructor: type) -> type | None:
