@@ -98,3 +98,8 @@ def test_an_eight_megabyte_flat_list_is_refused_in_little_memory(tmp_path: Path)
     assert out[:-1] == [f"{big}: invalid YAML: more than {yamlsafe.MAX_NODES:,} YAML nodes "
                         "(values, keys and aliases); give a portfolio this large as JSON Lines"]
     assert int(out[-1]) < 300  # MiB
+
+
+def test_the_evidence_format_states_the_node_cap() -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "evidence-format.md").read_text()
+    assert f"more than {yamlsafe.MAX_NODES:,} nodes" in text
