@@ -135,20 +135,26 @@ def assess_jobs(packs: Sequence[str], jobs: Sequence[Job]) -> list[NewAssessment
     words = vocabulary(evaluator.pack)
     done: list[NewAssessment | Failed] = []
     for job in jobs:
-        entry = job.entry
-        body = orjson.loads(entry.body)
-        document, errors = parse_document(body, entry.file, entry.where, words)
-        if document is None:  # validated once already, with the same pack: not expected
-            done.append(Failed(job, "; ".join(str(e) for e in errors)))
-            continue
         try:
-            assessment = assess_document(evaluator, document, job.ref, where=entry.where,
-                                         file=entry.file)
+            done.append(_assess_one(evaluator, words, job))
         except AssessmentError as exc:
             done.append(Failed(job, str(exc)))
-            continue
-        done.append(stored_form(entry, job.input_hash, assessment, body))
+        except Exception as exc:  # one document's failure is that document's alone
+            done.append(Failed(job, f"{type(exc).__name__}: {exc}"))
     return done
+
+
+def _assess_one(evaluator: Any, words: Any, job: Job) -> NewAssessment | Failed:
+    """Everything the record stores for one job: assessment, provenance and result. Any
+    failure here is the job's alone (`assess_jobs` reports it and goes on)."""
+    entry = job.entry
+    body = orjson.loads(entry.body)
+    document, errors = parse_document(body, entry.file, entry.where, words)
+    if document is None:  # validated once already, with the same pack: not expected
+        return Failed(job, "; ".join(str(e) for e in errors))
+    assessment = assess_document(evaluator, document, job.ref, where=entry.where,
+                                 file=entry.file)
+    return stored_form(entry, job.input_hash, assessment, body)
 
 
 def stored_form(entry: Entry, input_hash: str, assessment: Assessment,

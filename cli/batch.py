@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy.exc import DBAPIError
 
 from batch.executors import CHUNK, DaskExecutor, Executor, InProcess, LocalPool, Results
 from batch.runner import Batch, BatchReport, contract_changes
 from batch.stack import describe_stacks
 from batch.work import Entry, Job
+from cli.db import db_check, refuse_if_damaged, write_failed
 from cli.extras import require
 from cli.options import (
     EXIT_FAILED,
@@ -149,6 +151,8 @@ def batch_command(portfolios: tuple[str, ...], db: str | None, jobs: int, execut
     except BrokenProcessPool:
         fail("a worker process died (out of memory, or killed); every result finished so "
              "far is stored, and running the same command again resumes")
+    except DBAPIError as exc:
+        write_failed(db, exc)
     for error in sorted(report.rejected):
         click.echo(str(error), err=True)
     if output is not None:
@@ -168,7 +172,8 @@ def _run(shown: Quiet, portfolios: tuple[str, ...], db: str | None, jobs: int,
     shown.phase("loading the rule pack")
     evaluator = load_evaluator(packs)
     shown.phase("opening the database")
-    store = open_store(db)
+    store = open_store(db)  # FULL: its decision-log entries must survive power loss
+    refuse_if_damaged(store, db)
     rejected: list[InputError] = []
     entries: list[Entry] = []
     if not reassess:
@@ -358,3 +363,6 @@ def db_upgrade(db: str | None) -> None:
     store = open_store(db)
     click.echo(f"{describe(store.engine.url.render_as_string(False))}: schema at revision "
                f"{current_revision(store.engine)} (newest {head_revision()})")
+
+
+db_group.add_command(db_check)

@@ -49,7 +49,7 @@ def history_command(model: str, fmt: str, db: str | None) -> None:
       asl history corvid-atlas-5
       asl history corvid-atlas-5 --format json
     """
-    found = _history_of(open_store(db), model)
+    found = _history_of(open_store(db, read_only=True), model)
     if fmt == "json":
         click.echo(dumps([_row_json(s) for s in found]))
         return
@@ -74,7 +74,7 @@ def diff_command(model: str, assessments: tuple[int, ...], fmt: str, db: str | N
       asl diff corvid-atlas-5
       asl diff corvid-atlas-5 3 17 --format json
     """
-    store = open_store(db)
+    store = open_store(db, read_only=True)
     found = {s.id: s for s in _history_of(store, model)}
     if len(assessments) not in (0, 2):
         raise click.UsageError("give two assessment ids (A B), or none for the newest two")
@@ -163,7 +163,7 @@ def list_command(asl: str | None, decision: str | None, fmt: str, db: str | None
       asl list --asl ASL-3 --decision pause
       asl list --format csv > portfolio.csv
     """
-    rows = list(open_store(db).all_latest(asl=asl, decision=decision))
+    rows = list(open_store(db, read_only=True).all_latest(asl=asl, decision=decision))
     if fmt == "json":
         click.echo(dumps([_row_json(s) for s in rows]))
         return

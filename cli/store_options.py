@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError
 from cli.extras import require
 from cli.options import EXIT_REJECTED, fail
 from store import packs
-from store.db import ENV_VAR, StoreError, connect, database_url, describe
+from store.db import ENV_VAR, StoreError, connect, connect_reader, database_url, describe
 from store.record import Store, Summary
 
 db_option = click.option(
@@ -25,15 +25,17 @@ db_option = click.option(
     "(default: the SQLite file asl.db in the current directory).")
 
 
-def open_store(db: str | None) -> Store:
+def open_store(db: str | None, read_only: bool = False, bulk: bool = False) -> Store:
     """The record at `db` (or the default), migrated to the newest schema; on any
     problem one line naming the database, and exit status 2 (a PostgreSQL URL without
-    the `postgres` extra installed is one)."""
+    the `postgres` extra installed is one). With `read_only` (commands that only read),
+    a SQLite file that may not be written is read as it is; `bulk` commits as
+    `store.db.connect` says."""
     url = database_url(db)
     if _is_postgres(url):
         require("postgres", f"the database {describe(url)}")
     try:
-        return Store(connect(url))
+        return Store(connect_reader(url) if read_only else connect(url, bulk=bulk))
     except StoreError as exc:
         fail(f"cannot use database {describe(url)}: {exc}", EXIT_REJECTED)
 

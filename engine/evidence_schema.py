@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from engine.errors import InputError, within
+from engine.unicode_check import lone_surrogates
 
 CHANNELS = ("internal", "api", "consumer", "cloud_platform", "open_weights")
 VERDICTS = ("crossed", "cannot_rule_out", "ruled_out")
@@ -309,10 +310,13 @@ def validate_document(
     """`parse_document` for data whose shape was already checked with its whole file."""
     problems = _duplicate_ids(data)
     document = None
-    try:
-        document = ModelDocument.model_validate(data, context={"vocabulary": vocabulary})
-    except ValidationError as exc:
-        problems += [_translate(error) for error in exc.errors()]
+    if not_unicode := lone_surrogates(data):  # each once, not again as pydantic words it
+        problems += not_unicode
+    else:
+        try:
+            document = ModelDocument.model_validate(data, context={"vocabulary": vocabulary})
+        except ValidationError as exc:
+            problems += [_translate(error) for error in exc.errors()]
     ident = model_id(data)
     errors = sorted(InputError(file, path_in(where, loc), message, ident)
                     for loc, message in problems)

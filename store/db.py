@@ -3,9 +3,15 @@
 The URL comes from `--db`, else `ASL_DATABASE_URL`, else the SQLite file `asl.db` in the
 current directory. A bare path is read as a SQLite file. SQLite runs in WAL mode with a
 busy timeout, and every transaction starts with BEGIN IMMEDIATE, so two batches writing
-to one file wait for each other instead of failing half-way. PostgreSQL URLs use
-psycopg 3. The schema is brought to the newest Alembic revision on first use (and by
-`asl db upgrade`), under a lock, so concurrent first uses migrate once.
+to one file wait for each other instead of failing half-way.
+
+Durability is a stated choice. SQLite commits with `synchronous=FULL`: the write-ahead
+log is synced at every commit, so a commit survives power loss, as the decision log,
+activated packs and tokens must (a batch enters the decision log too, and FULL costs it
+about 1.5%: benchmarks/durability_bench.py). `bulk=True` commits with NORMAL instead (it
+survives a crash but may lose the last commits on power loss): the benchmark's baseline,
+for bulk writes that can be redone. PostgreSQL commits durably as configured
+(`synchronous_commit`, on by default); asl does not change it.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 ENV_VAR = "ASL_DATABASE_URL"
 DEFAULT_URL = "sqlite:///asl.db"
 BUSY_TIMEOUT_S = 60
+SYNC_DURABLE = "FULL"  # every commit synced: survives power loss
+SYNC_BULK = "NORMAL"  # survives a crash, not power loss: for writes that can be redone
 
 
 class StoreError(Exception):
@@ -89,16 +97,17 @@ def json_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def connect(url: str, migrate: bool = True) -> Engine:
+def connect(url: str, migrate: bool = True, bulk: bool = False) -> Engine:
     """An engine for `url`, checked and (unless `migrate` is False) at the newest schema.
-    Raises StoreError with a one-line reason (the caller names the database) when the
-    database cannot be used."""
+    `bulk` (writes that can be redone) commits to SQLite with `synchronous=NORMAL`
+    rather than FULL. Raises StoreError with a one-line reason (the
+    caller names the database) when the database cannot be used."""
     parsed = _parse(url)
     if parsed.get_backend_name() == "sqlite":
         _check_sqlite_file(parsed.database)
         engine = create_engine(parsed, json_serializer=json_text, json_deserializer=orjson.loads,
                                connect_args={"timeout": BUSY_TIMEOUT_S})
-        _sqlite_pragmas(engine)
+        _sqlite_pragmas(engine, SYNC_BULK if bulk else SYNC_DURABLE)
     else:
         engine = create_engine(parsed, json_serializer=json_text, json_deserializer=orjson.loads,
                                pool_pre_ping=True)
@@ -118,14 +127,60 @@ def connect(url: str, migrate: bool = True) -> Engine:
     return engine
 
 
+def connect_reader(url: str) -> Engine:
+    """An engine for a command that only reads: `connect(url)` when the database may be
+    written (so it is migrated as ever), and a read-only one for an existing SQLite file
+    that may not. A read-only record at an older schema is refused with what to do."""
+    parsed = _parse(url)
+    database = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if not database or database == ":memory:" or _writable(Path(database)):
+        return connect(url)
+    path = Path(database)
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise StoreError(f"the database file {path} cannot be read")
+    engine = create_engine(
+        "sqlite://", json_serializer=json_text, json_deserializer=orjson.loads,
+        creator=lambda: sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                                        timeout=BUSY_TIMEOUT_S, check_same_thread=False))
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+        cursor.execute("PRAGMA query_only = ON")
+        cursor.close()
+
+    try:
+        if not at_head(engine):
+            raise StoreError("the database is read-only and at an older schema revision; "
+                             "run `asl db upgrade` where it may be written")
+    except StoreError:
+        engine.dispose()
+        raise
+    except DBAPIError as exc:
+        engine.dispose()
+        raise StoreError(_reason(exc)) from None
+    return engine
+
+
+def _writable(path: Path) -> bool:
+    """Whether SQLite could write `path` (a new file, or the file and its directory, where
+    it keeps its -wal and -shm files)."""
+    parent = path.parent
+    if not path.exists():
+        return True  # connect() says what is wrong with creating it
+    return os.access(path, os.W_OK) and os.access(parent, os.W_OK | os.X_OK)
+
+
 def _reason(exc: DBAPIError) -> str:
     text = str(exc.orig).strip().splitlines()
     return text[0] if text else type(exc.orig).__name__
 
 
-def _sqlite_pragmas(engine: Engine) -> None:
-    """WAL, a busy timeout, foreign keys, and BEGIN IMMEDIATE for every transaction (so a
-    writer takes the lock up front and waits for it, rather than failing on upgrade)."""
+def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
+    """WAL, a busy timeout, `synchronous`, foreign keys, and BEGIN IMMEDIATE for every
+    transaction (so a writer takes the lock up front and waits for it, rather than
+    failing on upgrade)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -133,7 +188,7 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
         _set_wal(cursor)
-        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute(f"PRAGMA synchronous = {synchronous}")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 

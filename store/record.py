@@ -213,10 +213,11 @@ class Store:
                   stack: Sequence[Layer], batch_id: int | None = None,
                   conn: Connection | None = None) -> list[int]:
         """Store assessments that arrived together (one worker's chunk) in one
-        transaction, whole or not at all; their ids, in order. Conclusion and edge rows
-        go straight to the driver's executemany: they are already serialised, and there
-        are a hundred and fifty per model. With `conn`, they are written in the caller's
-        open transaction (which then also holds, say, their decision-log entry)."""
+        transaction, whole or not at all, with the batch run's count of what it
+        assessed (so a killed run's record is true); their ids, in order. Conclusion and
+        edge rows go straight to the driver's executemany: they are already serialised,
+        and there are a hundred and fifty per model. With `conn`, they are written in the
+        caller's open transaction (which then also holds, say, their decision-log entry)."""
         ids = []
         layers = [dict(layer) for layer in stack]
         framework = framework_of(layers)
@@ -250,6 +251,9 @@ class Store:
                 if new.edges:
                     conn.exec_driver_sql(self._sql["provenance_edge"],
                                          [(assessment_id, *e) for e in new.edges])
+            if batch_id is not None and batch:  # the run's count, true even if it is killed
+                conn.execute(update(B).where(B.c.id == batch_id).values(
+                    assessed=B.c.assessed + len(batch)))
         return ids
 
     @contextmanager

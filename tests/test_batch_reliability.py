@@ -376,7 +376,9 @@ def check_resumed(db: Path, run: subprocess.CompletedProcess[str], output: Path,
     doubled = {m: len(r) for m, r in stored.items() if len(r) != 1}
     assert not doubled, f"models assessed more than once: {sorted(doubled)[:10]}"
     assert output.read_text(encoding="utf-8") == clean_output
-    assert batch_runs(db) == [(False, 0, 0, 0), (True, n - stored_before, stored_before, 0)]
+    # the stopped run's record counts what it committed (issue 15, point 8)
+    assert batch_runs(db) == [(False, stored_before, 0, 0),
+                              (True, n - stored_before, stored_before, 0)]
 
 
 # --- 1. SIGKILL mid-batch, then resume ----------------------------------------------------
