@@ -240,8 +240,9 @@ def summary(report: BatchReport, pack_name: str, where: str, reassess: bool = Fa
                     key=lambda o: (_rank(order, o.decision), o.model))
     lines.append(f"  need action  {len(action)}")
     width = max((len(o.model) for o in action[:SHOW_AT_MOST]), default=0)
+    level_width = max((len(o.level) for o in action[:SHOW_AT_MOST]), default=0)
     for o in action[:SHOW_AT_MOST]:
-        lines.append(f"    {o.model:<{width}}  {o.level}  {o.decision:<19}  "
+        lines.append(f"    {o.model:<{width}}  {o.level:<{level_width}}  {o.decision:<19}  "
                      f"{len(o.actions)} actions")
     if len(action) > SHOW_AT_MOST:
         lines.append(f"    ... and {len(action) - SHOW_AT_MOST} more (asl list "

@@ -108,12 +108,12 @@ def test_the_commands_take_the_framework(command: list[str]) -> None:
         assert "OpenAI PF v2 §4.2" in result.output  # the restricting rule's citation
         assert "heron3-sag-bio" in result.output or "high-misuse" in result.output
     if name == "what-if":
-        assert "decision: restrict_deployment -> proceed" in result.output
+        assert re.search(r"decision +restrict_deployment -> proceed", result.output)
 
 
 def test_batch_stores_the_framework_and_list_filters_by_it(tmp_path: Path) -> None:
     db = tmp_path / "asl.db"
-    first = run("batch", CASES, "--framework", PF, "--db", db, "--no-progress")
+    first = run("batch", *sorted(CASES.glob("*.yaml")), "--framework", PF, "--db", db, "--no-progress")
     assert first.exit_code == 0, first.output
     assert "with openai-pf-2" in first.output
     second = run("batch", EXAMPLES / "security-gap-pause.yaml", "--db", db,
