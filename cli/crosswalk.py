@@ -23,7 +23,9 @@ from engine.crosswalk import Crosswalk, disagreements, find_crosswalk, translate
 from engine.errors import AssessmentError, PackError
 from engine.evidence_reading import Body
 from engine.packstack import BUILTIN_PACK, builtin_frameworks, pack_stack
-from knowledge_graph.report import assessment_document
+from knowledge_graph.explain import render_text, why_tree
+from knowledge_graph.provenance import UnknownConclusion, find_conclusion, subjects_for
+from knowledge_graph.report import assessment_document, provenance
 
 NOT_STATED = "safeguards not stated for this framework"
 MARKED = ("missing_safeguards", "decision")  # what depends on the untranslated safeguards
@@ -40,11 +42,16 @@ MARKED = ("missing_safeguards", "decision")  # what depends on the untranslated 
 @click.option("--crosswalk", "crosswalk_file", type=click.Path(exists=True, dir_okay=False),
               metavar="FILE", help="A crosswalk of your own, in place of the built-in one.")
 @click.option("--model", "model_id", help="Only this model of a portfolio.")
+@click.option("--why", "selector", metavar="CONCLUSION",
+              help="Instead, explain this conclusion of the translated assessment (as asl "
+              "why --conclusion does): its rules down to the translated evidence, which "
+              "names the original item and the crosswalk row.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="json: {model, from, to, translated, left_out, "
               "disagreements} (an array for several models).")
 def crosswalk_command(file: str, target: str, source: str | None,
-                      crosswalk_file: str | None, model_id: str | None, fmt: str) -> None:
+                      crosswalk_file: str | None, model_id: str | None,
+                      selector: str | None, fmt: str) -> None:
     """Show the models in FILE assessed under their own framework and under another,
     side by side: what was translated and how, what was left out, and where the two
     frameworks disagree.
@@ -78,6 +85,9 @@ def crosswalk_command(file: str, target: str, source: str | None,
     except AssessmentError as exc:
         fail(str(exc))
     report(after.rejected)
+    if selector is not None:
+        _explain_translated(after, [a.model for a in chosen], selector, fmt)
+        return
     results = [_side_by_side(walk, source, target, a, after, translations[a.model])
                for a in chosen if after.assessment(a.model) is not None]
     if fmt == "json":
@@ -86,6 +96,28 @@ def crosswalk_command(file: str, target: str, source: str | None,
         click.echo("\n".join(_text(r, source, target) for r in results), nl=False)
     if before.rejected or after.rejected:
         sys.exit(EXIT_REJECTED)
+
+
+def _explain_translated(after: AssessmentRun, models: list[str], selector: str,
+                        fmt: str) -> None:
+    """Print the explanation of `selector` in each translated model's assessment."""
+    texts = []
+    for model in models:
+        assessment = after.assessment(model)
+        if assessment is None:
+            continue
+        graph = provenance(assessment)
+        try:
+            node = find_conclusion(graph, selector, subjects_for(assessment.pack.spec))
+        except UnknownConclusion:
+            fail(f"{model} has no conclusion {selector!r} under {assessment.pack.framework}",
+                 EXIT_REJECTED)
+        tree = why_tree(graph, node)
+        if fmt == "json":
+            texts.append(dumps({"model": model, "conclusion": node, "explanation": tree}))
+        else:
+            texts.append(f"{model} (translated): why {selector}?\n{render_text(tree)}")
+    click.echo("\n".join(texts), nl=fmt != "text")
 
 
 def _own_run(file: str, source: str | None) -> tuple[AssessmentRun, str]:
