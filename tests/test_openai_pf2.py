@@ -113,7 +113,8 @@ def test_the_commands_take_the_framework(command: list[str]) -> None:
 
 def test_batch_stores_the_framework_and_list_filters_by_it(tmp_path: Path) -> None:
     db = tmp_path / "asl.db"
-    first = run("batch", *sorted(CASES.glob("*.yaml")), "--framework", PF, "--db", db, "--no-progress")
+    first = run("batch", *sorted(CASES.glob("*.yaml")), "--framework", PF, "--db", db,
+                "--no-progress")
     assert first.exit_code == 0, first.output
     assert "with openai-pf-2" in first.output
     second = run("batch", EXAMPLES / "security-gap-pause.yaml", "--db", db,
@@ -219,3 +220,18 @@ def test_assess_front_door_reads_the_framework_stack() -> None:
     run_ = assess([str(CASES / "self-improvement-critical.yaml")], pack_stack((), PF))
     assert run_.rejected == []
     assert run_.assessments[0].output["level"] == "critical"
+
+
+def test_the_worked_example_of_docs_frameworks_is_a_framework_of_its_own() -> None:
+    """docs/frameworks.md's worked example: a lab's framework, no Python, full coverage."""
+    northwind = EXAMPLES / "frameworks" / "northwind"
+    assert "examples/frameworks/northwind" in (REPO / "docs" / "frameworks.md").read_text()
+    tested = run("rules", "test", northwind, "--fail-under", "100")
+    assert tested.exit_code == 0, tested.output
+    result = run("assess", "--pack", northwind, northwind / "example-model.yaml",
+                 "--format", "json")
+    assert result.exit_code == 0, result.output
+    output = json.loads(result.output)
+    assert (output["framework"], output["level"], output["decision"]) == (
+        "northwind-1", "elevated", "hold")
+    assert output["capabilities"] == {"Bio uplift": "crossed"}
