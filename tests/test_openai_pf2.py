@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -235,3 +236,20 @@ def test_the_worked_example_of_docs_frameworks_is_a_framework_of_its_own() -> No
     assert (output["framework"], output["level"], output["decision"]) == (
         "northwind-1", "elevated", "hold")
     assert output["capabilities"] == {"Bio uplift": "crossed"}
+
+
+def test_rsp_outputs_are_byte_identical_apart_from_the_two_new_keys() -> None:
+    """Every rsp-2.1 output of the examples and the suite's own cases, as `asl assess
+    --format json` prints it without `framework` and `level`, hashes to what it was
+    before results carried those keys (tests/golden/rsp-outputs.sha256.json, made with
+    the code before the framework-neutral contract)."""
+    pinned = json.loads((REPO / "tests" / "golden" / "rsp-outputs.sha256.json").read_text())
+    found = {}
+    for name in sorted({key.split("::")[0] for key in pinned}):
+        for assessment in assess([str(REPO / name)]).assessments:
+            document = assessment_document(assessment)
+            assert (document.pop("framework"), document.pop("level")) == (
+                "rsp-2.1", document["asl"])
+            text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+            found[f"{name}::{assessment.model}"] = hashlib.sha256(text.encode()).hexdigest()
+    assert found == pinned
