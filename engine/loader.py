@@ -225,7 +225,7 @@ def _read_spec(d: Draft, file: str, doc: dict[str, Any], position: int
     """The base pack's `framework:` section (or the default framework's, when it has
     none); an overlay may not have one: its results are its framework's."""
     if position > 0:
-        if SECTION in doc:
+        if SECTION in doc and base_reason(doc) is None:  # a base pack: refused as such
             return [_problem(file, line_of(doc, SECTION), "framework", "only a base pack "
                              "says what its results hold (`framework:`); an overlay's "
                              "results are its framework's")]
