@@ -43,7 +43,7 @@ LEGACY_FILES = (EXAMPLES / "security-gap-pause.yaml", EXAMPLES / "cbrn4-asl4-pau
 TABLES = ("model", "evidence_document", "pack_version", "batch_run", "assessment",
           "conclusion", "provenance_edge")
 NEW_COLUMNS = {"pack_stack", "framework", "contract_hash", "level", "required", "scalars"}
-# Revision 0004 replaced the RSP-only columns with framework-neutral ones (level,
+# Revision 0005 replaced the RSP-only columns with framework-neutral ones (level,
 # required, scalars), filled from them.
 RSP_COLUMNS = ("asl", "required_deployment", "required_security", "comprehensive_required")
 
