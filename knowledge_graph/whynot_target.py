@@ -36,7 +36,10 @@ def target_forms(pack: Pack) -> str:
             continue
         values = sorted(str(v).lower() if isinstance(v, bool) else str(v)
                         for v in domains.get((kind, value_field)) or ())
-        lines.append(f"  {form}={value_field.upper()}" + (
+        # The value's name: its kind's for a kind's `value` (STATUS, DECISION), else
+        # its field's (LEVEL).
+        shown = (kind if value_field == "value" else value_field).upper()
+        lines.append(f"  {form}={shown}" + (
             f"   (one of {', '.join(values)})" if 0 < len(values) <= 6 else ""))
     return "\n".join(lines)
 
