@@ -50,16 +50,16 @@ WINDOW = 2048  # jobs prepared at a time, so memory does not grow with a generat
 @dataclass(frozen=True)
 class Outcome:
     """Where one portfolio model ended up: its assessment (new or unchanged) and, when a
-    previous assessment existed, that one's id, ASL and decision, and whether any
-    contract key differs from it."""
+    previous assessment existed, that one's id, headline level and decision, and
+    whether any contract key differs from it."""
 
     model: str
     assessment_id: int
-    asl: str
+    level: str
     decision: str
     actions: tuple[str, ...]
     skipped: bool
-    before: tuple[str, str] | None  # (asl, decision) of the previous assessment
+    before: tuple[str, str] | None  # (level, decision) of the previous assessment
     before_id: int | None = None  # the previous assessment
     changed: bool = False  # a contract key differs from the previous assessment
 
@@ -166,7 +166,7 @@ class Batch:
         if ref is None:
             ref_info = None
         elif ref in by_id:
-            ref_info = ReferenceInfo(by_id[ref].compute, report.outcomes[ref].asl)
+            ref_info = ReferenceInfo(by_id[ref].compute, report.outcomes[ref].level)
         else:
             ref_info = stored_refs.get(ref)
         job = Job(entry, ref_info, input_hash(orjson.loads(entry.body), ref_info))
@@ -282,18 +282,18 @@ class Batch:
 
 
 def _outcome(summary: Summary, skipped: bool, before: Summary | None) -> Outcome:
-    return Outcome(summary.model_id, summary.id, summary.asl, summary.decision,
+    return Outcome(summary.model_id, summary.id, summary.level, summary.decision,
                    tuple(summary.actions), skipped,
-                   None if before is None else (before.asl, before.decision),
+                   None if before is None else (before.level, before.decision),
                    None if before is None else before.id)
 
 
 def _new_outcome(done: NewAssessment, assessment_id: int, before: Summary | None,
                  changed: bool) -> Outcome:
     result = done.contract
-    return Outcome(done.model_id, assessment_id, result["asl"], result["decision"],
+    return Outcome(done.model_id, assessment_id, result["level"], result["decision"],
                    tuple(result["actions"]), False,
-                   None if before is None else (before.asl, before.decision),
+                   None if before is None else (before.level, before.decision),
                    None if before is None else before.id, changed)
 
 

@@ -71,7 +71,7 @@ def input_hash(body: dict[str, Any], ref: ReferenceInfo | None) -> str:
     if "deployment" in canonical and "channels" in (canonical["deployment"] or {}):
         canonical["deployment"] = {**canonical["deployment"],
                                    "channels": sorted(canonical["deployment"]["channels"])}
-    carried = None if ref is None else [ref.effective_compute_flop, ref.asl]
+    carried = None if ref is None else [ref.effective_compute_flop, ref.level]
     return digest({"evidence": canonical, "reference": carried})
 
 

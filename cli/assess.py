@@ -29,7 +29,8 @@ def assess(files: tuple[str, ...], fmt: str, packs: tuple[str, ...]) -> None:
     """
     run = assess_inputs(files, packs)
     if fmt == "text":
-        click.echo("\n".join(summary_text(a.output) for a in run.assessments), nl=False)
+        click.echo("\n".join(summary_text(a.output, a.pack.spec) for a in run.assessments),
+                   nl=False)
     else:
         documents = [assessment_document(a) for a in run.assessments]
         if fmt == "jsonl":

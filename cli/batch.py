@@ -39,12 +39,12 @@ from cli.store_options import db_option, open_store
 from engine.assess import vocabulary
 from engine.errors import InputError
 from engine.evidence import load_evidence
+from engine.framework import FrameworkSpec, default_spec, spec_of
+from engine.model import Pack
 from knowledge_graph.compare import contract_values
 from store.db import current_revision, describe, head_revision
 from store.record import Store
 
-DECISION_ORDER = ("pause", "restrict_deployment", "assessment_required", "proceed")
-HEADLINE_KEYS = ("asl", "decision")  # on a changed model's own line; other keys below it
 SHOW_AT_MOST = 50
 OUTPUT_SUFFIXES = (".jsonl", ".csv")
 
@@ -143,8 +143,8 @@ def batch_command(portfolios: tuple[str, ...], db: str | None, jobs: int, execut
         require("dask", "--executor dask")
     try:
         with shown:
-            report, store, pack_name = _run(shown, portfolios, db, jobs, executor,
-                                            scheduler, force, reassess, packs)
+            report, store, pack = _run(shown, portfolios, db, jobs, executor, scheduler,
+                                       force, reassess, packs)
     except KeyboardInterrupt:
         fail("interrupted; every result finished so far is stored, and running the same "
              "command again resumes", 130)
@@ -156,19 +156,22 @@ def batch_command(portfolios: tuple[str, ...], db: str | None, jobs: int, execut
     for error in sorted(report.rejected):
         click.echo(str(error), err=True)
     if output is not None:
-        _write_output(store, report, output)
+        _write_output(store, report, output, pack.spec)
     changed = report.changed()[:SHOW_AT_MOST]
-    click.echo(summary(report, pack_name, describe(store.engine.url.render_as_string(False)),
-                       reassess, contract_changes(store, changed, leave_out=HEADLINE_KEYS)))
+    # The level and the decision are on a changed model's own line; other keys below it.
+    headline = (pack.spec.level.key or "level", "decision")
+    click.echo(summary(report, pack.name, describe(store.engine.url.render_as_string(False)),
+                       reassess, contract_changes(store, changed, leave_out=headline),
+                       pack.spec))
     if report.rejected:
         sys.exit(EXIT_REJECTED)
 
 
 def _run(shown: Quiet, portfolios: tuple[str, ...], db: str | None, jobs: int,
          executor: str, scheduler: str | None, force: bool, reassess: bool,
-         packs: tuple[str, ...]) -> tuple[BatchReport, Store, str]:
+         packs: tuple[str, ...]) -> tuple[BatchReport, Store, Pack]:
     """Load the pack, open the record, read the portfolios and run the batch, telling
-    `shown` what is going on; the report, the store and the pack's name."""
+    `shown` what is going on; the report, the store and the pack."""
     shown.phase("loading the rule pack")
     evaluator = load_evaluator(packs)
     shown.phase("opening the database")
@@ -199,7 +202,7 @@ def _run(shown: Quiet, portfolios: tuple[str, ...], db: str | None, jobs: int,
             report = runner.run(entries, portfolios, force=force, rejected=rejected)
     finally:
         work.close()
-    return report, store, evaluator.pack.name
+    return report, store, evaluator.pack
 
 
 def _executor(kind: str, packs: Sequence[str], jobs: int, scheduler: str | None) -> Executor:
@@ -214,13 +217,17 @@ def _executor(kind: str, packs: Sequence[str], jobs: int, scheduler: str | None)
 
 
 def summary(report: BatchReport, pack_name: str, where: str, reassess: bool = False,
-            details: dict[str, list[str]] | None = None) -> str:
-    """The closing summary: counts by ASL and decision, the models that need action, the
+            details: dict[str, list[str]] | None = None,
+            spec: FrameworkSpec | None = None) -> str:
+    """The closing summary: counts by headline level (rsp-2.1: ASL) and decision, the
+    models that need action (any decision but the framework's least restrictive), the
     models last assessed with another pack stack, and the models whose result changed
-    (any key of the output contract), each with its ASL and decision before and after
+    (any key of the output contract), each with its level and decision before and after
     and, from `details`, every other key that changed (`key old -> new`)."""
+    spec = spec or default_spec()
+    order = spec.decisions
     outcomes = sorted(report.outcomes.values(), key=lambda o: o.model)
-    asls = Counter(o.asl for o in outcomes)
+    levels = Counter(o.level for o in outcomes)
     decisions = Counter(o.decision for o in outcomes)
     what = "re-assessment" if reassess else "batch"
     lines = [f"{what} {report.batch_id}: {_count(len(outcomes), 'model')} with {pack_name} "
@@ -229,19 +236,22 @@ def summary(report: BatchReport, pack_name: str, where: str, reassess: bool = Fa
              f"rejected {len(report.rejected)}"]
     if report.other_stacks:
         lines.append(_stack_line(report))
-    lines += ["  by ASL       " + (", ".join(f"{k}: {asls[k]}" for k in sorted(asls)) or "-"),
-              "  by decision  " + (", ".join(f"{k}: {decisions[k]}" for k in DECISION_ORDER
+    by_level = f"by {spec.level.label}"
+    lines += [f"  {by_level:<13}" + (", ".join(f"{k}: {levels[k]}" for k in sorted(levels))
+                                     or "-"),
+              "  by decision  " + (", ".join(f"{k}: {decisions[k]}" for k in order
                                              if decisions[k]) or "-")]
-    action = sorted((o for o in outcomes if o.decision != "proceed"),
-                    key=lambda o: (DECISION_ORDER.index(o.decision), o.model))
+    action = sorted((o for o in outcomes if o.decision != spec.needs_no_action),
+                    key=lambda o: (_rank(order, o.decision), o.model))
     lines.append(f"  need action  {len(action)}")
     width = max((len(o.model) for o in action[:SHOW_AT_MOST]), default=0)
+    level_width = max((len(o.level) for o in action[:SHOW_AT_MOST]), default=0)
     for o in action[:SHOW_AT_MOST]:
-        lines.append(f"    {o.model:<{width}}  {o.asl}  {o.decision:<19}  "
+        lines.append(f"    {o.model:<{width}}  {o.level:<{level_width}}  {o.decision:<19}  "
                      f"{len(o.actions)} actions")
     if len(action) > SHOW_AT_MOST:
         lines.append(f"    ... and {len(action) - SHOW_AT_MOST} more (asl list "
-                     "--decision pause|restrict_deployment|assessment_required)")
+                     f"--decision {'|'.join(order[:-1])})")
     changed = report.changed()
     lines.append(f"  changed      {len(changed)} (output contract, since the previous "
                  "assessment)")
@@ -249,11 +259,16 @@ def summary(report: BatchReport, pack_name: str, where: str, reassess: bool = Fa
     for o in changed[:SHOW_AT_MOST]:
         assert o.before is not None
         lines.append(f"    {o.model:<{width}}  {o.before[0]} {o.before[1]:<19} -> "
-                     f"{o.asl} {o.decision}")
+                     f"{o.level} {o.decision}")
         lines += [f"      {change}" for change in (details or {}).get(o.model, [])]
     if len(changed) > SHOW_AT_MOST:
         lines.append(f"    ... and {len(changed) - SHOW_AT_MOST} more (asl diff MODEL)")
     return "\n".join(lines)
+
+
+def _rank(order: Sequence[str], decision: str) -> int:
+    """A decision's place in the framework's order (one it does not name: last)."""
+    return order.index(decision) if decision in order else len(order)
 
 
 def _stack_line(report: BatchReport) -> str:
@@ -275,7 +290,8 @@ def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
-def _write_output(store: Store, report: BatchReport, output: str) -> None:
+def _write_output(store: Store, report: BatchReport, output: str,
+                  spec: FrameworkSpec) -> None:
     """Write every kept model's result to `output`, whole or not at all: into a temporary
     file beside it, renamed over it at the end."""
     path = Path(output)
@@ -285,7 +301,7 @@ def _write_output(store: Store, report: BatchReport, output: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
             rows = _results(store, ids)
             if path.suffix.lower() == ".csv":
-                _write_csv(out, rows)
+                _write_csv(out, rows, spec)
             else:
                 for result in rows:
                     out.write(dumps(result, indent=None) + "\n")
@@ -306,15 +322,25 @@ def _results(store: Store, ids: Sequence[int], chunk: int = 500) -> Iterator[dic
             yield found[aid]
 
 
-CSV_FIXED = ("model", "asl", "required.deployment", "required.security",
-             "comprehensive_assessment_required", "decision", "missing_safeguards", "actions",
-             "pack.name", "pack.version")
+def csv_fixed(spec: FrameworkSpec) -> list[str]:
+    """The CSV columns every result of the framework fills, before a column per tracked
+    capability: model, the headline level, the keys `asl assess` summarises (mappings by
+    name), and the pack (rsp-2.1: model, asl, required.deployment, required.security,
+    comprehensive_assessment_required, decision, missing_safeguards, actions, ...)."""
+    columns = ["model", spec.level.key or "level"]
+    for name in spec.summary:
+        key = spec.key(name)
+        if key is None or key.category is not None or key.key == spec.level.key:
+            continue
+        columns += [f"{key.key}.{n}" for n in key.names] if key.by else [key.key]
+    return [*columns, "pack.name", "pack.version"]
 
 
-def csv_row(result: dict[str, Any]) -> dict[str, Any]:
+def csv_row(result: dict[str, Any], spec: FrameworkSpec | None = None) -> dict[str, Any]:
     """The contract keys of one result as a flat CSV row: the fixed columns, then a
     column per tracked capability's status (lists joined with spaces)."""
-    flat = contract_values(result)
+    spec = spec or spec_of(result)
+    flat = contract_values(result, spec)
     row: dict[str, Any] = {"model": result["model"], "pack.name": result["pack"]["name"],
                            "pack.version": result["pack"]["version"]}
     for key, value in flat.items():
@@ -323,21 +349,23 @@ def csv_row(result: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(value, bool):
             value = str(value).lower()
         row[key] = value
-    statuses = [key for key in flat if key not in CSV_FIXED]
-    return {key: row[key] for key in [*CSV_FIXED, *statuses]}
+    fixed = csv_fixed(spec)
+    statuses = [key for key in flat if key not in fixed]
+    return {key: row.get(key, "") for key in [*fixed, *statuses]}
 
 
-def _write_csv(out: io.TextIOBase, results: Iterator[dict[str, Any]]) -> None:
+def _write_csv(out: io.TextIOBase, results: Iterator[dict[str, Any]],
+               spec: FrameworkSpec) -> None:
     first = next(results, None)
     if first is None:
-        csv.writer(out).writerow(CSV_FIXED)
+        csv.writer(out).writerow(csv_fixed(spec))
         return
-    row = csv_row(first)
+    row = csv_row(first, spec)
     writer = csv.DictWriter(out, fieldnames=list(row), restval="", extrasaction="ignore")
     writer.writeheader()
     writer.writerow(row)
     for result in results:
-        writer.writerow(csv_row(result))
+        writer.writerow(csv_row(result, spec))
 
 
 @click.group("db")

@@ -16,6 +16,8 @@ from batch.stack import stack_names
 from cli.options import EXIT_REJECTED, dumps, fail
 from cli.render import table as _table
 from cli.store_options import check_assessment, db_option, open_store, stored_history
+from engine.framework import builtin_spec, default_spec, known_levels
+from engine.packstack import builtin_frameworks
 from knowledge_graph.compare import compare, value_changes
 from knowledge_graph.provenance import load
 from store.browse import summary_json as _row_json
@@ -28,6 +30,23 @@ def _short(version: str) -> str:
 
 def _when(stamp: str) -> str:
     return stamp[:19].replace("T", " ")
+
+
+def _level_names(rows: list[Summary], framework: str | None = None) -> tuple[str, str]:
+    """What tables and CSV call the headline level of these rows: their framework's
+    label and key (rsp-2.1: `ASL`, `asl`) when they share one framework, else `level`."""
+    names = {s.framework for s in rows} or {framework}
+    spec = builtin_spec(names.pop()) if len(names) == 1 else None
+    if spec is None and not rows and framework is None:
+        spec = default_spec()
+    if spec is None:
+        return "level", "level"
+    return spec.level.label, spec.level.key or "level"
+
+
+def _required_names(rows: list[Summary]) -> list[str]:
+    """The names of required safeguards these rows give, in the order they first do."""
+    return list(dict.fromkeys(name for s in rows for name in s.required))
 
 
 def _history_of(store: Store, model: str) -> list[Summary]:
@@ -54,8 +73,9 @@ def history_command(model: str, fmt: str, db: str | None) -> None:
         click.echo(dumps([_row_json(s) for s in found]))
         return
     click.echo(_table([[str(s.id), _when(s.assessed_at), f"{s.pack_name} {_short(s.pack_version)}",
-                        s.asl, s.decision, str(s.batch_id or "-")] for s in found],
-                      ["id", "assessed (UTC)", "pack", "ASL", "decision", "batch"]))
+                        s.level, s.decision, str(s.batch_id or "-")] for s in found],
+                      ["id", "assessed (UTC)", "pack", _level_names(found)[0], "decision",
+                       "batch"]))
 
 
 @click.command("diff")
@@ -144,16 +164,28 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+def _known(kind: str, value: str | None, known: list[str]) -> str | None:
+    """`value` if it is one of `known`, else a usage error naming them."""
+    if value is None or value in known:
+        return value
+    raise click.BadParameter(f"{value!r} is not a {kind} of any built-in framework; "
+                             f"known: {', '.join(known)}", param_hint=f"--{kind}")
+
+
 @click.command("list")
-@click.option("--asl", "asl", type=click.Choice(["ASL-2", "ASL-3", "ASL-4"]),
-              help="Only models whose newest assessment has this ASL.")
-@click.option("--decision", type=click.Choice(["proceed", "assessment_required",
-                                               "restrict_deployment", "pause"]),
+@click.option("--framework", metavar="NAME",
+              help="Only models assessed under this framework (the base pack's name, "
+              "e.g. openai-pf-2), each with its newest assessment under it.")
+@click.option("--level", metavar="LEVEL",
+              help="Only models whose newest assessment has this headline level.")
+@click.option("--asl", "asl", metavar="LEVEL", help="The same as --level (an ASL).")
+@click.option("--decision", metavar="DECISION",
               help="Only models whose newest assessment has this decision.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]),
               default="table", show_default=True)
 @db_option
-def list_command(asl: str | None, decision: str | None, fmt: str, db: str | None) -> None:
+def list_command(framework: str | None, level: str | None, asl: str | None,
+                 decision: str | None, fmt: str, db: str | None) -> None:
     """Every stored model with its newest assessment, and the packs it was made with
     (the table names them; JSON and CSV give each pack's version too).
 
@@ -161,27 +193,47 @@ def list_command(asl: str | None, decision: str | None, fmt: str, db: str | None
     Examples:
       asl list
       asl list --asl ASL-3 --decision pause
+      asl list --framework openai-pf-2 --level high
       asl list --format csv > portfolio.csv
     """
-    rows = list(open_store(db, read_only=True).all_latest(asl=asl, decision=decision))
+    specs = [spec for spec in map(builtin_spec, builtin_frameworks()) if spec is not None]
+    level = _known("level", level or asl, known_levels(specs))
+    decision = _known("decision", decision,
+                      list(dict.fromkeys(d for spec in specs for d in spec.decisions)))
+    rows = list(open_store(db, read_only=True).all_latest(level=level, decision=decision,
+                                                         framework=framework))
     if fmt == "json":
         click.echo(dumps([_row_json(s) for s in rows]))
         return
-    header = ["model", "ASL", "deployment", "security", "decision", "missing", "pack",
-              "assessed (UTC)", "assessment"]
-    values = [[s.model_id, s.asl, s.required_deployment, s.required_security, s.decision,
-               str(len(s.missing_safeguards)), stack_names(s.pack_stack), _when(s.assessed_at),
-               str(s.id)] for s in rows]
+    label, key = _level_names(rows, framework)
+    required = _required_names(rows) if rows else list(_default_required(framework))
+    mixed = len({s.framework for s in rows}) > 1
+    first = ["model", *(["framework"] if mixed else [])]
+
+    def lead(s: Summary) -> list[str]:
+        return [s.model_id, *([s.framework] if mixed else []), s.level,
+                *(str(s.required.get(name, "-")) for name in required)]
+
     if fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(["model", "asl", "required.deployment", "required.security",
+        writer.writerow([*first, key, *(f"required.{name}" for name in required),
                          "decision", "missing_safeguards", "assessed_at", "assessment",
                          "pack.version", "pack.name", "pack.stack"])
         for s in rows:
-            writer.writerow([s.model_id, s.asl, s.required_deployment, s.required_security,
-                             s.decision, " ".join(s.missing_safeguards), s.assessed_at, s.id,
-                             s.pack_version, s.pack_name,
+            writer.writerow([*lead(s), s.decision, " ".join(s.missing_safeguards),
+                             s.assessed_at, s.id, s.pack_version, s.pack_name,
                              " ".join(f"{layer['name']}@{layer['version']}"
                                       for layer in s.pack_stack)])
         return
+    header = [*first, label, *required, "decision", "missing", "pack", "assessed (UTC)",
+              "assessment"]
+    values = [[*lead(s), s.decision, str(len(s.missing_safeguards)),
+               stack_names(s.pack_stack), _when(s.assessed_at), str(s.id)] for s in rows]
     click.echo(_table(values, header) if values else "no stored assessments match")
+
+
+def _default_required(framework: str | None) -> tuple[str, ...]:
+    """The required names an empty CSV's header gives: the framework's (the default's)."""
+    spec = (builtin_spec(framework) if framework else None) or default_spec()
+    key = spec.key("required")
+    return key.names if key is not None else ()

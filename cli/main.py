@@ -28,6 +28,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "batch": ("cli.batch", "batch_command",
               "Assess every model of PORTFOLIOS (files, directories, - for standard input) "
               "into the record, in lineage order, and print a summary."),
+    "crosswalk": ("cli.crosswalk", "crosswalk_command",
+                  "Show the models in FILE assessed under their own framework and under "
+                  "another, side by side: what was translated and how, what was left out, "
+                  "and where the two frameworks disagree."),
     "db": ("cli.batch", "db_group", "Manage the assessment database's schema."),
     "diff": ("cli.history", "diff_command",
              "What changed between two stored assessments of MODEL (ids A B from asl "

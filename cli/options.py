@@ -1,11 +1,12 @@
 """Options and steps shared by every `asl` command that loads rule packs.
 
-`pack_option` is the one `--pack` option (repeatable): each DIR is an overlay pack loaded
-over the built-in rsp-2.1 pack, in the order given; a pack whose pack.yaml says
-`standalone: true` is loaded without the built-in (it must come first). Without
-`--pack`, a command uses the active stack stored in the database (the overlays `asl
-serve` activated), as the service does; `--pack` overrides it for that command only.
-`load_evaluator` loads and compiles that stack once, or reports every pack problem and exits with 1;
+`pack_option` is the one `--pack` option (repeatable) with `--framework NAME`: each DIR
+is an overlay pack loaded over the framework's built-in pack (default rsp-2.1), in the
+order given; a pack whose pack.yaml says `standalone: true` is loaded without the
+built-in (it must come first). Without `--pack` or `--framework`, a command uses the
+active stack stored in the database (the overlays `asl serve` activated), as the service
+does; `--pack` overrides it for that command only. `load_evaluator` loads and compiles
+that stack once, or reports every pack problem and exits with 1;
 `assess_inputs` runs the engine's front door (`engine.api.assess`) on the command's
 evidence and prints every rejection.
 """
@@ -13,8 +14,8 @@ evidence and prints every rejection.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 import click
 
@@ -23,31 +24,61 @@ from engine.assess import Assessment, evaluator_for
 from engine.errors import InputError, PackError
 from engine.evaluator import Evaluator
 from engine.jsontext import dumps as dumps  # JSON as every command prints it
+from engine.packstack import BUILTIN_PACK, builtin_frameworks, pack_stack
 
 EXIT_FAILED = 1
 EXIT_REJECTED = 2
 
 
 
-def _stored_when_absent(ctx: click.Context, _param: click.Parameter,
-                        packs: tuple[str, ...]) -> tuple[str, ...]:
-    """`--pack` as given; without it, the overlays of the active pack stack stored in the
-    database (`--db` where the command has it, else ASL_DATABASE_URL or ./asl.db), which
-    `asl serve` activates: the service and the command line assess with the same rules."""
-    if packs:
-        return packs
-    from cli.store_options import stored_overlays  # cli.store_options imports this module
-
-    return stored_overlays(ctx.params.get("db"))
+FRAMEWORK_KEY = "asl.framework"  # where --framework leaves its value for --pack
 
 
-pack_option = click.option(
-    "--pack", "packs", multiple=True, metavar="DIR",
-    type=click.Path(exists=True, file_okay=False), callback=_stored_when_absent,
-    help="Overlay rule pack directory, loaded over the built-in rsp-2.1 pack (repeatable: "
-    "later packs go over earlier ones). A pack.yaml saying `standalone: true` is loaded "
-    "without the built-in. Without --pack: the active stack stored in the database (the "
-    "built-in pack and the overlays activated with asl serve).")
+def _framework(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Remember the chosen framework for `--pack`, which is read after it."""
+    ctx.meta[FRAMEWORK_KEY] = value
+    return value
+
+
+def _packs(ctx: click.Context, _param: click.Parameter, packs: tuple[str, ...]
+           ) -> tuple[str, ...]:
+    """`--pack` as given, with the chosen framework's pack first when `--framework`
+    named one (then the command loads that stack, and so does every batch worker).
+    Without either, the overlays of the active pack stack stored in the database
+    (`--db` where the command has it, else ASL_DATABASE_URL or ./asl.db), which `asl
+    serve` activates: the service and the command line assess with the same rules."""
+    framework = ctx.meta.get(FRAMEWORK_KEY)
+    if framework is None:
+        if packs:
+            return packs
+        from cli.store_options import stored_overlays  # it imports this module
+
+        return stored_overlays(ctx.params.get("db"))
+    try:
+        return tuple(str(path) for path in pack_stack(packs, framework))
+    except PackError as exc:
+        raise click.BadParameter("; ".join(p.message for p in exc.problems),
+                                 param_hint="--framework") from exc
+
+
+def _pack_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--framework NAME` and `--pack DIR` (repeatable), the stack a command loads."""
+    command = click.option(
+        "--pack", "packs", multiple=True, metavar="DIR", callback=_packs,
+        type=click.Path(exists=True, file_okay=False),
+        help="Overlay rule pack directory, loaded over the framework's pack (repeatable: "
+        "later packs go over earlier ones). A pack.yaml saying `standalone: true` is "
+        "loaded in place of the framework's. Without --pack or --framework: the active "
+        "stack stored in the database (the built-in pack and the overlays activated with "
+        "asl serve).")(command)
+    return click.option(
+        "--framework", metavar="NAME", is_eager=True, expose_value=False,
+        callback=_framework, type=click.Choice(sorted(builtin_frameworks())),
+        help=f"The framework to assess under: a built-in pack (default {BUILTIN_PACK}).",
+    )(command)
+
+
+pack_option = _pack_options
 
 
 def fail(message: str, status: int = EXIT_FAILED) -> NoReturn:

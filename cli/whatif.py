@@ -94,7 +94,7 @@ def _render_whatif(result: WhatIf, changes: list[dict[str, Any]],
 @click.option("--model", "model_id", help="The model to change (needed for a portfolio).")
 @click.option("--set", "sets", multiple=True, metavar="PATH=VALUE",
               help="Set a field of the model's document; VALUE is YAML (0.3, true, [api], "
-              "ASL-3). List entries are addressed by id: evaluations[ID].score, "
+              "a level). List entries are addressed by id: evaluations[ID].score, "
               "findings[ID].verdict, safeguards[ID].status (a safeguard not listed is "
               "added). Repeatable; applied in order.")
 @click.option("--unset", "unsets", multiple=True, metavar="PATH",
@@ -238,7 +238,7 @@ def impact(files: tuple[str, ...], evidence_id: str | None, rule_id: str | None,
     run = assess_inputs(files, packs)
     evaluator = run.evaluator
     G = portfolio_graph({a.model: provenance(a) for a in run.assessments},
-                        rule_reads(evaluator.pack.rules))
+                        rule_reads(evaluator.pack.rules), evaluator.pack.spec.level.kind)
     if evidence_id is not None:
         found = _evidence_impact(G, evidence_id)
         text = _render_evidence(found)

@@ -15,6 +15,7 @@ from cli.options import EXIT_REJECTED, assess_inputs, choose_model, dumps, fail,
 from cli.output import write_output
 from cli.store_options import check_assessment, db_option, open_store, stored_history
 from engine.errors import InputError
+from engine.framework import FrameworkSpec, builtin_spec, default_spec
 from knowledge_graph.explain import render_rich, render_text, why_tree
 from knowledge_graph.export import (
     BINARY_FORMATS,
@@ -24,7 +25,7 @@ from knowledge_graph.export import (
     explained,
     export,
 )
-from knowledge_graph.provenance import UnknownConclusion, find_conclusion
+from knowledge_graph.provenance import UnknownConclusion, find_conclusion, subjects_for
 from knowledge_graph.provenance import load as load_graph
 from knowledge_graph.report import provenance
 
@@ -32,12 +33,12 @@ from knowledge_graph.report import provenance
 @click.command()
 @click.argument("file", metavar="FILE|MODEL")
 @click.option("--model", "model_id", help="The model to explain (needed for a portfolio).")
-@click.option("--conclusion", "selector", default="asl", show_default=True,
-              help="What to explain: asl, decision, comprehensive, required.security, "
-              "required.deployment, threshold:CBRN-3, checkpoint:'Autonomy checkpoint', "
-              "ongoing:'Cyber operations', missing:SAFEGUARD_ID, action:ACTION, or a "
-              "conclusion id from the json output; with a graph format also all (the "
-              "model's whole provenance).")
+@click.option("--conclusion", "selector",
+              help="What to explain (default: the headline level, rsp-2.1's asl): level, "
+              "decision, required.NAME, threshold:NAME, any output key's selector "
+              "(rsp-2.1: comprehensive, checkpoint:NAME, ongoing:NAME), missing:SAFEGUARD_ID, "
+              "action:ACTION, or a conclusion id from the json output; with a graph format "
+              "also all (the model's whole provenance).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", *GRAPH_FORMATS]),
               default="text", show_default=True,
               help="text or json: the explanation tree; dot, svg, png, prov-json (W3C PROV) "
@@ -54,7 +55,7 @@ from knowledge_graph.report import provenance
               "instead of the newest.")
 @db_option
 @pack_option
-def why(file: str, model_id: str | None, selector: str, fmt: str, output: str | None,
+def why(file: str, model_id: str | None, selector: str | None, fmt: str, output: str | None,
         color: bool | None, assessment_id: int | None, db: str | None,
         packs: tuple[str, ...]) -> None:
     """Explain a conclusion: the chain from it through each rule (title, citation,
@@ -86,33 +87,38 @@ def why(file: str, model_id: str | None, selector: str, fmt: str, output: str | 
         run = assess_inputs([file], packs)
         chosen = choose_model(run.assessments, model_id, file)
         model, graph, errors = chosen.model, provenance(chosen), run.rejected
+        spec = chosen.pack.spec
     else:
-        model, graph = _stored(file, assessment_id, db)
-    _explain(model, graph, selector, fmt, output, color)
+        model, graph, spec = _stored(file, assessment_id, db)
+    _explain(model, graph, selector or spec.level.key or "level", fmt, output, color,
+             subjects_for(spec))
     if errors:
         sys.exit(EXIT_REJECTED)
 
 
-def _stored(model: str, assessment_id: int | None, db: str | None) -> tuple[str, Any]:
-    """The provenance graph of a stored assessment of `model` (the newest by default)."""
+def _stored(model: str, assessment_id: int | None, db: str | None
+            ) -> tuple[str, Any, FrameworkSpec]:
+    """The provenance graph of a stored assessment of `model` (the newest by default),
+    and the spec of the framework it was made under."""
     store = open_store(db)
     found = stored_history(store, model, f"{model}: no such file, and no stored assessment "
                            f"of a model {model!r} (asl list shows the stored models)")
     chosen = found[-1].id if assessment_id is None else assessment_id
     check_assessment(model, chosen, found)
-    return model, load_graph(store.provenance(chosen))
+    framework = next((s.framework for s in found if s.id == chosen), "")
+    return model, load_graph(store.provenance(chosen)), builtin_spec(framework) or default_spec()
 
 
 def _explain(model: str, graph: Any, selector: str, fmt: str, output: str | None,
-             color: bool | None) -> None:
+             color: bool | None, subjects: dict[str, Any] | None = None) -> None:
     """Print (or write) the explanation of `selector` in a model's provenance graph."""
     node: str | None = None
     if selector != "all":
         try:
-            node = find_conclusion(graph, selector)
+            node = find_conclusion(graph, selector, subjects)
         except UnknownConclusion:
-            fail(f"{model} has no conclusion {selector!r}; try asl, decision, "
-                  "required.security, threshold:CBRN-3 or an id from --format json",
+            fail(f"{model} has no conclusion {selector!r}; try level, decision, "
+                  "required.NAME, threshold:NAME or an id from --format json",
                   EXIT_REJECTED)
     heading = f"{model}: why {selector}?"
     if fmt in GRAPH_FORMATS:

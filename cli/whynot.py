@@ -1,6 +1,6 @@
 """`asl why-not`: what stands in the way of a conclusion the analyst expected.
 
-Parses the target (`knowledge_graph.whynot.TARGET_FORMS`), assesses the file as `asl
+Parses the target (`knowledge_graph.whynot.target_forms`), assesses the file as `asl
 assess` would (a portfolio in reference order, `--model` choosing one model), and
 prints `knowledge_graph.whynot.why_not` as JSON, or as text for an analyst
 (`render_text`: the same content, indented, opening with the answer: the few smallest

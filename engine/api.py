@@ -147,7 +147,7 @@ def assess_documents(evaluator: Evaluator, documents: Sequence[LoadedDocument],
         ref = None
         if lca is not None and lca.model in results:
             ref = ReferenceInfo(by_id[lca.model].document.model.effective_compute_flop,
-                                results[lca.model].output["asl"])
+                                results[lca.model].output["level"])
         elif lca is not None:
             ref = outside.get(lca.model)
         try:

@@ -18,13 +18,9 @@ from typing import Any
 from engine.errors import AssessmentError
 from engine.evaluator import Derivation, Evaluator, Fact, Listener
 from engine.evidence_schema import ModelDocument, Vocabulary
+from engine.framework import OutputKey, builtin_names
 from engine.loader import load_pack, pack_stack
 from engine.model import ORIGIN_EVIDENCE, ORIGIN_PACK, Pack
-
-LEVEL_RANK = {"ASL-2": 2, "ASL-3": 3, "ASL-4": 4}
-OUTPUT_GROUPS = {"threshold": "thresholds", "checkpoint": "checkpoints",
-                 "ongoing": "ongoing_assessment"}
-
 
 _EVALUATORS: dict[tuple[str, ...], Evaluator] = {}
 GC_FIRST_THRESHOLD = 50_000
@@ -55,17 +51,24 @@ def evaluator_for(overlays: Sequence[str | Path] = ()) -> Evaluator:
 
 def vocabulary(pack: Pack) -> Vocabulary:
     """The capability names and safeguard ids evidence may use with this pack: an
-    overlay's capabilities, standards and elements included."""
-    return Vocabulary(pack.capability_names, pack.safeguard_ids)
+    overlay's capabilities, standards and elements included; and the names other
+    built-in frameworks use, for telling evidence written for one of them which to
+    use."""
+    known = pack.capability_names | pack.safeguard_ids
+    elsewhere = tuple((name, framework) for name, framework in builtin_names()
+                      if framework != pack.framework and name not in known)
+    levels = pack.spec.level.names if "reference" in pack.kinds else None
+    return Vocabulary(pack.capability_names, pack.safeguard_ids, pack.framework, elsewhere,
+                      levels)
 
 
 @dataclass(frozen=True)
 class ReferenceInfo:
-    """What a portfolio knows about a referenced model: its compute and the ASL its own
-    assessment concluded (the asl conclusion's id, for provenance)."""
+    """What a portfolio knows about a referenced model: its compute and the headline
+    level its own assessment concluded (its `level`)."""
 
     effective_compute_flop: float | None
-    asl: str | None
+    level: str | None
 
 
 @dataclass
@@ -104,8 +107,8 @@ def document_facts(doc: ModelDocument, pack: Pack, ref: ReferenceInfo | None = N
             if ref_compute is None and ref.effective_compute_flop is not None:
                 ref_compute = ref.effective_compute_flop
                 info["effective_compute_from"] = f"model:{lca.model}"
-            if determination is None and ref.asl is not None:
-                determination = ref.asl
+            if determination is None and ref.level is not None:
+                determination = ref.level
                 info["determination_from"] = f"assessment of {lca.model}"
         ratio = None
         if ref_compute and model.effective_compute_flop:
@@ -114,7 +117,7 @@ def document_facts(doc: ModelDocument, pack: Pack, ref: ReferenceInfo | None = N
         facts.append(Fact(f"model:{model.id}.last_comprehensive_assessment", "reference", {
             "model": lca.model, "months_since": lca.months_since, "compute_ratio": ratio,
             "determination": determination,
-            "determination_rank": LEVEL_RANK.get(determination) if determination else None,
+            "determination_rank": pack.spec.level.rank(determination),
         }, ORIGIN_EVIDENCE, info))
     for index, ev in enumerate(doc.evaluations):
         warning = ev.warning_score if ev.warning_score is not None else ev.threshold_score
@@ -143,7 +146,7 @@ def _safeguard_facts(doc: ModelDocument, pack: Pack, prefix: str) -> list[Fact]:
     entries = {entry.id: (index, entry) for index, entry in enumerate(doc.safeguards)}
     facts = []
     for standard in pack.standards:
-        for element in standard.elements:
+        for element in (standard.id,) if standard.whole else standard.elements:
             found = entries.get(element) or entries.get(standard.id)
             if found is None:
                 facts.append(Fact(f"safeguard:{element}", "safeguard", {
@@ -166,8 +169,10 @@ def _clean(info: dict[str, Any]) -> dict[str, Any]:
 
 
 def contract(pack: Pack, derivation: Derivation, model: str) -> dict[str, Any]:
-    """The contract keys of assessment-output.md, read off the conclusions. A pack that
-    concludes no value, or two, for a single-valued key fails the assessment."""
+    """The output of assessment-output.md, read off the conclusions as the framework
+    says (`pack.spec`): `model`, `pack`, `framework`, `level` and the framework's keys.
+    A pack that concludes no value, or two, for a single-valued key fails the
+    assessment."""
 
     def one(kind: str, where: dict[str, Any] | None = None) -> Fact:
         found = [f for f in derivation.of_kind(kind)
@@ -177,24 +182,24 @@ def contract(pack: Pack, derivation: Derivation, model: str) -> dict[str, Any]:
                                   f"{where or ''} for {model}, expected exactly one")
         return found[0]
 
-    groups: dict[str, dict[str, str]] = {name: {} for name in OUTPUT_GROUPS.values()}
-    for capability in pack.capabilities:
-        group = OUTPUT_GROUPS.get(capability.category, capability.category)
-        status = one("status", {"capability": capability.name})
-        groups.setdefault(group, {})[capability.name] = status.values["value"]
-    return {
-        "model": model,
-        "pack": {"name": pack.name, "version": pack.version},
-        "asl": one("asl").values["level"],
-        "required": {s: one("required", {"standard": s}).values["level"]
-                     for s in ("deployment", "security")},
-        "comprehensive_assessment_required": bool(one("comprehensive").values["required"]),
-        **{name: dict(sorted(values.items())) for name, values in groups.items()},
-        "missing_safeguards": sorted({f.values["safeguard"]
-                                      for f in derivation.of_kind("missing_safeguard")}),
-        "decision": one("decision").values["value"],
-        "actions": sorted({f.values["name"] for f in derivation.of_kind("action")}),
-    }
+    def read(key: OutputKey) -> Any:
+        if key.many:
+            return sorted({f.values[key.field] for f in derivation.of_kind(key.kind)})
+        if key.by is None:
+            return one(key.kind).values[key.field]
+        names = (key.names if key.category is None
+                 else sorted(c.name for c in pack.capabilities_of(key.category)))
+        return {name: one(key.kind, {key.by: name}).values[key.field] for name in names}
+
+    spec = pack.spec
+    headline = spec.level
+    keys = {key.key: read(key) for key in spec.keys}
+    level = (keys[headline.key] if headline.key is not None
+             else one(headline.kind).values[headline.field])
+    output: dict[str, Any] = {"model": model, "pack": {"name": pack.name,
+                                                       "version": pack.version},
+                              "framework": pack.framework, "level": level, **keys}
+    return output
 
 
 def assess_document(evaluator: Evaluator, doc: ModelDocument, ref: ReferenceInfo | None = None,

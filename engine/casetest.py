@@ -19,19 +19,21 @@ from typing import Any
 
 import yaml
 
-from engine.assess import OUTPUT_GROUPS, assess_document, vocabulary
+from engine.assess import assess_document, vocabulary
 from engine.cases import CASE_KEYS, CaseResult, _matches, _patterns, run_case
 from engine.constraints import Domains, holds, suggest
 from engine.errors import AssessmentError, PackProblem
 from engine.evaluator import Evaluator, Fact
 from engine.evidence import parse_document
 from engine.facts_id import render_value
+from engine.framework import NEUTRAL_KEYS
 from engine.model import Pack, Rule
 from engine.yamlsafe import line_of, load_yaml
 
-OUTPUT_KEYS = frozenset({"model", "pack", "asl", "required",
-                         "comprehensive_assessment_required", "missing_safeguards",
-                         "decision", "actions", *OUTPUT_GROUPS.values()})
+
+def output_keys(pack: Pack) -> frozenset[str]:
+    """The keys a case's `output:` may name: every result's own and the framework's."""
+    return frozenset({*NEUTRAL_KEYS, *(k.key for k in pack.spec.keys)}) - {"conclusions"}
 
 
 @dataclass
@@ -264,10 +266,11 @@ def _case_problems(pack: Pack, domains: Domains, file: str, case: Any, rule_ids:
         problems += _pattern_problems(pack, domains, file, case, key, label)
     output = case.get("output") or {}
     if isinstance(output, dict):
+        known = output_keys(pack)
         problems += [PackProblem(file, line_of(case, "output"), "case-output",
                                  f"{label}: the output has no key {k!r}"
-                                 f"{suggest(k, OUTPUT_KEYS)}")
-                     for k in output if k not in OUTPUT_KEYS]
+                                 f"{suggest(k, known)}")
+                     for k in output if k not in known]
     return problems, {str(r) for r in listed}
 
 

@@ -1,4 +1,11 @@
-"""Translate a checked pack into one durable-rules ruleset definition.
+"""Translate a checked pack into rules the matcher runs, in a neutral form.
+
+The compiler decides what each rule tests and when it may fire; how a matcher spells
+that is its adapter's business (`engine.durable_adapter`, the only module that knows
+durable-rules' syntax). A compiled rule is a list of patterns, each a kind of fact and
+the tests a fact must pass (`Compare`, `Exists`, `OneOf`, and `BoundIsSet`, the guard
+before a comparison with a field an earlier fact may leave unset), in the order the
+rule states them.
 
 durable-rules fires a `none(...)` pattern as soon as the positive part matches, even if
 the negated fact arrives later in the same batch. So every rule with a negation starts
@@ -9,61 +16,115 @@ monotonic and need no gate, except those that read only pack facts: pack facts s
 a reused session between assessments, so such a rule needs the per-assessment gate to
 fire again for each one.
 
-The ruleset also has a sink rule that accepts any fact and never fires: durable-rules
-refuses a fact no rule matches, and a refused fact in a batch stalls the rest.
-
-Each test means what the operator table says (`engine.operators`). durable-rules agrees
-within one type of values, which the loader guarantees, but not when a comparison's
-operand is a field left unset (see `_pattern`): such a comparison is preceded by a test
-that the field is set, the table's "an unset side passes nothing". Facts of kinds that
-may leave a field unset (evidence, and pack facts of which one omits it) carry
-`__unset_FIELD` (0 or 1) for every such field a `ref` reads.
+Each test means what the operator table says (`engine.operators`); "an unset side
+passes nothing" is made explicit: a comparison with another field of the same fact that
+may be unset is preceded by `Exists(field)`, one with a field of an earlier-bound fact
+that may be unset by `BoundIsSet(alias, field)`. Facts of kinds that may leave a field
+unset are evidence, and pack facts of which one omits it (`optional_fields`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from engine.model import ORIGIN_EVIDENCE, ORIGIN_PACK, Condition, Operand, Pack, Rule, Test
-from engine.operators import ORDERING
 
 GATE_KIND = "__stratum"
-SINK_RULE = "__sink"
-# Every fact carries `ANCHOR_FIELD = 0`, so comparing it with an earlier-bound fact's
-# always holds, with no string comparison: see `_pattern`.
-ANCHOR_FIELD = "__n"
-UNSET_PREFIX = "__unset_"  # `__unset_FIELD`: 1 when the fact leaves FIELD unset, else 0
+GATE_ALIAS = "gate"
 
 
-# durable-rules' spelling of the operator table's comparisons (`eq`, `in` and `exists`
-# are written as patterns of their own in `_test`). Within one class of values durable
-# compares as the table says; the loader keeps every test within one class.
-DURABLE_OPERATORS = {"ne": "$neq", **{name: f"${name}" for name in sorted(ORDERING)}}
+@dataclass(frozen=True)
+class Const:
+    """A constant operand."""
+
+    value: Any
 
 
-def _always_true(first_alias: str) -> dict[str, Any]:
-    return {"$gte": {ANCHOR_FIELD: {first_alias: ANCHOR_FIELD}}}
-SINK_DEFINITION = {"all": [{"any_fact": {"$ex": {"kind": 1}}},
-                           {"never": {"kind": "__never__"}}]}
+@dataclass(frozen=True)
+class FieldOf:
+    """Another field of the fact under test (`{field: threshold_score}`)."""
+
+    field: str
+
+
+@dataclass(frozen=True)
+class BoundField:
+    """A field of the fact an earlier pattern bound (`{ref: s.capability}`)."""
+
+    alias: str
+    field: str
+
+
+@dataclass(frozen=True)
+class Compare:
+    """`field OP operand`, OP one of the operator table's comparisons (eq, ne, gt, gte,
+    lt, lte)."""
+
+    field: str
+    op: str
+    operand: Const | FieldOf | BoundField
+
+
+@dataclass(frozen=True)
+class Exists:
+    """The field is set (`present`) or unset."""
+
+    field: str
+    present: bool = True
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """The field equals one of `values`."""
+
+    field: str
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class BoundIsSet:
+    """The fact bound to `alias` sets `field`: the guard before comparing with it."""
+
+    alias: str
+    field: str
+
+
+NeutralTest = Compare | Exists | OneOf | BoundIsSet
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One pattern of a rule: a fact of `kind` passing `tests` must exist (bound to
+    `alias`), or, when `negated`, must not."""
+
+    alias: str
+    kind: str
+    tests: tuple[NeutralTest, ...]
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """A rule as the matcher runs it: its patterns, all of which must hold."""
+
+    patterns: tuple[Pattern, ...]
 
 
 @dataclass(frozen=True)
 class CompiledPack:
-    """The pack as one durable ruleset definition, with what the evaluator needs to
-    drive it: which rule each durable rule name stands for, how durable's binding names
-    map back to the rule's, the strata whose gates must be opened in order, and the
-    kinds some rule reads (only those are worth asserting)."""
+    """The pack as matcher rules, with what the evaluator needs to drive them: which
+    rule each compiled rule name stands for, how the patterns' aliases map back to the
+    rule's names, the strata whose gates must be opened in order, and the kinds some
+    rule reads (only those are worth asserting)."""
 
-    definition: dict[str, Any]
-    rules: dict[str, Rule]  # durable rule name -> rule
-    bindings: dict[str, dict[str, str]]  # durable rule name -> durable binding -> rule name
+    rules: dict[str, Rule]  # compiled rule name -> rule
+    compiled: dict[str, CompiledRule]  # compiled rule name -> its patterns
+    bindings: dict[str, dict[str, str]]  # compiled rule name -> alias -> rule name
     stratum: dict[str, int]  # rule id -> stratum
     gates: tuple[int, ...]  # strata that have gated (negating) rules, ascending
     consumed: frozenset[str]
-    flagged: dict[str, tuple[str, ...]] = field(default_factory=dict)  # kind -> fields
-    # whose `__unset_` flag its facts carry (see the module docstring)
 
 
 def optional_fields(pack: Pack) -> dict[str, frozenset[str]]:
@@ -82,8 +143,8 @@ def optional_fields(pack: Pack) -> dict[str, frozenset[str]]:
 
 
 def compile_pack(pack: Pack) -> CompiledPack:
-    """Compile every rule of `pack`; durable rule names are positional, so stable."""
-    definition: dict[str, Any] = {SINK_RULE: SINK_DEFINITION}
+    """Compile every rule of `pack`; compiled rule names are positional, so stable."""
+    compiled: dict[str, CompiledRule] = {}
     names: dict[str, Rule] = {}
     bindings: dict[str, dict[str, str]] = {}
     stratum: dict[str, int] = {}
@@ -91,7 +152,6 @@ def compile_pack(pack: Pack) -> CompiledPack:
     gates: set[int] = set()
     pack_kinds = {k.name for k in pack.kinds.values() if k.origin == ORIGIN_PACK}
     optional = optional_fields(pack)
-    flagged: dict[str, set[str]] = {}
     for level, rule_ids in enumerate(pack.strata):
         for position, rule_id in enumerate(rule_ids):
             rule = by_id[rule_id]
@@ -99,116 +159,69 @@ def compile_pack(pack: Pack) -> CompiledPack:
             # Negating rules wait for their stratum's gate; so do rules that read only
             # pack facts, which stay asserted between assessments (see engine.evaluator).
             gated = bool(rule.negates) or rule.consumes <= pack_kinds
-            definition[name], bindings[name] = compile_rule(rule, level if gated else None,
-                                                            optional)
-            for kind, fname in guarded_refs(rule, optional):
-                flagged.setdefault(kind, set()).add(fname)
+            compiled[name], bindings[name] = compile_rule(rule, level if gated else None,
+                                                          optional)
             names[name] = rule
             stratum[rule_id] = level
             if gated:
                 gates.add(level)
     consumed = frozenset().union(*(r.consumes | r.negates for r in pack.rules))
-    return CompiledPack(definition, names, bindings, stratum, tuple(sorted(gates)), consumed,
-                        {kind: tuple(sorted(fields)) for kind, fields in sorted(flagged.items())})
-
-
-def guarded_refs(rule: Rule, optional: Mapping[str, frozenset[str]]) -> set[tuple[str, str]]:
-    """The (kind, field) pairs the rule's `ref` tests read that a fact may leave unset."""
-    bound = {c.name: c.kind for c in rule.conditions if not c.negated}
-    return {(bound[t.operand.ref[0]], t.operand.ref[1]) for c in rule.conditions
-            for t in c.tests if t.operand.ref is not None
-            and t.operand.ref[1] in optional.get(bound.get(t.operand.ref[0], ""), ())}
+    return CompiledPack(names, compiled, bindings, stratum, tuple(sorted(gates)), consumed)
 
 
 def gate_fact(level: int) -> dict[str, Any]:
     """The fact that opens stratum `level`'s negating rules."""
-    return {"id": f"{GATE_KIND}:{level}", "kind": GATE_KIND, "level": level, ANCHOR_FIELD: 0}
+    return {"id": f"{GATE_KIND}:{level}", "kind": GATE_KIND, "level": level}
 
 
 def compile_rule(rule: Rule, gate: int | None = None,
                  optional: Mapping[str, frozenset[str]] | None = None
-                 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """A rule's `when` as a durable-rules `all` list (behind its stratum's gate when it
-    negates), and the map from durable binding names back to the rule's own names.
-    `optional`: the fields each kind's facts may leave unset (`optional_fields`)."""
+                 ) -> tuple[CompiledRule, dict[str, str]]:
+    """A rule's `when` as patterns (behind its stratum's gate when it negates), and the
+    map from the patterns' aliases back to the rule's own names. `optional`: the fields
+    each kind's facts may leave unset (`optional_fields`)."""
     optional = optional or {}
     bound_kind = {c.name: c.kind for c in rule.conditions if not c.negated}
-
-    def unset(name: str | None, fname: str, kind: str) -> bool:
-        """Whether the field of the fact bound to `name` (or of the fact tested, of
-        `kind`) may be unset."""
-        return fname in optional.get(bound_kind[name] if name else kind, ())
-
     aliases: dict[str, str] = {}
-    patterns: list[dict[str, Any]] = []
-    first = None
+    patterns: list[Pattern] = []
     if gate is not None:
-        patterns.append({"gate": {"$and": [{"kind": GATE_KIND}, {"level": gate}]}})
-        first = "gate"
+        patterns.append(Pattern(GATE_ALIAS, GATE_KIND,
+                                (Compare("level", "eq", Const(gate)),)))
     for position, cond in enumerate(rule.conditions):
-        if cond.negated:
-            patterns.append({f"n{position}$not": _pattern(cond, aliases, first, unset)})
-        else:
-            alias = f"b{position}"
-            patterns.append({alias: _pattern(cond, aliases, first, unset)})
+        alias = f"n{position}" if cond.negated else f"b{position}"
+        patterns.append(Pattern(alias, cond.kind,
+                                _tests(cond, aliases, bound_kind, optional), cond.negated))
+        if not cond.negated:
             aliases[cond.name] = alias
-            first = first or alias
-    return {"all": patterns}, {v: k for k, v in aliases.items()}
+    return CompiledRule(tuple(patterns)), {v: k for k, v in aliases.items()}
 
 
-def _pattern(cond: Condition, aliases: dict[str, str], first: str | None,
-             unset: Callable[[str | None, str, str], bool]) -> dict[str, Any]:
-    """One pattern as durable-rules' `$and`, its tests ordered around two defects of the
-    C matcher (durable-rules 2.0.28, `reduceExpressionSequence`):
-    - when the last comparison against an earlier-bound fact is false, the matcher scans
-      past the end of the expression list for its terminator (reads beyond the buffer and
-      can crash); a trailing cross-fact comparison that is always true keeps it in bounds
-      (same-fact comparisons are alpha tests, outside that list);
-    - a `$or` ends the `$and` early, skipping every comparison after it; so `in` tests
-      (compiled to `$or`) come last.
-    A comparison with a field that may be unset (`unset`) is preceded by the test that it
-    is set, which the table requires anyway:
-    - for a `ref`, the earlier fact's `__unset_FIELD` flag: durable rejects the batch
-      when it reads a field the earlier fact lacks;
-    - for a `field` of the same fact, `$ex`: without it, when the field is unset durable
-      answers the comparison as another rule's constant test on the same field and
-      operator (`score >= threshold_score` fires like `score >= 0.9`).
-    """
-    constants: list[dict[str, Any]] = []
-    references: list[dict[str, Any]] = []
-    choices: list[dict[str, Any]] = []
+def _tests(cond: Condition, aliases: dict[str, str], bound_kind: dict[str, str],
+           optional: Mapping[str, frozenset[str]]) -> tuple[NeutralTest, ...]:
+    """A condition's tests, each comparison with a field that may be unset preceded by
+    the test that it is set (the operator table's "an unset side passes nothing")."""
+    tests: list[NeutralTest] = []
     for test in cond.tests:
-        compiled = _test(test, aliases)
-        if test.op == "in":
-            choices.append(compiled)
-        elif test.operand.ref is not None:
-            name, fname = test.operand.ref
-            if unset(name, fname, cond.kind):
-                references.append({ANCHOR_FIELD: {aliases[name]: UNSET_PREFIX + fname}})
-            references.append(compiled)
-        else:
-            if test.operand.field is not None and unset(None, test.operand.field, cond.kind):
-                constants.append({"$ex": {test.operand.field: 1}})
-            constants.append(compiled)
-    if references and first is not None:
-        references.append(_always_true(first))
-    return {"$and": [{"kind": cond.kind}, *constants, *references, *choices]}
+        ref, same = test.operand.ref, test.operand.field
+        if ref is not None and ref[1] in optional.get(bound_kind[ref[0]], ()):
+            tests.append(BoundIsSet(aliases[ref[0]], ref[1]))
+        elif same is not None and same in optional.get(cond.kind, ()):
+            tests.append(Exists(same))
+        tests.append(_test(test, aliases))
+    return tuple(tests)
 
 
-def _test(test: Test, aliases: dict[str, str]) -> dict[str, Any]:
+def _test(test: Test, aliases: dict[str, str]) -> NeutralTest:
     if test.op == "exists":
-        return {"$ex" if test.operand.constant else "$nex": {test.field: 1}}
+        return Exists(test.field, bool(test.operand.constant))
     if test.op == "in":
-        return {"$or": [{test.field: value} for value in test.operand.constant]}
-    operand = _operand(test.operand, aliases)
-    if test.op == "eq":
-        return {test.field: operand}
-    return {DURABLE_OPERATORS[test.op]: {test.field: operand}}
+        return OneOf(test.field, tuple(test.operand.constant))
+    return Compare(test.field, test.op, _operand(test.operand, aliases))
 
 
-def _operand(operand: Operand, aliases: dict[str, str]) -> Any:
+def _operand(operand: Operand, aliases: dict[str, str]) -> Const | FieldOf | BoundField:
     if operand.field is not None:
-        return {"$m": operand.field}
+        return FieldOf(operand.field)
     if operand.ref is not None:
-        return {aliases[operand.ref[0]]: operand.ref[1]}
-    return operand.constant
+        return BoundField(aliases[operand.ref[0]], operand.ref[1])
+    return Const(operand.constant)

@@ -3,8 +3,9 @@
 `asl rules validate` (engine.validate) asks two questions of every condition: can the
 constant tests on one field all hold at once (`gt 5` with `lt 3` cannot), and does any
 value that field can actually take pass them. The second needs each field's *domain*:
-- evidence kinds: what the evidence format allows (engine.evidence_schema's enumerations, and
-  the pack's capability names and safeguard ids), where it fixes the values at all;
+- evidence kinds: what the evidence format allows (engine.evidence_schema's enumerations, the
+  pack's capability names and safeguard ids, and its framework's levels), where it
+  fixes the values at all;
 - pack kinds: the values the pack's own facts state;
 - derived kinds: the union, over every rule concluding the kind, of the constants it
   writes and the domains of the fields it copies (`{ref: s.capability}`), to a fixpoint.
@@ -17,15 +18,7 @@ import difflib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from engine.assess import LEVEL_RANK
-from engine.evidence_schema import (
-    ASLS,
-    CHANNELS,
-    ELICITATIONS,
-    PURPOSES,
-    SAFEGUARD_STATUSES,
-    VERDICTS,
-)
+from engine.evidence_schema import CHANNELS, ELICITATIONS, PURPOSES, SAFEGUARD_STATUSES, VERDICTS
 
 # Re-exported: the kinds `engine.assess.document_facts` builds from a model document
 # (a pack's other evidence kinds never receive a fact).
@@ -103,18 +96,21 @@ def _frozen(values: Iterable[Any]) -> Domain:
 
 def evidence_domains(pack: Pack) -> Domains:
     """The values the evidence format allows for the evidence kinds' fields."""
+    levels = pack.spec.level.values
     known: Domains = {
         ("model", "has_reference"): frozenset({True, False}),
-        ("reference", "determination"): frozenset(ASLS),
-        ("reference", "determination_rank"): frozenset(LEVEL_RANK.values()),
+        ("reference", "determination"): frozenset(level.name for level in levels),
+        ("reference", "determination_rank"): frozenset(level.rank for level in levels),
         ("evaluation", "capability"): pack.capability_names,
         ("evaluation", "purpose"): frozenset(PURPOSES),
         ("evaluation", "elicitation"): frozenset(ELICITATIONS),
         ("finding", "capability"): pack.capability_names,
         ("finding", "verdict"): frozenset(VERDICTS),
         ("channel", "name"): frozenset(CHANNELS),
-        ("safeguard", "element"): frozenset(e for s in pack.standards for e in s.elements),
-        ("safeguard", "standard"): frozenset(s.id for s in pack.standards if s.elements),
+        ("safeguard", "element"): frozenset(e for s in pack.standards
+                                            for e in ((s.id,) if s.whole else s.elements)),
+        ("safeguard", "standard"): frozenset(s.id for s in pack.standards
+                                             if s.elements or s.whole),
         ("safeguard", "status"): frozenset(SAFEGUARD_STATUSES),
     }
     return {(kind, f): known.get((kind, f)) for kind, spec in pack.kinds.items()

@@ -1,11 +1,11 @@
 """The output contract's keys as flat values, and the one way two results are compared.
 
 `contract_values` flattens a result (the engine's output, or a stored one) to dotted
-keys in the order assessment-output.md lists them: `asl`, `required.security`,
-`thresholds.CBRN-3`, ..., `missing_safeguards`, `decision`, `actions` (lists stay
-whole). `contract_changes` lists the keys whose values differ between two results; every
-command that compares results (what-if, `asl rules diff --portfolio`, `asl diff`, a
-batch's summary) calls it, so they agree on what changed.
+keys in the order its framework's output lists them (`engine.framework`; for rsp-2.1:
+`asl`, `required.security`, `thresholds.NAME`, ..., `missing_safeguards`, `decision`,
+`actions`; lists stay whole). `contract_changes` lists the keys whose values differ
+between two results; every command that compares results (what-if, `asl rules diff
+--portfolio`, `asl diff`, a batch's summary) calls it, so they agree on what changed.
 """
 
 from __future__ import annotations
@@ -14,24 +14,28 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.assess import OUTPUT_GROUPS
+from engine.framework import FrameworkSpec, spec_of
 
-CONTRACT_ORDER = ("asl", "required", "comprehensive_assessment_required",
-                  *OUTPUT_GROUPS.values(), "missing_safeguards", "decision", "actions")
-NOT_COMPARED = ("model", "pack", "conclusions")  # who and with what, not what was found
+# Who and with what, not what was found.
+NOT_COMPARED = ("model", "pack", "framework", "conclusions")
 
 
-def contract_values(result: dict[str, Any]) -> dict[str, Any]:
+def contract_values(result: dict[str, Any], spec: FrameworkSpec | None = None
+                    ) -> dict[str, Any]:
     """The contract keys of a result, flattened to `required.security`,
-    `thresholds.CBRN-3` ... (lists stay lists), in the order the output contract gives
-    them (keys it does not list come last, sorted).
+    `statuses.NAME` ... (lists stay lists), in the order its framework's output gives
+    them (`spec`, by default its built-in framework's; keys it does not list come last,
+    sorted). `level` is left out when another key holds it (rsp-2.1's `asl`).
 
-    >>> contract_values({"model": "m", "decision": "pause",
-    ...                  "required": {"security": "ASL-3", "deployment": "ASL-2"}})
-    {'required.deployment': 'ASL-2', 'required.security': 'ASL-3', 'decision': 'pause'}
+    >>> contract_values({"model": "m", "decision": "d1", "level": "l2",
+    ...                  "required": {"security": "l2", "deployment": "l1"}})
+    {'required.deployment': 'l1', 'required.security': 'l2', 'decision': 'd1'}
     """
-    known = [key for key in CONTRACT_ORDER if key in result]
-    rest = sorted(key for key in result if key not in CONTRACT_ORDER and key not in NOT_COMPARED)
+    spec = spec or spec_of(result)
+    order = spec.order
+    skip = {*NOT_COMPARED, *(["level"] if spec.level.key is not None else [])}
+    known = [key for key in order if key in result]
+    rest = sorted(key for key in result if key not in order and key not in skip)
     flat: dict[str, Any] = {}
     for key in [*known, *rest]:
         value = result[key]
@@ -67,15 +71,18 @@ class KeyChange:
         return sorted(set(self.old) - set(self.new)) if self.is_list else []
 
 
-def contract_changes(old: dict[str, Any], new: dict[str, Any]) -> list[KeyChange]:
+def contract_changes(old: dict[str, Any], new: dict[str, Any],
+                     spec: FrameworkSpec | None = None) -> list[KeyChange]:
     """Every contract key whose value differs between two results, in contract order
-    (`contract_values`): scalars and mappings key by key, lists whole.
+    (`contract_values`, with `spec` or the newer result's framework's): scalars and
+    mappings key by key, lists whole.
 
     >>> [(c.key, c.old, c.new, c.added) for c in contract_changes(
-    ...     {"asl": "ASL-3", "actions": ["a", "b"]}, {"asl": "ASL-2", "actions": ["b", "c"]})]
-    [('asl', 'ASL-3', 'ASL-2', []), ('actions', ['a', 'b'], ['b', 'c'], ['c'])]
+    ...     {"decision": "d1", "actions": ["a", "b"]}, {"decision": "d2", "actions": ["b", "c"]})]
+    [('decision', 'd1', 'd2', []), ('actions', ['a', 'b'], ['b', 'c'], ['c'])]
     """
-    before, after = contract_values(old), contract_values(new)
+    spec = spec or spec_of(new)
+    before, after = contract_values(old, spec), contract_values(new, spec)
     return [KeyChange(key, before.get(key), after.get(key))
             for key in _union(after, before) if before.get(key) != after.get(key)]
 

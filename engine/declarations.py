@@ -19,7 +19,6 @@ from typing import Any
 from engine.errors import PackProblem
 from engine.facts_id import fact_id
 from engine.model import (
-    CAPABILITY_CATEGORIES,
     FIELD_TYPES,
     ORIGIN_DERIVED,
     ORIGIN_EVIDENCE,
@@ -36,6 +35,7 @@ NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 RESERVED_FIELDS = {"id", "kind", "sid"}
 ELEMENT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 EXTENSION_KEYS = {"name", "elements"}  # all an overlay may say about an existing standard
+# `whole: true`: a standard with no elements, stated in evidence as a whole.
 _NOT_VALUES = ("title", "cite")  # catalogue keys that describe an entry but are not fields
 
 
@@ -50,6 +50,7 @@ class _StandardDraft:
     line: int
     title: str
     element_packs: dict[str, str] = field(default_factory=dict)  # full element id -> pack
+    whole: bool = False
 
 
 @dataclass
@@ -62,9 +63,11 @@ class Catalogue:
 
 
 class Declarations:
-    """Reads each pack.yaml's `kinds`, `catalogue` and `facts`, in load order."""
+    """Reads each pack.yaml's `kinds`, `catalogue` and `facts`, in load order; a
+    capability's category must be one of `categories` (the base pack's output groups)."""
 
-    def __init__(self) -> None:
+    def __init__(self, categories: tuple[str, ...] = ()) -> None:
+        self.categories = categories
         self.kinds: dict[str, Kind] = {}
         self._kind_at: dict[str, tuple[str, str, int]] = {}  # kind -> pack, file, line
         self._capabilities: dict[str, tuple[Capability, PackFact]] = {}
@@ -157,9 +160,9 @@ class Declarations:
             first = self._capabilities[name][1]
             return [PackProblem(file, line, "duplicate-capability", f"capability {name!r} is "
                                 f"already declared at {first.file}:{first.line}")]
-        if category not in CAPABILITY_CATEGORIES:
+        if category not in self.categories:
             return [PackProblem(file, line, "catalogue", f"capability {name!r}: category "
-                                f"must be one of {', '.join(CAPABILITY_CATEGORIES)}, "
+                                f"must be one of {', '.join(self.categories)}, "
                                 f"got {category!r}")]
         attrs = {k: v for k, v in entry.items() if k not in _NOT_VALUES}
         fact = PackFact(fact_id("capability", attrs, prefix="pack:"), "capability", attrs,
@@ -176,14 +179,24 @@ class Declarations:
         if not isinstance(elements, list):
             return [PackProblem(file, line, "catalogue",
                                 f"standard {name!r}: `elements` must be a list")]
+        whole = entry.get("whole", False)
+        if not isinstance(whole, bool) or (whole and elements):
+            return [PackProblem(file, line, "catalogue", f"standard {name!r}: `whole` is "
+                                "true or false, and a whole standard has no elements")]
         draft = self._standards.get(name)
         if draft is None:
-            attrs = {k: v for k, v in entry.items() if k not in ("elements", *_NOT_VALUES)}
-            draft = _StandardDraft(name, attrs, pack, file, line, str(entry.get("title", name)))
+            attrs = {k: v for k, v in entry.items()
+                     if k not in ("elements", "whole", *_NOT_VALUES)}
+            draft = _StandardDraft(name, attrs, pack, file, line, str(entry.get("title", name)),
+                                   whole=whole)
             self._standards[name] = draft
         elif draft.pack == pack:
             return [PackProblem(file, line, "duplicate-standard", f"standard {name!r} is "
                                 f"already declared at {draft.file}:{draft.line}")]
+        elif draft.whole:
+            return [PackProblem(file, line, "standard-extension", f"standard {name!r} is "
+                                f"stated whole by pack {draft.pack!r} ({draft.file}:"
+                                f"{draft.line}); it takes no elements")]
         elif set(entry) - EXTENSION_KEYS:
             extra = ", ".join(sorted(set(entry) - EXTENSION_KEYS))
             return [PackProblem(file, line, "standard-extension", f"standard {name!r} is "
@@ -208,9 +221,9 @@ class Declarations:
         standards = []
         facts = [fact for _, fact in self._capabilities.values()]
         for draft in self._standards.values():
-            attrs = {**draft.attributes, "defined": bool(draft.element_packs)}
+            attrs = {**draft.attributes, "defined": bool(draft.element_packs) or draft.whole}
             standards.append(Standard(draft.name, attrs, tuple(draft.element_packs), draft.pack,
-                                      dict(draft.element_packs)))
+                                      dict(draft.element_packs), draft.whole))
             facts.append(PackFact(fact_id("standard", attrs, prefix="pack:"), "standard", attrs,
                                   draft.file, draft.line, draft.title, draft.pack))
         facts += self._facts

@@ -1,12 +1,31 @@
-"""The one place that talks to durable-rules.
+"""The one place that talks to durable-rules, and the only one that knows its syntax.
 
-It owns a `durable.engine.Host` (rulesets registered as data, no global `durable.lang`
+It spells the compiler's neutral rules (`engine.compiler`) as durable-rules ruleset
+definitions (`$and`, `$neq`, `$ex`, `$or`, `$m`, `NAME$not` patterns), adds the catch-all
+sink rule durable-rules needs, and says how many rules it can take (`MAX_RULES`). It
+owns a `durable.engine.Host` (rulesets registered as data, no global `durable.lang`
 state) and drives the C matcher directly: assert a batch of facts into a session, then
 take the rule activations one by one. Everything durable-rules does quietly is made loud
 here: a refused or duplicate fact raises `AssessmentError`; a session's state is deleted
 in a `finally`, so sessions never pile up in C memory; and the host's background dispatch
 thread, which durable-rules needs alive, is kept from taking our activations while a
 session is in use.
+
+Two defects of durable-rules 2.0.28's C matcher (`reduceExpressionSequence`) decide how
+each pattern's tests are ordered (`pattern_definition`):
+- when the last comparison against an earlier-bound fact is false, the matcher scans
+  past the end of the expression list for its terminator (reads beyond the buffer and
+  can crash); a trailing cross-fact comparison that is always true keeps it in bounds
+  (same-fact comparisons are alpha tests, outside that list): every fact carries
+  `ANCHOR_FIELD = 0`, and the anchor compares it with the first bound fact's;
+- a `$or` ends the `$and` early, skipping every comparison after it; so `in` tests
+  (compiled to `$or`) come last.
+The set-guards come out as durable can check them: `Exists` as `$ex` (without it, when
+the field is unset durable answers a same-fact comparison as another rule's constant
+test on the same field and operator: `score >= threshold_score` fires like `score >=
+0.9`), and `BoundIsSet` as a comparison with the earlier fact's `__unset_FIELD` flag
+(0 or 1), which facts of that kind carry (durable rejects the batch when a join reads
+a field the earlier fact lacks).
 """
 
 from __future__ import annotations
@@ -23,6 +42,18 @@ import durable_rules_engine
 import orjson
 from durable import engine as durable_engine
 
+from engine.compiler import (
+    BoundField,
+    BoundIsSet,
+    Compare,
+    CompiledRule,
+    Const,
+    Exists,
+    FieldOf,
+    NeutralTest,
+    OneOf,
+    Pattern,
+)
 from engine.errors import AssessmentError
 
 # One lock for the whole process: the C engine is shared by every host.
@@ -34,9 +65,94 @@ MAX_IDLE_SESSIONS = 4
 # durable-rules keeps a little C memory per assessment run in a session, even after
 # every fact is retracted (~0.5 KB); replacing a session now and then keeps memory flat.
 MAX_SESSION_USES = 1000
+# durable-rules stopped answering (no reply in 60 s) compiling a ruleset of 600 rules;
+# 483 compiled and ran. Packs are refused above this (engine.loader, stage strata).
+MAX_RULES = 450
+SINK_RULE = "__sink"
+# Accepts any fact and never fires: durable-rules refuses a fact no rule matches, and a
+# refused fact in a batch stalls the rest.
+SINK_DEFINITION = {"all": [{"any_fact": {"$ex": {"kind": 1}}},
+                           {"never": {"kind": "__never__"}}]}
+ANCHOR_FIELD = "__n"  # on every fact, 0: see the module docstring
+UNSET_PREFIX = "__unset_"  # `__unset_FIELD`: 1 when the fact leaves FIELD unset, else 0
+# durable-rules' spelling of the operator table's comparisons (`eq`, `in` and `exists`
+# are written as patterns of their own). Within one class of values durable compares
+# as the table says; the loader keeps every test within one class.
+OPERATORS = {"ne": "$neq", "gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte"}
 OPEN_RULE = "__open"
 OPEN_DEFINITION = {"all": [{"session": {"kind": OPEN_RULE}}]}
 Activation = tuple[str, dict[str, dict[str, Any]]]  # durable rule name, binding -> fact
+
+
+def rule_definition(rule: CompiledRule) -> dict[str, Any]:
+    """A compiled rule as a durable-rules rule: an `all` of its patterns, each a named
+    `$and` (a negated one named `NAME$not`)."""
+    patterns: list[dict[str, Any]] = []
+    first: str | None = None  # the first bound pattern's alias: the anchor's target
+    for pattern in rule.patterns:
+        name = f"{pattern.alias}$not" if pattern.negated else pattern.alias
+        patterns.append({name: pattern_definition(pattern, first)})
+        if not pattern.negated:
+            first = first or pattern.alias
+    return {"all": patterns}
+
+
+def pattern_definition(pattern: Pattern, first: str | None) -> dict[str, Any]:
+    """One pattern as durable-rules' `$and`: the kind, then tests on the fact alone,
+    then comparisons with earlier-bound facts and the anchor after them, then the `$or`s
+    (see the module docstring for why in that order)."""
+    constants: list[dict[str, Any]] = []
+    references: list[dict[str, Any]] = []
+    choices: list[dict[str, Any]] = []
+    for test in pattern.tests:
+        if isinstance(test, OneOf):
+            choices.append(_spell(test))
+        elif isinstance(test, BoundIsSet) or (isinstance(test, Compare)
+                                              and isinstance(test.operand, BoundField)):
+            references.append(_spell(test))
+        else:
+            constants.append(_spell(test))
+    if references and first is not None:
+        references.append({"$gte": {ANCHOR_FIELD: {first: ANCHOR_FIELD}}})
+    return {"$and": [{"kind": pattern.kind}, *constants, *references, *choices]}
+
+
+def _spell(test: NeutralTest) -> dict[str, Any]:
+    """One neutral test in durable-rules' syntax."""
+    if isinstance(test, Exists):
+        return {"$ex" if test.present else "$nex": {test.field: 1}}
+    if isinstance(test, OneOf):
+        return {"$or": [{test.field: value} for value in test.values]}
+    if isinstance(test, BoundIsSet):
+        return {ANCHOR_FIELD: {test.alias: UNSET_PREFIX + test.field}}
+    operand = test.operand
+    spelled: Any = ({"$m": operand.field} if isinstance(operand, FieldOf)
+                    else {operand.alias: operand.field} if isinstance(operand, BoundField)
+                    else operand.value if isinstance(operand, Const) else None)
+    if test.op == "eq":
+        return {test.field: spelled}
+    return {OPERATORS[test.op]: {test.field: spelled}}
+
+
+def ruleset_definition(rules: dict[str, CompiledRule]) -> dict[str, Any]:
+    """Every compiled rule by name, and the sink rule: a whole durable-rules ruleset."""
+    if len(rules) > MAX_RULES:
+        raise AssessmentError(f"{len(rules)} rules; durable-rules takes at most {MAX_RULES}")
+    return {SINK_RULE: SINK_DEFINITION, **{name: rule_definition(rule)
+                                           for name, rule in rules.items()}}
+
+
+def flagged_fields(rules: dict[str, CompiledRule]) -> dict[str, tuple[str, ...]]:
+    """The fields whose `__unset_` flag the facts of each kind must carry: those some
+    rule's `BoundIsSet` guard reads."""
+    flagged: dict[str, set[str]] = {}
+    for rule in rules.values():
+        kinds = {p.alias: p.kind for p in rule.patterns if not p.negated}
+        for pattern in rule.patterns:
+            for test in pattern.tests:
+                if isinstance(test, BoundIsSet):
+                    flagged.setdefault(kinds[test.alias], set()).add(test.field)
+    return {kind: tuple(sorted(fields)) for kind, fields in sorted(flagged.items())}
 
 
 class _PackHost(durable_engine.Host):
@@ -66,10 +182,12 @@ def _guarded(method: Callable[[], Any]) -> Callable[[], Any]:
 class RulesetHandle:
     """A registered ruleset that sessions can be opened on."""
 
-    def __init__(self, host: _PackHost, name: str, base: list[dict[str, Any]]) -> None:
+    def __init__(self, host: _PackHost, name: str, base: list[dict[str, Any]],
+                 flagged: dict[str, tuple[str, ...]]) -> None:
         self._host = host
         self.name = name
         self._base = base
+        self.flagged = flagged
         ruleset = host.get_ruleset(name)
         self._handle = ruleset._handle
         # The host's timer thread calls these; make them wait for any session in use.
@@ -136,6 +254,7 @@ class Session:
         self._handle = ruleset._handle
         self.sid = sid
         self._asserted: list[str] = []
+        self._flagged = ruleset.flagged
         self.empty = True
         self.uses = 0
 
@@ -146,11 +265,17 @@ class Session:
 
     def assert_facts(self, facts: list[dict[str, Any]]) -> list[Activation]:
         """Assert a batch and return every activation it caused, in the order durable
-        produced them. Raises `AssessmentError` if any fact is refused or repeated."""
+        produced them. Raises `AssessmentError` if any fact is refused or repeated.
+        Each fact (a dict this call may change) gets the session id, the anchor and
+        the `__unset_` flags its kind needs."""
         if not facts:
             return []
         self.empty = False
+        flagged = self._flagged
         for fact in facts:
+            for name in flagged.get(fact["kind"], ()):
+                fact[UNSET_PREFIX + name] = 0 if fact.get(name) is not None else 1
+            fact[ANCHOR_FIELD] = 0
             fact["sid"] = self.sid
         self._asserted.extend(str(f["id"]) for f in facts)
         try:
@@ -196,7 +321,8 @@ class Session:
             message = started[1]
             while message:
                 for name, bindings in orjson.loads(message).items():
-                    activations.append((name, bindings))
+                    if name != SINK_RULE:  # never fires; never the caller's business
+                        activations.append((name, bindings))
                 message = durable_rules_engine.complete_and_start_action(
                     self._handle, state_handle)
         except Exception as exc:
@@ -236,18 +362,32 @@ def _ids(facts: list[dict[str, Any]]) -> str:
 
 
 class DurableRuleset:
-    """A compiled pack registered in a host of its own, ready to open sessions on."""
+    """Compiled rules (by name) registered in a host of their own, ready to open
+    sessions on; `base` facts are asserted into every session and stay there."""
 
-    def __init__(self, definition: dict[str, Any], base: Sequence[dict[str, Any]] = ()) -> None:
+    def __init__(self, rules: dict[str, CompiledRule],
+                 base: Sequence[dict[str, Any]] = ()) -> None:
+        self._register(ruleset_definition(rules), base, flagged_fields(rules))
+
+    @classmethod
+    def spelled(cls, definition: dict[str, Any]) -> DurableRuleset:
+        """A ruleset from rules already in durable-rules' syntax, without the sink: for
+        tests of what durable-rules itself does with a definition."""
+        ruleset = cls.__new__(cls)
+        ruleset._register(definition, (), {})
+        return ruleset
+
+    def _register(self, definition: dict[str, Any], base: Sequence[dict[str, Any]],
+                  flagged: dict[str, tuple[str, ...]]) -> None:
         self._host = _PackHost()
         name = f"asl{next(_RULESET_NAMES)}"
         definition = {**definition, OPEN_RULE: OPEN_DEFINITION}
-        rules = {rule: dict(body, run=rule) for rule, body in definition.items()}
+        bodies = {rule: dict(body, run=rule) for rule, body in definition.items()}
         try:
-            self._host.register_rulesets(json.loads(json.dumps({name: rules})))
+            self._host.register_rulesets(json.loads(json.dumps({name: bodies})))
         except Exception as exc:
             raise AssessmentError(f"durable-rules could not compile the pack: {exc}") from exc
-        self._ruleset = RulesetHandle(self._host, name, [dict(f) for f in base])
+        self._ruleset = RulesetHandle(self._host, name, [dict(f) for f in base], flagged)
 
     def close(self) -> None:
         """Delete the sessions kept for reuse."""

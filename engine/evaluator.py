@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.compiler import ANCHOR_FIELD, UNSET_PREFIX, CompiledPack, compile_pack, gate_fact
+from engine.compiler import CompiledPack, compile_pack, gate_fact
 from engine.durable_adapter import DurableRuleset, Session
 from engine.errors import AssessmentError
 from engine.facts_id import fact_id, render_value
@@ -37,15 +37,12 @@ class Fact:
     origin: str
     info: dict[str, Any] = field(default_factory=dict)
 
-    def wire(self, fields: Iterable[str], flagged: Iterable[str] = ()) -> dict[str, Any]:
-        """The fact as durable-rules sees it: declared fields only, unset ones omitted,
-        and for each `flagged` field whether it is unset (see engine.compiler)."""
+    def wire(self, fields: Iterable[str]) -> dict[str, Any]:
+        """The fact as the matcher is given it: declared fields only, unset ones
+        omitted (the adapter adds what its matcher needs besides)."""
         data = {f: self.values[f] for f in fields if self.values.get(f) is not None}
-        for name in flagged:
-            data[UNSET_PREFIX + name] = 0 if name in data else 1
         data["id"] = self.id
         data["kind"] = self.kind
-        data[ANCHOR_FIELD] = 0
         return data
 
 
@@ -122,9 +119,8 @@ class Evaluator:
     def __init__(self, pack: Pack) -> None:
         self.pack = pack
         self.compiled: CompiledPack = compile_pack(pack)
-        # Each kind's wire shape: its fields, and those whose `__unset_` flag it carries.
-        self._shape = {name: (tuple(sorted(k.fields)), self.compiled.flagged.get(name, ()))
-                       for name, k in pack.kinds.items()}
+        # Each kind's fields, as its facts are given to the matcher.
+        self._shape = {name: tuple(sorted(k.fields)) for name, k in pack.kinds.items()}
         self.pack_facts = tuple(
             Fact(pf.id, pf.kind, dict(pf.values), ORIGIN_PACK,
                  {"title": pf.title, "file": pf.file, "line": pf.line,
@@ -135,8 +131,8 @@ class Evaluator:
         # Pack facts are the same in every assessment: they are asserted once into each
         # session and stay there; every rule that reads only them waits for a gate.
         self._ruleset = DurableRuleset(
-            self.compiled.definition,
-            [f.wire(*self._shape[f.kind]) for f in sorted(self.pack_facts, key=lambda f: f.id)
+            self.compiled.compiled,
+            [f.wire(self._shape[f.kind]) for f in sorted(self.pack_facts, key=lambda f: f.id)
              if f.kind in self.compiled.consumed])
 
     @property
@@ -189,7 +185,7 @@ class Evaluator:
                   firings: dict[str, Firing], emit: Listener, gate: int | None) -> None:
         """Assert `batch` (and the gate, if any), then every new conclusion some rule
         reads, until the rules derive nothing new."""
-        wires = [f.wire(*self._shape[f.kind]) for f in batch if f.kind in self.compiled.consumed]
+        wires = [f.wire(self._shape[f.kind]) for f in batch if f.kind in self.compiled.consumed]
         if gate is not None:
             wires.append(gate_fact(gate))
         while wires:
@@ -197,7 +193,7 @@ class Evaluator:
             for name, bindings in session.assert_facts(wires):
                 new.extend(self._fire(name, bindings, facts, firings, emit))
             new.sort(key=lambda f: f.id)
-            wires = [f.wire(*self._shape[f.kind]) for f in new if f.kind in self.compiled.consumed]
+            wires = [f.wire(self._shape[f.kind]) for f in new if f.kind in self.compiled.consumed]
 
     def _fire(self, name: str, bindings: dict[str, dict[str, Any]],
               facts: dict[str, Fact], firings: dict[str, Firing], emit: Listener) -> list[Fact]:
@@ -205,9 +201,7 @@ class Evaluator:
         compiled = self.compiled
         rule = compiled.rules.get(name)
         if rule is None:
-            if name == "__sink":
-                return []
-            raise AssessmentError(f"durable-rules fired an unknown rule {name!r}")
+            raise AssessmentError(f"the matcher fired an unknown rule {name!r}")
         try:
             aliases = compiled.bindings[name]
             bound = {aliases[alias]: facts[data["id"]] for alias, data in bindings.items()

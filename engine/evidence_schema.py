@@ -35,7 +35,6 @@ VERDICTS = ("crossed", "cannot_rule_out", "ruled_out")
 SAFEGUARD_STATUSES = ("implemented", "partial", "planned", "absent")
 ELICITATIONS = ("full", "partial", "none")
 PURPOSES = ("rule_out", "rule_in")
-ASLS = ("ASL-2", "ASL-3", "ASL-4")
 
 
 @dataclass(frozen=True)
@@ -44,6 +43,17 @@ class Vocabulary:
 
     capabilities: frozenset[str]
     safeguards: frozenset[str]  # standard ids ("asl3-security") and element ids ("….audits")
+    # The framework these names are of, and (name, framework) for the names of other
+    # built-in frameworks, so evidence written for one of them is told which to use.
+    framework: str = ""
+    elsewhere: tuple[tuple[str, str], ...] = ()
+    # The levels a last comprehensive assessment may have determined (the framework's
+    # headline levels, lowest first), or None when the framework reads no such reference.
+    levels: tuple[str, ...] | None = None
+
+    def other_framework(self, name: str) -> str | None:
+        """The other built-in framework that has `name`, if any."""
+        return next((fw for known, fw in self.elsewhere if known == name), None)
 
 
 def describe(value: object) -> str:
@@ -97,7 +107,27 @@ def _known(kind: str, names: Callable[[Vocabulary], frozenset[str]]) -> AfterVal
     def check(value: str, info: ValidationInfo) -> str:
         vocabulary = (info.context or {}).get("vocabulary")
         if vocabulary is not None and value not in names(vocabulary):
-            raise _error(unknown_name(kind, value, sorted(names(vocabulary)), "known:"))
+            message = unknown_name(kind, value, sorted(names(vocabulary)), "known:")
+            other = vocabulary.other_framework(value)
+            if other is not None:
+                message += (f"; {value!r} is a name of framework {other}: assess with "
+                            f"--framework {other}, or translate with asl crosswalk FILE "
+                            f"--to {vocabulary.framework or 'FRAMEWORK'}")
+            raise _error(message)
+        return value
+
+    return AfterValidator(check)
+
+
+def _level() -> AfterValidator:
+    """Accept only a level of the Vocabulary's framework (any, without one, or when the
+    framework reads no reference to an earlier assessment)."""
+
+    def check(value: str, info: ValidationInfo) -> str:
+        vocabulary = (info.context or {}).get("vocabulary")
+        levels = vocabulary.levels if vocabulary is not None else None
+        if levels is not None and value not in levels:
+            raise _error(unknown_name("determination", value, levels, "expected one of"))
         return value
 
     return AfterValidator(check)
@@ -142,7 +172,7 @@ class LastAssessment(_Strict):
     model: ModelId
     effective_compute_flop: PositiveNumber | None = None
     months_since: NonNegativeNumber
-    determination: Annotated[str, _one_of("determination", ASLS)] | None = None
+    determination: Annotated[str, _level()] | None = None
 
 
 class ModelInfo(_Strict):

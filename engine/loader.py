@@ -32,6 +32,7 @@ from engine.declarations import NAME as NAME
 from engine.declarations import RESERVED_FIELDS as RESERVED_FIELDS
 from engine.declarations import Declarations
 from engine.errors import PackError, PackProblem
+from engine.framework import SECTION, FrameworkSpec, default_spec, parse_spec
 from engine.model import (
     ORIGIN_DERIVED,
     ORIGIN_PACK,
@@ -57,20 +58,9 @@ from engine.strata import stratify
 from engine.typecheck import conclusion_problems, pack_fact_problems, test_problems
 from engine.yamlsafe import DuplicateKeyError, LineDict, line_of, load_yaml
 
-MAX_RULES = 450
 PACK_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 DEFAULT_CITE_PATTERN = r"^RSP v2\.1 §\d+(\.\d+)*"
-# Kinds every pack must conclude: the assessment output is read from them.
-CONTRACT_KINDS = {
-    "asl": {"level"},
-    "required": {"standard", "level"},
-    "comprehensive": {"required"},
-    "status": {"capability", "value"},
-    "missing_safeguard": {"safeguard"},
-    "decision": {"value"},
-    "action": {"name"},
-}
 MAX_PACK_FILE_BYTES = 5 * 1024 * 1024
 
 
@@ -89,6 +79,7 @@ class Draft:
     name: str = ""
     title: str = ""
     cite_pattern: str = DEFAULT_CITE_PATTERN
+    spec: FrameworkSpec | None = None  # the base pack's `framework:` (engine.framework)
     kinds: dict[str, Kind] = field(default_factory=dict)
     capabilities: list[Capability] = field(default_factory=list)
     standards: list[Standard] = field(default_factory=list)
@@ -163,6 +154,8 @@ def stage_declarations(d: Draft) -> list[PackProblem]:
             continue
         layer_problems, names[position] = _read_layer(d, file, doc, position, names[:position])
         problems += layer_problems
+        problems += _read_spec(d, file, doc, position)
+        declarations.categories = d.spec.categories if d.spec is not None else ()
         if position == 0 or base_reason(doc) is None:  # a base pack further down is refused
             problems += declarations.read(file, names[position], doc)
     d.layers = names
@@ -225,6 +218,23 @@ def _read_layer(d: Draft, file: str, doc: dict[str, Any], position: int,
         d.cite_pattern = pattern
     d.cite_patterns[name] = pattern
     return problems, name
+
+
+def _read_spec(d: Draft, file: str, doc: dict[str, Any], position: int
+               ) -> list[PackProblem]:
+    """The base pack's `framework:` section (or the default framework's, when it has
+    none); an overlay may not have one: its results are its framework's."""
+    if position > 0:
+        if SECTION in doc and base_reason(doc) is None:  # a base pack: refused as such
+            return [_problem(file, line_of(doc, SECTION), "framework", "only a base pack "
+                             "says what its results hold (`framework:`); an overlay's "
+                             "results are its framework's")]
+        return []
+    if SECTION not in doc:
+        d.spec = default_spec()
+        return []
+    d.spec, problems = parse_spec(file, doc[SECTION])
+    return problems
 
 
 def _dir_name(d: Draft, file: str) -> str:
@@ -401,7 +411,8 @@ def stage_conclusions(d: Draft) -> list[PackProblem]:
                                          f"field(s) {', '.join(sorted(missing))}"))
     produced = {k for r in d.rules for k in r.produces}
     first_pack = d.pack_files[0] if d.pack_files else "pack.yaml"
-    for kind_name, fields in CONTRACT_KINDS.items():
+    contract_kinds = d.spec.contract_kinds() if d.spec is not None else {}
+    for kind_name, fields in contract_kinds.items():
         kind = d.kinds.get(kind_name)
         if kind is None or not fields <= set(kind.fields) or kind_name not in produced:
             problems.append(_problem(first_pack, 1, "contract-kind",
@@ -430,7 +441,9 @@ def stage_citations(d: Draft) -> list[PackProblem]:
 
 def stage_strata(d: Draft) -> list[PackProblem]:
     """Order the rules into strata; a kind that depends on its own absence is refused.
-    Packs are also capped in size: durable-rules hung compiling ~600 rules."""
+    Packs are also capped in size, at what the matcher can take."""
+    from engine.durable_adapter import MAX_RULES
+
     strata, cycles = stratify(d.rules)
     problems = []
     if len(d.rules) > MAX_RULES:
@@ -481,7 +494,7 @@ def load_pack(dirs: Sequence[str | Path] | None = None) -> Pack:
         name=draft.name, title=draft.title, version=_content_hash(draft), kinds=draft.kinds,
         rules=tuple(draft.rules), capabilities=tuple(draft.capabilities),
         standards=tuple(draft.standards), facts=tuple(draft.facts), strata=draft.strata,
-        cite_pattern=draft.cite_pattern, case_files=cases,
+        cite_pattern=draft.cite_pattern, spec=draft.spec or default_spec(), case_files=cases,
         sources=tuple(draft.pack_files + draft.rule_files), layers=tuple(draft.layers),
     )
 
@@ -496,8 +509,10 @@ def _content_hash(d: Draft) -> str:
     """A hash of what every loaded pack says (not of file names or formatting), so a
     result can be tied to the exact rules that produced it: the packs in load order,
     kinds, pack facts, each standard's elements, and every rule in force (with its pack,
-    and the rationale of a replacement)."""
-    content = {
+    and the rationale of a replacement); and what its results hold (`framework:`), when
+    that is not the default framework's (so packs from before `framework:` existed, and
+    the default framework itself, keep their versions)."""
+    content: dict[str, Any] = {
         "packs": d.layers,
         "kinds": {k: [v.origin, v.fields] for k, v in sorted(d.kinds.items())},
         "facts": sorted([f.id for f in d.facts]),
@@ -505,5 +520,10 @@ def _content_hash(d: Draft) -> str:
         "rules": sorted((r.id, r.pack, json.dumps(r.source, sort_keys=True, default=str))
                         for r in d.rules),
     }
+    if d.spec is not None and d.spec != default_spec():
+        content["framework"] = d.spec.source
+    whole = sorted(s.id for s in d.standards if s.whole)
+    if whole:
+        content["whole"] = whole
     digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode())
     return "sha256:" + digest.hexdigest()

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.framework import FrameworkSpec
+
 # Re-exported: the test operators (engine.operators holds their one table).
 from engine.operators import OPERATOR_TEXT as OPERATOR_TEXT
 from engine.operators import OPERATORS as OPERATORS
@@ -24,9 +26,6 @@ EVIDENCE_KINDS = frozenset({"model", "reference", "evaluation", "finding", "chan
                             "safeguard"})
 
 FIELD_TYPES = ("str", "number", "bool")  # engine.operators' value classes
-
-# The categories a capability may have; each is one group of the assessment output.
-CAPABILITY_CATEGORIES = ("threshold", "checkpoint", "ongoing")
 
 @dataclass(frozen=True)
 class Kind:
@@ -121,10 +120,11 @@ class Rule:
 
 @dataclass(frozen=True)
 class Capability:
-    """A capability the pack tracks (threshold, checkpoint or ongoing assessment)."""
+    """A capability the pack tracks, of one of the categories the framework's output
+    groups capabilities by (`FrameworkSpec.categories`)."""
 
     name: str
-    category: str  # one of CAPABILITY_CATEGORIES
+    category: str
     attributes: dict[str, Any]
     pack: str = ""  # the name of the pack that declared it
 
@@ -134,13 +134,16 @@ class Standard:
     """A safeguard standard of the catalogue and its element ids (empty when undefined).
 
     An overlay pack may add elements to a standard an earlier pack declared;
-    `element_packs` records which pack declared each element, for explanations."""
+    `element_packs` records which pack declared each element, for explanations. A
+    `whole` standard has no elements: evidence states it as a whole, and it is one
+    safeguard fact (element and standard both its id)."""
 
     id: str
     attributes: dict[str, Any]
     elements: tuple[str, ...]
     pack: str = ""  # the name of the pack that declared the standard
     element_packs: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    whole: bool = False
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,8 @@ class Pack:
     and the evaluator need, plus its content hash for recording with every result.
 
     `name` joins the loaded packs' names with `+` (`rsp-2.1+acme-lab`); `layers` lists
-    them in load order, the base pack first; `cite_pattern` is the base pack's."""
+    them in load order, the base pack first; `cite_pattern` is the base pack's, and so
+    is `spec`, what its results say (engine.framework)."""
 
     name: str
     title: str
@@ -183,9 +187,15 @@ class Pack:
     facts: tuple[PackFact, ...]
     strata: tuple[tuple[str, ...], ...]
     cite_pattern: str
+    spec: FrameworkSpec
     case_files: tuple[CaseFile, ...] = ()
     sources: tuple[str, ...] = ()
     layers: tuple[str, ...] = ()
+
+    @property
+    def framework(self) -> str:
+        """The framework its results are made under: the base pack's name."""
+        return self.layers[0] if self.layers else self.name.split("+", 1)[0]
 
     def rule(self, rule_id: str) -> Rule:
         for rule in self.rules:
@@ -198,6 +208,10 @@ class Pack:
             if rule_id in members:
                 return index
         raise KeyError(rule_id)
+
+    def capabilities_of(self, category: str) -> tuple[Capability, ...]:
+        """The capabilities of one category, in catalogue order."""
+        return tuple(c for c in self.capabilities if c.category == category)
 
     @property
     def safeguard_ids(self) -> frozenset[str]:

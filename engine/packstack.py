@@ -20,6 +20,7 @@ loading it then reports why.
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +40,13 @@ def builtin_frameworks() -> dict[str, Path]:
     package that holds a pack.yaml (its name is the directory's)."""
     root = Path(str(importlib.resources.files("rules")))
     return {p.name: p for p in sorted(root.iterdir()) if (p / "pack.yaml").is_file()}
+
+
+@functools.cache
+def is_builtin_framework(name: str | None) -> bool:
+    """Whether `name` is a built-in framework's (explanations name the pack of a rule
+    only when it is not one of those)."""
+    return name is not None and name in builtin_frameworks()
 
 
 def builtin_pack_dir(framework: str = BUILTIN_PACK) -> Path:

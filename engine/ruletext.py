@@ -23,9 +23,9 @@ from typing import Any
 
 from engine.evaluator import Fact
 from engine.facts_id import render_value
-from engine.loader import BUILTIN_PACK
 from engine.model import Conclusion, Condition, Operand, Pack, Rule, Test
 from engine.operators import OPERATOR_TEXT
+from engine.packstack import is_builtin_framework
 from engine.strata import dependency_graph
 
 
@@ -87,9 +87,9 @@ def conclusion_text(concl: Conclusion, quoted: bool = False) -> str:
 
 
 def cite_text(cite: str, pack: str | None) -> str:
-    """A rule's citation, naming its pack when that is not the built-in one:
+    """A rule's citation, naming its pack when that is not a built-in framework:
     `RSP v2.1 §2`, `RSP v2.1 §2; pack acme-lab`."""
-    return f"{cite}; pack {pack}" if pack and pack != BUILTIN_PACK else cite
+    return f"{cite}; pack {pack}" if pack and not is_builtin_framework(pack) else cite
 
 
 def rule_parts(rule: Rule) -> dict[str, list[str]]:

@@ -17,7 +17,6 @@ from typing import Any
 from engine.constraints import suggest
 from engine.loader import PACK_NAME, RULE_ID
 from engine.model import ORIGIN_DERIVED, Pack
-from engine.validate import SINGLE_VALUED
 
 TRIGGER_KIND = "finding"
 
@@ -75,11 +74,13 @@ def scaffold(pack: Pack, rule_id: str, title: str, cite: str, kind_out: str = "a
         derived = [k for k, v in pack.kinds.items() if v.origin == ORIGIN_DERIVED]
         raise ScaffoldError(f"--kind-out {kind_out!r} is not a kind rules conclude"
                             f"{suggest(kind_out, derived)}")
-    if kind_out in SINGLE_VALUED:
+    if kind_out in pack.spec.single_valued():
         raise ScaffoldError(f"--kind-out {kind_out!r} is single-valued (the output reads "
                             "exactly one); conclude what it is derived from instead, e.g. "
                             "requirement or decision_candidate")
-    capabilities = sorted(pack.capabilities, key=lambda c: c.category != "threshold")
+    # The output's first group first (rsp-2.1: the capability thresholds).
+    first = pack.spec.categories[0] if pack.spec.categories else None
+    capabilities = sorted(pack.capabilities, key=lambda c: c.category != first)
     if not capabilities:
         raise ScaffoldError("the pack declares no capability for the case's finding")
     capability = capabilities[0].name

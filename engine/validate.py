@@ -51,12 +51,6 @@ from engine.model import (
     Test,
 )
 
-# Conclusions the output reads exactly one of (per key field): two rules concluding
-# different values for the same key, from conditions that can hold together, conflict.
-SINGLE_VALUED: dict[str, tuple[str, ...]] = {
-    "asl": (), "decision": (), "comprehensive": (), "status": ("capability",),
-    "required": ("standard",),
-}
 # What may follow the cited section: nothing, or a separator before more text.
 CITE_TAIL = re.compile(r"^($|[;,:] |\s+\(|\s+(and|&)\s|\s+-\s)")
 FATAL = ("contradiction", "impossible-value", "never-fires")  # the rule can never fire
@@ -243,21 +237,23 @@ def _unreachable(pack: Pack, live: set[str]) -> list[PackProblem]:
 
 def check_conflicts(pack: Pack, domains: Domains, dead: Collection[str] = ()
                     ) -> list[PackProblem]:
-    """Pairs of rules concluding different values of a single-valued kind for the same
-    key, one of them a constant and the other a constant or a copied field that can hold
-    another value, unless their conditions exclude each other: one negates a kind the
-    other matches, or both test one field of a kind with disjoint constants. Rules that
-    can never fire (`dead`) conflict with nothing."""
+    """Pairs of rules concluding different values of a single-valued kind (one the
+    output reads exactly one of, per key field: `FrameworkSpec.single_valued`) for the
+    same key, one of them a constant and the other a constant or a copied field that can
+    hold another value, unless their conditions exclude each other: one negates a kind
+    the other matches, or both test one field of a kind with disjoint constants. Rules
+    that can never fire (`dead`) conflict with nothing."""
     problems = []
+    single = pack.spec.single_valued()
     live = [r for r in pack.rules if r.id not in dead]
     for first, second in combinations(live, 2):
         for c1 in first.conclusions:
             for c2 in second.conclusions:
-                clash = _clash((first, c1), (second, c2), domains)
+                clash = _clash((first, c1), (second, c2), domains, single)
                 if clash is None or _exclusive(first, second):
                     continue
                 fname, v1, v2 = clash
-                key = SINGLE_VALUED[c1.kind]
+                key = single[c1.kind]
                 scope = f" for the same {', '.join(key)}" if key else ""
                 problems.append(PackProblem(
                     second.file, second.line, "conflict",
@@ -283,21 +279,21 @@ def _concluded(rule: Rule, operand: Operand, domains: Domains) -> frozenset[Any]
                                               for t in tests))
 
 
-def _clash(one: tuple[Rule, Conclusion], other: tuple[Rule, Conclusion], domains: Domains
-           ) -> tuple[str, str, str] | None:
+def _clash(one: tuple[Rule, Conclusion], other: tuple[Rule, Conclusion], domains: Domains,
+           single: dict[str, tuple[str, ...]]) -> tuple[str, str, str] | None:
     """The first value field the two conclusions can disagree on, with each side's
     value(s) as text, when they conclude the same single-valued kind for the same key."""
     (r1, c1), (r2, c2) = one, other
-    if c1.kind != c2.kind or c1.kind not in SINGLE_VALUED:
+    if c1.kind != c2.kind or c1.kind not in single:
         return None
     v1, v2 = dict(c1.values), dict(c2.values)
-    for key in SINGLE_VALUED[c1.kind]:
+    for key in single[c1.kind]:
         if key in v1 and key in v2:
             a, b = _concluded(r1, v1[key], domains), _concluded(r2, v2[key], domains)
             if a is not None and b is not None and not a & b:
                 return None  # never the same key
     for fname in sorted(v1.keys() & v2.keys()):
-        if fname in SINGLE_VALUED[c1.kind]:
+        if fname in single[c1.kind]:
             continue
         a, b = _concluded(r1, v1[fname], domains), _concluded(r2, v2[fname], domains)
         if not a or not b or not (len(a) == 1 or len(b) == 1):

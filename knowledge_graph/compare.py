@@ -14,34 +14,37 @@ from typing import Any
 
 import networkx as nx
 
-from engine.assess import OUTPUT_GROUPS
 from engine.contract import contract_changes, contract_values, value_changes
+from engine.framework import FrameworkSpec, spec_of
 from knowledge_graph.provenance import (
     CONCLUSION,
     DEFAULT,
     EVIDENCE,
+    Subject,
     UnknownConclusion,
     find_conclusion,
     roots,
+    subjects_for,
 )
 
 __all__ = ["compare", "contract_values", "evidence_items", "value_changes"]
 
-STATUS_GROUPS = tuple(OUTPUT_GROUPS.values())  # thresholds, checkpoints, ongoing_assessment
-LIST_KEYS = {"missing_safeguards": "missing", "actions": "action"}
 
-
-def _selectors(key: str, old: Any, new: Any) -> list[str]:
-    """The conclusion selectors (knowledge_graph.provenance.find_conclusion) behind a key."""
-    if key in LIST_KEYS:
-        changed = sorted(set(old or []) ^ set(new or []))
-        return [f"{LIST_KEYS[key]}:{item}" for item in changed]
-    if key == "comprehensive_assessment_required":
-        return ["comprehensive"]
+def _selectors(spec: FrameworkSpec, key: str, old: Any, new: Any) -> list[str]:
+    """The conclusion selectors (knowledge_graph.provenance.find_conclusion) behind a
+    flattened contract key of the framework's output (`required.security`,
+    `thresholds.NAME`, `actions`, ...)."""
     group, _, name = key.partition(".")
-    if group in STATUS_GROUPS:
-        return [f"status:{name}"]
-    return [key]
+    entry = spec.key(group)
+    if entry is None:
+        return [key]
+    selector = entry.selector or entry.key
+    if entry.many:
+        changed = sorted(set(old or []) ^ set(new or []))
+        return [f"{selector}:{item}" for item in changed]
+    if entry.category is not None:
+        return [f"{entry.kind}:{name}"]
+    return [f"{selector}.{name}" if entry.by else selector]
 
 
 def evidence_items(graph: nx.DiGraph) -> dict[str, dict[str, Any]]:
@@ -49,9 +52,10 @@ def evidence_items(graph: nx.DiGraph) -> dict[str, dict[str, Any]]:
     return {n: d["values"] for n, d in graph.nodes(data=True) if d["node"] == EVIDENCE}
 
 
-def _rests_on(graph: nx.DiGraph, selector: str) -> tuple[str | None, set[str]]:
+def _rests_on(graph: nx.DiGraph, selector: str, subjects: dict[str, Subject]
+              ) -> tuple[str | None, set[str]]:
     try:
-        node = find_conclusion(graph, selector)
+        node = find_conclusion(graph, selector, subjects)
     except UnknownConclusion:
         return None, set()
     return node, roots(graph, node)
@@ -64,12 +68,14 @@ def compare(old: dict[str, Any], old_graph: nx.DiGraph, new: dict[str, Any],
     changed_evidence = {e for e in old_evidence.keys() & new_evidence.keys()
                         if old_evidence[e] != new_evidence[e]}
     moved = changed_evidence | (old_evidence.keys() ^ new_evidence.keys())
+    spec = spec_of(new)
+    subjects = subjects_for(spec)
     keys = []
     for change in contract_changes(old, new):
         behind = []
-        for selector in _selectors(change.key, change.old, change.new):
-            old_node, old_roots = _rests_on(old_graph, selector)
-            new_node, new_roots = _rests_on(new_graph, selector)
+        for selector in _selectors(spec, change.key, change.old, change.new):
+            old_node, old_roots = _rests_on(old_graph, selector, subjects)
+            new_node, new_roots = _rests_on(new_graph, selector, subjects)
             behind.append({
                 "conclusion": {"old": old_node, "new": new_node},
                 "evidence_changed": sorted((old_roots | new_roots) & moved),

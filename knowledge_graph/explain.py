@@ -22,7 +22,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from engine.facts_id import render_value
-from engine.loader import BUILTIN_PACK
+from engine.packstack import is_builtin_framework
 from engine.ruletext import cite_text
 from knowledge_graph.provenance import CONCLUSION, DEFAULT, EVIDENCE, FIRING, matched, supports
 
@@ -173,5 +173,5 @@ def render_rich(tree: dict[str, Any]) -> Tree:
 
 
 def _overlay(node: dict[str, Any]) -> bool:
-    """Whether a rule or pack default came from a pack other than the built-in one."""
-    return bool(node.get("pack")) and node["pack"] != BUILTIN_PACK
+    """Whether a rule or pack default came from a pack other than a built-in framework."""
+    return bool(node.get("pack")) and not is_builtin_framework(node["pack"])

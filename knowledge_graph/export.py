@@ -33,7 +33,7 @@ from prov.constants import PROV
 from prov.model import Namespace, ProvDocument
 
 from engine.facts_id import render_value
-from engine.loader import BUILTIN_PACK
+from engine.packstack import is_builtin_framework
 from knowledge_graph.provenance import CONCLUSION, DEFAULT, EVIDENCE, FIRING, matched
 
 GRAPH_FORMATS = ("dot", "svg", "png", "prov-json", "graphml")
@@ -118,7 +118,7 @@ def _label(data: dict[str, Any]) -> str:
     kind = data["node"]
     if kind == FIRING:
         cite = data["cite"]
-        if data.get("pack") and data["pack"] != BUILTIN_PACK:
+        if data.get("pack") and not is_builtin_framework(data["pack"]):
             cite = f"{cite}; pack {data['pack']}"
         because = textwrap.wrap(f"because {data['because']}", _WIDTH, max_lines=3,
                                 placeholder=" …")
@@ -129,7 +129,7 @@ def _label(data: dict[str, Any]) -> str:
                      _value_lines(data["values"], _MAX_VALUES))
     if kind == DEFAULT:
         pack = data["info"].get("pack")
-        where = [_short(f"pack {pack}")] if pack and pack != BUILTIN_PACK else []
+        where = [_short(f"pack {pack}")] if pack and not is_builtin_framework(pack) else []
         return _html(f"pack default · {data['kind']}", [],
                      [*where, *_value_lines(data["values"], _MAX_VALUES)])
     return _html(data["kind"], _value_lines(data["values"], None))

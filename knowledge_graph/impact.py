@@ -3,8 +3,9 @@
 `portfolio_graph` composes the per-model provenance graphs into one graph whose node ids
 are prefixed by their model (`corvid-atlas-5::evidence:atlas5-bio-acquisition-2026-01`),
 and links the models the way the engine does: when a model's reference fact took its
-determination from another model's assessment, that model's `asl` conclusion gets an
-edge to each firing that used the determination (the carry-over rules); when it took the
+determination from another model's assessment, that model's headline-level conclusion
+(rsp-2.1's `asl`) gets an edge to each firing that used the determination (the
+carry-over rules); when it took the
 reference's compute, the referenced model's `model:` fact gets one to each firing that
 used the compute ratio. "What rests on this evidence" then is a descendants query that
 crosses models, and agrees with what `asl what-if` shows when that evidence changes.
@@ -20,6 +21,7 @@ from collections.abc import Collection, Iterable, Mapping
 
 import networkx as nx
 
+from engine.framework import default_spec
 from engine.model import Rule
 from knowledge_graph.provenance import CONCLUSION, EVIDENCE, FIRING
 
@@ -64,17 +66,17 @@ def _sample() -> dict[str, nx.DiGraph]:
     m1 = nx.DiGraph()
     m1.add_node("evidence:e1", node=EVIDENCE, kind="evaluation", values={}, info={})
     m1.add_node("firing:asl:1", node=FIRING, rule="requirements.asl")
-    m1.add_node("asl(level=ASL-3)", node=CONCLUSION, kind="asl", values={"level": "ASL-3"})
+    m1.add_node("asl(level=L3)", node=CONCLUSION, kind="asl", values={"level": "L3"})
     m1.add_edge("evidence:e1", "firing:asl:1", role="used", **{"as": "e"})
-    m1.add_edge("firing:asl:1", "asl(level=ASL-3)", role="generated")
+    m1.add_edge("firing:asl:1", "asl(level=L3)", role="generated")
     m2 = nx.DiGraph()
     ref = "model:m2.last_comprehensive_assessment"
     m2.add_node(ref, node=EVIDENCE, kind="reference", values={"model": "m1"},
                 info={"determination_from": "assessment of m1"})
     m2.add_node("firing:carry:1", node=FIRING, rule="requirements.carry-over.security")
-    m2.add_node("required(level=ASL-3)", node=CONCLUSION, kind="required", values={})
+    m2.add_node("required(level=L3)", node=CONCLUSION, kind="required", values={})
     m2.add_edge(ref, "firing:carry:1", role="used", **{"as": "r"})
-    m2.add_edge("firing:carry:1", "required(level=ASL-3)", role="generated")
+    m2.add_edge("firing:carry:1", "required(level=L3)", role="generated")
     return {"m1": m1, "m2": m2}
 
 
@@ -107,27 +109,29 @@ def rule_reads(rules: Iterable[Rule]) -> dict[str, dict[str, frozenset[str]]]:
 
 
 def portfolio_graph(graphs: Mapping[str, nx.DiGraph],
-                    reads: Mapping[str, Mapping[str, Collection[str]]] | None = None
-                    ) -> nx.DiGraph:
+                    reads: Mapping[str, Mapping[str, Collection[str]]] | None = None,
+                    headline: str | None = None) -> nx.DiGraph:
     """One graph of every model's provenance, node ids prefixed by model id, with
     `carried_over` edges where a model's reference took values from another model.
 
     Every node keeps its attributes and gains `model` and `local` (its id in its model).
     A reference whose `determination` came from model R's assessment gets an edge from
-    R's `asl` conclusion, and one whose compute came from R's document an edge from R's
+    R's headline-level conclusion (of kind `headline`, by default the default
+    framework's: `asl`), and one whose compute came from R's document an edge from R's
     `model:R` fact, to each firing that matched the reference and, by `reads` (see
     `rule_reads`), reads that value (`determination`, `determination_rank`;
     `compute_ratio`). A rule missing from `reads` (or no `reads`) counts as reading all.
 
     >>> g = portfolio_graph(_sample())
-    >>> g.has_edge("m1::asl(level=ASL-3)", "m2::firing:carry:1")
+    >>> g.has_edge("m1::asl(level=L3)", "m2::firing:carry:1")
     True
-    >>> g.nodes["m2::required(level=ASL-3)"]["local"]
-    'required(level=ASL-3)'
+    >>> g.nodes["m2::required(level=L3)"]["local"]
+    'required(level=L3)'
     >>> reads = {"requirements.carry-over.security": {"r": {"months_since"}}}
-    >>> portfolio_graph(_sample(), reads).has_edge("m1::asl(level=ASL-3)", "m2::firing:carry:1")
+    >>> portfolio_graph(_sample(), reads).has_edge("m1::asl(level=L3)", "m2::firing:carry:1")
     False
     """
+    headline = headline or default_spec().level.kind
     composed = nx.DiGraph()
     for model, graph in sorted(graphs.items()):
         composed.add_nodes_from((node_id(model, n), {**data, "model": model, "local": n})
@@ -143,7 +147,7 @@ def portfolio_graph(graphs: Mapping[str, nx.DiGraph],
             sources = []
             if "determination_from" in info:
                 sources += [(node_id(ref, n), CARRIED_DETERMINATION)
-                            for n in _of_kind(graphs[ref], "asl")]
+                            for n in _of_kind(graphs[ref], headline)]
             if "effective_compute_from" in info and f"model:{ref}" in graphs[ref]:
                 sources.append((node_id(ref, f"model:{ref}"), CARRIED_COMPUTE))
             for _, firing, edge in graph.out_edges(local, data=True):
@@ -191,7 +195,7 @@ def rests_on_evidence(G: nx.DiGraph, evidence_id: str) -> list[tuple[str, str]]:
     UnknownEvidence (with close matches) when no model states the item.
 
     >>> rests_on_evidence(portfolio_graph(_sample()), "e1")
-    [('m1', 'asl(level=ASL-3)'), ('m2', 'required(level=ASL-3)')]
+    [('m1', 'asl(level=L3)'), ('m2', 'required(level=L3)')]
     >>> try:
     ...     rests_on_evidence(portfolio_graph(_sample()), "e11")
     ... except UnknownEvidence as exc:
@@ -222,7 +226,7 @@ def concluded_by(G: nx.DiGraph, model: str, firing: str) -> list[str]:
     """The conclusions (local ids) one firing supports.
 
     >>> concluded_by(portfolio_graph(_sample()), "m1", "firing:asl:1")
-    ['asl(level=ASL-3)']
+    ['asl(level=L3)']
     """
     return sorted(G.nodes[n]["local"] for n in G.successors(node_id(model, firing))
                   if G.nodes[n]["node"] == CONCLUSION)
@@ -234,9 +238,9 @@ def changed_conclusions(before: nx.DiGraph, after: nx.DiGraph
     Works on one model's graphs or on two portfolio graphs alike.
 
     >>> old = _sample()["m1"]
-    >>> new = nx.relabel_nodes(old, {"asl(level=ASL-3)": "asl(level=ASL-2)"})
+    >>> new = nx.relabel_nodes(old, {"asl(level=L3)": "asl(level=L2)"})
     >>> changed_conclusions(old, new)
-    (['asl(level=ASL-2)'], ['asl(level=ASL-3)'])
+    (['asl(level=L2)'], ['asl(level=L3)'])
     """
     def ids(graph: nx.DiGraph) -> set[str]:
         return {n for n, d in graph.nodes(data=True) if d.get("node") == CONCLUSION}

@@ -17,6 +17,7 @@ import networkx as nx
 import orjson
 
 from engine.evaluator import ConclusionDerived, Event, Fact, FactAsserted, RuleFired
+from engine.framework import FrameworkSpec, default_spec
 from engine.model import ORIGIN_PACK
 
 EVIDENCE = "evidence"  # a fact from the analyst's model document
@@ -42,18 +43,19 @@ class Subject(NamedTuple):
     category: str | None = None
 
 
-SUBJECTS: dict[str, Subject] = {
-    "asl": Subject("asl", None, "level"),
-    "decision": Subject("decision", None, "value"),
-    "comprehensive": Subject("comprehensive", None, "required"),
-    "required": Subject("required", "standard", "level"),
-    "threshold": Subject("status", "capability", "value", "threshold"),
-    "checkpoint": Subject("status", "capability", "value", "checkpoint"),
-    "ongoing": Subject("status", "capability", "value", "ongoing"),
-    "status": Subject("status", "capability", "value"),
-    "action": Subject("action", "name"),
-    "missing": Subject("missing_safeguard", "safeguard"),
-}
+def subjects_for(spec: FrameworkSpec | None = None) -> dict[str, Subject]:
+    """The selector subjects of a framework's results (`FrameworkSpec.subjects`: `level`,
+    each output key's selector, each output kind; for rsp-2.1 `asl`, `decision`,
+    `comprehensive`, `required`, `threshold`, `checkpoint`, `ongoing`, `status`,
+    `action`, `missing`, ...), by default the default framework's."""
+    return {name: Subject(*parts) for name, parts in (spec or default_spec()).subjects().items()}
+
+
+def __getattr__(name: str) -> dict[str, Subject]:
+    """`SUBJECTS`: the default framework's selector subjects (`subjects_for()`)."""
+    if name == "SUBJECTS":
+        return subjects_for()
+    raise AttributeError(name)
 
 
 def parse_selector(text: str) -> tuple[str, str]:
@@ -61,10 +63,10 @@ def parse_selector(text: str) -> tuple[str, str]:
     --conclusion`, why-not targets and `asl diff` share: `SUBJECT`, `SUBJECT:ARG` or
     `SUBJECT.ARG` (spaces around either part ignored).
 
-    >>> parse_selector("threshold:CBRN-3"), parse_selector("required.security")
-    (('threshold', 'CBRN-3'), ('required', 'security'))
-    >>> parse_selector("checkpoint: Autonomy checkpoint"), parse_selector("asl")
-    (('checkpoint', 'Autonomy checkpoint'), ('asl', ''))
+    >>> parse_selector("status:Some capability"), parse_selector("required.security")
+    (('status', 'Some capability'), ('required', 'security'))
+    >>> parse_selector("status: Some capability"), parse_selector("level")
+    (('status', 'Some capability'), ('level', ''))
     """
     name, colon, arg = (part.strip() for part in text.partition(":"))
     if not colon and "." in name:
@@ -165,14 +167,17 @@ def roots(graph: nx.DiGraph, node: str) -> set[str]:
     return found
 
 
-def find_conclusion(graph: nx.DiGraph, selector: str) -> str:
-    """Resolve a selector such as `asl`, `decision`, `required.security`,
-    `threshold:CBRN-3`, `missing:asl3-security.audits`, `action:safeguards_report`,
-    `comprehensive` or a conclusion id to the conclusion's node id."""
+def find_conclusion(graph: nx.DiGraph, selector: str,
+                    subjects: dict[str, Subject] | None = None) -> str:
+    """Resolve a selector (`level`, `decision`, `required.security`, `status:NAME`,
+    `action:NAME`, a subject of the framework's own such as rsp-2.1's `asl`,
+    `threshold:NAME` or `missing:SAFEGUARD`, or a conclusion id) to the conclusion's node
+    id. `subjects`: the framework's (`subjects_for`), by default the default framework's."""
     if selector in graph and graph.nodes[selector]["node"] == CONCLUSION:
         return selector
     name, arg = parse_selector(selector)
-    subject = SUBJECTS.get(name, Subject(name))  # any other kind: its first conclusion
+    known = subjects if subjects is not None else subjects_for()
+    subject = known.get(name, Subject(name))  # any other kind: its first conclusion
     kind = subject.kind
     wanted = {subject.key: arg} if subject.key is not None else {}
     for node, data in sorted(graph.nodes(data=True)):

@@ -12,6 +12,7 @@ from typing import Any
 import networkx as nx
 
 from engine.assess import Assessment
+from engine.framework import FrameworkSpec, OutputKey, spec_of
 from knowledge_graph.provenance import build, conclusions
 
 
@@ -27,25 +28,30 @@ def assessment_document(assessment: Assessment, graph: nx.DiGraph | None = None
     return {**assessment.output, "conclusions": conclusions(graph)}
 
 
-def summary_text(output: dict[str, Any]) -> str:
-    """A readable summary of one model's contract keys."""
-
-    def statuses(group: dict[str, str]) -> str:
-        return ", ".join(f"{name}: {status}" for name, status in group.items()) or "-"
-
-    required = output["required"]
-    lines = [
-        f"{output['model']}: {output['asl']}",
-        f"  required            deployment {required['deployment']}, security "
-        f"{required['security']}",
-        "  comprehensive       " + ("required" if output["comprehensive_assessment_required"]
-                                    else "not required"),
-        f"  thresholds          {statuses(output['thresholds'])}",
-        f"  checkpoints         {statuses(output['checkpoints'])}",
-        f"  ongoing assessment  {statuses(output['ongoing_assessment'])}",
-        f"  decision            {output['decision']}",
-        f"  missing safeguards  {', '.join(output['missing_safeguards']) or 'none'}",
-        f"  actions             {', '.join(output['actions']) or 'none'}",
-        f"  pack                {output['pack']['name']} {output['pack']['version'][:19]}",
-    ]
+def summary_text(output: dict[str, Any], spec: FrameworkSpec | None = None) -> str:
+    """A readable summary of one model's contract keys: its headline level, then the
+    keys its framework summarises (`spec`, by default its built-in framework's), then
+    the pack."""
+    spec = spec or spec_of(output)
+    lines = [f"{output['model']}: {output['level']}"]
+    for name in spec.summary:
+        key = spec.key(name)
+        if key is not None and name in output:
+            lines.append(f"  {key.label:<20}{_shown(key, output[name])}")
+    lines.append(f"  {'pack':<20}{output['pack']['name']} {output['pack']['version'][:19]}")
     return "\n".join(lines) + "\n"
+
+
+def _shown(key: OutputKey, value: Any) -> str:
+    """One key's value as the summary shows it: a list joined (`none` when empty), a
+    capability group as `NAME: STATUS, ...` (`-` when empty), a mapping of named values
+    as `NAME VALUE, ...`, a yes/no in the framework's words."""
+    if key.many:
+        return ", ".join(value) or "none"
+    if key.category is not None:
+        return ", ".join(f"{name}: {status}" for name, status in value.items()) or "-"
+    if key.by is not None:
+        return ", ".join(f"{name} {level}" for name, level in value.items())
+    if isinstance(value, bool):
+        return key.when_true if value else key.when_false
+    return str(value)

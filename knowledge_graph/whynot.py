@@ -57,10 +57,10 @@ from knowledge_graph.provenance import (
     roots,
     supports,
 )
-from knowledge_graph.whynot_target import TARGET_FORMS as TARGET_FORMS
 from knowledge_graph.whynot_target import Target
 from knowledge_graph.whynot_target import TargetError as TargetError
 from knowledge_graph.whynot_target import parse_target as parse_target
+from knowledge_graph.whynot_target import target_forms as target_forms
 
 CHAIN_DEPTH = 3  # levels of rule firings shown under a conclusion standing in the way
 

@@ -1,11 +1,12 @@
 """The targets of `asl why-not`: `SUBJECT=VALUE` parsed against the pack.
 
 A target names a conclusion the analyst expected (`asl=ASL-2`, `decision=proceed`,
-`action:safeguards_report=absent`; `TARGET_FORMS` is the grammar). `parse_target` reads
+`action:safeguards_report=absent`; `target_forms` is the grammar). `parse_target` reads
 it as a `Target`: the wanted fact (`engine.diagnose.Want`, whose key fields say which
 conclusion it is) and whether it is wanted absent. Its subjects are those of `asl why
---conclusion` (`knowledge_graph.provenance.SUBJECTS`); values are checked against the
-pack's kinds and value domains, and a bad one is refused with the valid forms.
+--conclusion` for the pack's framework (`knowledge_graph.provenance.subjects_for`);
+values are checked against the pack's kinds and value domains, and a bad one is refused
+with the valid forms.
 """
 
 from __future__ import annotations
@@ -17,26 +18,34 @@ from engine.constraints import field_domains, suggest
 from engine.diagnose import Want
 from engine.facts_id import render_value
 from engine.model import Operand, Pack, Test
-from knowledge_graph.provenance import SUBJECTS, parse_selector
+from knowledge_graph.provenance import parse_selector, subjects_for
 
 PRESENCE = ("present", "absent")
-TARGET_FORMS = """\
-valid targets (SUBJECT=VALUE):
-  asl=LEVEL                       asl=ASL-2
-  decision=DECISION               decision=proceed
-  comprehensive=true|false        comprehensive=false
-  required.STANDARD=LEVEL         required.security=ASL-2   (or required:security=...)
-  threshold:CAPABILITY=STATUS     threshold:CBRN-3=ruled_out
-  checkpoint:CAPABILITY=STATUS    'checkpoint:Autonomy checkpoint=ruled_out'
-  ongoing:CAPABILITY=STATUS       'ongoing:Cyber operations=not_assessed'
-  status:CAPABILITY=STATUS        any capability
-  action:ACTION=present|absent    action:safeguards_report=absent
-  missing:SAFEGUARD=present|absent
-                                  missing:asl3-security.audits=absent"""
+def target_forms(pack: Pack) -> str:
+    """The targets the pack's framework answers, one form a line (`SUBJECT=VALUE`, with
+    `SUBJECT:NAME` where the subject names one of several conclusions, and
+    present|absent for a list's entries), with the values the pack's domain allows
+    where it fixes a few."""
+    domains = field_domains(pack)
+    lines = ["valid targets (SUBJECT=VALUE):"]
+    for name, subject in subjects_for(pack.spec).items():
+        kind, key_field, value_field = subject[0], subject[1], subject[2]
+        form = name if key_field is None else f"{name}:{key_field.upper()}"
+        if value_field is None:
+            lines.append(f"  {form}=present|absent")
+            continue
+        values = sorted(str(v).lower() if isinstance(v, bool) else str(v)
+                        for v in domains.get((kind, value_field)) or ())
+        # The value's name: its kind's for a kind's `value` (STATUS, DECISION), else
+        # its field's (LEVEL).
+        shown = (kind if value_field == "value" else value_field).upper()
+        lines.append(f"  {form}={shown}" + (
+            f"   (one of {', '.join(values)})" if 0 < len(values) <= 6 else ""))
+    return "\n".join(lines)
 
 
 class TargetError(ValueError):
-    """A target that is not one of TARGET_FORMS, or names what the pack does not know."""
+    """A target that is not one of `target_forms`, or names what the pack does not know."""
 
 
 @dataclass(frozen=True)
@@ -55,16 +64,18 @@ def parse_target(text: str, pack: Pack) -> Target:
     --conclusion` takes it) against the pack's kinds and value domains."""
     subject, sep, value = (s.strip() for s in text.partition("="))
     name, arg = parse_selector(subject)
-    if not sep or not value or name not in SUBJECTS:
-        reason = (f"unknown subject {name!r}{suggest(name, SUBJECTS)}" if sep and value
+    subjects = subjects_for(pack.spec)
+    if not sep or not value or name not in subjects:
+        reason = (f"unknown subject {name!r}{suggest(name, subjects)}" if sep and value
                   else "expected SUBJECT=VALUE")
-        raise TargetError(f"bad target {text!r}: {reason}\n{TARGET_FORMS}")
-    kind, key_field, value_field, category = SUBJECTS[name]
+        raise TargetError(f"bad target {text!r}: {reason}\n{target_forms(pack)}")
+    kind, key_field, value_field, category = subjects[name]
     if kind not in pack.kinds:
         raise TargetError(f"bad target {text!r}: pack {pack.name} has no kind {kind!r}")
     if (key_field is None) != (not arg):
         wanted = f"{name}=VALUE" if key_field is None else f"{name}:{key_field.upper()}=VALUE"
-        raise TargetError(f"bad target {text!r}: expected {wanted}\n{TARGET_FORMS}")
+        raise TargetError(f"bad target {text!r}: expected {wanted}\n"
+                          f"{target_forms(pack)}")
     domains = field_domains(pack)
     tests: list[Test] = []
     if key_field is not None:

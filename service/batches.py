@@ -110,7 +110,7 @@ def summary(report: BatchReport) -> dict[str, Any]:
             "rejected": len(report.rejected), "changed": len(changed),
             "errors": [{"file": e.file, "path": e.path, "message": e.message}
                        for e in report.rejected[:SHOWN]],
-            "changed_models": [{"model": o.model, "asl": o.asl, "decision": o.decision,
+            "changed_models": [{"model": o.model, "asl": o.level, "decision": o.decision,
                                 "before": list(o.before) if o.before else None}
                                for o in changed[:SHOWN]]}
 

@@ -15,11 +15,11 @@ from store.record import SUMMARY_COLUMNS, A, Summary
 
 @dataclass(frozen=True)
 class Filters:
-    """What to keep: an ASL, a decision, a framework (the base pack's name: `rsp-2.1`
-    also matches results of `rsp-2.1+acme-lab`), and text the model id contains (any
-    case)."""
+    """What to keep: a headline level (rsp-2.1's: the ASL), a decision, a framework (the
+    base pack's name: `rsp-2.1` also matches results of `rsp-2.1+acme-lab`), and text
+    the model id contains (any case)."""
 
-    asl: str | None = None
+    level: str | None = None
     decision: str | None = None
     framework: str | None = None
     q: str | None = None
@@ -28,8 +28,8 @@ class Filters:
 def _latest(filters: Filters) -> Select:
     newest = select(func.max(A.c.id)).group_by(A.c.model_id)
     query = select(*SUMMARY_COLUMNS).where(A.c.id.in_(newest))
-    if filters.asl is not None:
-        query = query.where(A.c.asl == filters.asl)
+    if filters.level is not None:
+        query = query.where(A.c.level == filters.level)
     if filters.decision is not None:
         query = query.where(A.c.decision == filters.decision)
     if filters.framework is not None:
@@ -57,9 +57,7 @@ def summary_json(s: Summary) -> dict[str, Any]:
     service's model listings give it."""
     return {"assessment": s.id, "model": s.model_id, "assessed_at": s.assessed_at,
             "pack": {"name": s.pack_name, "version": s.pack_version},
-            "pack_stack": s.pack_stack, "asl": s.asl,
-            "required": {"deployment": s.required_deployment,
-                         "security": s.required_security},
-            "comprehensive_assessment_required": s.comprehensive_required,
+            "pack_stack": s.pack_stack, "framework": s.framework, "level": s.level,
+            **s.scalars, "required": s.required,
             "decision": s.decision, "missing_safeguards": s.missing_safeguards,
             "actions": s.actions, "batch": s.batch_id, "input_hash": s.input_hash}

@@ -44,10 +44,12 @@ P = PackVersion.__table__  # type: ignore[attr-defined]
 B = BatchRun.__table__  # type: ignore[attr-defined]
 
 SUMMARY_COLUMNS = (A.c.id, A.c.model_id, A.c.assessed_at, A.c.pack_name, A.c.pack_version,
-                   A.c.input_hash, A.c.evidence_hash, A.c.asl, A.c.required_deployment,
-                   A.c.required_security, A.c.comprehensive_required, A.c.decision,
-                   A.c.missing_safeguards, A.c.actions, A.c.batch_id, A.c.pack_stack,
-                   A.c.framework, A.c.contract_hash)
+                   A.c.input_hash, A.c.evidence_hash, A.c.level, A.c.required, A.c.scalars,
+                   A.c.decision, A.c.missing_safeguards, A.c.actions, A.c.batch_id,
+                   A.c.pack_stack, A.c.framework, A.c.contract_hash)
+# Contract keys every result has, whatever its framework, with columns of their own (or,
+# for model and pack, none needed); a result's other single-valued keys are `scalars`.
+NEUTRAL_KEYS = ("model", "framework", "level", "decision")
 
 Layer = dict[str, str]  # one pack of a result's stack: {"name": ..., "version": ...}
 
@@ -69,6 +71,14 @@ def framework_of(stack: Sequence[Layer]) -> str:
     return stack[0]["name"].split("+", 1)[0]
 
 
+def scalars(contract: dict[str, Any]) -> dict[str, Any]:
+    """A result's framework-specific single-valued keys (text, numbers, booleans), which
+    `asl list` shows beside the neutral ones: rsp-2.1's `asl` and
+    `comprehensive_assessment_required`."""
+    return {k: v for k, v in contract.items() if k not in NEUTRAL_KEYS
+            and isinstance(v, str | int | float | bool)}
+
+
 def now() -> str:
     """The current UTC time, ISO 8601 to the microsecond (so history sorts by it)."""
     return datetime.now(UTC).isoformat(timespec="microseconds")
@@ -85,10 +95,9 @@ class Summary:
     pack_version: str
     input_hash: str
     evidence_hash: str
-    asl: str
-    required_deployment: str
-    required_security: str
-    comprehensive_required: bool
+    level: str  # the framework's headline level
+    required: dict[str, Any]  # required safeguards by name
+    scalars: dict[str, Any]  # the framework's other single-valued keys
     decision: str
     missing_safeguards: list[str]
     actions: list[str]
@@ -235,11 +244,8 @@ class Store:
                     "pack_stack": layers, "framework": framework,
                     "contract_hash": new.contract_hash,
                     "input_hash": new.input_hash, "assessed_at": stamp, "batch_id": batch_id,
-                    "asl": contract["asl"],
-                    "required_deployment": contract["required"]["deployment"],
-                    "required_security": contract["required"]["security"],
-                    "comprehensive_required": contract["comprehensive_assessment_required"],
-                    "decision": contract["decision"],
+                    "level": contract["level"], "required": contract.get("required") or {},
+                    "scalars": scalars(contract), "decision": contract["decision"],
                     "missing_safeguards": contract["missing_safeguards"],
                     "actions": contract["actions"], "result": new.result,
                     "provenance": new.provenance, "kinds": new.kinds})
@@ -287,17 +293,18 @@ class Store:
         return {row.model_id: Summary(**row._mapping)
                 for row in self._in_chunks(query, sorted(set(model_ids)))}
 
-    def all_latest(self, asl: str | None = None, decision: str | None = None,
+    def all_latest(self, level: str | None = None, decision: str | None = None,
                    framework: str | None = None) -> Iterator[Summary]:
         """The newest assessment of every stored model, by model id, optionally only
-        those with this ASL and/or decision. With `framework` (a base pack's name), the
-        newest assessment under that framework of every model assessed under it."""
+        those with this headline level and/or decision. With `framework` (a base pack's
+        name), the newest assessment under that framework of every model assessed
+        under it."""
         newest = select(func.max(A.c.id)).group_by(A.c.model_id)
         if framework is not None:
             newest = newest.where(A.c.framework == framework)
         query = select(*SUMMARY_COLUMNS).where(A.c.id.in_(newest))
-        if asl is not None:
-            query = query.where(A.c.asl == asl)
+        if level is not None:
+            query = query.where(A.c.level == level)
         if decision is not None:
             query = query.where(A.c.decision == decision)
         with self.engine.connect() as conn:

@@ -16,11 +16,11 @@ from store.record import Store
 
 
 def stored_references(store: Store, models: Iterable[str]) -> dict[str, ReferenceInfo]:
-    """For each of `models` that has a stored assessment: the ASL of its newest one and
-    the compute its evidence states (None when it states none)."""
+    """For each of `models` that has a stored assessment: the headline level of its
+    newest one and the compute its evidence states (None when it states none)."""
     latest = store.latest(models)
     bodies = store.evidence(s.evidence_hash for s in latest.values())
     return {model: ReferenceInfo(
                 bodies.get(s.evidence_hash, {}).get("model", {}).get("effective_compute_flop"),
-                s.asl)
+                s.level)
             for model, s in latest.items()}

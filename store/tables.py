@@ -3,7 +3,9 @@
 One row per model, per evidence document as submitted (keyed by its hash), per rule pack
 version, and per assessment. An assessment keeps the full result (the output contract
 with its `conclusions`) and its provenance graph, and copies the contract keys into
-columns so portfolios can be queried (`asl list --asl ASL-3 --decision pause`); the
+columns so portfolios can be queried (`asl list --framework F --level L --decision D`):
+the framework-neutral ones each in a column of its own, the framework's other
+single-valued keys together (`scalars`); the
 result and the graph are kept as compressed JSON, which keeps a 100,000-model record to
 a few GB. It names the stack of packs it was made with (base pack first), and its
 conclusions and provenance edges are rows of their own, so "which assessments rest on
@@ -75,10 +77,12 @@ class StoredAssessment(SQLModel, table=True):
     input_hash: str = Field(index=True)  # evidence + what a reference carried over
     assessed_at: str
     batch_id: int | None = Field(default=None, foreign_key="batch_run.id")
-    asl: str = Field(index=True)
-    required_deployment: str
-    required_security: str
-    comprehensive_required: bool
+    level: str = Field(index=True)  # the framework's headline level (rsp-2.1: the ASL)
+    # The required safeguards by name ({} when the framework's output has no `required`).
+    required: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # The framework's other single-valued contract keys (rsp-2.1: asl and
+    # comprehensive_assessment_required).
+    scalars: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     decision: str = Field(index=True)
     missing_safeguards: list[str] = Field(sa_column=Column(JSON, nullable=False))
     actions: list[str] = Field(sa_column=Column(JSON, nullable=False))

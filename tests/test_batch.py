@@ -27,12 +27,15 @@ from sqlalchemy import func, select
 from synth import generate_models, write_portfolio
 
 from batch.executors import CHUNK
-from cli.batch import DECISION_ORDER, SHOW_AT_MOST
+from cli.batch import SHOW_AT_MOST
 from cli.main import main
+from engine.framework import default_spec
 from engine.yamlsafe import load_yaml
 from knowledge_graph.compare import contract_values
 from store.db import connect, current_revision, head_revision
 from store.record import A, B, Store, Summary
+
+DECISION_ORDER = default_spec().decisions  # rsp-2.1's, most restrictive first
 
 LINEAGE = EXAMPLES / "portfolio" / "lineage.yaml"
 ACME = EXAMPLES / "packs" / "acme-lab"
@@ -214,8 +217,8 @@ def changes(before: Record, after: Record
             ) -> list[tuple[str, tuple[str, str], tuple[str, str]]]:
     """Models whose newest result differs in any contract key between two readings of
     the record, with their ASL and decision before and after."""
-    return [(m, (before.latest[m].asl, before.latest[m].decision),
-             (after.latest[m].asl, after.latest[m].decision))
+    return [(m, (before.latest[m].level, before.latest[m].decision),
+             (after.latest[m].level, after.latest[m].decision))
             for m in sorted(after.latest)
             if m in before.latest and contract_values(before.results[m])
             != contract_values(after.results[m])]
@@ -332,7 +335,7 @@ def test_csv_output_has_a_header_and_a_row_per_model(db_url: str, tmp_path: Path
     for row in rows:
         doc = expected[row["model"]]
         assert (row["asl"], row["decision"]) == (doc["asl"], doc["decision"])
-        assert (row["asl"], row["decision"]) == (stored[row["model"]].asl,
+        assert (row["asl"], row["decision"]) == (stored[row["model"]].level,
                                                  stored[row["model"]].decision)
         assert row["required.security"] == doc["required"]["security"]
         assert row["actions"].split() == doc["actions"]
@@ -392,7 +395,7 @@ def test_carried_over_determination_comes_from_the_record(db_url: str,
     # The record made the difference: without atlas-5 the chat model is assessed otherwise.
     assert alone != together["corvid-atlas-5-chat"]
     stored = record(db_url)
-    assert stored.latest["corvid-atlas-5-chat"].asl == stored.latest["corvid-atlas-5"].asl
+    assert stored.latest["corvid-atlas-5-chat"].level == stored.latest["corvid-atlas-5"].level
     assert "determination" not in (
         stored.evidence["corvid-atlas-5-chat"]["model"]["last_comprehensive_assessment"])
     chat_hash = stored.latest["corvid-atlas-5-chat"].input_hash
@@ -427,7 +430,7 @@ def test_carried_over_determination_comes_from_the_record(db_url: str,
     assert (printed.assessed, printed.unchanged) == (1, 0)  # not skipped: its input changed
     after = record(db_url)
     assert after.latest["corvid-atlas-5-chat"].input_hash != chat_hash
-    assert after.latest["corvid-atlas-5-chat"].asl == new_asl
+    assert after.latest["corvid-atlas-5-chat"].level == new_asl
     assert (tmp_path / "chat2.jsonl").read_bytes() == as_file(
         [line_for(new_lines, "corvid-atlas-5-chat")])
 
@@ -535,13 +538,13 @@ def test_summary_counts_need_action_and_changes_match_the_record(
     before_record = record(db_url)
     before = before_record.latest
     assert len(before) == 15
-    assert printed.by_asl == dict(Counter(s.asl for s in before.values()))
+    assert printed.by_asl == dict(Counter(s.level for s in before.values()))
     assert printed.by_decision == dict(Counter(s.decision for s in before.values()))
     assert list(printed.by_decision) == [d for d in DECISION_ORDER if d in printed.by_decision]
     need = sorted((s for s in before.values() if s.decision != "proceed"),
                   key=lambda s: (DECISION_ORDER.index(s.decision), s.model_id))
     assert need, "the examples hold models that need action"
-    assert printed.need_action == [(s.model_id, s.asl, s.decision, len(s.actions))
+    assert printed.need_action == [(s.model_id, s.level, s.decision, len(s.actions))
                                    for s in need]
     assert printed.changed == []
 
@@ -564,14 +567,14 @@ def test_summary_counts_need_action_and_changes_match_the_record(
     after = after_record.latest
     assert (printed.assessed, printed.unchanged) == (1, 14)
     assert printed.changed == changes(before_record, after_record) == [
-        ("larkspur-kite-4", (old.asl, old.decision), (new["asl"], new["decision"]))]
+        ("larkspur-kite-4", (old.level, old.decision), (new["asl"], new["decision"]))]
     # Under it, every other contract key that changed: the safeguards now in place.
     assert printed.details["larkspur-kite-4"] == other_keys(
         before_record.results["larkspur-kite-4"], new)
     assert any(d.startswith("missing_safeguards ") for d in printed.details["larkspur-kite-4"])
     line = next(text for text in second.stdout.splitlines()
                 if text.startswith("    larkspur-kite-4 ") and "->" in text)
-    assert re.fullmatch(rf"    larkspur-kite-4  {old.asl} pause +-> {new['asl']} "
+    assert re.fullmatch(rf"    larkspur-kite-4  {old.level} pause +-> {new['asl']} "
                         rf"{new['decision']}", line)
     assert printed.by_decision == dict(Counter(s.decision for s in after.values()))
     assert ("larkspur-kite-4" in {m for m, *_ in printed.need_action}) == (
@@ -669,7 +672,7 @@ def test_reassess_reruns_exactly_the_models_a_changed_rule_can_reach(
     # atlas-5's descendants are looked at; those whose carried-over ASL did not change
     # are skipped as unchanged.
     assert printed.unchanged == len(CORVID_DESCENDANTS - carried)
-    asl_changed = {m for m in rerun if after.latest[m].asl != before.latest[m].asl}
+    asl_changed = {m for m in rerun if after.latest[m].level != before.latest[m].level}
     assert ("corvid-atlas-5" in asl_changed) == bool(carried)
     for model in rerun:
         assert after.latest[model].pack_name == "rsp-2.1+findings"
@@ -721,9 +724,8 @@ class Synthetic:
 def stored_rows(url: str) -> dict[str, tuple[Any, ...]]:
     """Per model, every stored column that does not depend on when or in which order it
     was stored."""
-    return {m: (s.pack_version, s.input_hash, s.evidence_hash, s.asl,
-                s.required_deployment, s.required_security, s.comprehensive_required,
-                s.decision, s.missing_safeguards, s.actions)
+    return {m: (s.pack_version, s.input_hash, s.evidence_hash, s.level,
+                s.required, s.scalars, s.decision, s.missing_safeguards, s.actions)
             for m, s in record(url).latest.items()}
 
 
@@ -753,9 +755,9 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthetic]:
     need = sorted((s for s in stored.values() if s.decision != "proceed"),
                   key=lambda s: (DECISION_ORDER.index(s.decision), s.model_id))
     assert printed.need_total == len(need) > SHOW_AT_MOST
-    assert printed.need_action == [(s.model_id, s.asl, s.decision, len(s.actions))
+    assert printed.need_action == [(s.model_id, s.level, s.decision, len(s.actions))
                                    for s in need[:SHOW_AT_MOST]]
-    assert printed.by_asl == dict(Counter(s.asl for s in stored.values()))
+    assert printed.by_asl == dict(Counter(s.level for s in stored.values()))
     yield Synthetic(portfolio, root / "jobs1.jsonl", stored_rows(url))
 
 

@@ -1,6 +1,8 @@
-"""The compiler: what durable-rules is given for each rule.
+"""The compiler and the adapter: what durable-rules is given for each rule.
 
-The order of tests inside each pattern is load-bearing (engine/compiler.py `_pattern`):
+The compiler emits neutral patterns (engine/compiler.py); the adapter spells them for
+durable-rules (engine/durable_adapter.py `pattern_definition`), and the order of tests
+inside each spelled pattern is load-bearing:
 constants and same-fact comparisons first, then comparisons with earlier-bound facts,
 then one always-true anchor comparison, then the `$or`s of `in` tests. A `$or` ends
 durable's `$and` early, and a false trailing cross-fact comparison makes the C matcher
@@ -13,17 +15,30 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import PackWriter
 
+from conftest import PackWriter
 from engine.assess import evaluator_for
 from engine.compiler import (
-    ANCHOR_FIELD,
     GATE_KIND,
-    SINK_DEFINITION,
-    SINK_RULE,
+    BoundField,
+    BoundIsSet,
+    Compare,
+    CompiledRule,
+    Const,
+    Exists,
+    FieldOf,
+    OneOf,
+    Pattern,
     compile_pack,
     compile_rule,
     gate_fact,
+)
+from engine.durable_adapter import (
+    ANCHOR_FIELD,
+    SINK_DEFINITION,
+    SINK_RULE,
+    rule_definition,
+    ruleset_definition,
 )
 from engine.evaluator import Evaluator, Fact
 from engine.loader import load_pack
@@ -76,11 +91,50 @@ def parse(text: str) -> Rule:
     return rule
 
 
+def spelled(rule: Rule, gate: int | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """The rule compiled, as the adapter spells it for durable-rules, and its bindings."""
+    compiled, bindings = compile_rule(rule, gate)
+    return rule_definition(compiled), bindings
+
+
+def test_compile_rule_is_neutral() -> None:
+    """The compiler's own output names no durable-rules syntax: patterns of neutral
+    tests, in the rule's order, negation as a flag."""
+    compiled, bindings = compile_rule(parse(RICH), optional={"x": frozenset({"limit"}),
+                                                             "y": frozenset()})
+    assert compiled == CompiledRule((
+        Pattern("b0", "x", (OneOf("name", ("a", "b")), Exists("limit"),
+                            Compare("score", "gte", FieldOf("limit")),
+                            Compare("score", "lt", Const(5)), Exists("limit", True),
+                            Exists("tier", False))),
+        Pattern("b1", "y", (OneOf("tier", ("lower", "upper")),
+                            Compare("rank", "lte", BoundField("b0", "score")),
+                            Compare("name", "eq", BoundField("b0", "name")),
+                            Compare("score", "gte", Const(1)))),
+        Pattern("n2", "concern", (Compare("name", "eq", BoundField("b1", "name")),
+                                  Compare("value", "ne", Const("cleared"))), negated=True),
+    ))
+    assert bindings == {"b0": "e", "b1": "o"}
+    text = repr(compiled)
+    assert "$" not in text and "__n" not in text
+
+
+def test_a_ref_to_an_optional_field_is_guarded() -> None:
+    """A comparison with a field the earlier fact may leave unset is preceded by the
+    guard that it is set, which the adapter spells as a flag comparison."""
+    compiled, _ = compile_rule(parse(RICH), optional={"x": frozenset({"name"})})
+    tests = compiled.patterns[1].tests
+    guard = tests.index(BoundIsSet("b0", "name"))
+    assert tests[guard + 1] == Compare("name", "eq", BoundField("b0", "name"))
+    b1 = rule_definition(compiled)["all"][1]["b1"]["$and"]
+    assert {ANCHOR_FIELD: {"b0": "__unset_name"}} in b1
+
+
 def test_compile_rule_orders_every_kind_of_test() -> None:
-    """Guards the exact compiled form: constants and same-fact comparisons (`$m`), then
+    """Guards the exact spelled form: constants and same-fact comparisons (`$m`), then
     cross-fact refs, then the anchor, then `$or`; negation as a `$not` pattern; durable's
     binding names mapped back to the rule's `as` names."""
-    definition, bindings = compile_rule(parse(RICH))
+    definition, bindings = spelled(parse(RICH))
     assert definition == {"all": [
         {"b0": {"$and": [
             {"kind": "x"},
@@ -111,22 +165,21 @@ def test_compile_rule_orders_every_kind_of_test() -> None:
 def test_negating_rule_starts_with_its_gate() -> None:
     """With a gate, the `__stratum` pattern for that level comes first and anchors
     compare with it: the rule cannot fire before the evaluator opens its stratum."""
-    definition, bindings = compile_rule(parse(RICH), gate=3)
+    definition, bindings = spelled(parse(RICH), gate=3)
     patterns = definition["all"]
     assert patterns[0] == {"gate": {"$and": [{"kind": GATE_KIND}, {"level": 3}]}}
     assert [next(iter(p)) for p in patterns] == ["gate", "b0", "b1", "n2$not"]
     assert patterns[2]["b1"]["$and"][-2] == anchor("gate")
     assert patterns[3]["n2$not"]["$and"][-1] == anchor("gate")
     assert bindings == {"b0": "e", "b1": "o"}
-    assert gate_fact(3) == {"id": f"{GATE_KIND}:3", "kind": GATE_KIND, "level": 3,
-                            ANCHOR_FIELD: 0}
+    assert gate_fact(3) == {"id": f"{GATE_KIND}:3", "kind": GATE_KIND, "level": 3}
 
 
 def test_pattern_without_refs_has_no_anchor() -> None:
     """The anchor is added only after cross-fact comparisons (it exists to keep the
     matcher inside its expression list); a pattern of constants gets none."""
-    definition, _ = compile_rule(parse(RICH.replace("        rank: {lte: {ref: e.score}}\n", "")
-                                       .replace("        name: {ref: e.name}\n", "")))
+    definition, _ = spelled(parse(RICH.replace("        rank: {lte: {ref: e.score}}\n", "")
+                                  .replace("        name: {ref: e.name}\n", "")))
     b1 = definition["all"][1]["b1"]["$and"]
     assert b1 == [{"kind": "y"}, {"$gte": {"score": 1}},
                   {"$or": [{"tier": "lower"}, {"tier": "upper"}]}]
@@ -157,11 +210,12 @@ def test_every_builtin_pattern_follows_the_documented_order() -> None:
     rule (and every rule reading only pack facts) opens with its stratum's gate."""
     pack = load_pack()
     compiled = compile_pack(pack)
-    assert compiled.definition[SINK_RULE] == SINK_DEFINITION
+    definition = ruleset_definition(compiled.compiled)
+    assert definition[SINK_RULE] == SINK_DEFINITION
     pack_kinds = {k.name for k in pack.kinds.values() if k.origin == ORIGIN_PACK}
     seen_groups: set[str] = set()
     for name, rule in compiled.rules.items():
-        patterns = compiled.definition[name]["all"]
+        patterns = definition[name]["all"]
         aliases = {next(iter(p)) for p in patterns if "$not" not in next(iter(p))}
         gated = bool(rule.negates) or rule.consumes <= pack_kinds
         first = patterns[0]
@@ -235,6 +289,7 @@ def test_builtin_compiled_definition_is_accepted_by_durable() -> None:
     """The compiled built-in pack registers with durable-rules (the evaluator for it
     exists) and names every rule it compiled."""
     evaluator = evaluator_for()
-    assert set(evaluator.compiled.definition) == {SINK_RULE, *evaluator.compiled.rules}
+    assert set(ruleset_definition(evaluator.compiled.compiled)) == {
+        SINK_RULE, *evaluator.compiled.rules}
     assert {r.id for r in evaluator.compiled.rules.values()} == {
         r.id for r in evaluator.pack.rules}

@@ -16,11 +16,11 @@ import textwrap
 from typing import Any
 
 import pytest
-from conftest import PackWriter
 from helpers import REPO
 
+from conftest import PackWriter
 from engine.assess import assess_document, evaluator_for, vocabulary
-from engine.compiler import SINK_DEFINITION, SINK_RULE, compile_pack, compile_rule
+from engine.compiler import CompiledRule, compile_pack, compile_rule
 from engine.durable_adapter import DurableRuleset
 from engine.errors import AssessmentError, PackError
 from engine.evaluator import ConclusionDerived, Derivation, Evaluator, Fact, RuleFired
@@ -172,7 +172,7 @@ def test_ungated_durable_does_fire_the_negation_early(make_pack: PackWriter) -> 
     derives `concern(p)`: the trap is real, so the gated test above proves something. If
     durable ever stops doing this, this test fails and trap 3 should be re-examined."""
     pack = load_pack([make_pack(LATE_CONCERN)])
-    definition: dict[str, Any] = {SINK_RULE: SINK_DEFINITION}
+    definition: dict[str, CompiledRule] = {}
     names: dict[str, Rule] = {}
     for r in pack.rules:
         name = r.id.replace(".", "_")
@@ -324,7 +324,7 @@ def test_sink_takes_a_kind_no_rule_reads_in_the_same_durable_batch(
     root = make_pack(rule("t.wanted", "[{match: x, where: {name: wanted}}]",
                           "{concern: {name: {ref: x.name}}}"))
     compiled = compile_pack(load_pack([root]))
-    ruleset = DurableRuleset(compiled.definition)
+    ruleset = DurableRuleset(compiled.compiled)
     with ruleset.session() as session:
         activations = session.assert_facts([
             {"id": "u1", "kind": "nobody_reads_this", "__n": 0},
@@ -338,7 +338,7 @@ def test_sink_takes_a_kind_no_rule_reads_in_the_same_durable_batch(
 def test_without_the_sink_a_refused_fact_is_loud() -> None:
     """The other half of trap 1: where durable does refuse a fact, the adapter raises
     AssessmentError naming the facts; nothing is silently dropped."""
-    ruleset = DurableRuleset({"only_x": {"all": [{"m": {"kind": "x"}}]}})
+    ruleset = DurableRuleset.spelled({"only_x": {"all": [{"m": {"kind": "x"}}]}})
     with pytest.raises(AssessmentError, match="refused a fact no rule matches"), \
             ruleset.session() as session:
         session.assert_facts([{"id": "y1", "kind": "y"}, {"id": "x1", "kind": "x"}])
@@ -362,8 +362,9 @@ BAD_DEFINITIONS = """\
         return "accepted"
 
     results = [attempt(lambda p=p: Evaluator(load_pack([p]))) for p in sys.argv[1:]]
-    results.append(attempt(lambda: DurableRuleset({"r": {"all": [{"m": {"$bogus": {"a": 1}}}]}})))
-    results.append(attempt(lambda: DurableRuleset({"r": {"all": "not a list"}})))
+    bogus = {"r": {"all": [{"m": {"$bogus": {"a": 1}}}]}}
+    results.append(attempt(lambda: DurableRuleset.spelled(bogus)))
+    results.append(attempt(lambda: DurableRuleset.spelled({"r": {"all": "not a list"}})))
     # The host is still usable afterwards: the built-in pack compiles and assesses.
     from engine.assess import evaluator_for
     evaluator_for().evaluate([])

@@ -43,6 +43,7 @@ VOCABULARY = Vocabulary(
     safeguards=frozenset(
         [*_ELEMENTS, *(f"{standard}.{e}" for standard, es in _ELEMENTS.items() for e in es)]
     ),
+    levels=("ASL-2", "ASL-3", "ASL-4"),
 )
 
 BASE: dict[str, Any] = {

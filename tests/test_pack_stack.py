@@ -183,8 +183,9 @@ def test_what_makes_a_base_pack() -> None:
 
 
 def test_overlays_go_over_the_chosen_framework(tmp_path: Path) -> None:
-    """A framework is chosen by name (the coming `--framework`); overlays go over it."""
-    assert builtin_frameworks() == {"rsp-2.1": builtin_pack_dir()}
+    """A framework is chosen by name (`--framework`); overlays go over it."""
+    assert builtin_frameworks() == {"openai-pf-2": builtin_pack_dir("openai-pf-2"),
+                                    "rsp-2.1": builtin_pack_dir()}
     assert pack_stack() == [builtin_pack_dir()]
     assert pack_stack([ACME], framework="rsp-2.1") == [builtin_pack_dir(), ACME]
     copy = copy_builtin(tmp_path)
@@ -192,7 +193,7 @@ def test_overlays_go_over_the_chosen_framework(tmp_path: Path) -> None:
     with pytest.raises(PackError) as caught:
         pack_stack([ACME], framework="no-such-framework")
     assert [p.code for p in caught.value.problems] == ["pack-missing"]
-    assert "built in: rsp-2.1" in str(caught.value)
+    assert "built in: openai-pf-2, rsp-2.1" in str(caught.value)
     renamed = copy_builtin(tmp_path, "renamed", replace=("name: rsp-2.1", "name: my-rsp"))
     with pytest.raises(PackError) as caught:
         pack_stack([renamed, ACME], framework="rsp-2.1")

@@ -44,3 +44,18 @@ def test_every_public_case_is_covered() -> None:
     """A new public case added beside us is not silently left out of the test above."""
     names = {p.stem for p in PUBLIC.glob("*.yaml")}
     assert names == set(_expected()) == set(NAMES)
+
+
+def test_the_openai_pf2_public_cases_match_expected() -> None:
+    """The second framework's public cases (`openai-pf-2/`), assessed with `--framework
+    openai-pf-2`, equal their expected.json exactly; tests/data/openai-pf-2 holds copies."""
+    from engine.api import assess
+    from engine.packstack import pack_stack
+
+    cases = PUBLIC / "openai-pf-2"
+    expected = json.loads((cases / "expected.json").read_text())
+    run = assess(sorted(str(p) for p in cases.glob("*.yaml")), pack_stack((), "openai-pf-2"))
+    assert run.rejected == []
+    found = {a.model: {k: a.output[k] for k in expected.get(a.model, {})}
+             for a in run.assessments}
+    assert found == expected

@@ -42,7 +42,10 @@ LEGACY_FILES = (EXAMPLES / "security-gap-pause.yaml", EXAMPLES / "cbrn4-asl4-pau
 # Parents first, so every foreign key finds its row.
 TABLES = ("model", "evidence_document", "pack_version", "batch_run", "assessment",
           "conclusion", "provenance_edge")
-NEW_COLUMNS = {"pack_stack", "framework", "contract_hash"}
+NEW_COLUMNS = {"pack_stack", "framework", "contract_hash", "level", "required", "scalars"}
+# Revision 0005 replaced the RSP-only columns with framework-neutral ones (level,
+# required, scalars), filled from them.
+RSP_COLUMNS = ("asl", "required_deployment", "required_security", "comprehensive_required")
 
 
 def run(*args: str | Path) -> Result:
@@ -100,7 +103,8 @@ def assessment_rows(url: str) -> list[dict[str, Any]]:
     finally:
         engine.dispose()
     for row in rows:  # SQLite reflects JSON columns as JSON; decode any given as text
-        for key in ("missing_safeguards", "actions", "kinds", "pack_stack"):
+        for key in ("missing_safeguards", "actions", "kinds", "pack_stack", "required",
+                    "scalars"):
             if isinstance(row.get(key), str):
                 row[key] = json.loads(row[key])
         row["result"] = bytes(row["result"])
@@ -134,7 +138,14 @@ def test_a_database_made_before_revision_0002_is_upgraded_and_used(
     engine.dispose()
     after = assessment_rows(db_url)
     # Every old row keeps what it had, and its stack is its stored pack name and version.
-    assert [{k: v for k, v in r.items() if k not in NEW_COLUMNS} for r in after] == before
+    assert [{k: v for k, v in r.items() if k not in NEW_COLUMNS} for r in after] == [
+        {k: v for k, v in r.items() if k not in RSP_COLUMNS} for r in before]
+    for row, old_row in zip(after, before, strict=True):
+        assert row["level"] == old_row["asl"]
+        assert row["required"] == {"deployment": old_row["required_deployment"],
+                                   "security": old_row["required_security"]}
+        assert row["scalars"] == {"asl": old_row["asl"], "comprehensive_assessment_required":
+                                  bool(old_row["comprehensive_required"])}
     for row in after:
         assert row["pack_stack"] == [{"name": row["pack_name"], "version": row["pack_version"]}]
         assert row["framework"] == "rsp-2.1"

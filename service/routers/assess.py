@@ -79,7 +79,7 @@ def _reference(run: AssessmentRun, loaded: LoadedDocument, references: Reference
     if done is not None:
         referenced = next(d for d in run.documents if d.document.model.id == entry_ref)
         return ReferenceInfo(referenced.document.model.effective_compute_flop,
-                             done.output["asl"])
+                             done.output["level"])
     return references.found.get(entry_ref)
 
 
