@@ -73,8 +73,8 @@ def stored_overlays(db: str | None) -> tuple[str, ...]:
     try:
         stored = packs.stored_overlays(url)
     except StoreError as exc:
-        fail(f"cannot read the active pack stack from {describe(url)}: {exc} (--pack "
-             "chooses the packs instead)", EXIT_REJECTED)
+        fail(f"cannot use database {describe(url)}: {exc} (it holds the active pack "
+             "stack; --pack chooses the packs instead)", EXIT_REJECTED)
     if not stored:
         return ()
     root = Path(tempfile.mkdtemp(prefix="asl-packs-"))
