@@ -4,6 +4,7 @@ fifty of them)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,14 +41,14 @@ def _latest(filters: Filters) -> Select:
     return query
 
 
-def latest_page(engine: Engine, filters: Filters, limit: int, offset: int
-                ) -> tuple[list[Summary], int]:
-    """One page of the newest assessment of every model that passes `filters`, by model
-    id, and how many pass in all."""
+def latest_page(engine: Engine, filters: Filters, limit: int, offset: int,
+                order: Sequence[Any] = ()) -> tuple[list[Summary], int]:
+    """One page of the newest assessment of every model that passes `filters`, by
+    `order` (column expressions) and then model id, and how many pass in all."""
     query = _latest(filters)
     with engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        rows = conn.execute(query.order_by(A.c.model_id).limit(limit).offset(offset)
+        rows = conn.execute(query.order_by(*order, A.c.model_id).limit(limit).offset(offset)
                             ).mappings().all()
     return [Summary(**row) for row in rows], int(total)
 
