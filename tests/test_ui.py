@@ -385,8 +385,7 @@ def test_what_if_shows_what_changes_and_stores_nothing(app: TestClient, db_url: 
     before = client.get("/ui/models/larkspur-kite-4").text.count('name="old"')
     fields = {"csrf": csrf_of(form.text),
               "safeguards[asl3-security.audits].status": "implemented",
-              "safeguards[asl3-security.resourcing].status": "implemented",
-              "safeguards[asl3-deployment.trusted-users].status": "implemented"}
+              "safeguards[asl3-security.resourcing].status": "implemented"}
     response = client.post("/ui/models/larkspur-kite-4/what-if", data=fields,
                            headers={"Origin": ORIGIN})
     assert response.status_code == 200, response.text
