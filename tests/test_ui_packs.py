@@ -70,19 +70,23 @@ def test_upload_review_and_four_eyes_activation(app: TestClient, db_url: str) ->
     assert bad.status_code == 422 and "rules/10-acme.yaml" in bad.text
 
     done = post(author, "/ui/packs", upload_form(files))
-    assert done.status_code == 303, done.text
-    page = admin.get("/ui/packs").text
-    assert "Uploaded by rita" in page
+    assert done.status_code == 303 and done.headers["location"] == "/ui/packs/acme-lab"
+    assert "<td>acme-lab</td>" in viewer.get("/ui/packs").text  # listed, not linked
+    assert viewer.get("/ui/packs/acme-lab").status_code == 403  # the API's diff role
+    page = admin.get("/ui/packs/acme-lab").text
+    assert "uploaded by rita" in page
     assert "+ rule <code>acme.cyber.requires-asl3-security</code>" in page
+    assert "~ <code>assessment.trigger.months</code>" in page  # the rule it replaces
+    assert re.search(r"(\d+) of \1 passed", page)  # its cases, run over the active stack
     version = re.search(r'name="version" value="([^"]+)"', page)
     assert version
-    assert author.get("/ui/packs").text.count('name="version"') == 0  # not an admin
+    assert 'name="version"' not in author.get("/ui/packs/acme-lab").text  # not an admin
     assert post(author, "/ui/packs/acme-lab/activate",
                 {"version": version.group(1)}).status_code == 403
 
     # The admin uploads the draft again: now they may not activate it themselves.
     assert post(admin, "/ui/packs", upload_form(files)).status_code == 303
-    mine = admin.get("/ui/packs").text
+    mine = admin.get("/ui/packs/acme-lab").text
     assert "another admin must activate it" in mine and 'name="version"' not in mine
     refused = post(admin, "/ui/packs/acme-lab/activate", {"version": version.group(1)})
     assert refused.status_code == 409 and "four eyes" in refused.text

@@ -1,9 +1,11 @@
-"""`/ui/packs`: the active stack and the drafts awaiting activation (viewer), each draft
-with what it changes against the active stack (engine.packdiff, as `asl rules diff`);
-a rule author uploads a draft from a form, and an admin who is not its uploader
-activates the version shown (four eyes). Upload and activation are the API's own
-(service.routers.packs.upload_draft and activate_draft): the same validation in a
-limited process, the same checks and the same decision-log entries.
+"""`/ui/packs`: the active stack and the drafts awaiting activation (viewer); a rule
+author uploads a draft from a form. `/ui/packs/{name}` (rule author, as the API's diff
+and test) reviews a draft: what it changes against the active stack and its test cases,
+run as `GET /v1/packs/{name}/diff` and `POST .../test` run them (service.packcheck, in
+the limited child process); an admin who is not its uploader activates the version shown
+there (four eyes). Upload and activation are the API's own
+(service.routers.packs.upload_draft and activate_draft): the same validation, the same
+checks and the same decision-log entries.
 """
 
 from __future__ import annotations
@@ -14,10 +16,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from engine.errors import PackError
-from engine.loader import PACK_NAME, load_pack
-from engine.packdiff import PackDiff, diff_packs
+from engine.loader import PACK_NAME
 from service.auth import ADMIN, RULE_AUTHOR, VIEWER, Principal
+from service.packcheck import DraftRunStopped, Layer, run_draft
 from service.problems import Problem
 from service.routers.packs import activate_draft, upload_draft
 from service.state import ServiceState
@@ -40,26 +41,27 @@ def _page_error(exc: Problem) -> PageError:
     return PageError(exc.status, exc.detail + (f": {details}" if details else ""))
 
 
-def _diff(state: ServiceState, draft: packs.StoredPack) -> PackDiff | None:
-    """The draft over the active stack against the active stack (None if it no longer
-    loads over it)."""
-    stack = state.loaded_stack()
-    root = state.workdir / "packs"
-    dirs = [packs.materialize(p, root) if p.name != draft.name
-            else packs.materialize(draft, root) for p in stack.packs]
-    if draft.name not in {p.name for p in stack.packs}:
-        dirs.append(packs.materialize(draft, root))
-    try:
-        return diff_packs(stack.pack, load_pack(dirs))
-    except PackError:  # a draft that was valid over an older stack may not load now
-        return None
+def _review(state: ServiceState, name: str) -> dict[str, Any]:
+    """The draft `name`, its diff against the active stack and its test run."""
+    with state.engine.connect() as conn:
+        draft = packs.draft(conn, name)
+        stack = packs.active(conn, state.base)
+    if draft is None:
+        raise PageError(404, f"No draft pack {name!r}.")
+    layers = [Layer(p.name, packs.materialize(p, state.workdir / "packs")) for p in stack]
+    answers: dict[str, Any] = {}
+    for task in ("diff", "test"):
+        try:
+            answers[task] = run_draft(task, name, draft.files, layers, state.workdir)
+        except DraftRunStopped as exc:
+            answers[task] = None
+            answers[f"{task}_stopped"] = str(exc)
+    return {"draft": draft, **answers}
 
 
 def _overview(state: ServiceState) -> dict[str, Any]:
     with state.engine.connect() as conn:
-        active = packs.active(conn, state.base)
-        drafts = packs.drafts(conn)
-    return {"active": active, "drafts": [(d, _diff(state, d)) for d in drafts]}
+        return {"active": packs.active(conn, state.base), "drafts": packs.drafts(conn)}
 
 
 @router.get("")
@@ -70,6 +72,15 @@ async def packs_page(request: Request, session: Annotated[Session, Depends(page(
     overview = await run_in_threadpool(_overview, state)
     return html_page(request, "packs.html", session, extra=range(EXTRA_FILES),
                      done=request.query_params.get("done", ""), **overview)
+
+
+@router.get("/{name}")
+async def draft_page(request: Request, name: str,
+                     session: Annotated[Session, Depends(page(RULE_AUTHOR))]) -> Response:
+    """One draft under review: its diff against the active stack, its test cases, and
+    (for an admin who did not upload it) the form that activates this version."""
+    review = await run_in_threadpool(_review, request.app.state.asl, name)
+    return html_page(request, "draft.html", session, **review)
 
 
 @router.post("")
@@ -90,8 +101,7 @@ async def upload(request: Request,
         await upload_draft(request.app.state.asl, name, files, _principal(session))
     except Problem as exc:
         raise _page_error(exc) from None
-    return RedirectResponse(f"/ui/packs?done=uploaded+{url_part(name)}#draft-"
-                            f"{url_part(name)}", status_code=303)
+    return RedirectResponse(f"/ui/packs/{url_part(name)}", status_code=303)
 
 
 @router.post("/{name}/activate")

@@ -16,7 +16,6 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from engine.api import Body, assess
-from engine.assess import evaluator_for
 from engine.errors import AssessmentError
 from engine.whatif import SET, EditRejected, parse_edit
 from engine.whatif import what_if as run_what_if
@@ -24,11 +23,11 @@ from knowledge_graph.provenance import find_conclusion
 from knowledge_graph.report import provenance
 from knowledge_graph.whatif import what_if_report
 from service.auth import ANALYST
+from service.evidence import References
 from service.ui.graph import why_chain, why_svg
 from service.ui.render import html_page
 from service.ui.session import PageError, Session, field, form_fields, page
 from store import audit
-from store.references import stored_references
 
 router = APIRouter(prefix="/ui/models", include_in_schema=False)
 Analyst = Annotated[Session, Depends(page(ANALYST))]
@@ -87,8 +86,7 @@ def _run(request: Request, session: Session, model: str, evidence: dict[str, Any
     state = request.app.state.asl
     stack = state.loaded_stack()
     run = assess([Body(orjson.dumps(evidence), "json", "stored evidence")],
-                 evaluator=evaluator_for(list(stack.dirs[1:])),
-                 references=lambda models: stored_references(state.store, models))
+                 evaluator=stack.evaluator, references=References(state))
     if run.load_errors:
         raise PageError(422, f"The stored evidence no longer loads: {run.load_errors[0]}")
     try:
