@@ -5,6 +5,7 @@ same-origin checks, CSP, roles as the API checks them, escaping of ids and rule 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from service_server import make_token, run_asl
 from batch.stack import layer_version
 from service.app import create_app
 from service.config import ServiceConfig
-from service.ui.session import COOKIE
+from service.ui.session import COOKIE, Sessions
 from store import audit, packs, tokens
 from store.db import connect
 
@@ -407,3 +408,22 @@ def test_what_if_shows_what_changes_and_stores_nothing(app: TestClient, db_url: 
     forged = client.post("/ui/models/larkspur-kite-4/what-if",
                          data={**fields, "csrf": "forged"}, headers={"Origin": ORIGIN})
     assert forged.status_code == 403
+
+
+def test_sessions_end_after_the_idle_and_the_absolute_timeout() -> None:
+    token = tokens.Token("t1", "name", "pat", "viewer", "2026-01-01T00:00:00.000000Z",
+                         "cli:test", None, None, None)
+    idle = Sessions(idle_s=0.05, absolute_s=60)
+    kept = idle.create(token)
+    for _ in range(4):  # used within the idle time: kept
+        time.sleep(0.02)
+        assert idle.get(kept.id) is kept
+    time.sleep(0.08)
+    assert idle.get(kept.id) is None
+    absolute = Sessions(idle_s=60, absolute_s=0.05)
+    used = absolute.create(token)
+    time.sleep(0.03)
+    assert absolute.get(used.id) is used
+    time.sleep(0.03)
+    assert absolute.get(used.id) is None
+    assert kept.id != used.id and len(kept.id) >= 40 and kept.csrf != used.csrf
