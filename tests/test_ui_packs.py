@@ -4,11 +4,14 @@ eyes), through the API's own upload and activation (same checks, same decision l
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 from service_server import make_token, run_asl
 from test_ui import ORIGIN, csrf_of, login
@@ -19,7 +22,8 @@ from store import audit, packs
 from store.db import connect
 
 REPO = Path(__file__).resolve().parents[1]
-ACME = REPO / "examples" / "packs" / "acme-lab"
+EXAMPLES = REPO / "examples"
+ACME = EXAMPLES / "packs" / "acme-lab"
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +109,32 @@ def test_upload_review_and_four_eyes_activation(app: TestClient, db_url: str) ->
         engine.dispose()
     assert log == [("pack.upload", "rita"), ("pack.upload", "adam"),
                    ("pack.activate", "olga")]
+
+
+def test_a_pasted_portfolio_runs_as_a_batch_to_its_summary(app: TestClient,
+                                                           db_url: str) -> None:
+    viewer = as_person(app, db_url, "viewer", "vic")
+    assert viewer.get("/ui/batches").status_code == 403
+    analyst = as_person(app, db_url, "analyst", "ann")
+    page = analyst.get("/ui/batches")
+    assert page.status_code == 200 and 'name="portfolio"' in page.text
+    lines = [json.dumps(yaml.safe_load((EXAMPLES / name).read_text(encoding="utf-8")),
+                        default=str)
+             for name in ("security-gap-pause.yaml", "cbrn4-asl4-pause.yaml")]
+    queued = analyst.post("/ui/batches", data={"csrf": csrf_of(page.text), "format": "jsonl",
+                                               "portfolio": "\n".join(lines)},
+                          headers={"Origin": ORIGIN}, follow_redirects=False)
+    assert queued.status_code == 303, queued.text
+    where = queued.headers["location"]
+    deadline = time.monotonic() + 120
+    while True:
+        shown = analyst.get(where).text
+        if 'id="summary"' in shown or time.monotonic() > deadline:
+            break
+        assert '<meta http-equiv="refresh" content="2">' in shown  # live while it runs
+        time.sleep(0.5)
+    assert 'id="summary"' in shown, shown
+    assert "<dt>Assessed</dt><dd>2</dd>" in shown
+    assert 'http-equiv="refresh"' not in shown
+    assert where.rsplit("/", 1)[1] in analyst.get("/ui/batches").text
+    assert ">larkspur-kite-4</a>" in analyst.get("/ui/models").text

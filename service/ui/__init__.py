@@ -11,11 +11,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from service.ui import login, models, packs, rules, whatif
+from service.ui import batches, login, models, packs, rules, whatif
 from service.ui.render import STATIC, html_page
 from service.ui.session import COOKIE, LoginNeeded, PageError, Sessions, sessions_of
 
-ROUTERS = (login.router, models.router, rules.router, whatif.router, packs.router)
+ROUTERS = (login.router, models.router, rules.router, whatif.router, packs.router,
+           batches.router)
 
 
 async def _login_needed(request: Request, exc: Exception) -> Response:
