@@ -9,6 +9,7 @@ docs/ when ASL_UI_SCREENSHOTS=1).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from service_server import Server, run_asl, start_server
 
 from store import packs
@@ -163,3 +165,22 @@ def test_a_draft_pack_is_uploaded_by_one_person_and_activated_by_another(
     admin.goto(f"{server.url}/ui/rules?pack=acme-lab")
     assert admin.locator("table.rules tbody tr").count() >= 1
     assert not [e for e in author_errors + admin_errors if "Content Security Policy" in e]
+
+
+def test_a_small_batch_runs_to_completion_while_the_page_follows_it(
+        browser: object, server: Server, shots: Shots) -> None:
+    lines = [json.dumps(yaml.safe_load((EXAMPLES / name).read_text(encoding="utf-8")),
+                        default=str)
+             for name in ("security-gap-pause.yaml", "cbrn3-crossed-rule-in.yaml")]
+    lines[0] = lines[0].replace('"larkspur-kite-4"', '"larkspur-kite-4-rerun"', 1)
+    page, errors = open_page(browser, server, 1280, "analyst", "ann")
+    page.click("nav >> text=Batches")
+    page.select_option("select[name=format]", "jsonl")
+    page.fill("textarea[name=portfolio]", "\n".join(lines))
+    page.click("form.upload button[type=submit]")
+    page.wait_for_url("**/ui/batches/*")
+    page.wait_for_selector("#summary", timeout=120_000)  # the page reloads itself
+    assert page.locator("#state").inner_text() == "done"
+    assert "Assessed" in page.locator("#summary").inner_text()
+    shots.take(page, "batch-1280")
+    assert not [e for e in errors if "Content Security Policy" in e], errors
