@@ -19,6 +19,7 @@ from service.guard import Guard
 from service.problems import install
 from service.routers import assess, batches, decisions, health, imports, models, packs, rules
 from service.state import ServiceState
+from service.ui import mount as mount_ui
 
 ROUTERS = (health.router, assess.router, imports.router, models.router, rules.router,
            packs.router, batches.router, decisions.router)
@@ -52,6 +53,7 @@ def fastapi_app(config: ServiceConfig) -> FastAPI:
     install(app)
     for router in ROUTERS:
         app.include_router(router)
+    mount_ui(app)
     return app
 
 

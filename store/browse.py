@@ -4,6 +4,7 @@ fifty of them)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,14 +41,38 @@ def _latest(filters: Filters) -> Select:
     return query
 
 
-def latest_page(engine: Engine, filters: Filters, limit: int, offset: int
-                ) -> tuple[list[Summary], int]:
-    """One page of the newest assessment of every model that passes `filters`, by model
-    id, and how many pass in all."""
+def _newest_ids(filters: Filters) -> Select:
+    """(model id, id of its newest assessment) of each model whose id contains `q`, read
+    from the (model_id, id) index alone."""
+    query = select(A.c.model_id, func.max(A.c.id).label("id")).group_by(A.c.model_id)
+    if filters.q:
+        query = query.where(func.lower(A.c.model_id).contains(filters.q.lower(),
+                                                              autoescape=True))
+    return query
+
+
+def latest_page(engine: Engine, filters: Filters, limit: int, offset: int,
+                order: Sequence[Any] = ()) -> tuple[list[Summary], int]:
+    """One page of the newest assessment of every model that passes `filters`, by
+    `order` (column expressions) and then model id, and how many pass in all.
+
+    Filtered by id only and ordered by model id (the listing as it opens), the page and
+    the count come from the index, and only the page's rows are read; a filter or an
+    order on a result column reads the newest row of every model."""
+    if filters.asl is None and filters.decision is None and filters.framework is None \
+            and not order:
+        newest = _newest_ids(filters).subquery()
+        with engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(newest)).scalar_one()
+            ids = conn.execute(select(newest.c.id).order_by(newest.c.model_id)
+                               .limit(limit).offset(offset)).scalars().all()
+            rows = conn.execute(select(*SUMMARY_COLUMNS).where(A.c.id.in_(ids))
+                                .order_by(A.c.model_id)).mappings().all() if ids else []
+        return [Summary(**row) for row in rows], int(total)
     query = _latest(filters)
     with engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        rows = conn.execute(query.order_by(A.c.model_id).limit(limit).offset(offset)
+        rows = conn.execute(query.order_by(*order, A.c.model_id).limit(limit).offset(offset)
                             ).mappings().all()
     return [Summary(**row) for row in rows], int(total)
 

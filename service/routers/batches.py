@@ -30,14 +30,10 @@ def _state(request: Request) -> ServiceState:
     return request.app.state.asl  # type: ignore[no-any-return]
 
 
-@router.post("", status_code=202, openapi_extra=EVIDENCE_BODY,
-             responses={202: {"content": JSON_CONTENT}, **problem_responses(400, 413, 415)})
-async def submit(request: Request, who: Analyst) -> Response:
-    """Queue a portfolio (JSON Lines, YAML or JSON; its own size limit, `asl serve
-    --max-batch-body`) to be assessed and stored in the background, as `asl batch`
-    does: 202 with its `id`; follow it with GET /v1/batches/{id}."""
-    fmt = body_format(request)
-    content = await request.body()
+async def queue_portfolio(request: Request, who: Principal, content: bytes, fmt: str
+                          ) -> dict[str, Any]:
+    """Queue a portfolio with its decision-log entry and wake this worker's runner (the
+    API's submit and the UI's): `{"id", "state": "queued", "decision_id"}`."""
     if not content.strip():
         raise Problem(400, "the body is empty; send a portfolio")
     state = _state(request)
@@ -54,7 +50,18 @@ async def submit(request: Request, who: Analyst) -> Response:
 
     answer = await run_in_threadpool(queue)
     request.app.state.batches.wake()
-    return json_bytes(answer, status=202)
+    return answer
+
+
+@router.post("", status_code=202, openapi_extra=EVIDENCE_BODY,
+             responses={202: {"content": JSON_CONTENT}, **problem_responses(400, 413, 415)})
+async def submit(request: Request, who: Analyst) -> Response:
+    """Queue a portfolio (JSON Lines, YAML or JSON; its own size limit, `asl serve
+    --max-batch-body`) to be assessed and stored in the background, as `asl batch`
+    does: 202 with its `id`; follow it with GET /v1/batches/{id}."""
+    fmt = body_format(request)
+    content = await request.body()
+    return json_bytes(await queue_portfolio(request, who, content, fmt), status=202)
 
 
 def _status(state: ServiceState, batch_id: int) -> dict[str, Any]:

@@ -100,6 +100,33 @@ def list_packs(request: Request, _: Annotated[Principal, Depends(require(VIEWER)
     return json_bytes({"packs": [p.summary() for p in shown]})
 
 
+async def upload_draft(state: ServiceState, name: str, files: dict[str, str],
+                       who: Principal) -> dict[str, Any]:
+    """Check and validate the draft overlay `name` and store it with a decision-log
+    entry: its summary and the entry's decision id (the API's upload and the UI's).
+    Problem 422 with the problems (file, line, code, message) if it is not valid."""
+    found = _file_problems(files)
+    if name == state.base.name:
+        found.append({"file": "pack.yaml", "line": 0, "code": "standalone",
+                      "message": f"{name} is the base pack; only overlay packs are taken"})
+    if found:
+        raise Problem(422, f"the upload has {len(found)} problem(s)", problems=found)
+    _, version = await _validated(state, name, files)
+
+    def store() -> dict[str, Any]:
+        with state.engine.begin() as conn:
+            draft = packs.save_draft(conn, name, version, files, who.person,
+                                     audit.rfc3339_now())
+            entry = audit.append(conn, actor=who.person, role=who.role, action="pack.upload",
+                                 pack=name, pack_version=draft.version,
+                                 input_sha256=audit.sha256_of({"name": name,
+                                                               "files": files}),
+                                 result_sha256=audit.sha256_of(draft.summary()))
+        return {**draft.summary(), "decision_id": entry.decision_id}
+
+    return await run_in_threadpool(store)
+
+
 @router.put("/{name}", status_code=201, openapi_extra=openapi_body(PackUpload),
             responses={201: {"content": JSON_CONTENT}, **problem_responses(400, 413, 415)})
 async def upload(request: Request, name: PackName,
@@ -107,48 +134,24 @@ async def upload(request: Request, name: PackName,
     """Upload (or replace) the draft overlay `name`: 201 with its version, or 422 with
     the validator's problems (file, line, code, message)."""
     body = await json_model(request, PackUpload)
-    state = _state(request)
-    found = _file_problems(body.files)
-    if name == state.base.name:
-        found.append({"file": "pack.yaml", "line": 0, "code": "standalone",
-                      "message": f"{name} is the base pack; only overlay packs are taken"})
-    if found:
-        raise Problem(422, f"the upload has {len(found)} problem(s)", problems=found)
-    _, version = await _validated(state, name, body.files)
-
-    def store() -> dict[str, Any]:
-        with state.engine.begin() as conn:
-            draft = packs.save_draft(conn, name, version, body.files, who.person,
-                                     audit.rfc3339_now())
-            entry = audit.append(conn, actor=who.person, role=who.role, action="pack.upload",
-                                 pack=name, pack_version=draft.version,
-                                 input_sha256=audit.sha256_of({"name": name,
-                                                               "files": body.files}),
-                                 result_sha256=audit.sha256_of(draft.summary()))
-        return {**draft.summary(), "decision_id": entry.decision_id}
-
-    return json_bytes(await run_in_threadpool(store), status=201)
+    return json_bytes(await upload_draft(_state(request), name, body.files, who), status=201)
 
 
-@router.post("/{name}/activate", openapi_extra=openapi_body(Activation),
-             responses={200: {"content": JSON_CONTENT},
-                        **problem_responses(400, 404, 409, 413, 415)})
-async def activate(request: Request, name: PackName,
-                   who: Annotated[Principal, Depends(require(ADMIN))]) -> Response:
-    """Put the reviewed version of the draft `name` in force. 409 when the draft has
-    changed since (another version), when the activating person uploaded it, or when it
-    no longer validates over the active stack."""
-    body = await json_model(request, Activation)
-    state = _state(request)
+async def activate_draft(state: ServiceState, name: str, version: str, who: Principal
+                         ) -> dict[str, Any]:
+    """Put the reviewed `version` of the draft `name` in force, with a decision-log entry
+    (the API's activation and the UI's). Problem 409 when the draft has changed since
+    (another version), when `who` uploaded it, or when it no longer validates over the
+    active stack; 404 when there is no such draft."""
 
     def pending() -> packs.StoredPack:
         with state.engine.connect() as conn:
             found = packs.draft(conn, name)
         if found is None:
             raise Problem(404, f"no draft pack {name!r}; GET /v1/packs lists them")
-        if found.version != body.version:
+        if found.version != version:
             raise Problem(409, f"the draft {name!r} has changed since version "
-                          f"{body.version} was reviewed; it is now {found.version}")
+                          f"{version} was reviewed; it is now {found.version}")
         if found.uploaded_by == who.person:
             raise Problem(409, f"{who.person} uploaded this draft, so another admin must "
                           "activate it (four eyes)")
@@ -174,12 +177,24 @@ async def activate(request: Request, name: PackName,
             entry = audit.append(conn, actor=who.person, role=who.role,
                                  action="pack.activate", pack=name, pack_version=draft.version,
                                  input_sha256=audit.sha256_of({"name": name,
-                                                               "version": body.version}),
+                                                               "version": version}),
                                  result_sha256=audit.sha256_of([list(v) for v in stack]))
         return {**done.summary(), "stack": [{"name": n, "version": v} for n, v in stack],
                 "decision_id": entry.decision_id}
 
-    return json_bytes(await run_in_threadpool(store))
+    return await run_in_threadpool(store)
+
+
+@router.post("/{name}/activate", openapi_extra=openapi_body(Activation),
+             responses={200: {"content": JSON_CONTENT},
+                        **problem_responses(400, 404, 409, 413, 415)})
+async def activate(request: Request, name: PackName,
+                   who: Annotated[Principal, Depends(require(ADMIN))]) -> Response:
+    """Put the reviewed version of the draft `name` in force. 409 when the draft has
+    changed since (another version), when the activating person uploaded it, or when it
+    no longer validates over the active stack."""
+    body = await json_model(request, Activation)
+    return json_bytes(await activate_draft(_state(request), name, body.version, who))
 
 
 async def _on_draft(request: Request, name: str, task: str) -> Response:

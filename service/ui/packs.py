@@ -1,0 +1,117 @@
+"""`/ui/packs`: the active stack and the drafts awaiting activation (viewer); a rule
+author uploads a draft from a form. `/ui/packs/{name}` (rule author, as the API's diff
+and test) reviews a draft: what it changes against the active stack and its test cases,
+run as `GET /v1/packs/{name}/diff` and `POST .../test` run them (service.packcheck, in
+the limited child process); an admin who is not its uploader activates the version shown
+there (four eyes). Upload and activation are the API's own
+(service.routers.packs.upload_draft and activate_draft): the same validation, the same
+checks and the same decision-log entries.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from engine.loader import PACK_NAME
+from service.auth import ADMIN, RULE_AUTHOR, VIEWER, Principal
+from service.packcheck import DraftRunStopped, Layer, run_draft
+from service.problems import Problem
+from service.routers.packs import activate_draft, upload_draft
+from service.state import ServiceState
+from service.ui.render import html_page, url_part
+from service.ui.session import PageError, Session, field, form_fields, page
+from store import packs
+
+router = APIRouter(prefix="/ui/packs", include_in_schema=False)
+EXTRA_FILES = 3  # rules/ and tests/ files the upload form has room for
+
+
+def _principal(session: Session) -> Principal:
+    return Principal(session.token_id, session.token_id, session.person, session.role)
+
+
+def _page_error(exc: Problem) -> PageError:
+    found = exc.extra.get("problems") or []
+    details = "; ".join(f"{p.get('file')}:{p.get('line')}: {p.get('message')}"
+                        for p in found[:5])
+    return PageError(exc.status, exc.detail + (f": {details}" if details else ""))
+
+
+def _review(state: ServiceState, name: str) -> dict[str, Any]:
+    """The draft `name`, its diff against the active stack and its test run."""
+    with state.engine.connect() as conn:
+        draft = packs.draft(conn, name)
+        stack = packs.active(conn, state.base)
+    if draft is None:
+        raise PageError(404, f"No draft pack {name!r}.")
+    layers = [Layer(p.name, packs.materialize(p, state.workdir / "packs")) for p in stack]
+    answers: dict[str, Any] = {}
+    for task in ("diff", "test"):
+        try:
+            answers[task] = run_draft(task, name, draft.files, layers, state.workdir)
+        except DraftRunStopped as exc:
+            answers[task] = None
+            answers[f"{task}_stopped"] = str(exc)
+    return {"draft": draft, **answers}
+
+
+def _overview(state: ServiceState) -> dict[str, Any]:
+    with state.engine.connect() as conn:
+        return {"active": packs.active(conn, state.base), "drafts": packs.drafts(conn)}
+
+
+@router.get("")
+async def packs_page(request: Request, session: Annotated[Session, Depends(page(VIEWER))]
+                     ) -> Response:
+    """The active stack, the drafts with their diffs, and the forms the role allows."""
+    state: ServiceState = request.app.state.asl
+    overview = await run_in_threadpool(_overview, state)
+    return html_page(request, "packs.html", session, extra=range(EXTRA_FILES),
+                     done=request.query_params.get("done", ""), **overview)
+
+
+@router.get("/{name}")
+async def draft_page(request: Request, name: str,
+                     session: Annotated[Session, Depends(page(RULE_AUTHOR))]) -> Response:
+    """One draft under review: its diff against the active stack, its test cases, and
+    (for an admin who did not upload it) the form that activates this version."""
+    review = await run_in_threadpool(_review, request.app.state.asl, name)
+    return html_page(request, "draft.html", session, **review)
+
+
+@router.post("")
+async def upload(request: Request,
+                 session: Annotated[Session, Depends(page(RULE_AUTHOR))]) -> Response:
+    """Upload a draft overlay from the form: pack.yaml and up to EXTRA_FILES more."""
+    fields = await form_fields(request, session.csrf)
+    name = field(fields, "name").strip()
+    files = {"pack.yaml": field(fields, "pack.yaml")}
+    for i in range(EXTRA_FILES):
+        file_name, text = field(fields, f"file{i}").strip(), field(fields, f"text{i}")
+        if file_name or text.strip():
+            files[file_name] = text
+    if not PACK_NAME.fullmatch(name) or len(name) > 100:
+        raise PageError(422, "Give the pack's own name (a-z, 0-9, _ . -), as its pack.yaml "
+                        "says.")
+    try:
+        await upload_draft(request.app.state.asl, name, files, _principal(session))
+    except Problem as exc:
+        raise _page_error(exc) from None
+    return RedirectResponse(f"/ui/packs/{url_part(name)}", status_code=303)
+
+
+@router.post("/{name}/activate")
+async def activate(request: Request, name: str,
+                   session: Annotated[Session, Depends(page(ADMIN))]) -> Response:
+    """Activate the version of the draft the admin reviewed on the page."""
+    fields = await form_fields(request, session.csrf)
+    try:
+        await activate_draft(request.app.state.asl, name, field(fields, "version"),
+                             _principal(session))
+    except Problem as exc:
+        raise _page_error(exc) from None
+    return RedirectResponse(f"/ui/packs?done=activated+{url_part(name)}", status_code=303)

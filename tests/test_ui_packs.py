@@ -1,0 +1,140 @@
+"""The web UI's packs page: a rule author uploads a draft from the form, its diff against
+the active stack is shown, and only an admin who did not upload it activates it (four
+eyes), through the API's own upload and activation (same checks, same decision log)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from service_server import make_token, run_asl
+from test_ui import ORIGIN, csrf_of, login
+
+from service.app import create_app
+from service.config import ServiceConfig
+from store import audit, packs
+from store.db import connect
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+ACME = EXAMPLES / "packs" / "acme-lab"
+
+
+@pytest.fixture(scope="module")
+def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('uipacks')}/asl.db"
+    assert run_asl("db", "upgrade", "--db", url).returncode == 0
+    return url
+
+
+@pytest.fixture(scope="module")
+def app(db_url: str) -> Iterator[TestClient]:
+    with TestClient(create_app(ServiceConfig(db_url)), base_url=ORIGIN) as client:
+        yield client
+
+
+def as_person(app: TestClient, db_url: str, role: str, person: str) -> TestClient:
+    client = TestClient(app.app, base_url=ORIGIN)
+    assert login(client, make_token(db_url, role, person)).status_code == 303
+    return client
+
+
+def upload_form(files: dict[str, str], name: str = "acme-lab") -> dict[str, str]:
+    extra = sorted(n for n in files if n != "pack.yaml")
+    form = {"name": name, "pack.yaml": files["pack.yaml"]}
+    for i, file_name in enumerate(extra):
+        form.update({f"file{i}": file_name, f"text{i}": files[file_name]})
+    return form
+
+
+def post(client: TestClient, path: str, data: dict[str, str]) -> object:
+    csrf = csrf_of(client.get("/ui/packs").text)
+    return client.post(path, data={**data, "csrf": csrf}, headers={"Origin": ORIGIN},
+                       follow_redirects=False)
+
+
+def test_upload_review_and_four_eyes_activation(app: TestClient, db_url: str) -> None:
+    viewer = as_person(app, db_url, "viewer", "vic")
+    author = as_person(app, db_url, "rule-author", "rita")
+    admin = as_person(app, db_url, "admin", "adam")
+    other = as_person(app, db_url, "admin", "olga")
+    files = packs.read_pack_files(ACME)
+    page = viewer.get("/ui/packs")
+    assert page.status_code == 200 and "No draft is waiting" in page.text
+    assert "Upload a draft overlay" not in page.text
+    assert post(viewer, "/ui/packs", upload_form(files)).status_code == 403
+
+    bad = post(author, "/ui/packs", upload_form({**files, "rules/10-acme.yaml": "- id: [\n"}))
+    assert bad.status_code == 422 and "rules/10-acme.yaml" in bad.text
+
+    done = post(author, "/ui/packs", upload_form(files))
+    assert done.status_code == 303 and done.headers["location"] == "/ui/packs/acme-lab"
+    assert "<td>acme-lab</td>" in viewer.get("/ui/packs").text  # listed, not linked
+    assert viewer.get("/ui/packs/acme-lab").status_code == 403  # the API's diff role
+    page = admin.get("/ui/packs/acme-lab").text
+    assert "uploaded by rita" in page
+    assert "+ rule <code>acme.cyber.requires-asl3-security</code>" in page
+    assert "~ <code>assessment.trigger.months</code>" in page  # the rule it replaces
+    assert re.search(r"(\d+) of \1 passed", page)  # its cases, run over the active stack
+    version = re.search(r'name="version" value="([^"]+)"', page)
+    assert version
+    assert 'name="version"' not in author.get("/ui/packs/acme-lab").text  # not an admin
+    assert post(author, "/ui/packs/acme-lab/activate",
+                {"version": version.group(1)}).status_code == 403
+
+    # The admin uploads the draft again: now they may not activate it themselves.
+    assert post(admin, "/ui/packs", upload_form(files)).status_code == 303
+    mine = admin.get("/ui/packs/acme-lab").text
+    assert "another admin must activate it" in mine and 'name="version"' not in mine
+    refused = post(admin, "/ui/packs/acme-lab/activate", {"version": version.group(1)})
+    assert refused.status_code == 409 and "four eyes" in refused.text
+    stale = post(other, "/ui/packs/acme-lab/activate", {"version": "sha256:0000"})
+    assert stale.status_code == 409 and "has changed since" in stale.text
+
+    activated = post(other, "/ui/packs/acme-lab/activate", {"version": version.group(1)})
+    assert activated.status_code == 303, activated.text
+    page = viewer.get("/ui/packs").text
+    assert "No draft is waiting" in page and 'href="/ui/rules?pack=acme-lab"' in page
+    assert "acme.cyber.requires-asl3-security" in viewer.get("/ui/rules").text
+    engine = connect(db_url)
+    try:
+        log = [(e.action, e.actor) for e in audit.entries(engine) if e.action.startswith("pack")]
+    finally:
+        engine.dispose()
+    assert log == [("pack.upload", "rita"), ("pack.upload", "adam"),
+                   ("pack.activate", "olga")]
+
+
+def test_a_pasted_portfolio_runs_as_a_batch_to_its_summary(app: TestClient,
+                                                           db_url: str) -> None:
+    viewer = as_person(app, db_url, "viewer", "vic")
+    assert viewer.get("/ui/batches").status_code == 403
+    analyst = as_person(app, db_url, "analyst", "ann")
+    page = analyst.get("/ui/batches")
+    assert page.status_code == 200 and 'name="portfolio"' in page.text
+    lines = [json.dumps(yaml.safe_load((EXAMPLES / name).read_text(encoding="utf-8")),
+                        default=str)
+             for name in ("security-gap-pause.yaml", "cbrn4-asl4-pause.yaml")]
+    queued = analyst.post("/ui/batches", data={"csrf": csrf_of(page.text), "format": "jsonl",
+                                               "portfolio": "\n".join(lines)},
+                          headers={"Origin": ORIGIN}, follow_redirects=False)
+    assert queued.status_code == 303, queued.text
+    where = queued.headers["location"]
+    deadline = time.monotonic() + 120
+    while True:
+        shown = analyst.get(where).text
+        if 'id="summary"' in shown or time.monotonic() > deadline:
+            break
+        assert '<meta http-equiv="refresh" content="2">' in shown  # live while it runs
+        time.sleep(0.5)
+    assert 'id="summary"' in shown, shown
+    assert "<dt>Assessed</dt><dd>2</dd>" in shown
+    assert 'http-equiv="refresh"' not in shown
+    assert where.rsplit("/", 1)[1] in analyst.get("/ui/batches").text
+    assert ">larkspur-kite-4</a>" in analyst.get("/ui/models").text
