@@ -59,7 +59,7 @@ def latest_page(engine: Engine, filters: Filters, limit: int, offset: int,
     Filtered by id only and ordered by model id (the listing as it opens), the page and
     the count come from the index, and only the page's rows are read; a filter or an
     order on a result column reads the newest row of every model."""
-    if filters.asl is None and filters.decision is None and filters.framework is None \
+    if filters.level is None and filters.decision is None and filters.framework is None \
             and not order:
         newest = _newest_ids(filters).subquery()
         with engine.connect() as conn:

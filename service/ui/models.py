@@ -11,6 +11,8 @@ import networkx as nx
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from engine.framework import builtin_spec, known_levels
+from engine.packstack import builtin_frameworks
 from knowledge_graph.compare import compare
 from knowledge_graph.explain import describe_values
 from knowledge_graph.provenance import UnknownConclusion, find_conclusion, roots
@@ -25,10 +27,12 @@ from store.record import A, Store, Summary
 router = APIRouter(prefix="/ui/models", include_in_schema=False)
 Viewer = Annotated[Session, Depends(page(VIEWER))]
 PAGE_SIZE = 50
-ASLS = ("ASL-2", "ASL-3", "ASL-4")
+# Every built-in framework's levels (rsp-2.1's ASLs first), for the level filter.
+ASLS = tuple(known_levels(spec for spec in map(builtin_spec, builtin_frameworks())
+                          if spec is not None))
 SORTS: dict[str, tuple[str, Any]] = {  # name -> (heading, column)
     "model": ("Model", A.c.model_id),
-    "asl": ("ASL", A.c.asl),
+    "asl": ("Level", A.c.level),
     "decision": ("Decision", A.c.decision),
     "assessed": ("Assessed (UTC)", A.c.assessed_at),
 }
@@ -58,7 +62,7 @@ def models(request: Request, session: Viewer, asl: Text = "", decision: Text = "
     rows, total = latest_page(request.app.state.asl.engine, filters, per,
                               (page_no - 1) * per, order)
     pages = max(1, -(-total // per))
-    query: dict[str, Any] = {"asl": filters.asl or "", "decision": filters.decision or "",
+    query: dict[str, Any] = {"asl": filters.level or "", "decision": filters.decision or "",
                              "q": filters.q or "", "sort": sort}
     if per != PAGE_SIZE:
         query["per"] = per
