@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -112,19 +114,28 @@ def connect(url: str, migrate: bool = True, bulk: bool = False) -> Engine:
         engine = create_engine(parsed, json_serializer=json_text, json_deserializer=orjson.loads,
                                pool_pre_ping=True)
     try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-        if migrate and not at_head(engine):
-            upgrade(engine)
+        with _disposed_on_failure(engine):
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            if migrate and not at_head(engine):
+                upgrade(engine)
+    except NoSuchModuleError as exc:
+        raise StoreError(str(exc)) from None
+    return engine
+
+
+@contextmanager
+def _disposed_on_failure(engine: Engine) -> Iterator[None]:
+    """The first use of a new engine: if the database refuses, the engine's connections
+    are closed and the refusal becomes a StoreError with its one-line reason."""
+    try:
+        yield
     except StoreError:
         engine.dispose()
         raise
     except DBAPIError as exc:
         engine.dispose()
         raise StoreError(_reason(exc)) from None
-    except NoSuchModuleError as exc:
-        raise StoreError(str(exc)) from None
-    return engine
 
 
 def connect_reader(url: str) -> Engine:
@@ -150,16 +161,10 @@ def connect_reader(url: str) -> Engine:
         cursor.execute("PRAGMA query_only = ON")
         cursor.close()
 
-    try:
+    with _disposed_on_failure(engine):
         if not at_head(engine):
             raise StoreError("the database is read-only and at an older schema revision; "
                              "run `asl db upgrade` where it may be written")
-    except StoreError:
-        engine.dispose()
-        raise
-    except DBAPIError as exc:
-        engine.dispose()
-        raise StoreError(_reason(exc)) from None
     return engine
 
 
