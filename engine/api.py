@@ -160,6 +160,15 @@ def assess_documents(evaluator: Evaluator, documents: Sequence[LoadedDocument],
     return [results[m] for m in sorted(results)], errors
 
 
+def stopped_by(documents: Sequence[LoadedDocument], rejected: Sequence[InputError]
+               ) -> list[InputError]:
+    """The models of a portfolio that `rejected` stops (each references, transitively, a
+    model that could not be assessed), found without assessing any: for a caller that
+    refuses the whole input yet names every model it could not assess."""
+    gate = Gate((Links.of(d.document.model, d.file, d.where) for d in documents), rejected)
+    return [problem for model in gate.order() if (problem := gate.stop(model)) is not None]
+
+
 def _lookup(references: References | None, models: Collection[str]
             ) -> Mapping[str, ReferenceInfo]:
     """What `references` knows of `models` (nothing is asked when none is needed)."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import Request
 
-from engine.api import AssessmentRun, Body, assess_documents
+from engine.api import AssessmentRun, Body, assess_documents, stopped_by
 from engine.assess import ReferenceInfo, vocabulary
 from engine.errors import InputError
 from engine.evidence import LoadedDocument, load_evidence
@@ -73,8 +73,8 @@ def assess_body(state: ServiceState, content: bytes, fmt: str, keep_inputs: bool
     references = References(state)
     loaded = load_evidence([Body(content, fmt, BODY)], vocabulary(stack.pack),
                            keep_raw=keep_inputs)
-    if loaded.errors:
-        raise rejection(loaded.errors)
+    if loaded.errors:  # all or nothing, and every model it stops is named too
+        raise rejection(sorted([*loaded.errors, *stopped_by(loaded.documents, loaded.errors)]))
     if len(loaded.documents) > MAX_MODELS:  # refused before any is assessed
         raise Problem(413, f"{len(loaded.documents)} models; POST /v1/assess takes at "
                       f"most {MAX_MODELS} (POST /v1/batches takes more)")

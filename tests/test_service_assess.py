@@ -127,6 +127,24 @@ def test_one_rejected_document_refuses_the_whole_request(server: Server) -> None
     assert stored_count(server) == before
 
 
+
+def test_the_models_a_rejected_one_stops_are_named_too(server: Server) -> None:
+    """Issue 16 over HTTP: corvid-atlas-5-chat is rejected, so -code and 5.1, which name
+    it as their predecessor, could not be assessed either; the 422 says so for each, as
+    `asl assess` does, and nothing is stored."""
+    data = data_of(LINEAGE)
+    data["models"][1]["model"]["bogus"] = 1
+    before = stored_count(server)
+    with server.client("analyst") as analyst:
+        answer = analyst.post("/v1/assess", json=data)
+    errors = problem(answer, 422)["errors"]
+    assert [e["path"] for e in errors] == ["models[1].model.bogus",
+                                           "models[2].model.predecessor",
+                                           "models[3].model.predecessor"]
+    assert all("references 'corvid-atlas-5-chat', which could not be assessed" in e["message"]
+               for e in errors[1:]), errors
+    assert stored_count(server) == before
+
 @pytest.mark.parametrize(("content", "media", "status"), [
     (b"{not json", "application/json", 400),
     (b"model: [unclosed", "application/yaml", 400),
