@@ -14,8 +14,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import PackWriter
 
+from conftest import PackWriter
 from engine.errors import PackError
 from engine.evaluator import Evaluator, Fact
 from engine.loader import STAGES, Draft, builtin_pack_dir, load_pack

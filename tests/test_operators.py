@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import PackWriter, write_mini_pack
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from conftest import PackWriter, write_mini_pack
 from engine import constraints, diagnose
 from engine.errors import AssessmentError, PackError
 from engine.evaluator import Evaluator, Fact

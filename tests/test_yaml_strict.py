@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner, Result
-from conftest import PackWriter
 from helpers import EXAMPLES
 
 from cli.main import main
+from conftest import PackWriter
 from engine import evidence_reading, yamlsafe
 from engine.errors import PackError
 from engine.loader import builtin_pack_dir, load_pack
