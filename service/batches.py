@@ -4,9 +4,10 @@ runs them with the existing batch runner (batch.runner.Batch), in the background
 A submitted batch is a `service_batch` row holding the body (store.service_tables). Each
 worker process runs one `BatchRunner` thread: it claims the oldest queued batch (an
 UPDATE that only one worker can win), runs it in this process with the active pack
-stack, and writes its progress and a heartbeat as models are done. What the batch
-stores is committed chunk by chunk, each chunk whole (Batch.run), so a runner stopped at
-any moment, by SIGKILL included, leaves whole results only. A running batch whose
+stack (or the built-in framework it was submitted under), and writes its progress and a
+heartbeat as models are done. What the batch stores is committed chunk by chunk, each
+chunk whole (Batch.run), so a runner stopped at any moment, by SIGKILL included, leaves
+whole results only. A running batch whose
 heartbeat is older than the configured limit is marked failed (by any worker, when it is
 read or when a runner looks for work); resuming it queues it again, and running it again
 skips what was stored unchanged, as `asl batch` does.
@@ -44,6 +45,7 @@ STALE_CHECK_SECONDS = 5.0  # between looks for batches whose runner stopped
 HEARTBEAT_SECONDS = 1.0
 SHOWN = 100  # rejections and changed models listed in a summary (the counts are whole)
 STATES = ("queued", "running", "done", "failed")
+FRAMEWORK_MARK = "framework="  # after the format, in the format column
 RESUME_HINT = "POST /v1/batches/{id}/resume runs it again (what was stored is kept)"
 
 
@@ -55,12 +57,23 @@ def compress(content: bytes) -> bytes:
     return zlib.compress(content, 6)
 
 
-def submit(conn: Any, person: str, content: bytes, fmt: str) -> int:
-    """Queue a portfolio (in the caller's transaction); its batch id."""
+def submit(conn: Any, person: str, content: bytes, fmt: str, framework: str | None = None
+           ) -> int:
+    """Queue a portfolio (in the caller's transaction), to be assessed with the active
+    stack or under the built-in `framework`; its batch id. The framework rides in the
+    `format` column (`jsonl framework=openai-pf-2`), which the runner alone reads."""
+    stored = fmt if framework is None else f"{fmt} {FRAMEWORK_MARK}{framework}"
     row = conn.execute(SB.insert().values(
-        state="queued", submitted_by=person, submitted_at=rfc3339_now(), format=fmt,
+        state="queued", submitted_by=person, submitted_at=rfc3339_now(), format=stored,
         body=compress(content), done=0, total=0))
     return int(row.inserted_primary_key[0])
+
+
+def format_and_framework(stored: str) -> tuple[str, str | None]:
+    """The body's format and the framework (None: the active stack) of a stored
+    `format` column, as `submit` wrote it."""
+    fmt, _, rest = stored.partition(" ")
+    return fmt, rest.removeprefix(FRAMEWORK_MARK) or None
 
 
 def _cutoff(stale_seconds: float) -> str:
@@ -220,8 +233,9 @@ class BatchRunner:
                                .where(SB.c.id == batch_id)).one()
         try:
             with _Progress(engine, batch_id, self.stop) as progress:
-                report = self._assess(batch_id, zlib.decompress(row.body), row.format,
-                                      row.submitted_by, progress)
+                fmt, framework = format_and_framework(row.format)
+                report = self._assess(batch_id, zlib.decompress(row.body), fmt,
+                                      row.submitted_by, progress, framework)
         except Stopped:
             self._finish(batch_id, state="failed", done=progress.done,
                          error="stopped when the server shut down; "
@@ -238,10 +252,10 @@ class BatchRunner:
                          batch_run_id=report.batch_id, summary=summary(report))
 
     def _assess(self, batch_id: int, content: bytes, fmt: str, person: str,
-                progress: _Progress) -> BatchReport | None:
-        """Run the portfolio with the active stack; None when none of it could be read
-        (the batch is then failed with the first problem)."""
-        stack = self.state.loaded_stack()
+                progress: _Progress, framework: str | None = None) -> BatchReport | None:
+        """Run the portfolio with the active stack (or `framework`'s pack); None when none
+        of it could be read (the batch is then failed with the first problem)."""
+        stack = self.state.framework_stack(framework)
         loaded = load_evidence([Body(content, fmt, "body")], vocabulary(stack.pack),
                                keep=Entry.of)
         entries, rejected = loaded.documents, loaded.errors
@@ -253,7 +267,10 @@ class BatchRunner:
                              "errors": [{"file": e.file, "path": e.path,
                                          "message": e.message} for e in rejected[:SHOWN]]})
             return None
-        overlays = [str(d) for d in stack.dirs[1:]]
+        # The packs over the built-in rsp-2.1 base; another framework's base pack stands
+        # in its place when given first (engine.packstack.pack_stack), so it is given.
+        first = 1 if stack.packs[0].name == self.state.base.name else 0
+        overlays = [str(d) for d in stack.dirs[first:]]
         runner = Batch(Store(self.state.engine, actor=person, role="analyst"), stack.pack,
                        InProcess(overlays), progress=progress.advance, overlays=overlays,
                        total=progress.set_total)

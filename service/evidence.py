@@ -1,6 +1,7 @@
 """Evidence in the service: request bodies read as the CLI reads files, assessed through
-the engine's front door (engine.api.assess) with the active pack stack, and references
-resolved from the body and then from the record, as in `asl batch`.
+the engine's front door (engine.api.assess) with the active pack stack (or, with
+`?framework=NAME`, another built-in framework's pack), and references resolved from the
+body and then from the record, as in `asl batch`.
 
 Statuses follow the spec: a body of another media type 415; one that is not JSON or YAML
 at all (or not UTF-8) 400; evidence that breaks the format 422 with one
@@ -10,9 +11,9 @@ at all (or not UTF-8) 400; evidence that breaks the format 422 with one
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Query, Request
 
 from engine.api import AssessmentRun, Body, assess_documents, stopped_by
 from engine.assess import ReferenceInfo, vocabulary
@@ -20,12 +21,27 @@ from engine.errors import InputError
 from engine.evidence import LoadedDocument, load_evidence
 from service.bodies import JSON_TYPES, JSONL_TYPES, YAML_TYPES, media_type
 from service.problems import Problem
-from service.state import LoadedStack, ServiceState
+from service.state import LoadedStack, ServiceState, UnknownFramework
 from store.references import stored_references
 
 BODY = "body"  # what errors call the request body, in place of a file name
 MAX_MODELS = 1000  # per POST /v1/assess; more goes to a batch
 SYNTAX = ("invalid JSON", "invalid YAML", "not UTF-8")  # the body is not data at all
+FRAMEWORK_PATH = "query.framework"  # where a problem with ?framework= is, as validation says
+Framework = Annotated[str | None, Query(
+    max_length=100, description="the framework to assess under, a built-in pack's name "
+    "(as `asl assess --framework`); default: the active stack (rsp-2.1 and the activated "
+    "overlays)")]
+
+
+def framework_stack(state: ServiceState, framework: str | None) -> LoadedStack:
+    """The stack `?framework=` chooses (none: the active stack); 422 naming the
+    parameter and the built-in frameworks for an unknown one."""
+    try:
+        return state.framework_stack(framework)
+    except UnknownFramework as exc:
+        raise Problem(422, f"{FRAMEWORK_PATH}: {exc}", errors=[
+            {"path": FRAMEWORK_PATH, "message": str(exc)}]) from None
 
 
 def body_format(request: Request) -> str:
@@ -65,11 +81,12 @@ class References:
         return self.found
 
 
-def assess_body(state: ServiceState, content: bytes, fmt: str, keep_inputs: bool = False
+def assess_body(state: ServiceState, content: bytes, fmt: str, keep_inputs: bool = False,
+                framework: str | None = None
                 ) -> tuple[LoadedStack, AssessmentRun, References]:
-    """Assess the evidence in a body with the active stack; raise the rejection (400 or
-    422) if any of it was refused (all or nothing)."""
-    stack = state.loaded_stack()
+    """Assess the evidence in a body with the active stack (or `framework`'s); raise the
+    rejection (400 or 422) if any of it was refused (all or nothing)."""
+    stack = framework_stack(state, framework)
     references = References(state)
     loaded = load_evidence([Body(content, fmt, BODY)], vocabulary(stack.pack),
                            keep_raw=keep_inputs)
@@ -93,15 +110,19 @@ def assess_loaded(stack: LoadedStack, documents: list[LoadedDocument],
                          len(documents) == 1 and documents[0].where == "", references)
 
 
-def stored_evidence(state: ServiceState, model: str, assessment: int | None = None
-                    ) -> dict[str, Any]:
-    """The evidence document of `model`'s newest stored assessment (or of `assessment`);
-    404 when there is none."""
+def stored_evidence(state: ServiceState, model: str, assessment: int | None = None,
+                    framework: str | None = None) -> dict[str, Any]:
+    """The evidence document of `model`'s newest stored assessment (or of `assessment`),
+    under `framework` when one is named (evidence is written for one framework); 404
+    when there is none."""
     store = state.store
     found = [] if "\x00" in model else store.history(model)
     if assessment is not None:
         found = [s for s in found if s.id == assessment]
+    if framework is not None:
+        found = [s for s in found if s.framework == framework]
     if not found:
         what = f"assessment {assessment} of " if assessment is not None else "assessment of "
-        raise Problem(404, f"no stored {what}a model {model!r}")
+        under = f" under {framework}" if framework is not None else ""
+        raise Problem(404, f"no stored {what}a model {model!r}{under}")
     return store.evidence([found[-1].evidence_hash])[found[-1].evidence_hash]

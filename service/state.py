@@ -1,6 +1,6 @@
 """What one worker process holds while it serves: the database, the record, the rate
-limiter, a private working directory, and the active pack stack loaded once per
-version of it.
+limiter, a private working directory, the active pack stack loaded once per version of
+it, and each other built-in framework's pack (`?framework=`) loaded once.
 
 The working directory (mode 0700, removed at shutdown) is where stored packs are written
 out for the loader and where uploads are validated; nothing in it is ever served.
@@ -21,11 +21,20 @@ from batch.stack import layer_version
 from engine.evaluator import Evaluator
 from engine.loader import BUILTIN_PACK, builtin_pack_dir, load_pack
 from engine.model import Pack
+from engine.packstack import builtin_frameworks
 from service.auth import RateLimiter
 from service.config import ServiceConfig
 from store import packs
 from store.db import connect
 from store.record import Layer, Store
+
+
+class UnknownFramework(ValueError):
+    """A framework name that is not a built-in framework's; the message names those."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no built-in framework {name!r}; built in: "
+                         f"{', '.join(builtin_frameworks())}")
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,7 @@ class ServiceState:
     limiter: RateLimiter | None
     base: packs.StoredPack
     _loaded: LoadedStack | None = None
+    _frameworks: dict[str, LoadedStack] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -99,4 +109,26 @@ class ServiceState:
                 loaded = LoadedStack(stored, dirs, pack, Evaluator(pack))
                 self.store.ensure_pack(pack.version, pack.name, *pack_fingerprint(pack))
                 self._loaded = loaded
+            return loaded
+
+    def framework_stack(self, framework: str | None) -> LoadedStack:
+        """The stack to assess with under `framework` (a built-in framework's name, as
+        `asl assess --framework` takes it): the active stack when none is named or when
+        it is the active stack's base (the activated overlays go over that base only);
+        otherwise that framework's built-in pack alone, loaded once per process.
+        UnknownFramework for any other name."""
+        if framework is None or framework == self.base.name:
+            return self.loaded_stack()
+        known = builtin_frameworks()
+        if framework not in known:
+            raise UnknownFramework(framework)
+        with self._lock:
+            loaded = self._frameworks.get(framework)
+            if loaded is None:
+                directory = known[framework]
+                base = packs.installed_base(framework, layer_version(directory), directory)
+                pack = load_pack([directory])
+                loaded = LoadedStack((base,), (directory,), pack, Evaluator(pack))
+                self.store.ensure_pack(pack.version, pack.name, *pack_fingerprint(pack))
+                self._frameworks[framework] = loaded
             return loaded

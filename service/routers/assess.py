@@ -1,6 +1,7 @@
 """Assessing over HTTP (analyst): `POST /v1/assess` and `POST /v1/what-if`.
 
-Both go through the engine's front door with the active pack stack, as `asl assess`
+Both go through the engine's front door with the active pack stack (or, with
+`?framework=NAME`, that built-in framework's pack), as `asl assess [--framework NAME]`
 and `asl what-if` do, and answer exactly what those print as JSON. An assessment is
 stored (unless `store=false`) with its decision-log entry in one transaction, all or
 nothing; a model whose input (evidence and what its reference carried over), pack
@@ -32,10 +33,12 @@ from service.auth import ANALYST, Principal, require
 from service.bodies import json_model, openapi_body
 from service.evidence import (
     BODY,
+    Framework,
     References,
     assess_body,
     body_format,
     error_json,
+    framework_stack,
     rejection,
     stored_evidence,
 )
@@ -84,11 +87,13 @@ def _reference(run: AssessmentRun, loaded: LoadedDocument, references: Reference
 
 
 def assess_and_store(state: ServiceState, who: Principal, content: bytes, fmt: str,
-                     store: bool, action: str | None = None, logged: Any = None
-                     ) -> dict[str, Any]:
-    """Assess a body; store what changed and log the request (as `action`, with
-    `logged` as its input when given), in one transaction."""
-    stack, run, references = assess_body(state, content, fmt, keep_inputs=True)
+                     store: bool, action: str | None = None, logged: Any = None,
+                     framework: str | None = None) -> dict[str, Any]:
+    """Assess a body (under `framework`, default the active stack); store what changed
+    with its framework and log the request (as `action`, with `logged` as its input
+    when given), in one transaction."""
+    stack, run, references = assess_body(state, content, fmt, keep_inputs=True,
+                                         framework=framework)
     ordered = run.in_input_order()
     loaded = {d.document.model.id: d for d in run.documents}
     new: list[NewAssessment] = []
@@ -130,19 +135,22 @@ def log(conn: Any, who: Principal, action: str, stack: LoadedStack, given: Any,
 @router.post("/assess", openapi_extra=EVIDENCE_BODY,
              responses={200: {"content": JSON_CONTENT}})
 async def assess_evidence(request: Request, who: Analyst,
-                          store: Annotated[bool, Query()] = True) -> Response:
+                          store: Annotated[bool, Query()] = True,
+                          framework: Framework = None) -> Response:
     """Assess one evidence document or a portfolio (JSON, YAML or JSON Lines; at most
-    1,000 models) with the active pack stack, as `asl assess --format json`: results in
-    input order. Stored unless `store=false`; all or nothing (422 lists every problem,
-    one `{"file": "body", "path", "message"}` each, and nothing is stored)."""
+    1,000 models) with the active pack stack, or under `framework` (a built-in pack), as
+    `asl assess [--framework NAME] --format json`: results in input order. Stored with
+    their framework unless `store=false`; all or nothing (422 lists every problem, one
+    `{"file": "body", "path", "message"}` each, and nothing is stored)."""
     fmt = body_format(request)
     content = await request.body()
     state: ServiceState = request.app.state.asl
     return json_bytes(await run_in_threadpool(assess_and_store, state, who, content, fmt,
-                                              store))
+                                              store, framework=framework))
 
 
-def _what_if(state: ServiceState, who: Principal, body: WhatIfRequest) -> dict[str, Any]:
+def _what_if(state: ServiceState, who: Principal, body: WhatIfRequest,
+             framework: str | None = None) -> dict[str, Any]:
     edits, bad = [], []
     for option, text in [*((SET, t) for t in body.set), *((UNSET, t) for t in body.unset)]:
         try:
@@ -154,9 +162,9 @@ def _what_if(state: ServiceState, who: Principal, body: WhatIfRequest) -> dict[s
         raise Problem(422, "give at least one edit in set or unset")
     if bad:
         raise Problem(422, f"{bad[0]['path']}: {bad[0]['message']}", errors=bad)
+    stack = framework_stack(state, framework)
     evidence = (body.evidence if body.evidence is not None
-                else stored_evidence(state, body.model))
-    stack = state.loaded_stack()
+                else stored_evidence(state, body.model, framework=framework))
     run = assess([Body(orjson.dumps(evidence), "json", BODY)], evaluator=stack.evaluator,
                  references=References(state))
     if run.load_errors:
@@ -181,11 +189,12 @@ def _what_if(state: ServiceState, who: Principal, body: WhatIfRequest) -> dict[s
 
 @router.post("/what-if", openapi_extra=openapi_body(WhatIfRequest),
              responses={200: {"content": JSON_CONTENT}, **problem_responses(404)})
-async def what_if(request: Request, who: Analyst) -> Response:
-    """As `asl what-if --format json`: the model re-assessed with its evidence edited
-    (`set`: `evaluations[ID].score=0.3`, ...; `unset`: a field or entry), and every
-    contract key and conclusion that changes, in it and in the models of its portfolio
-    that carry its determination over. Never stored."""
+async def what_if(request: Request, who: Analyst, framework: Framework = None) -> Response:
+    """As `asl what-if [--framework NAME] --format json`: the model re-assessed with its
+    evidence edited (`set`: `evaluations[ID].score=0.3`, ...; `unset`: a field or
+    entry), and every contract key and conclusion that changes, in it and in the models
+    of its portfolio that carry its determination over. Without `evidence`, the model's
+    newest stored evidence (under `framework`, when named). Never stored."""
     body = await json_model(request, WhatIfRequest)
     state: ServiceState = request.app.state.asl
-    return json_bytes(await run_in_threadpool(_what_if, state, who, body))
+    return json_bytes(await run_in_threadpool(_what_if, state, who, body, framework))

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service import batches
 from service.auth import ANALYST, Principal, require
-from service.evidence import body_format
+from service.evidence import Framework, body_format, framework_stack
 from service.problems import AUTHENTICATED, Problem, problem_responses
 from service.routers.assess import EVIDENCE_BODY
 from service.routers.models import JSON_CONTENT, ROW_ID_MAX, json_bytes
@@ -30,21 +30,26 @@ def _state(request: Request) -> ServiceState:
     return request.app.state.asl  # type: ignore[no-any-return]
 
 
-async def queue_portfolio(request: Request, who: Principal, content: bytes, fmt: str
-                          ) -> dict[str, Any]:
-    """Queue a portfolio with its decision-log entry and wake this worker's runner (the
-    API's submit and the UI's): `{"id", "state": "queued", "decision_id"}`."""
+async def queue_portfolio(request: Request, who: Principal, content: bytes, fmt: str,
+                          framework: str | None = None) -> dict[str, Any]:
+    """Queue a portfolio (to be assessed under `framework`, default the active stack)
+    with its decision-log entry and wake this worker's runner (the API's submit and the
+    UI's): `{"id", "state": "queued", "decision_id"}`."""
     if not content.strip():
         raise Problem(400, "the body is empty; send a portfolio")
     state = _state(request)
+    given: dict[str, Any] = {"format": fmt, "body": content.decode("utf-8", "replace")}
+    if framework is not None:
+        given["framework"] = framework
 
     def queue() -> dict[str, Any]:
+        if framework is not None:
+            framework_stack(state, framework)  # an unknown one is refused, not queued
         with state.engine.begin() as conn:
-            batch_id = batches.submit(conn, who.person, content, fmt)
+            batch_id = batches.submit(conn, who.person, content, fmt, framework)
             entry = audit.append(conn, actor=who.person, role=who.role,
                                  action="batch.submit",
-                                 input_sha256=audit.sha256_of({"format": fmt, "body": (
-                                     content.decode("utf-8", "replace"))}),
+                                 input_sha256=audit.sha256_of(given),
                                  result_sha256=audit.sha256_of({"batch": batch_id}))
         return {"id": batch_id, "state": "queued", "decision_id": entry.decision_id}
 
@@ -55,13 +60,15 @@ async def queue_portfolio(request: Request, who: Principal, content: bytes, fmt:
 
 @router.post("", status_code=202, openapi_extra=EVIDENCE_BODY,
              responses={202: {"content": JSON_CONTENT}, **problem_responses(400, 413, 415)})
-async def submit(request: Request, who: Analyst) -> Response:
+async def submit(request: Request, who: Analyst, framework: Framework = None) -> Response:
     """Queue a portfolio (JSON Lines, YAML or JSON; its own size limit, `asl serve
-    --max-batch-body`) to be assessed and stored in the background, as `asl batch`
+    --max-batch-body`) to be assessed and stored in the background with the active pack
+    stack, or under `framework` (a built-in pack), as `asl batch [--framework NAME]`
     does: 202 with its `id`; follow it with GET /v1/batches/{id}."""
     fmt = body_format(request)
     content = await request.body()
-    return json_bytes(await queue_portfolio(request, who, content, fmt), status=202)
+    return json_bytes(await queue_portfolio(request, who, content, fmt, framework),
+                      status=202)
 
 
 def _status(state: ServiceState, batch_id: int) -> dict[str, Any]:

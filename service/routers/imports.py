@@ -5,8 +5,9 @@ file's text and, optionally, the model document the evaluations go into, as `asl
 import inspect LOG... --mapping MAP [--into DOC]` takes them. The import is done by the
 same `importers` functions, all or nothing (422 with every problem: file, line, field,
 message). With `store=false` (the default) the evidence document is returned; with
-`store=true` it is also assessed with the active stack and stored, as `POST /v1/assess`
-would. Either way the request is one decision-log entry. A log's name is only a label
+`store=true` it is also assessed with the active stack (or `?framework=`'s) and stored,
+as `POST /v1/assess` would; the mapping and `into` are read with that framework's names.
+Either way the request is one decision-log entry. A log's name is only a label
 (it becomes the evaluation's `source`); nothing is read from or written to disk.
 """
 
@@ -33,10 +34,11 @@ from importers.problems import ImportRefused
 from importers.problems import Problem as ImportProblem
 from service.auth import ANALYST, Principal, require
 from service.bodies import json_model, openapi_body
+from service.evidence import Framework, framework_stack
 from service.problems import AUTHENTICATED, Problem, problem_responses
 from service.routers.assess import assess_and_store, log
 from service.routers.models import JSON_CONTENT, json_bytes
-from service.state import ServiceState
+from service.state import LoadedStack, ServiceState
 
 router = APIRouter(prefix="/v1/imports", tags=["imports"],
                    responses=problem_responses(*AUTHENTICATED, 400, 413, 415))
@@ -87,12 +89,12 @@ def _logs(body: InspectImport) -> list[tuple[str, bytes]]:
     return found
 
 
-def _into(body: InspectImport, state: ServiceState) -> dict[str, Any] | None:
+def _into(body: InspectImport, stack: LoadedStack) -> dict[str, Any] | None:
     """The `into` document, checked as one valid model document (as `--into` is)."""
     if body.into is None:
         return None
     loaded = load_evidence([Body(orjson.dumps(body.into), "json", INTO_FILE)],
-                           vocabulary(state.loaded_stack().pack))
+                           vocabulary(stack.pack))
     problems = [ImportProblem(INTO_FILE, 0, e.path, e.message) for e in loaded.errors]
     if not problems and (len(loaded.documents) != 1 or loaded.documents[0].where):
         problems.append(ImportProblem(INTO_FILE, 0, "", "into needs one model document, "
@@ -102,10 +104,11 @@ def _into(body: InspectImport, state: ServiceState) -> dict[str, Any] | None:
     return body.into
 
 
-def _import(state: ServiceState, who: Principal, body: InspectImport, store: bool
-            ) -> dict[str, Any]:
-    words = vocabulary(state.loaded_stack().pack)
-    into = _into(body, state)
+def _import(state: ServiceState, who: Principal, body: InspectImport, store: bool,
+            framework: str | None = None) -> dict[str, Any]:
+    stack = framework_stack(state, framework)
+    words = vocabulary(stack.pack)
+    into = _into(body, stack)
     try:
         mapping = parse_mapping(body.mapping, MAPPING_FILE, words)
         headers = read_logs(_logs(body), "builtin")
@@ -118,9 +121,8 @@ def _import(state: ServiceState, who: Principal, body: InspectImport, store: boo
               "mapping": body.mapping, "into": body.into, "latest": body.latest}
     if store:
         done = assess_and_store(state, who, orjson.dumps(evidence), "json", True,
-                                "import.inspect", logged)
+                                "import.inspect", logged, framework)
         return {"evidence": evidence, **done}
-    stack = state.loaded_stack()
     with state.engine.begin() as conn:
         entry = log(conn, who, "import.inspect", stack, logged, evidence)
     return {"evidence": evidence, "decision_id": entry.decision_id}
@@ -130,10 +132,11 @@ def _import(state: ServiceState, who: Principal, body: InspectImport, store: boo
              responses={200: {"content": JSON_CONTENT}})
 async def inspect_import(request: Request,
                          who: Annotated[Principal, Depends(require(ANALYST))],
-                         store: Annotated[bool, Query()] = False) -> Response:
+                         store: Annotated[bool, Query()] = False,
+                         framework: Framework = None) -> Response:
     """As `asl import inspect LOG... --mapping MAP [--into DOC] [--latest]`: the evidence
     document (`evidence`); with `store=true` also assessed and stored (`results`, as
-    `POST /v1/assess` answers)."""
+    `POST /v1/assess` answers), under `framework` when named."""
     body = await json_model(request, InspectImport)
     state: ServiceState = request.app.state.asl
-    return json_bytes(await run_in_threadpool(_import, state, who, body, store))
+    return json_bytes(await run_in_threadpool(_import, state, who, body, store, framework))

@@ -18,7 +18,14 @@ from knowledge_graph.report import provenance
 from knowledge_graph.whynot import TargetError, parse_target, why_not
 from service.auth import VIEWER, Principal, require
 from service.bodies import json_model, openapi_body
-from service.evidence import BODY, References, rejection, stored_evidence
+from service.evidence import (
+    BODY,
+    Framework,
+    References,
+    framework_stack,
+    rejection,
+    stored_evidence,
+)
 from service.explain import MEDIA_TYPES, explain
 from service.problems import AUTHENTICATED, Problem, problem_responses
 from service.state import ServiceState
@@ -113,10 +120,10 @@ class WhyNotRequest(BaseModel):
     target: str = Field(max_length=300)
 
 
-def _why_not(state: ServiceState, model: str, target: str, assessment: int | None
-             ) -> bytes:
-    evidence = stored_evidence(state, model, assessment)
-    stack = state.loaded_stack()
+def _why_not(state: ServiceState, model: str, target: str, assessment: int | None,
+             framework: str | None = None) -> bytes:
+    stack = framework_stack(state, framework)
+    evidence = stored_evidence(state, model, assessment, framework)
     try:
         parsed = parse_target(target, stack.pack)
     except TargetError as exc:
@@ -135,13 +142,15 @@ def _why_not(state: ServiceState, model: str, target: str, assessment: int | Non
              responses={200: {"content": JSON_CONTENT}, **problem_responses(400, 413, 415)})
 async def why_not_endpoint(request: Request, model: ModelId, _: Viewer,
                            assessment: Annotated[int | None,
-                                                 Query(ge=1, le=ROW_ID_MAX)] = None
-                           ) -> Response:
-    """As `asl why-not MODEL_FILE TARGET --format json` on the stored evidence of the
-    model (its newest assessment, or `assessment`), assessed again with the active pack
-    stack (why-not needs the derivation, not only the stored graph): what stands in the
-    way of the target, and for each rule that would conclude it, what failed."""
+                                                 Query(ge=1, le=ROW_ID_MAX)] = None,
+                           framework: Framework = None) -> Response:
+    """As `asl why-not MODEL_FILE TARGET [--framework NAME] --format json` on the stored
+    evidence of the model (its newest assessment, or `assessment`; under `framework`
+    when named), assessed again with the active pack stack or that framework's pack
+    (why-not needs the derivation, not only the stored graph): what stands in the way of
+    the target, and for each rule that would conclude it, what failed."""
     body = await json_model(request, WhyNotRequest)
     state: ServiceState = request.app.state.asl
-    data = await run_in_threadpool(_why_not, state, model, body.target, assessment)
+    data = await run_in_threadpool(_why_not, state, model, body.target, assessment,
+                                   framework)
     return Response(data, media_type="application/json")
