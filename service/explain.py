@@ -34,9 +34,9 @@ def explain(model: str, graph: nx.DiGraph, selector: str, fmt: str) -> bytes:
         try:
             node = find_conclusion(graph, selector)
         except UnknownConclusion:
-            raise Problem(404, f"{model} has no conclusion {selector!r}; try asl, decision, "
-                          "required.security, threshold:CBRN-3 or an id from the "
-                          "assessment's conclusions") from None
+            raise Problem(404, f"{model} has no conclusion {selector!r}; try decision, a key of "
+                          "the result (asl, level, required.security, ...), threshold:NAME "
+                          "or an id from the assessment's conclusions") from None
     heading = f"{model}: why {selector}?"
     if fmt in GRAPH_FORMATS:
         part = graph if node is None else explained(graph, node)

@@ -189,7 +189,9 @@ def _framework_names() -> set[str]:
     return {n for n in names if not re.fullmatch(r"[a-z]+", n)}
 
 
-ENGINE_FREE = ("engine", "knowledge_graph", "store", "batch", "cli")
+ENGINE_FREE = ("engine", "knowledge_graph", "store", "batch", "cli", "service", "importers")
+# Known gap: the web UI's sentence for each decision is still written in Python.
+NOT_YET = {"service/ui/render.py"}
 
 
 def test_no_module_outside_rules_names_a_framework_value() -> None:
@@ -201,6 +203,8 @@ def test_no_module_outside_rules_names_a_framework_value() -> None:
     found = []
     for root in ENGINE_FREE:
         for path in sorted((REPO / root).rglob("*.py")):
+            if str(path.relative_to(REPO)) in NOT_YET:
+                continue
             tree = ast.parse(path.read_text(encoding="utf-8"))
             docstrings = {id(node.body[0].value) for node in ast.walk(tree)
                           if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef

@@ -27,7 +27,7 @@ from store.record import A, Store, Summary
 router = APIRouter(prefix="/ui/models", include_in_schema=False)
 Viewer = Annotated[Session, Depends(page(VIEWER))]
 PAGE_SIZE = 50
-# Every built-in framework's levels (rsp-2.1's ASLs first), for the level filter.
+# Every built-in framework's levels, read from their packs, for the level filter.
 ASLS = tuple(known_levels(spec for spec in map(builtin_spec, builtin_frameworks())
                           if spec is not None))
 SORTS: dict[str, tuple[str, Any]] = {  # name -> (heading, column)
