@@ -10,6 +10,7 @@ module is shared by that module's tests.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -20,9 +21,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from store import tokens
 from store.db import connect
@@ -135,3 +138,40 @@ def module_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
     finally:
         with server.connect_admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def server(module_database: str, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Server]:
+    """`asl serve` on the module's database, with the default options; stopped cleanly at
+    the end of the module (a module that needs options or stored data has its own)."""
+    running = start_server(module_database, tmp_path_factory.mktemp("serve") / "serve.log")
+    yield running
+    assert running.stop() in (0, -signal.SIGTERM), running.log_text()
+
+
+def cli_json(*args: str) -> Any:
+    """What an `asl` command prints as JSON, run in-process; it must succeed."""
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def data_of(path: Path) -> Any:
+    """A YAML evidence file as JSON data (dates as the strings they are written as)."""
+    return json.loads(json.dumps(yaml.safe_load(path.read_text()), default=str))
+
+
+def problem(response: Any, status: int) -> dict[str, Any]:
+    """The problem+json body of a refused request, checked: its status, its media type,
+    the required members, and no traceback."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == status and body["title"] and body["detail"]
+    assert "Traceback" not in response.text
+    return dict(body)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from service_server import Server, make_token, run_asl, start_server
+from service_server import Server, make_token, problem, run_asl, start_server
 from service_server import module_database as module_database  # the fixture
 from sqlalchemy import text
 
@@ -56,15 +56,6 @@ def cli_json(*args: str) -> Any:
     result = cli(*args)
     assert result.exit_code == 0, result.output
     return json.loads(result.output)
-
-
-def assert_problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert body["status"] == status and body["title"] and body["detail"]
-    assert "Traceback" not in response.text
-    return dict(body)
 
 
 # --- health, openapi, headers --------------------------------------------------------------
@@ -121,7 +112,7 @@ def test_v1_needs_a_live_bearer_token(server: Server, path: str) -> None:
                     {"Cookie": f"session={server.token('admin')}"}):
         with server.client() as client:
             response = client.get(path, headers=headers)
-        assert_problem(response, 401)
+        problem(response, 401)
         assert response.headers["www-authenticate"] == "Bearer"
 
 
@@ -137,7 +128,7 @@ def test_roles(server: Server) -> None:
                 if path in paths:
                     assert response.status_code == 200, (role, path)
                 else:
-                    assert_problem(response, 403)
+                    problem(response, 403)
             upload = client.put("/v1/packs/some-pack", json={"files": {}})
             activate = client.post("/v1/packs/some-pack/activate", json={"version": "x"})
         assert upload.status_code == (422 if role in ("rule-author", "admin") else 403)
@@ -153,7 +144,7 @@ def test_revocation_and_expiry_take_effect_on_the_next_request(server: Server) -
             "tokens", "list", "--format", "json", "--db", server.db_url).stdout)
             if t["id"] == token[4:20])
         assert run_asl("tokens", "revoke", name, "--db", server.db_url).returncode == 0
-        assert_problem(client.get("/v1/models"), 401)
+        problem(client.get("/v1/models"), 401)
     expiring = make_token(server.db_url, "viewer", "grace", expires_days=1)
     with server.client(token=expiring) as client:
         assert client.get("/v1/models").status_code == 200
@@ -162,7 +153,7 @@ def test_revocation_and_expiry_take_effect_on_the_next_request(server: Server) -
             conn.execute(text("UPDATE api_token SET expires_at = '2001-01-01T00:00:00.000000Z'"
                               " WHERE id = :id"), {"id": expiring[4:20]})
         engine.dispose()
-        assert_problem(client.get("/v1/models"), 401)
+        problem(client.get("/v1/models"), 401)
     assert "401 GET /v1/models" in server.log_text()
     assert token[21:] not in server.log_text() and expiring[21:] not in server.log_text()
 
@@ -198,9 +189,9 @@ def test_models_filters(server: Server) -> None:
         assert models(q="KITE") == [m for m in models() if "kite" in m] != []
         assert models(q="%") == [] and models(q="_") == []
         assert len(models(framework="rsp-2.1")) == 15 and models(framework="rsp") == []
-        assert_problem(client.get("/v1/models", params={"limit": 501}), 422)
-        assert_problem(client.get("/v1/models", params={"asl": "ASL-9"}), 422)
-        assert_problem(client.get("/v1/models", params={"offset": -1}), 422)
+        problem(client.get("/v1/models", params={"limit": 501}), 422)
+        problem(client.get("/v1/models", params={"asl": "ASL-9"}), 422)
+        problem(client.get("/v1/models", params={"offset": -1}), 422)
 
 
 def test_a_model_is_its_stored_result_as_asl_assess_prints_it(server: Server) -> None:
@@ -209,14 +200,14 @@ def test_a_model_is_its_stored_result_as_asl_assess_prints_it(server: Server) ->
         response = client.get("/v1/models/larkspur-kite-4")
         assert response.headers["content-type"] == "application/json"
         assert response.json() == expected
-        assert_problem(client.get("/v1/models/no-such-model"), 404)
+        problem(client.get("/v1/models/no-such-model"), 404)
 
 
 def test_history_is_asl_history_newest_first(server: Server) -> None:
     history = cli_json("history", "larkspur-kite-4", "--format", "json", "--db", server.db_url)
     with server.client("viewer") as client:
         body = client.get("/v1/models/larkspur-kite-4/history").json()
-        assert_problem(client.get("/v1/models/no-such-model/history"), 404)
+        problem(client.get("/v1/models/no-such-model/history"), 404)
     assert body == {"model": "larkspur-kite-4", "assessments": history[::-1]}
 
 
@@ -232,7 +223,7 @@ def test_why_is_asl_why_on_the_record(server: Server, fmt: str, conclusion: str)
         response = client.get(f"/v1/models/{model}/why",
                               params={"conclusion": conclusion, "format": fmt})
     if expected.exit_code != 0:  # svg without Graphviz: the same reason, as 503
-        body = assert_problem(response, 503)
+        body = problem(response, 503)
         assert body["detail"] in expected.stderr
         return
     assert response.status_code == 200
@@ -252,15 +243,15 @@ def test_why_of_an_older_assessment_and_bad_requests(server: Server) -> None:
         chosen = client.get(f"/v1/models/{model}/why",
                             params={"assessment": first["assessment"]})
         assert chosen.content == expected
-        assert "no assessment 99999" in assert_problem(client.get(
+        assert "no assessment 99999" in problem(client.get(
             f"/v1/models/{model}/why", params={"assessment": 99999}), 404)["detail"]
-        assert "no conclusion 'threshold:CBRN-9'" in assert_problem(client.get(
+        assert "no conclusion 'threshold:CBRN-9'" in problem(client.get(
             f"/v1/models/{model}/why", params={"conclusion": "threshold:CBRN-9"}),
             404)["detail"]
-        assert_problem(client.get(f"/v1/models/{model}/why",
+        problem(client.get(f"/v1/models/{model}/why",
                                   params={"conclusion": "all", "format": "json"}), 422)
-        assert_problem(client.get(f"/v1/models/{model}/why", params={"format": "png"}), 422)
-        assert_problem(client.get("/v1/models/nobody/why"), 404)
+        problem(client.get(f"/v1/models/{model}/why", params={"format": "png"}), 422)
+        problem(client.get("/v1/models/nobody/why"), 404)
 
 
 # --- rules and decisions ---------------------------------------------------------------------
@@ -273,8 +264,8 @@ def test_rules_are_asl_rules_list_and_show(server: Server) -> None:
         rules = client.get("/v1/rules").json()
         rule = client.get("/v1/rules/requirements.highest").json()
         base_only = client.get("/v1/rules", params={"pack": "rsp-2.1"}).json()
-        missing = assert_problem(client.get("/v1/rules/requirements.higest"), 404)
-        assert_problem(client.get("/v1/rules", params={"pack": "acme-lab"}), 404)
+        missing = problem(client.get("/v1/rules/requirements.higest"), 404)
+        problem(client.get("/v1/rules", params={"pack": "acme-lab"}), 404)
 
     def without_file(row: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in row.items() if k != "file"}
@@ -306,16 +297,16 @@ def test_decisions_are_the_log_newest_first_for_admins(server: Server) -> None:
 
 def test_hostile_reads_get_a_status_not_a_server_error(server: Server) -> None:
     with server.client("admin") as client:
-        assert_problem(client.get("/v1/models/a%00b"), 404)
-        assert_problem(client.get("/v1/models/a%00b/why"), 404)
-        assert_problem(client.get("/v1/models", params={"q": "a\x00b"}), 422)
-        assert_problem(client.get("/v1/models", params={"q": "x" * 201}), 422)
-        assert_problem(client.get("/v1/models/larkspur-kite-4/why",
+        problem(client.get("/v1/models/a%00b"), 404)
+        problem(client.get("/v1/models/a%00b/why"), 404)
+        problem(client.get("/v1/models", params={"q": "a\x00b"}), 422)
+        problem(client.get("/v1/models", params={"q": "x" * 201}), 422)
+        problem(client.get("/v1/models/larkspur-kite-4/why",
                                   params={"assessment": 2**40}), 422)
-        assert_problem(client.get("/v1/decisions", params={"before": 2**40}), 422)
-        assert_problem(client.get("/v1/models", params={"offset": 10**30}), 422)
-        assert_problem(client.get("/v1/rules/%00"), 404)
-        assert_problem(client.get("/v1/models/" + "a" * 5000), 422)
+        problem(client.get("/v1/decisions", params={"before": 2**40}), 422)
+        problem(client.get("/v1/models", params={"offset": 10**30}), 422)
+        problem(client.get("/v1/rules/%00"), 404)
+        problem(client.get("/v1/models/" + "a" * 5000), 422)
         assert client.get("/v1/models", params={"q": "'; DROP TABLE model; --"}).json()[
             "total"] == 0
         assert client.get("/health").status_code == 200

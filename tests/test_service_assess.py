@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import base64
 import json
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from click.testing import CliRunner
-from service_server import Server, start_server
+from service_server import Server, cli_json, data_of, problem
 from service_server import module_database as module_database  # the fixture
+from service_server import server as server  # the fixture
 
-from cli.main import main
 from store.db import connect
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,34 +23,6 @@ LINEAGE = EXAMPLES / "portfolio" / "lineage.yaml"
 GAP = EXAMPLES / "security-gap-pause.yaml"
 YAML_TYPE = {"Content-Type": "application/yaml"}
 JSON_TYPE = {"Content-Type": "application/json"}
-
-
-@pytest.fixture(scope="module")
-def server(module_database: str, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[Server]:
-    running = start_server(module_database, tmp_path_factory.mktemp("serve") / "serve.log")
-    yield running
-    assert running.stop() in (0, -signal.SIGTERM), running.log_text()
-
-
-def cli_json(*args: str) -> Any:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output)
-
-
-def data_of(path: Path) -> Any:
-    """A YAML evidence file as JSON data (dates as the strings they are written as)."""
-    return json.loads(json.dumps(yaml.safe_load(path.read_text()), default=str))
-
-
-def problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert body["status"] == status and body["title"] and body["detail"]
-    assert "Traceback" not in response.text
-    return dict(body)
 
 
 def stored_count(server: Server) -> int:

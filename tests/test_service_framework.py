@@ -8,17 +8,15 @@ parameter and the built-in frameworks; without the parameter nothing changes."""
 from __future__ import annotations
 
 import json
-import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from click.testing import CliRunner
-from service_server import Server, start_server
+from service_server import Server, cli_json, data_of
 from service_server import module_database as module_database  # the fixture
+from service_server import server as server  # the fixture
 
 from cli.main import main
 from store.db import connect
@@ -30,24 +28,6 @@ GAP_RSP = REPO / "examples" / "security-gap-pause.yaml"
 PF = "openai-pf-2"
 YAML_TYPE = {"Content-Type": "application/yaml"}
 JSONL = {"Content-Type": "application/jsonl"}
-
-
-@pytest.fixture(scope="module")
-def server(module_database: str, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[Server]:
-    running = start_server(module_database, tmp_path_factory.mktemp("serve") / "serve.log")
-    yield running
-    assert running.stop() in (0, -signal.SIGTERM), running.log_text()
-
-
-def cli_json(*args: str) -> Any:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output)
-
-
-def data_of(path: Path) -> Any:
-    return json.loads(json.dumps(yaml.safe_load(path.read_text()), default=str))
 
 
 def stored_frameworks(server: Server) -> dict[str, set[str]]:

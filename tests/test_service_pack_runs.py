@@ -5,15 +5,14 @@ same pack, with files named as the uploader knows them."""
 from __future__ import annotations
 
 import json
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from service_server import Server, start_server
+from service_server import Server
 from service_server import module_database as module_database  # the fixture
+from service_server import server as server  # the fixture
 
 from cli.main import main
 from store import packs
@@ -21,14 +20,6 @@ from store import packs
 REPO = Path(__file__).resolve().parents[1]
 ACME = REPO / "examples" / "packs" / "acme-lab"
 BASE = REPO / "rules" / "rsp-2.1"
-
-
-@pytest.fixture(scope="module")
-def server(module_database: str, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[Server]:
-    running = start_server(module_database, tmp_path_factory.mktemp("serve") / "serve.log")
-    yield running
-    assert running.stop() in (0, -signal.SIGTERM), running.log_text()
 
 
 def cli_json(*args: str) -> Any:
