@@ -16,8 +16,13 @@ from batch.stack import stack_names
 from cli.options import EXIT_REJECTED, dumps, fail
 from cli.render import table as _table
 from cli.store_options import check_assessment, db_option, open_store, stored_history
-from engine.framework import builtin_spec, default_spec, known_levels
-from engine.packstack import builtin_frameworks
+from engine.framework import (
+    builtin_spec,
+    builtin_specs,
+    default_spec,
+    known_decisions,
+    known_levels,
+)
 from knowledge_graph.compare import compare, value_changes
 from knowledge_graph.provenance import load
 from store.browse import summary_json as _row_json
@@ -196,10 +201,9 @@ def list_command(framework: str | None, level: str | None, asl: str | None,
       asl list --framework openai-pf-2 --level high
       asl list --format csv > portfolio.csv
     """
-    specs = [spec for spec in map(builtin_spec, builtin_frameworks()) if spec is not None]
+    specs = builtin_specs()
     level = _known("level", level or asl, known_levels(specs))
-    decision = _known("decision", decision,
-                      list(dict.fromkeys(d for spec in specs for d in spec.decisions)))
+    decision = _known("decision", decision, known_decisions(specs))
     rows = list(open_store(db, read_only=True).all_latest(level=level, decision=decision,
                                                          framework=framework))
     if fmt == "json":

@@ -326,6 +326,19 @@ def known_levels(specs: Iterable[FrameworkSpec]) -> list[str]:
     return list(dict.fromkeys(name for spec in specs for name in spec.level.names))
 
 
+def known_decisions(specs: Iterable[FrameworkSpec]) -> list[str]:
+    """Every decision of these frameworks, in their order, each once."""
+    return list(dict.fromkeys(name for spec in specs for name in spec.decisions))
+
+
+def builtin_specs() -> list[FrameworkSpec]:
+    """The spec of every built-in framework that states one, in `builtin_frameworks`'
+    order: what a filter over stored results of any framework accepts."""
+    from engine.packstack import builtin_frameworks
+
+    return [spec for spec in map(builtin_spec, builtin_frameworks()) if spec is not None]
+
+
 @functools.cache
 def builtin_names() -> tuple[tuple[str, str], ...]:
     """(name, framework) for every capability name and safeguard id (standards and their

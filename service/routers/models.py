@@ -13,8 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from engine.api import Body, assess
-from engine.framework import builtin_spec, known_levels
-from engine.packstack import builtin_frameworks
+from engine.framework import builtin_specs, known_decisions, known_levels
 from knowledge_graph.provenance import load as load_graph
 from knowledge_graph.report import provenance
 from knowledge_graph.whynot import TargetError, parse_target, why_not
@@ -42,9 +41,9 @@ Text = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")]
 ROW_ID_MAX = 2**31 - 1  # ids are SQL INTEGER columns
 # The levels and decisions of every built-in framework, read from their packs (`asl`
 # filters the headline level: rsp-2.1's ASL, openai-pf-2's level).
-_SPECS = [spec for spec in map(builtin_spec, builtin_frameworks()) if spec is not None]
+_SPECS = builtin_specs()
 ASL = Literal[tuple(known_levels(_SPECS))]  # type: ignore[valid-type]
-Decision = Literal[tuple(dict.fromkeys(d for s in _SPECS for d in s.decisions))]  # type: ignore[valid-type]
+Decision = Literal[tuple(known_decisions(_SPECS))]  # type: ignore[valid-type]
 Format = Literal["json", "text", "svg", "dot", "prov-json"]
 JSON_CONTENT = {"application/json": {}}
 

@@ -11,8 +11,7 @@ import networkx as nx
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from engine.framework import builtin_spec, known_levels
-from engine.packstack import builtin_frameworks
+from engine.framework import builtin_specs, known_levels
 from knowledge_graph.compare import compare
 from knowledge_graph.explain import describe_values
 from knowledge_graph.provenance import UnknownConclusion, find_conclusion, roots
@@ -28,8 +27,7 @@ router = APIRouter(prefix="/ui/models", include_in_schema=False)
 Viewer = Annotated[Session, Depends(page(VIEWER))]
 PAGE_SIZE = 50
 # Every built-in framework's levels, read from their packs, for the level filter.
-ASLS = tuple(known_levels(spec for spec in map(builtin_spec, builtin_frameworks())
-                          if spec is not None))
+ASLS = tuple(known_levels(builtin_specs()))
 SORTS: dict[str, tuple[str, Any]] = {  # name -> (heading, column)
     "model": ("Model", A.c.model_id),
     "asl": ("Level", A.c.level),
