@@ -120,9 +120,10 @@ def append(conn: Connection, *, actor: str, action: str, role: str | None = None
            input_sha256: str | None = None, result_sha256: str | None = None,
            decision_id: str | None = None, key: bytes | None = None) -> Decision:
     """Append an entry inside the caller's open transaction on `conn` (commit it with
-    what it records). Appenders are serialised: SQLite's writers already are (store.db
-    begins every transaction IMMEDIATE), PostgreSQL's take an advisory lock held to the
-    end of the transaction. `key` defaults to ASL_AUDIT_KEY."""
+    what it records, a writer's: `engine.begin()`). Appenders are serialised: SQLite's
+    writers already are (store.db begins a writer's transaction IMMEDIATE),
+    PostgreSQL's take an advisory lock held to the end of the transaction. `key`
+    defaults to ASL_AUDIT_KEY."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({APPEND_LOCK})")
     last_seq, prev = _head(conn)
