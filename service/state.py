@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio
 from sqlalchemy.engine import Engine
 
 from batch.runner import pack_fingerprint
@@ -31,6 +32,8 @@ from service.config import ServiceConfig
 from store import packs
 from store.db import connect
 from store.record import Layer, Store
+
+WORK_SLOTS = 4  # assessments one worker process runs at once
 
 
 class UnknownFramework(ValueError):
@@ -78,6 +81,7 @@ class ServiceState:
     _frameworks: dict[str, LoadedStack] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _store: Store | None = None
+    _slots: anyio.CapacityLimiter | None = None
 
     @classmethod
     def open(cls, config: ServiceConfig) -> ServiceState:
@@ -99,6 +103,15 @@ class ServiceState:
         if self._store is None:
             self._store = Store(self.engine)
         return self._store
+
+    def work_slots(self) -> anyio.CapacityLimiter:
+        """The limit on assessments this process runs at once (WORK_SLOTS; created in
+        the event loop, on first use). Under the GIL more threads add no speed, only
+        switching and longer-held write locks; requests beyond it wait their turn, in
+        order."""
+        if self._slots is None:
+            self._slots = anyio.CapacityLimiter(WORK_SLOTS)
+        return self._slots
 
     def active_packs(self) -> list[packs.StoredPack]:
         """The active stack as stored now: the base pack, then the overlays."""

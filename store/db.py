@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -191,11 +192,18 @@ class SQLiteEngine(Engine):
     transaction begins IMMEDIATE (the write lock taken up front, waiting for it as the
     busy timeout allows, rather than failing when a read transaction would have to be
     upgraded after another writer committed). Transactions a plain `connect()` begins
-    for reads begin deferred."""
+    for reads begin deferred.
+
+    The writers of one process take turns on a lock of the engine's first, so that of
+    many threads wanting to write (the service's request threads) one at a time waits
+    in SQLite's busy handler, which polls with sleeps of up to 100 ms, and the others
+    are woken as soon as the lock is free."""
+
+    _writer_lock: threading.RLock
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        with self.connect() as conn:
+        with self._writer_lock, self.connect() as conn:
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
                 yield conn
@@ -205,6 +213,7 @@ def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
     """WAL, a busy timeout, `synchronous`, foreign keys; BEGIN IMMEDIATE for a writer's
     transaction (`engine.begin()`) and a deferred BEGIN for a reader's."""
     engine.__class__ = SQLiteEngine  # the same engine, with the writer's begin()
+    engine._writer_lock = threading.RLock()  # re-entrant: a nested begin() waits in SQLite
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
