@@ -95,12 +95,13 @@ def assess_and_store(state: ServiceState, who: Principal, content: bytes, fmt: s
     with its framework and log the request (as `action`, with `logged` as its input
     when given), in one transaction."""
     stack, run, references = assess_body(state, content, fmt, keep_inputs=True,
-                                         framework=framework)
+                                         framework=framework, newest=store)
     ordered = run.in_input_order()
     loaded = {d.document.model.id: d for d in run.documents}
     new: list[NewAssessment] = []
     results = []
-    previous = state.store.latest(loaded) if store else {}
+    previous = ({} if not store else references.newest if references.newest is not None
+                else state.store.latest(loaded))
     for assessment in ordered:
         doc = loaded[assessment.model]
         entry = Entry.of(doc)
