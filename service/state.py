@@ -33,7 +33,7 @@ from store import packs
 from store.db import connect
 from store.record import Layer, Store
 
-WORK_SLOTS = 4  # assessments one worker process runs at once
+WORK_SLOTS = 2  # assessments one worker process runs at once: one computes while one commits
 
 
 class UnknownFramework(ValueError):
