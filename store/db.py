@@ -203,10 +203,17 @@ class SQLiteEngine(Engine):
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        with self._writer_lock, self.connect() as conn:
-            conn.execution_options(**{WRITE_OPTION: True})
-            with conn.begin():
-                yield conn
+        # Waiting for the lock is bounded like SQLite's own wait: past it, this writer
+        # goes on to SQLite's (and fails there, as ever, if the database stays locked).
+        turn = self._writer_lock.acquire(timeout=BUSY_TIMEOUT_S)
+        try:
+            with self.connect() as conn:
+                conn.execution_options(**{WRITE_OPTION: True})
+                with conn.begin():
+                    yield conn
+        finally:
+            if turn:
+                self._writer_lock.release()
 
 
 def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
