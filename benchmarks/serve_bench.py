@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -146,6 +147,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    load_start = os.getloadavg()[0]  # other work on the machine skews every figure
     models = [json.loads(json.dumps(m, default=str))
               for m in synth.generate_models(args.n, seed=11)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -173,10 +175,13 @@ def main() -> int:
                              [reader(i) for i in ids], server.proc.pid)
         finally:
             server.stop()
+    load_served = os.getloadavg()[0]
     rate, cpu_per_model = in_process_rate(models)
     service_rate = len(posted.latencies) / posted.wall if posted.wall else 0.0
     print(f"asl serve --workers {args.workers}, {args.clients} clients, {args.n} models "
-          f"(loopback, SQLite)")
+          f"(loopback, SQLite); load average {load_start:.1f} at the start, "
+          f"{load_served:.1f} after serving, {os.getloadavg()[0]:.1f} at the end "
+          f"({os.cpu_count()} CPUs)")
     print(posted.line())
     print(read.line())
     print(f"{'in-process assess':<22} {args.n:>6} mod  {rate:>8.1f} mod/s  "

@@ -22,6 +22,7 @@ from engine.evidence import LoadedDocument, load_evidence
 from service.bodies import JSON_TYPES, JSONL_TYPES, YAML_TYPES, media_type
 from service.problems import Problem
 from service.state import LoadedStack, ServiceState, UnknownFramework
+from store.record import Summary
 from store.references import stored_references
 
 BODY = "body"  # what errors call the request body, in place of a file name
@@ -70,24 +71,33 @@ def rejection(errors: list[InputError]) -> Problem:
 
 class References:
     """Reference info looked up in the record, remembered so a caller can tell what each
-    model outside the input carried over."""
+    model outside the input carried over. With `also` (the input's own models), their
+    newest stored assessments are read in the same query, for the caller's check of
+    what changed (`newest`; None when no reference was looked up)."""
 
-    def __init__(self, state: ServiceState) -> None:
+    def __init__(self, state: ServiceState, also: Collection[str] = ()) -> None:
         self.state = state
         self.found: dict[str, ReferenceInfo] = {}
+        self.also = frozenset(also)
+        self.newest: dict[str, Summary] | None = None
 
     def __call__(self, models: Collection[str]) -> Mapping[str, ReferenceInfo]:
-        self.found.update(stored_references(self.state.store, models))
+        store = self.state.store
+        latest = store.latest({*models, *self.also})
+        if self.also:
+            self.newest = {m: s for m, s in latest.items() if m in self.also}
+        self.found.update(stored_references(store, models, latest))
         return self.found
 
 
 def assess_body(state: ServiceState, content: bytes, fmt: str, keep_inputs: bool = False,
-                framework: str | None = None
+                framework: str | None = None, newest: bool = False
                 ) -> tuple[LoadedStack, AssessmentRun, References]:
     """Assess the evidence in a body with the active stack (or `framework`'s); raise the
-    rejection (400 or 422) if any of it was refused (all or nothing)."""
+    rejection (400 or 422) if any of it was refused (all or nothing). With `newest`, the
+    body's models' newest stored assessments are read with any references
+    (`References.newest`)."""
     stack = framework_stack(state, framework)
-    references = References(state)
     loaded = load_evidence([Body(content, fmt, BODY)], vocabulary(stack.pack),
                            keep_raw=keep_inputs)
     if loaded.errors:  # all or nothing, and every model it stops is named too
@@ -95,6 +105,8 @@ def assess_body(state: ServiceState, content: bytes, fmt: str, keep_inputs: bool
     if len(loaded.documents) > MAX_MODELS:  # refused before any is assessed
         raise Problem(413, f"{len(loaded.documents)} models; POST /v1/assess takes at "
                       f"most {MAX_MODELS} (POST /v1/batches takes more)")
+    references = References(state, [d.document.model.id for d in loaded.documents]
+                            if newest else ())
     run = assess_loaded(stack, loaded.documents, references)
     if run.rejected:
         raise rejection(run.rejected)

@@ -2,6 +2,10 @@
 limiter, a private working directory, the active pack stack loaded once per version of
 it, and each other built-in framework's pack (`?framework=`) loaded once.
 
+Each request checks the active stack against the database (the overlays' names and
+versions, one small query; their files are read only when that changed), so an
+activation in one worker is in force in every worker from their next request.
+
 The working directory (mode 0700, removed at shutdown) is where stored packs are written
 out for the loader and where uploads are validated; nothing in it is ever served.
 """
@@ -14,6 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio
 from sqlalchemy.engine import Engine
 
 from batch.runner import pack_fingerprint
@@ -27,6 +32,8 @@ from service.config import ServiceConfig
 from store import packs
 from store.db import connect
 from store.record import Layer, Store
+
+WORK_SLOTS = 2  # assessments one worker process runs at once: one computes while one commits
 
 
 class UnknownFramework(ValueError):
@@ -73,6 +80,8 @@ class ServiceState:
     _loaded: LoadedStack | None = None
     _frameworks: dict[str, LoadedStack] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _store: Store | None = None
+    _slots: anyio.CapacityLimiter | None = None
 
     @classmethod
     def open(cls, config: ServiceConfig) -> ServiceState:
@@ -90,7 +99,19 @@ class ServiceState:
 
     @property
     def store(self) -> Store:
-        return Store(self.engine)
+        """The record (one per process: it holds only the engine and its statements)."""
+        if self._store is None:
+            self._store = Store(self.engine)
+        return self._store
+
+    def work_slots(self) -> anyio.CapacityLimiter:
+        """The limit on assessments this process runs at once (WORK_SLOTS; created in
+        the event loop, on first use). Under the GIL more threads add no speed, only
+        switching and longer-held write locks; requests beyond it wait their turn, in
+        order."""
+        if self._slots is None:
+            self._slots = anyio.CapacityLimiter(WORK_SLOTS)
+        return self._slots
 
     def active_packs(self) -> list[packs.StoredPack]:
         """The active stack as stored now: the base pack, then the overlays."""
@@ -98,12 +119,17 @@ class ServiceState:
             return packs.active(conn, self.base)
 
     def loaded_stack(self) -> LoadedStack:
-        """The active stack, loaded; loaded again only when it has changed."""
+        """The active stack, loaded; read and loaded again only when it has changed
+        (the stored overlays' names and versions are compared on every call)."""
+        with self.engine.connect() as conn:
+            layers = packs.active_layers(conn)
+        loaded = self._loaded
+        if loaded is not None and _layers(loaded.packs[1:]) == layers:
+            return loaded
         stored = tuple(self.active_packs())
         with self._lock:
             loaded = self._loaded
-            if loaded is None or [(p.name, p.version) for p in loaded.packs] \
-                    != [(p.name, p.version) for p in stored]:
+            if loaded is None or _layers(loaded.packs) != _layers(stored):
                 dirs = tuple(packs.materialize(p, self.workdir / "packs") for p in stored)
                 pack = load_pack(dirs)
                 loaded = LoadedStack(stored, dirs, pack, Evaluator(pack))
@@ -132,3 +158,7 @@ class ServiceState:
                 self.store.ensure_pack(pack.version, pack.name, *pack_fingerprint(pack))
                 self._frameworks[framework] = loaded
             return loaded
+
+
+def _layers(stack: tuple[packs.StoredPack, ...]) -> list[tuple[str, str]]:
+    return [(p.name, p.version) for p in stack]

@@ -27,10 +27,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import rfc8785
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection, Engine
 
+from store import jcs
 from store.service_tables import DecisionEntry
 
 KEY_ENV = "ASL_AUDIT_KEY"
@@ -43,8 +43,9 @@ L = DecisionEntry.__table__  # type: ignore[attr-defined]
 
 
 def canonical_json(data: Any) -> bytes:
-    """The RFC 8785 (JCS) canonical JSON of `data`."""
-    return rfc8785.dumps(data)
+    """The RFC 8785 (JCS) canonical JSON of `data` (store.jcs: exactly what the `rfc8785`
+    package writes, faster)."""
+    return jcs.dumps(data)
 
 
 def sha256_of(data: Any) -> str:
@@ -120,9 +121,10 @@ def append(conn: Connection, *, actor: str, action: str, role: str | None = None
            input_sha256: str | None = None, result_sha256: str | None = None,
            decision_id: str | None = None, key: bytes | None = None) -> Decision:
     """Append an entry inside the caller's open transaction on `conn` (commit it with
-    what it records). Appenders are serialised: SQLite's writers already are (store.db
-    begins every transaction IMMEDIATE), PostgreSQL's take an advisory lock held to the
-    end of the transaction. `key` defaults to ASL_AUDIT_KEY."""
+    what it records, a writer's: `engine.begin()`). Appenders are serialised: SQLite's
+    writers already are (store.db begins a writer's transaction IMMEDIATE),
+    PostgreSQL's take an advisory lock held to the end of the transaction. `key`
+    defaults to ASL_AUDIT_KEY."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({APPEND_LOCK})")
     last_seq, prev = _head(conn)

@@ -2,8 +2,11 @@
 
 The URL comes from `--db`, else `ASL_DATABASE_URL`, else the SQLite file `asl.db` in the
 current directory. A bare path is read as a SQLite file. SQLite runs in WAL mode with a
-busy timeout, and every transaction starts with BEGIN IMMEDIATE, so two batches writing
-to one file wait for each other instead of failing half-way.
+busy timeout. A transaction opened to write (`engine.begin()`, as every writer opens
+one) starts with BEGIN IMMEDIATE, so two batches writing to one file wait for each
+other instead of failing half-way; a read (`engine.connect()`, then queries) starts with
+a plain (deferred) BEGIN, which in WAL mode reads a snapshot without taking the write
+lock, so readers never queue behind writers nor hold them up.
 
 Durability is a stated choice. SQLite commits with `synchronous=FULL`: the write-ahead
 log is synced at every commit, so a commit survives power loss, as the decision log,
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +35,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 ENV_VAR = "ASL_DATABASE_URL"
@@ -39,6 +43,7 @@ DEFAULT_URL = "sqlite:///asl.db"
 BUSY_TIMEOUT_S = 60
 SYNC_DURABLE = "FULL"  # every commit synced: survives power loss
 SYNC_BULK = "NORMAL"  # survives a crash, not power loss: for writes that can be redone
+WRITE_OPTION = "asl_write"  # execution option marking a connection opened to write
 
 
 class StoreError(Exception):
@@ -182,10 +187,40 @@ def _reason(exc: DBAPIError) -> str:
     return text[0] if text else type(exc.orig).__name__
 
 
+class SQLiteEngine(Engine):
+    """An engine whose `begin()` marks its connection as a writer's, so that its
+    transaction begins IMMEDIATE (the write lock taken up front, waiting for it as the
+    busy timeout allows, rather than failing when a read transaction would have to be
+    upgraded after another writer committed). Transactions a plain `connect()` begins
+    for reads begin deferred.
+
+    The writers of one process take turns on a lock of the engine's first, so that of
+    many threads wanting to write (the service's request threads) one at a time waits
+    in SQLite's busy handler, which polls with sleeps of up to 100 ms, and the others
+    are woken as soon as the lock is free."""
+
+    _writer_lock: threading.RLock
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        # Waiting for the lock is bounded like SQLite's own wait: past it, this writer
+        # goes on to SQLite's (and fails there, as ever, if the database stays locked).
+        turn = self._writer_lock.acquire(timeout=BUSY_TIMEOUT_S)
+        try:
+            with self.connect() as conn:
+                conn.execution_options(**{WRITE_OPTION: True})
+                with conn.begin():
+                    yield conn
+        finally:
+            if turn:
+                self._writer_lock.release()
+
+
 def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
-    """WAL, a busy timeout, `synchronous`, foreign keys, and BEGIN IMMEDIATE for every
-    transaction (so a writer takes the lock up front and waits for it, rather than
-    failing on upgrade)."""
+    """WAL, a busy timeout, `synchronous`, foreign keys; BEGIN IMMEDIATE for a writer's
+    transaction (`engine.begin()`) and a deferred BEGIN for a reader's."""
+    engine.__class__ = SQLiteEngine  # the same engine, with the writer's begin()
+    engine._writer_lock = threading.RLock()  # re-entrant: a nested begin() waits in SQLite
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -198,8 +233,9 @@ def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    def _on_begin(conn: Connection) -> None:
+        writing = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
 
 def _set_wal(cursor: Any) -> None:

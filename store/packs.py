@@ -34,6 +34,7 @@ DRAFT, ACTIVE, BASE = "draft", "active", "base"
 
 DR = PackDraft.__table__  # type: ignore[attr-defined]
 AC = ActivePack.__table__  # type: ignore[attr-defined]
+_LAYERS = select(AC.c.name, AC.c.version).order_by(AC.c.position)
 
 
 def read_pack_files(directory: Path) -> dict[str, str]:
@@ -149,6 +150,12 @@ def materialize(pack: StoredPack, root: Path) -> Path:
         if not target.is_dir():
             raise
     return target
+
+
+def active_layers(conn: Connection) -> list[tuple[str, str]]:
+    """The active overlays' names and versions, in activation order: what tells whether
+    the active stack has changed, without reading its files."""
+    return [(row.name, row.version) for row in conn.execute(_LAYERS)]
 
 
 def active_overlays(conn: Connection) -> list[StoredPack]:

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -34,6 +34,7 @@ LAST_USE_EVERY_S = 60  # `last_used_at` is written at most this often per token
 MAX_EXPIRY_DAYS = 36_500
 
 T = ApiToken.__table__  # type: ignore[attr-defined]
+_BY_ID = select(T).where(T.c.id == bindparam("token_id"))  # built once: checked per request
 _DUMMY_HASH = hashlib.sha256(b"no such token").hexdigest()
 
 
@@ -157,7 +158,7 @@ def authenticate(engine: Engine, presented: str) -> Token | None:
         return None
     token_id, secret = found.groups()
     with engine.connect() as conn:
-        row = conn.execute(select(T).where(T.c.id == token_id)).mappings().first()
+        row = conn.execute(_BY_ID, {"token_id": token_id}).mappings().first()
     stored = row["secret_sha256"] if row is not None else _DUMMY_HASH
     matches = hmac.compare_digest(_secret_hash(secret), stored)
     if row is None or not matches:
@@ -174,7 +175,5 @@ def authenticate(engine: Engine, presented: str) -> Token | None:
 
 
 def _seconds_between(earlier: str, later: str) -> float:
-    def parse(stamp: str) -> datetime:
-        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ")
-
-    return (parse(later) - parse(earlier)).total_seconds()
+    """Seconds between two of our RFC 3339 UTC stamps (`...T...Z`, audit.rfc3339_now)."""
+    return (datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds()

@@ -11,8 +11,10 @@ version and stack match its newest stored assessment is not stored again, as in
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
+import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -93,12 +95,13 @@ def assess_and_store(state: ServiceState, who: Principal, content: bytes, fmt: s
     with its framework and log the request (as `action`, with `logged` as its input
     when given), in one transaction."""
     stack, run, references = assess_body(state, content, fmt, keep_inputs=True,
-                                         framework=framework)
+                                         framework=framework, newest=store)
     ordered = run.in_input_order()
     loaded = {d.document.model.id: d for d in run.documents}
     new: list[NewAssessment] = []
     results = []
-    previous = state.store.latest(loaded) if store else {}
+    previous = ({} if not store else references.newest if references.newest is not None
+                else state.store.latest(loaded))
     for assessment in ordered:
         doc = loaded[assessment.model]
         entry = Entry.of(doc)
@@ -115,21 +118,29 @@ def assess_and_store(state: ServiceState, who: Principal, content: bytes, fmt: s
     # The evidence as validated JSON: a JSON and a YAML body of the same document agree.
     bodies = [orjson.loads(Entry.of(loaded[m]).body) for m in run.models]
     given = bodies[0] if run.single else bodies
+    hashes = digests(given if logged is None else logged, results)
     with state.engine.begin() as conn:
         if new:
             state.store.save_many(new, stack.pack.name, stack.pack.version, stack.stack,
                                   conn=conn)
         entry_row = log(conn, who, action or ("assess" if store else "assess.unstored"),
-                         stack, given if logged is None else logged, results)
+                         stack, hashes)
     return {"decision_id": entry_row.decision_id, "results": results}
 
 
-def log(conn: Any, who: Principal, action: str, stack: LoadedStack, given: Any,
-         result: Any) -> audit.Decision:
+def digests(given: Any, result: Any) -> tuple[str, str]:
+    """A decision-log entry's input and result hashes, computed before its transaction
+    opens, so that the write lock is held only to write."""
+    return audit.sha256_of(given), audit.sha256_of(result)
+
+
+def log(conn: Any, who: Principal, action: str, stack: LoadedStack,
+        hashes: tuple[str, str]) -> audit.Decision:
+    """Append the entry of `who`'s `action` (with `hashes` from `digests`) in `conn`'s
+    transaction."""
     return audit.append(conn, actor=who.person, role=who.role, action=action,
                         pack=stack.pack.name, pack_version=stack.pack.version,
-                        input_sha256=audit.sha256_of(given),
-                        result_sha256=audit.sha256_of(result))
+                        input_sha256=hashes[0], result_sha256=hashes[1])
 
 
 @router.post("/assess", openapi_extra=EVIDENCE_BODY,
@@ -145,8 +156,9 @@ async def assess_evidence(request: Request, who: Analyst,
     fmt = body_format(request)
     content = await request.body()
     state: ServiceState = request.app.state.asl
-    return json_bytes(await run_in_threadpool(assess_and_store, state, who, content, fmt,
-                                              store, framework=framework))
+    return json_bytes(await anyio.to_thread.run_sync(
+        partial(assess_and_store, state, who, content, fmt, store, framework=framework),
+        limiter=state.work_slots()))
 
 
 def _what_if(state: ServiceState, who: Principal, body: WhatIfRequest,
@@ -181,9 +193,9 @@ def _what_if(state: ServiceState, who: Principal, body: WhatIfRequest,
         raise Problem(422, f"{body.model} could not be assessed"
                       + (f": {lost[0]}" if lost else ""), errors=[error_json(e) for e in lost])
     report = what_if_report(result)
+    hashes = digests({"evidence": evidence, "set": body.set, "unset": body.unset}, report)
     with state.engine.begin() as conn:
-        entry = log(conn, who, "what-if", stack,
-                     {"evidence": evidence, "set": body.set, "unset": body.unset}, report)
+        entry = log(conn, who, "what-if", stack, hashes)
     return {**report, "decision_id": entry.decision_id}
 
 

@@ -36,7 +36,7 @@ from service.auth import ANALYST, Principal, require
 from service.bodies import json_model, openapi_body
 from service.evidence import Framework, framework_stack
 from service.problems import AUTHENTICATED, Problem, problem_responses
-from service.routers.assess import assess_and_store, log
+from service.routers.assess import assess_and_store, digests, log
 from service.routers.models import JSON_CONTENT, json_bytes
 from service.state import LoadedStack, ServiceState
 
@@ -123,8 +123,9 @@ def _import(state: ServiceState, who: Principal, body: InspectImport, store: boo
         done = assess_and_store(state, who, orjson.dumps(evidence), "json", True,
                                 "import.inspect", logged, framework)
         return {"evidence": evidence, **done}
+    hashes = digests(logged, evidence)
     with state.engine.begin() as conn:
-        entry = log(conn, who, "import.inspect", stack, logged, evidence)
+        entry = log(conn, who, "import.inspect", stack, hashes)
     return {"evidence": evidence, "decision_id": entry.decision_id}
 
 

@@ -10,6 +10,7 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import bindparam, select
 from starlette.concurrency import run_in_threadpool
 
 from engine.api import Body, assess
@@ -32,6 +33,7 @@ from service.problems import AUTHENTICATED, Problem, problem_responses
 from service.state import ServiceState
 from store.browse import Filters, latest_page, summary_json
 from store.record import Store, Summary
+from store.tables import StoredAssessment
 
 router = APIRouter(prefix="/v1/models", tags=["models"],
                    responses=problem_responses(*AUTHENTICATED, 404))
@@ -46,6 +48,9 @@ ASL = Literal[tuple(known_levels(_SPECS))]  # type: ignore[valid-type]
 Decision = Literal[tuple(known_decisions(_SPECS))]  # type: ignore[valid-type]
 Format = Literal["json", "text", "svg", "dot", "prov-json"]
 JSON_CONTENT = {"application/json": {}}
+A = StoredAssessment.__table__  # type: ignore[attr-defined]
+_NEWEST_ID = (select(A.c.id).where(A.c.model_id == bindparam("model"))
+              .order_by(A.c.id.desc()).limit(1))  # built once: the stored why's first read
 
 
 def json_bytes(data: Any, status: int = 200) -> Response:
@@ -58,6 +63,14 @@ def _history(store: Store, model: str) -> list[Summary]:
     if not found:
         raise Problem(404, f"no stored assessment of a model {model!r}")
     return found
+
+
+def _newest(state: ServiceState, model: str) -> int | None:
+    """The id of `model`'s newest stored assessment (one index lookup), if it has one."""
+    if "\x00" in model:  # no stored id has one (and PostgreSQL refuses it in text)
+        return None
+    with state.engine.connect() as conn:
+        return conn.execute(_NEWEST_ID, {"model": model}).scalar()
 
 
 def _chosen(store: Store, model: str, assessment: int | None) -> int:
@@ -110,9 +123,11 @@ def why(request: Request, model: ModelId, _: Viewer,
         assessment: Annotated[int | None, Query(ge=1, le=ROW_ID_MAX)] = None) -> Response:
     """As `asl why MODEL --conclusion C --format F [--assessment ID]`: the chain from a
     conclusion through each rule down to the evidence, from the stored graph."""
-    store = request.app.state.asl.store
-    chosen = _chosen(store, model, assessment)
-    graph = load_graph(store.provenance(chosen))
+    state: ServiceState = request.app.state.asl
+    chosen = _newest(state, model) if assessment is None else None
+    if chosen is None:  # an assessment named, or none stored: checked against history
+        chosen = _chosen(state.store, model, assessment)
+    graph = load_graph(state.store.provenance(chosen))
     return Response(explain(model, graph, conclusion, format), media_type=MEDIA_TYPES[format])
 
 

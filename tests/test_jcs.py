@@ -1,0 +1,79 @@
+"""store.jcs writes exactly what the rfc8785 package writes (the decision log's hashes
+must not change), and raises where it raises: checked with hypothesis over JSON values
+with every kind of string and number, and with values that have no canonical form."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import orjson
+import rfc8785
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from batch.work import Entry
+from engine.api import Body, assess
+from knowledge_graph.report import assessment_document
+from store import jcs
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES, DATA = REPO / "examples", REPO / "tests" / "data"
+# Every character, surrogates included (a lone one has no UTF-8 form).
+ANY_TEXT = st.text(st.characters(codec=None, categories=None), max_size=12)
+NUMBERS = st.one_of(
+    st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1),
+    st.integers(),  # also beyond the domain, where both refuse
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e-5, max_value=1e-5),
+    st.floats(allow_nan=False, allow_infinity=False, min_value=1e15, max_value=1e23),
+    st.sampled_from([0.0, -0.0, 1.0, 0.1, 1e21, 1e-7, 1e-6, 5e-324, 1.7976931348623157e308,
+                     2**53 + 0.0, 123456789012345680.0, 0.000001234]),
+)
+SCALARS = st.one_of(st.none(), st.booleans(), NUMBERS, ANY_TEXT)
+KEYS = st.one_of(ANY_TEXT, st.sampled_from(["a", "é", "\U0001f600", "\ue000", "ab", "B"]))
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=5), st.tuples(inner, inner),
+                            st.dictionaries(KEYS, inner, max_size=5)),
+    max_leaves=30)
+
+
+def outcome(encode: Any, value: Any) -> tuple[str, Any]:
+    try:
+        return "ok", encode(value)
+    except (ValueError, TypeError, RecursionError) as exc:
+        return "error", type(exc)
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(VALUES)
+def test_same_bytes_or_same_error_as_rfc8785(value: Any) -> None:
+    assert outcome(jcs.dumps, value) == outcome(rfc8785.dumps, value)
+
+
+@given(st.dictionaries(st.one_of(st.integers(), st.booleans(), st.none(), st.floats()),
+                       SCALARS, min_size=1, max_size=3))
+def test_keys_that_are_not_strings_are_refused_as_rfc8785_refuses_them(value: Any) -> None:
+    assert outcome(jcs.dumps, value) == outcome(rfc8785.dumps, value)
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_every_float_is_written_as_ecmascript_writes_it(number: float) -> None:
+    assert jcs.dumps([number, {"x": number}]) == rfc8785.dumps([number, {"x": number}])
+    assert float(jcs.dumps(number)) == number or math.isclose(number, 0)
+
+
+def test_real_results_and_their_inputs() -> None:
+    """What the service hashes: whole results, conclusions included, and their input
+    (the bundled examples and the test cases, every framework's)."""
+    files = sorted([*EXAMPLES.glob("*.yaml"), *DATA.glob("**/*.yaml")])
+    run = assess([Body(path.read_bytes(), "yaml", str(path)) for path in files])
+    assert len(run.assessments) >= 10
+    for assessment in run.assessments:
+        document = assessment_document(assessment)
+        assert jcs.dumps(document) == rfc8785.dumps(document)
+    for loaded in run.documents:
+        body = orjson.loads(Entry.of(loaded).body)
+        assert jcs.dumps(body) == rfc8785.dumps(body)
