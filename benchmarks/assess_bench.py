@@ -39,7 +39,7 @@ import synth
 
 from engine.assess import assess_document, evaluator_for, tune_for_throughput, vocabulary
 from engine.compiler import gate_fact
-from engine.durable_adapter import OPEN_RULE, Session, encode
+from engine.durable_adapter import OPEN_RULE, Session
 from engine.evaluator import Evaluator
 from engine.evidence import parse_document
 from engine.evidence_schema import ModelDocument
@@ -76,37 +76,34 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def record_matcher_calls(evaluator: Evaluator,
-                         docs: Sequence[ModelDocument]) -> list[list[list[dict[str, Any]]]]:
-    """Assess `docs` and keep, per model, every batch of facts sent to durable-rules as
-    the adapter sent it (a session's opening and its permanent pack facts left out)."""
-    calls: list[list[dict[str, Any]]] = []
-    original = Session.assert_facts
+Batch = tuple[list[str], list[str]]  # the facts' texts as the adapter prepared them, their ids
 
-    def recording(session: Session, facts: list[dict[str, Any]]) -> Any:
-        result = original(session, facts)
-        calls.append([dict(f) for f in facts])  # as sent: flags, anchor and sid added
-        return result
+
+def record_matcher_calls(evaluator: Evaluator, docs: Sequence[ModelDocument]
+                         ) -> list[list[Batch]]:
+    """Assess `docs` and keep, per model, every batch of facts sent to durable-rules as
+    the adapter sent it (a session's opening and its permanent pack facts are asserted
+    through `assert_facts` and left out)."""
+    calls: list[Batch] = []
+    original = Session.assert_prepared
+
+    def recording(session: Session, texts: list[str], ids: list[str], *args: Any) -> Any:
+        calls.append((list(texts), list(ids)))
+        return original(session, texts, ids, *args)
 
     per_model = []
-    Session.assert_facts = recording  # type: ignore[method-assign]
+    Session.assert_prepared = recording  # type: ignore[method-assign]
     try:
         for doc in docs:
             calls.clear()
             assess_document(evaluator, doc)
-            kept, skip_next = [], False
-            for batch in calls:
-                if skip_next or any(f["kind"] == OPEN_RULE for f in batch):
-                    skip_next = not skip_next  # the batch after the opening is the base
-                    continue
-                kept.append(batch)
-            per_model.append(kept)
+            per_model.append([batch for batch in calls if OPEN_RULE not in batch[1]])
     finally:
-        Session.assert_facts = original  # type: ignore[method-assign]
+        Session.assert_prepared = original  # type: ignore[method-assign]
     return per_model
 
 
-def floor(evaluator: Evaluator, per_model: list[list[list[dict[str, Any]]]]) -> Clock:
+def floor(evaluator: Evaluator, per_model: list[list[Batch]]) -> Clock:
     """CPU and wall seconds durable-rules' C module takes for these batches alone: per
     model, assert each batch (pre-encoded) and take every activation without parsing it,
     then retract every fact (gates first), as the engine does, in one pooled session."""
@@ -114,14 +111,15 @@ def floor(evaluator: Evaluator, per_model: list[list[list[dict[str, Any]]]]) -> 
     clock = Clock()
     with evaluator.ruleset.session() as session:
         handle, sid = session._handle, session.sid
+        tail = f',"sid":"{sid}"}}'
         encoded = []
         for batches in per_model:
-            ids = [f["id"] for batch in batches for f in batch]
+            ids = [i for _, batch_ids in batches for i in batch_ids]
             retracts = [orjson.dumps([{"id": i, "sid": sid} for i in part]).decode()
                         for part in ([i for i in ids if i in gates],
                                      [i for i in ids if i not in gates]) if part]
-            encoded.append(([encode([dict(f, sid=sid) for f in b]) for b in batches],
-                            retracts))
+            encoded.append((["[" + ",".join(t + tail for t in texts) + "]"
+                             for texts, _ in batches], retracts))
 
         def drain(state: int) -> int:
             count = 0
@@ -154,7 +152,7 @@ def main() -> None:
     keys, full, plain = Clock(), Clock(), Clock()
     done = 0
     checkpoints: list[tuple[int, float]] = []
-    recorded: list[list[list[dict[str, Any]]]] = []
+    recorded: list[list[Batch]] = []
     while done < args.n:
         size = min(CHUNK, args.n - done)
         raw = synth.generate_models(size, seed=args.seed * 1_000_003 + done)
@@ -184,7 +182,7 @@ def main() -> None:
     base = floor(evaluator, recorded)
     per = len(recorded)
     calls = sum(len(batches) for batches in recorded) / per
-    facts = sum(len(b) for batches in recorded for b in batches) / per
+    facts = sum(len(ids) for batches in recorded for _, ids in batches) / per
 
     def line(name: str, clock: Clock, count: int) -> None:
         cpu, wall = clock.cpu / count * 1e3, clock.wall / count * 1e3
