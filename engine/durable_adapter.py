@@ -349,7 +349,8 @@ class Session:
                     if name != SINK_RULE:  # never fires; never the caller's business
                         activations.append((name, bindings))
                 if limit is not None and (len(activations) > limit or (
-                        not len(activations) % 256 and time.perf_counter() > deadline)):
+                        deadline is not None and not len(activations) % 256
+                        and time.perf_counter() > deadline)):
                     durable_rules_engine.abandon_action(handle, state_handle)
                     raise ActivationOverflow(activations)
                 message = durable_rules_engine.complete_and_start_action(handle, state_handle)

@@ -152,9 +152,9 @@ class Budget:
     the rule. `ASL_BUDGET` (`firings=N,facts=N,seconds=S`, any of them) changes them for
     a process (`engine.assess.default_budget`)."""
 
-    firings: int = 100_000
-    facts: int = 100_000
-    seconds: float = 60.0
+    firings: int = 20_000
+    facts: int = 20_000
+    seconds: float = 30.0
 
 
 class Because:
