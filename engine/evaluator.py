@@ -25,7 +25,7 @@ from engine.errors import AssessmentError
 from engine.facts_id import IdTemplate, render_value, rendered
 from engine.loader import PLACEHOLDER
 from engine.model import ORIGIN_DERIVED, ORIGIN_PACK, Conclusion, Pack, Rule
-from engine.operators import mistyped
+from engine.operators import BOOL, CLASS_TYPES, NUMBER, STR, mistyped
 
 
 @dataclass
@@ -48,7 +48,7 @@ class Fact:
         return data
 
 
-@dataclass
+@dataclass(slots=True)
 class Firing:
     """One rule firing: the facts it matched (by the rule's own names) and the
     conclusions it supports. `because` is the rule's sentence filled with the matched
@@ -137,6 +137,10 @@ class Derivation:
                     stood.add(fid)
             self._events = events
         return self._events
+
+
+# (Python type, field type) pairs whose values need no closer look (floats: finite ones).
+_PLAIN = frozenset({(str, STR), (bool, BOOL), (int, NUMBER)})
 
 
 def _by_id(fact: Fact) -> str:
@@ -251,6 +255,9 @@ class Evaluator:
                        for name, rule in compiled.rules.items()}
         self._texts: dict[str, str] = {}
         self._gate_ids = [gate_fact(level)["id"] for level in compiled.gates]
+        # Each kind's fields whose values `_check_types` checks.
+        self._typed = {name: {f: t for f, t in kind.fields.items() if t in CLASS_TYPES}
+                       for name, kind in pack.kinds.items()}
 
     @property
     def ruleset(self) -> DurableRuleset:
@@ -290,14 +297,24 @@ class Evaluator:
     def _check_types(self, fact: Fact) -> None:
         """A given fact's values must have their fields' types: durable-rules would compare
         a `true` in a number field equal to `1` (pack facts and conclusions are checked
-        when the pack loads)."""
-        kind = self.pack.kinds.get(fact.kind)
-        if kind is None:
+        when the pack loads). Values plainly of their type pass at once; any other is
+        judged by `mistyped`."""
+        typed = self._typed.get(fact.kind)
+        if typed is None:
             return
-        wrong = mistyped(fact.values, kind.fields)
-        if wrong is not None:
-            raise AssessmentError(f"fact {fact.id}: {fact.kind}.{wrong[0]} is a "
-                                  f"{kind.fields[wrong[0]]}, not {wrong[1]!r}")
+        for name, value in fact.values.items():
+            ftype = typed.get(name)
+            if ftype is None or value is None:
+                continue
+            cls = value.__class__
+            if (cls, ftype) in _PLAIN or (cls is float and ftype == NUMBER
+                                          and value - value == 0):
+                continue
+            wrong = mistyped(fact.values, self.pack.kinds[fact.kind].fields)
+            if wrong is not None:
+                raise AssessmentError(f"fact {fact.id}: {fact.kind}.{wrong[0]} is a "
+                                      f"{typed[wrong[0]]}, not {wrong[1]!r}")
+            return
 
     def _fixpoint(self, session: Session, batch: list[Fact], run: _Run,
                   gate: int | None) -> None:
