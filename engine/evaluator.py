@@ -22,9 +22,10 @@ from typing import Any
 from engine.compiler import CompiledPack, compile_pack, gate_fact
 from engine.durable_adapter import ActivationOverflow, DurableRuleset, Session
 from engine.errors import AssessmentError
-from engine.facts_id import IdTemplate, render_value, rendered
+from engine.facts_id import render_value, rendered
+from engine.firing_plan import Because, Plan
 from engine.loader import PLACEHOLDER
-from engine.model import ORIGIN_DERIVED, ORIGIN_PACK, Conclusion, Pack, Rule
+from engine.model import ORIGIN_DERIVED, ORIGIN_PACK, Pack, Rule
 from engine.operators import BOOL, CLASS_TYPES, NUMBER, STR, mistyped
 
 
@@ -161,70 +162,6 @@ class Budget:
     seconds: float = 30.0
 
 
-class Because:
-    """A rule's `because` sentence split once into text and `{name.field}` placeholders,
-    filled per firing by a join (`fill_because` reads the same sentence the same way)."""
-
-    __slots__ = ("_parts",)
-
-    def __init__(self, template: str) -> None:
-        parts: list[str | tuple[str, str]] = []
-        for index, part in enumerate(PLACEHOLDER.split(template)):
-            if index % 2:
-                name, _, fname = part.partition(".")
-                parts.append((name, fname))
-            elif part:
-                parts.append(part)
-        self._parts = parts
-
-    def fill(self, bound: dict[str, Fact]) -> str:
-        out = []
-        for part in self._parts:
-            if part.__class__ is str:
-                out.append(part)
-                continue
-            name, fname = part
-            fact = bound[name]
-            raw = fact.info.get("display_id", fact.id) if fname == "id" else fact.values.get(
-                fname)
-            out.append("(unset)" if raw is None else render_value(raw))
-        return "".join(out)
-
-
-class _Derive:
-    """One conclusion of a rule compiled once: its kind, each field's constant or source
-    (a matched name and field, in the conclusion's order) and its id template."""
-
-    __slots__ = ("conclusion", "fields", "ids", "kind", "refs")
-
-    def __init__(self, conclusion: Conclusion) -> None:
-        self.conclusion = conclusion
-        self.kind = conclusion.kind
-        self.fields = [(fname, operand.ref, operand.constant)
-                       for fname, operand in conclusion.values]
-        self.refs = [(fname, *operand.ref) for fname, operand in conclusion.values
-                     if operand.ref is not None]
-        self.ids = IdTemplate(conclusion.kind, {fname: operand.constant for fname, operand
-                                                in conclusion.values if operand.ref is None},
-                              tuple(fname for fname, _, _ in self.refs))
-
-
-class _Plan:
-    """What firing one compiled rule takes, worked out once per pack: the rule, its
-    stratum, its matched names in sorted order with the matcher's alias for each, and
-    its conclusions and `because` sentence compiled."""
-
-    __slots__ = ("because", "derive", "names", "prefix", "rule", "stratum")
-
-    def __init__(self, rule: Rule, stratum: int, aliases: dict[str, str]) -> None:
-        self.rule = rule
-        self.stratum = stratum
-        self.names = sorted((name, alias) for alias, name in aliases.items())
-        self.prefix = f"firing:{rule.id}["
-        self.derive = [_Derive(c) for c in rule.conclusions]
-        self.because = Because(rule.because)
-
-
 class Evaluator:
     """A pack compiled once into durable-rules, ready to evaluate many fact sets."""
 
@@ -251,9 +188,10 @@ class Evaluator:
             [f.wire(self._shape[f.kind]) for f in sorted(self.pack_facts, key=lambda f: f.id)
              if f.kind in self.compiled.consumed])
         compiled = self.compiled
-        self._plans = {name: _Plan(rule, compiled.stratum[rule.id], compiled.bindings[name])
+        self._plans = {name: Plan(rule, compiled.stratum[rule.id], compiled.bindings[name])
                        for name, rule in compiled.rules.items()}
         self._texts: dict[str, str] = {}
+        self._given_texts: dict[tuple[Any, ...], str] = {}
         self._gate_ids = [gate_fact(level)["id"] for level in compiled.gates]
         # Each kind's fields whose values `_check_types` checks.
         self._typed = {name: {f: t for f, t in kind.fields.items() if t in CLASS_TYPES}
@@ -281,8 +219,9 @@ class Evaluator:
         run = _Run(facts, budget or Budget(), len(facts))
         gates = list(self.compiled.gates)
         first_gate = gates.pop(0) if gates and gates[0] == 0 else None
-        if len(self._texts) > self.TEXTS_KEPT:
+        if len(self._texts) > self.TEXTS_KEPT or len(self._given_texts) > self.TEXTS_KEPT:
             self._texts.clear()
+            self._given_texts.clear()
         with self._ruleset.session() as session:
             self._fixpoint(session, sorted(given_facts, key=_by_id), run, first_gate)
             for level in gates:
@@ -321,13 +260,16 @@ class Evaluator:
         """Assert `batch` (and the gate, if any), then every new conclusion some rule
         reads, until the rules derive nothing new."""
         consumed, shape, prepare = self.compiled.consumed, self._shape, session.prepare
-        texts = [prepare(f.wire(shape[f.kind])) for f in batch if f.kind in consumed]
-        ids = [f.id for f in batch if f.kind in consumed]
+        kept = self._texts
+        texts, ids = [], []
+        for given in batch:
+            if given.kind in consumed:
+                texts.append(self._given_text(given, prepare))
+                ids.append(given.id)
         if gate is not None:
             fact = gate_fact(gate)
             texts.append(prepare(fact))
             ids.append(fact["id"])
-        kept = self._texts
         budget, plans = run.budget, self._plans
         while texts:
             try:
@@ -353,6 +295,21 @@ class Evaluator:
                     texts.append(text)
                     ids.append(fact.id)
 
+    def _given_text(self, fact: Fact, prepare: Callable[[dict[str, Any]], str]) -> str:
+        """A given fact's text for the matcher. One whose values are all strings (a
+        safeguard, a channel: the same in many documents) is prepared once and kept,
+        by its id, kind and values; any other is prepared each time (a number or a
+        bool is kept out of the key: `1`, `1.0` and `True` are equal keys)."""
+        values = fact.values
+        for value in values.values():
+            if value.__class__ is not str:
+                return prepare(fact.wire(self._shape[fact.kind]))
+        key = (fact.id, fact.kind, *values.items())
+        text = self._given_texts.get(key)
+        if text is None:
+            text = self._given_texts[key] = prepare(fact.wire(self._shape[fact.kind]))
+        return text
+
     def _over_budget(self, run: _Run, activations: list[tuple[str, Any]]) -> AssessmentError:
         """The error that stops an assessment past its budget, naming the rule that fired
         most in the batch that crossed it."""
@@ -367,7 +324,7 @@ class Evaluator:
                                f"assessment; ASL_BUDGET raises it): the rule fires once per "
                                f"combination of its matches", rule)
 
-    def _fire(self, plan: _Plan, bindings: dict[str, dict[str, Any]], run: _Run,
+    def _fire(self, plan: Plan, bindings: dict[str, dict[str, Any]], run: _Run,
               new: list[Fact]) -> None:
         """Turn one activation into a firing and its conclusions; add the new facts to
         `new`."""
