@@ -22,6 +22,7 @@ from cli.options import EXIT_FAILED, dumps, fail, pack_option
 from engine.casetest import CaseRun, run_tests, show_value
 from engine.errors import PackError, PackProblem
 from engine.evaluator import Evaluator
+from engine.join_check import product_joins
 from engine.loader import load_pack, pack_stack
 from engine.model import Pack, Rule
 from engine.packdiff import PackDiff, PortfolioChanges, diff_packs, portfolio_changes
@@ -198,9 +199,11 @@ def validate(paths: tuple[str, ...], packs: tuple[str, ...], fmt: str) -> None:
       asl rules validate my-pack --format json
     """
     dirs = pack_stack([*packs, *paths])
+    warnings: list[PackProblem] = []
     try:
         pack = load_pack(dirs)
         problems = validate_pack(pack)
+        warnings = product_joins(pack)
         scope = f"{len(pack.rules)} rules and {sum(len(c.cases) for c in pack.case_files)} " \
                 f"cases of {pack.name}"
     except PackError as exc:
@@ -211,6 +214,8 @@ def validate(paths: tuple[str, ...], packs: tuple[str, ...], fmt: str) -> None:
     else:
         for problem in problems:
             click.echo(_problem_line(problem))
+    for warning in warnings:  # a warning, not a problem: the exit status does not change
+        click.echo(f"warning: {_problem_line(warning)}", err=True)
     if problems:
         click.echo(f"asl: {len(problems)} problem(s) in {scope}", err=True)
         sys.exit(EXIT_FAILED)

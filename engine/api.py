@@ -42,12 +42,12 @@ from typing import TextIO
 
 from engine.assess import Assessment, ReferenceInfo, assess_document, evaluator_for, vocabulary
 from engine.errors import AssessmentError, InputError
-from engine.evaluator import Evaluator
+from engine.evaluator import Budget, Evaluator
 from engine.evidence import LoadedDocument, load_evidence
 from engine.evidence_reading import Body, Source
 from engine.lineage import Gate, Links
 
-__all__ = ["AssessmentRun", "Body", "ReferenceInfo", "References", "assess",
+__all__ = ["AssessmentRun", "Body", "Budget", "ReferenceInfo", "References", "assess",
            "assess_documents"]
 
 # Reference info for models named but not in the input: a mapping, or a function given
@@ -100,21 +100,23 @@ class AssessmentRun:
 
 def assess(sources: Sequence[Source], packs: Sequence[str | Path] = (), *,
            evaluator: Evaluator | None = None, stdin: TextIO | None = None,
-           references: References | None = None, keep_inputs: bool = True
-           ) -> AssessmentRun:
+           references: References | None = None, keep_inputs: bool = True,
+           budget: Budget | None = None) -> AssessmentRun:
     """Load the pack stack (the built-in pack with `packs` over it, or `evaluator` when
     given: a pack compiled by the caller), load and validate the evidence in `sources`
     (paths, `-` read from `stdin`, or `Body`s), and assess every accepted model in
     lineage order. Without `keep_inputs` the run does not hold on to the documents and
     their raw data: a caller that only reads the results (`asl assess` of a large
-    portfolio) saves that memory; a what-if needs them."""
+    portfolio) saves that memory; a what-if needs them. `budget`: the most work each
+    assessment may do (by default `engine.assess.default_budget()`, which `ASL_BUDGET`
+    sets); a model past it is rejected, naming the rule that exploded."""
     if evaluator is not None and packs:
         raise ValueError("give the pack stack as packs or as a compiled evaluator, not both")
     evaluator = evaluator if evaluator is not None else evaluator_for(packs)
     loaded = load_evidence(sources, vocabulary(evaluator.pack), stdin=stdin,
                            keep_raw=keep_inputs)
     assessments, failed = assess_documents(evaluator, loaded.documents, loaded.errors,
-                                           references)
+                                           references, budget)
     single = (len(sources) == 1 and len(loaded.documents) == 1
               and loaded.documents[0].where == ""
               and (isinstance(sources[0], Body) or not Path(sources[0]).is_dir()))
@@ -125,7 +127,7 @@ def assess(sources: Sequence[Source], packs: Sequence[str | Path] = (), *,
 
 def assess_documents(evaluator: Evaluator, documents: Sequence[LoadedDocument],
                      rejected: Sequence[InputError] = (),
-                     references: References | None = None
+                     references: References | None = None, budget: Budget | None = None
                      ) -> tuple[list[Assessment], list[InputError]]:
     """Assess validated documents as one portfolio, each after the models it references,
     so a model takes its reference's compute and determination from the portfolio (or
@@ -152,7 +154,8 @@ def assess_documents(evaluator: Evaluator, documents: Sequence[LoadedDocument],
             ref = outside.get(lca.model)
         try:
             results[model] = assess_document(evaluator, loaded.document, ref,
-                                             where=loaded.where, file=loaded.file)
+                                             where=loaded.where, file=loaded.file,
+                                             budget=budget)
         except AssessmentError as exc:
             failure = InputError(loaded.file, loaded.where, f"assessment failed: {exc}", model)
             errors.append(failure)

@@ -10,13 +10,14 @@ through the front door, `engine.api`.
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.errors import AssessmentError
-from engine.evaluator import Derivation, Evaluator, Fact, Listener
+from engine.evaluator import Budget, Derivation, Evaluator, Fact, Listener
 from engine.evidence_schema import ModelDocument, Vocabulary
 from engine.framework import OutputKey, builtin_names
 from engine.loader import load_pack, pack_stack
@@ -47,6 +48,44 @@ def evaluator_for(overlays: Sequence[str | Path] = ()) -> Evaluator:
     if key not in _EVALUATORS:
         _EVALUATORS[key] = Evaluator(load_pack(dirs))
     return _EVALUATORS[key]
+
+
+BUDGET_VARIABLE = "ASL_BUDGET"
+_BUDGETS: dict[str, Budget] = {}
+
+
+def default_budget() -> Budget:
+    """The budget of each assessment (`Budget`'s defaults), changed for the process by
+    the `ASL_BUDGET` variable: `firings=N,facts=N,seconds=S`, any of them. A value
+    that is not of that form fails the assessment, naming the variable.
+
+    >>> os.environ["ASL_BUDGET"] = "firings=500, seconds=2.5"
+    >>> default_budget()
+    Budget(firings=500, facts=20000, seconds=2.5)
+    >>> del os.environ["ASL_BUDGET"]
+    """
+    text = os.environ.get(BUDGET_VARIABLE, "")
+    budget = _BUDGETS.get(text)
+    if budget is None:
+        budget = _BUDGETS[text] = parse_budget(text, BUDGET_VARIABLE)
+    return budget
+
+
+def parse_budget(text: str, where: str = "budget") -> Budget:
+    """A budget written `firings=N,facts=N,seconds=S` (any of them; the others keep
+    their defaults); `AssessmentError` naming `where` when it is not so written."""
+    limits: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = (s.strip() for s in part.partition("="))
+        try:
+            number = float(value) if name == "seconds" else int(value)
+        except ValueError:
+            number = -1
+        if name not in ("firings", "facts", "seconds") or not number > 0:
+            raise AssessmentError(f"{where}: {part!r} is not firings=N, facts=N or "
+                                  f"seconds=S with a positive number")
+        limits[name] = number
+    return Budget(**limits)  # type: ignore[arg-type]
 
 
 def vocabulary(pack: Pack) -> Vocabulary:
@@ -203,10 +242,10 @@ def contract(pack: Pack, derivation: Derivation, model: str) -> dict[str, Any]:
 
 
 def assess_document(evaluator: Evaluator, doc: ModelDocument, ref: ReferenceInfo | None = None,
-                    listeners: Iterable[Listener] = (), where: str = "", file: str = ""
-                    ) -> Assessment:
-    """Assess one model document."""
+                    listeners: Iterable[Listener] = (), where: str = "", file: str = "",
+                    budget: Budget | None = None) -> Assessment:
+    """Assess one model document, within `budget` (by default `default_budget()`)."""
     facts = document_facts(doc, evaluator.pack, ref, where)
-    derivation = evaluator.evaluate(facts, listeners)
+    derivation = evaluator.evaluate(facts, listeners, budget=budget or default_budget())
     output = contract(evaluator.pack, derivation, doc.model.id)
     return Assessment(doc.model.id, evaluator.pack, derivation, output, file, facts)

@@ -34,6 +34,7 @@ import itertools
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -254,14 +255,27 @@ class Session:
         self._handle = ruleset._handle
         self.sid = sid
         self._asserted: list[str] = []
+        self._permanent: list[str] = []  # the ids of the opening fact and the base
         self._flagged = ruleset.flagged
         self.empty = True
         self.uses = 0
 
     def forget(self) -> None:
         """Treat what is asserted now as the session's permanent base."""
+        self._permanent.extend(self._asserted)
         self._asserted = []
         self.empty = True
+
+    def prepare(self, fact: dict[str, Any]) -> str:
+        """The JSON text of one fact (a dict this call changes) as this session's
+        ruleset reads it, lacking only the session id: `assert_prepared` takes it. A
+        fact's text is the same in every session of the ruleset, so a caller may keep it
+        and assert it again in another assessment."""
+        for name in self._flagged.get(fact["kind"], ()):
+            fact[UNSET_PREFIX + name] = 0 if fact.get(name) is not None else 1
+        fact[ANCHOR_FIELD] = 0
+        fact.pop("sid", None)
+        return encode([fact])[1:-2]  # `[{...}]` -> `{...` : the sid and `}` come last
 
     def assert_facts(self, facts: list[dict[str, Any]]) -> list[Activation]:
         """Assert a batch and return every activation it caused, in the order durable
@@ -270,25 +284,34 @@ class Session:
         the `__unset_` flags its kind needs."""
         if not facts:
             return []
-        self.empty = False
-        flagged = self._flagged
+        texts = [self.prepare(fact) for fact in facts]
         for fact in facts:
-            for name in flagged.get(fact["kind"], ()):
-                fact[UNSET_PREFIX + name] = 0 if fact.get(name) is not None else 1
-            fact[ANCHOR_FIELD] = 0
             fact["sid"] = self.sid
-        self._asserted.extend(str(f["id"]) for f in facts)
+        return self.assert_prepared(texts, [str(f["id"]) for f in facts])
+
+    def assert_prepared(self, texts: list[str], ids: list[str], limit: int | None = None,
+                        deadline: float | None = None) -> list[Activation]:
+        """`assert_facts` for facts already `prepare`d (`ids`: theirs, in the same
+        order). At most `limit` activations are taken, and none after `deadline` (a
+        `time.perf_counter()` value): past either, the session's pending work is
+        abandoned and `ActivationOverflow` raised with the activations taken so far."""
+        if not texts:
+            return []
+        self.empty = False
+        self._asserted.extend(ids)
+        tail = f',"sid":"{self.sid}"}}'
         try:
-            code, state_handle = durable_rules_engine.assert_facts(self._handle, encode(facts))
+            code, state_handle = durable_rules_engine.assert_facts(
+                self._handle, "[" + ",".join([text + tail for text in texts]) + "]")
         except Exception as exc:  # durable raises bare Exception with an error code
             raise AssessmentError(f"durable-rules rejected a batch: {exc}") from exc
         if code == 1:
             raise AssessmentError(f"durable-rules refused a fact no rule matches in "
-                                  f"{self._ruleset.name}: {_ids(facts)}")
+                                  f"{self._ruleset.name}: {_listed(ids)}")
         if code == 2:
-            raise AssessmentError(f"durable-rules saw a fact twice in {self._ruleset.name}: "
-                                  f"{_ids(facts)}")
-        return self._drain(state_handle)
+            raise AssessmentError(_seen_twice(self._ruleset.name,
+                                                    [*self._permanent, *self._asserted], ids))
+        return self._drain(state_handle, limit, deadline)
 
     def retract_all(self, first: Sequence[str] = ()) -> None:
         """Retract every fact asserted since the session was opened, the ids in `first`
@@ -312,10 +335,12 @@ class Session:
         self._asserted = []
         self.empty = True
 
-    def _drain(self, state_handle: int) -> list[Activation]:
+    def _drain(self, state_handle: int, limit: int | None = None,
+               deadline: float | None = None) -> list[Activation]:
         activations: list[Activation] = []
+        handle = self._handle
         try:
-            started = durable_rules_engine.start_action_for_state(self._handle, state_handle)
+            started = durable_rules_engine.start_action_for_state(handle, state_handle)
             if not started:
                 return activations
             message = started[1]
@@ -323,11 +348,53 @@ class Session:
                 for name, bindings in orjson.loads(message).items():
                     if name != SINK_RULE:  # never fires; never the caller's business
                         activations.append((name, bindings))
-                message = durable_rules_engine.complete_and_start_action(
-                    self._handle, state_handle)
+                if limit is not None and (len(activations) > limit or (
+                        deadline is not None and not len(activations) % 256
+                        and time.perf_counter() > deadline)):
+                    durable_rules_engine.abandon_action(handle, state_handle)
+                    raise ActivationOverflow(activations)
+                message = durable_rules_engine.complete_and_start_action(handle, state_handle)
+        except ActivationOverflow:
+            raise
         except Exception as exc:
             raise AssessmentError(f"durable-rules failed while firing rules: {exc}") from exc
         return activations
+
+
+class ActivationOverflow(AssessmentError):
+    """More activations came out of one batch than the caller's budget allows (or they
+    took past its deadline); `activations` are those taken before stopping. The session
+    is left unusable (it is deleted, never pooled)."""
+
+    def __init__(self, activations: list[Activation]) -> None:
+        super().__init__("too many rule activations")
+        self.activations = activations
+
+
+def fnv1a_32(text: str) -> int:
+    """The 32-bit FNV-1a hash of a fact id, by which durable-rules knows a fact: two
+    ids with one hash are one fact to it.
+
+    >>> hex(fnv1a_32("a"))
+    '0xe40c292c'
+    """
+    value = 0x811C9DC5
+    for byte in text.encode():
+        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return value
+
+
+def _seen_twice(ruleset: str, asserted: Sequence[str], ids: Sequence[str]) -> str:
+    """Why durable-rules refused a batch as holding a fact it already had: a repeated
+    id, or (named as such) two different ids with one 32-bit hash."""
+    seen: dict[int, str] = {}
+    for fact_id in asserted:  # `ids` are the last of these
+        other = seen.setdefault(fnv1a_32(fact_id), fact_id)
+        if other != fact_id:
+            return (f"fact ids {other!r} and {fact_id!r} share the 32-bit hash "
+                    f"{fnv1a_32(fact_id):#010x} by which durable-rules identifies facts in "
+                    f"{ruleset}: one would be lost, so the assessment stops")
+    return f"durable-rules saw a fact twice in {ruleset}: {_listed(ids)}"
 
 
 # durable-rules' JSON reader misreads a number with an exponent but no decimal point
@@ -357,8 +424,8 @@ def encode(facts: list[dict[str, Any]]) -> str:
     return data.decode()
 
 
-def _ids(facts: list[dict[str, Any]]) -> str:
-    return ", ".join(str(f.get("id")) for f in facts[:5]) + (" ..." if len(facts) > 5 else "")
+def _listed(ids: Sequence[str]) -> str:
+    return ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
 
 
 class DurableRuleset:

@@ -13,17 +13,20 @@ explanations are built from those events.
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.compiler import CompiledPack, compile_pack, gate_fact
-from engine.durable_adapter import DurableRuleset, Session
+from engine.durable_adapter import ActivationOverflow, DurableRuleset, Session
 from engine.errors import AssessmentError
-from engine.facts_id import fact_id, render_value
+from engine.facts_id import render_value, rendered
+from engine.firing_plan import Because, Plan
 from engine.loader import PLACEHOLDER
-from engine.model import ORIGIN_DERIVED, ORIGIN_PACK, Conclusion, Pack, Rule
-from engine.operators import mistyped
+from engine.model import ORIGIN_DERIVED, ORIGIN_PACK, Pack, Rule
+from engine.operators import BOOL, CLASS_TYPES, NUMBER, STR, mistyped
 
 
 @dataclass
@@ -46,7 +49,7 @@ class Fact:
         return data
 
 
-@dataclass
+@dataclass(slots=True)
 class Firing:
     """One rule firing: the facts it matched (by the rule's own names) and the
     conclusions it supports. `because` is the rule's sentence filled with the matched
@@ -58,11 +61,14 @@ class Firing:
     bound: dict[str, Fact] = field(repr=False)
     conclusions: list[str] = field(default_factory=list)
     _because: str | None = field(default=None, repr=False)
+    stratum: int = 0
+    _template: Because | None = field(default=None, repr=False, compare=False)
 
     @property
     def because(self) -> str:
         if self._because is None:
-            self._because = fill_because(self.rule.because, self.bound)
+            self._because = (self._template.fill(self.bound) if self._template is not None
+                             else fill_because(self.rule.because, self.bound))
         return self._because
 
 
@@ -97,24 +103,71 @@ Listener = Callable[[Event], None]
 @dataclass
 class Derivation:
     """Everything one evaluation produced: every fact (given and derived), every firing,
-    and the trace in the order it happened."""
+    and (`trace`) the firings in the order they happened, after the given and pack
+    facts (`asserted`, sorted by id). `events` is that trace as trace events, made
+    when first read: the evaluator itself makes none."""
 
     facts: dict[str, Fact]
     firings: dict[str, Firing]
-    events: list[Event]
+    trace: list[Firing] = field(default_factory=list, repr=False)
+    asserted: list[Fact] = field(default_factory=list, repr=False)
     _by_kind: dict[str, list[Fact]] | None = field(default=None, repr=False)
+    _events: list[Event] | None = field(default=None, init=False, repr=False, compare=False)
 
     def of_kind(self, kind: str) -> list[Fact]:
         """The facts of one kind, sorted by id."""
         if self._by_kind is None:
             self._by_kind = {}
-            for fact in sorted(self.facts.values(), key=lambda f: f.id):
+            for fact in sorted(self.facts.values(), key=_by_id):
                 self._by_kind.setdefault(fact.kind, []).append(fact)
         return self._by_kind.get(kind, [])
+
+    @property
+    def events(self) -> list[Event]:
+        """The trace as events, in the order it happened: each given and pack fact
+        asserted (by id), then per firing the rule fired and each conclusion it
+        supports (`new` the first time the conclusion appears)."""
+        if self._events is None:
+            events: list[Event] = [FactAsserted(fact) for fact in self.asserted]
+            stood = {fact.id for fact in self.asserted}
+            facts = self.facts
+            for firing in self.trace:
+                events.append(RuleFired(firing, firing.stratum))
+                for fid in firing.conclusions:
+                    events.append(ConclusionDerived(facts[fid], firing, fid not in stood))
+                    stood.add(fid)
+            self._events = events
+        return self._events
+
+
+# (Python type, field type) pairs whose values need no closer look (floats: finite ones).
+_PLAIN = frozenset({(str, STR), (bool, BOOL), (int, NUMBER)})
+
+
+def _by_id(fact: Fact) -> str:
+    return fact.id
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The most work one assessment may do: rule firings, derived facts and seconds
+    (wall time). A real pack stays far below the defaults (the built-in one fires about
+    50 rules per model in a few milliseconds); a pack whose joins grow as a product of
+    evidence lists can reach millions, and is stopped past them with an error naming
+    the rule. `ASL_BUDGET` (`firings=N,facts=N,seconds=S`, any of them) changes them for
+    a process (`engine.assess.default_budget`)."""
+
+    firings: int = 20_000
+    facts: int = 20_000
+    seconds: float = 30.0
 
 
 class Evaluator:
     """A pack compiled once into durable-rules, ready to evaluate many fact sets."""
+
+    # Each derived fact's text as the matcher reads it, by id (an id names a derived
+    # fact's kind and values): kept across assessments, cleared when this large.
+    TEXTS_KEPT = 100_000
 
     def __init__(self, pack: Pack) -> None:
         self.pack = pack
@@ -127,124 +180,207 @@ class Evaluator:
                   "pack": pf.pack or pack.name})
             for pf in pack.facts
         )
-        self._pack_ids = frozenset(f.id for f in self.pack_facts)
+        self._pack_map = {fact.id: fact for fact in self.pack_facts}
         # Pack facts are the same in every assessment: they are asserted once into each
         # session and stay there; every rule that reads only them waits for a gate.
         self._ruleset = DurableRuleset(
             self.compiled.compiled,
             [f.wire(self._shape[f.kind]) for f in sorted(self.pack_facts, key=lambda f: f.id)
              if f.kind in self.compiled.consumed])
+        compiled = self.compiled
+        self._plans = {name: Plan(rule, compiled.stratum[rule.id], compiled.bindings[name])
+                       for name, rule in compiled.rules.items()}
+        self._texts: dict[str, str] = {}
+        self._given_texts: dict[tuple[Any, ...], str] = {}
+        self._gate_ids = [gate_fact(level)["id"] for level in compiled.gates]
+        # Each kind's fields whose values `_check_types` checks.
+        self._typed = {name: {f: t for f, t in kind.fields.items() if t in CLASS_TYPES}
+                       for name, kind in pack.kinds.items()}
 
     @property
     def ruleset(self) -> DurableRuleset:
         """The pack as registered in durable-rules: what `evaluate` opens sessions on."""
         return self._ruleset
 
-    def evaluate(self, given: Iterable[Fact], listeners: Iterable[Listener] = ()) -> Derivation:
-        """Derive every conclusion the pack supports from `given` plus the pack's facts."""
-        events: list[Event] = []
-        emit_to = [events.append, *listeners]
-
-        def emit(event: Event) -> None:
-            for listener in emit_to:
-                listener(event)
-
-        facts: dict[str, Fact] = {fact.id: fact for fact in self.pack_facts}
+    def evaluate(self, given: Iterable[Fact], listeners: Iterable[Listener] = (), *,
+                 budget: Budget | None = None) -> Derivation:
+        """Derive every conclusion the pack supports from `given` plus the pack's facts,
+        within `budget` (by default `Budget()`); the listeners are given the trace's
+        events once it is complete."""
+        facts: dict[str, Fact] = dict(self._pack_map)
+        given_facts = []
         for fact in given:
             if fact.id in facts:
                 raise AssessmentError(f"two input facts share the id {fact.id!r}")
             self._check_types(fact)
             facts[fact.id] = fact
-        for fact in sorted(facts.values(), key=lambda f: f.id):
-            emit(FactAsserted(fact))
-        firings: dict[str, Firing] = {}
+            given_facts.append(fact)
+        asserted = sorted(facts.values(), key=_by_id)
+        run = _Run(facts, budget or Budget(), len(facts))
         gates = list(self.compiled.gates)
         first_gate = gates.pop(0) if gates and gates[0] == 0 else None
-        given_ids = facts.keys() - self._pack_ids
+        if len(self._texts) > self.TEXTS_KEPT or len(self._given_texts) > self.TEXTS_KEPT:
+            self._texts.clear()
+            self._given_texts.clear()
         with self._ruleset.session() as session:
-            self._fixpoint(session, sorted((facts[i] for i in given_ids), key=lambda f: f.id),
-                           facts, firings, emit, first_gate)
+            self._fixpoint(session, sorted(given_facts, key=_by_id), run, first_gate)
             for level in gates:
-                self._fixpoint(session, [], facts, firings, emit, level)
-            session.retract_all(first=[gate_fact(level)["id"] for level in self.compiled.gates])
-        return Derivation(facts, firings, events)
+                self._fixpoint(session, [], run, level)
+            session.retract_all(first=self._gate_ids)
+        derivation = Derivation(facts, run.firings, run.trace, asserted)
+        for listener in listeners:
+            for event in derivation.events:
+                listener(event)
+        return derivation
 
     def _check_types(self, fact: Fact) -> None:
         """A given fact's values must have their fields' types: durable-rules would compare
         a `true` in a number field equal to `1` (pack facts and conclusions are checked
-        when the pack loads)."""
-        kind = self.pack.kinds.get(fact.kind)
-        if kind is None:
+        when the pack loads). Values plainly of their type pass at once; any other is
+        judged by `mistyped`."""
+        typed = self._typed.get(fact.kind)
+        if typed is None:
             return
-        wrong = mistyped(fact.values, kind.fields)
-        if wrong is not None:
-            raise AssessmentError(f"fact {fact.id}: {fact.kind}.{wrong[0]} is a "
-                                  f"{kind.fields[wrong[0]]}, not {wrong[1]!r}")
+        for name, value in fact.values.items():
+            ftype = typed.get(name)
+            if ftype is None or value is None:
+                continue
+            cls = value.__class__
+            if (cls, ftype) in _PLAIN or (cls is float and ftype == NUMBER
+                                          and value - value == 0):
+                continue
+            wrong = mistyped(fact.values, self.pack.kinds[fact.kind].fields)
+            if wrong is not None:
+                raise AssessmentError(f"fact {fact.id}: {fact.kind}.{wrong[0]} is a "
+                                      f"{typed[wrong[0]]}, not {wrong[1]!r}")
+            return
 
-    def _fixpoint(self, session: Session, batch: list[Fact], facts: dict[str, Fact],
-                  firings: dict[str, Firing], emit: Listener, gate: int | None) -> None:
+    def _fixpoint(self, session: Session, batch: list[Fact], run: _Run,
+                  gate: int | None) -> None:
         """Assert `batch` (and the gate, if any), then every new conclusion some rule
         reads, until the rules derive nothing new."""
-        wires = [f.wire(self._shape[f.kind]) for f in batch if f.kind in self.compiled.consumed]
+        consumed, shape, prepare = self.compiled.consumed, self._shape, session.prepare
+        kept = self._texts
+        texts, ids = [], []
+        for given in batch:
+            if given.kind in consumed:
+                texts.append(self._given_text(given, prepare))
+                ids.append(given.id)
         if gate is not None:
-            wires.append(gate_fact(gate))
-        while wires:
+            fact = gate_fact(gate)
+            texts.append(prepare(fact))
+            ids.append(fact["id"])
+        budget, plans = run.budget, self._plans
+        while texts:
+            try:
+                activations = session.assert_prepared(
+                    texts, ids, budget.firings - len(run.trace), run.deadline)
+            except ActivationOverflow as exc:
+                raise self._over_budget(run, exc.activations) from None
             new: list[Fact] = []
-            for name, bindings in session.assert_facts(wires):
-                new.extend(self._fire(name, bindings, facts, firings, emit))
-            new.sort(key=lambda f: f.id)
-            wires = [f.wire(self._shape[f.kind]) for f in new if f.kind in self.compiled.consumed]
+            for name, bindings in activations:
+                plan = plans.get(name)
+                if plan is None:
+                    raise AssessmentError(f"the matcher fired an unknown rule {name!r}")
+                self._fire(plan, bindings, run, new)
+            if time.perf_counter() > run.deadline:
+                raise self._over_budget(run, activations)
+            new.sort(key=_by_id)
+            texts, ids = [], []
+            for fact in new:
+                if fact.kind in consumed:
+                    text = kept.get(fact.id)
+                    if text is None:
+                        text = kept[fact.id] = prepare(fact.wire(shape[fact.kind]))
+                    texts.append(text)
+                    ids.append(fact.id)
 
-    def _fire(self, name: str, bindings: dict[str, dict[str, Any]],
-              facts: dict[str, Fact], firings: dict[str, Firing], emit: Listener) -> list[Fact]:
-        """Turn one activation into a firing and its conclusions; return the new facts."""
-        compiled = self.compiled
-        rule = compiled.rules.get(name)
-        if rule is None:
-            raise AssessmentError(f"the matcher fired an unknown rule {name!r}")
+    def _given_text(self, fact: Fact, prepare: Callable[[dict[str, Any]], str]) -> str:
+        """A given fact's text for the matcher. One whose values are all strings (a
+        safeguard, a channel: the same in many documents) is prepared once and kept,
+        by its id, kind and values; any other is prepared each time (a number or a
+        bool is kept out of the key: `1`, `1.0` and `True` are equal keys)."""
+        values = fact.values
+        for value in values.values():
+            if value.__class__ is not str:
+                return prepare(fact.wire(self._shape[fact.kind]))
+        key = (fact.id, fact.kind, *values.items())
+        text = self._given_texts.get(key)
+        if text is None:
+            text = self._given_texts[key] = prepare(fact.wire(self._shape[fact.kind]))
+        return text
+
+    def _over_budget(self, run: _Run, activations: list[tuple[str, Any]]) -> AssessmentError:
+        """The error that stops an assessment past its budget, naming the rule that fired
+        most in the batch that crossed it."""
+        counts = Counter(name for name, _ in activations)
+        name = counts.most_common(1)[0][0] if counts else None
+        rule = self._plans[name].rule.id if name in self._plans else "(unknown)"
+        budget = run.budget
+        over = (f"more than {budget.seconds:g} seconds"
+                if time.perf_counter() > run.deadline
+                else f"more than {budget.firings:,} rule firings")
+        return AssessmentError(f"the assessment was stopped after {over} (the budget per "
+                               f"assessment; ASL_BUDGET raises it): the rule fires once per "
+                               f"combination of its matches", rule)
+
+    def _fire(self, plan: Plan, bindings: dict[str, dict[str, Any]], run: _Run,
+              new: list[Fact]) -> None:
+        """Turn one activation into a firing and its conclusions; add the new facts to
+        `new`."""
+        facts = run.facts
+        rule = plan.rule
         try:
-            aliases = compiled.bindings[name]
-            bound = {aliases[alias]: facts[data["id"]] for alias, data in bindings.items()
-                     if alias in aliases}
-            matched = tuple(sorted((n, f.id) for n, f in bound.items()))
-            firing = Firing(f"firing:{rule.id}[{'|'.join(i for _, i in matched)}]", rule,
-                            matched, bound)
-            derived = [(kind, values, fact_id(kind, values))
-                       for kind, values in (self._conclude(c, bound) for c in rule.conclusions)]
+            bound = {name: facts[bindings[alias]["id"]] for name, alias in plan.names}
+            matched = tuple([(name, fact.id) for name, fact in bound.items()])
+            firing = Firing(plan.prefix + "|".join([i for _, i in matched]) + "]", rule,
+                            matched, bound, [], None, plan.stratum, plan.because)
+            conclusions = firing.conclusions
+            for derive in plan.derive:
+                values = []
+                for fname, name, source_field in derive.refs:
+                    fact = bound[name]
+                    value = fact.id if source_field == "id" else fact.values.get(source_field)
+                    if value is None:
+                        raise AssessmentError(
+                            f"conclusion {derive.kind}.{fname} refers to {name}.{source_field}"
+                            f", which {fact.id} lacks")
+                    values.append(value)
+                fid = derive.ids.build([rendered(v) for v in values])
+                conclusions.append(fid)
+                if fid not in facts:
+                    given = iter(values)
+                    fact = facts[fid] = Fact(fid, derive.kind, {
+                        fname: constant if ref is None else next(given)
+                        for fname, ref, constant in derive.fields}, ORIGIN_DERIVED)
+                    new.append(fact)
         except AssessmentError as exc:
             if exc.rule is not None:
                 raise
             raise AssessmentError(str(exc), rule.id) from exc
         except Exception as exc:  # any failure inside a rule's action is the rule's failure
             raise AssessmentError(f"{type(exc).__name__}: {exc}", rule.id) from exc
-        firings[firing.id] = firing
-        emit(RuleFired(firing, compiled.stratum[rule.id]))
-        new_facts = []
-        for kind, values, fid in derived:
-            existing = facts.get(fid)
-            fact = existing or Fact(fid, kind, values, ORIGIN_DERIVED)
-            if existing is None:
-                facts[fid] = fact
-                new_facts.append(fact)
-            firing.conclusions.append(fid)
-            emit(ConclusionDerived(fact, firing, existing is None))
-        return new_facts
+        run.firings[firing.id] = firing
+        run.trace.append(firing)
+        if len(facts) - run.given > run.budget.facts:
+            raise AssessmentError(f"the assessment was stopped after deriving more than "
+                                  f"{run.budget.facts:,} facts (the budget per assessment; "
+                                  f"ASL_BUDGET raises it): the rule derives one per "
+                                  f"combination of its matches", rule.id)
 
-    @staticmethod
-    def _conclude(conclusion: Conclusion, bound: dict[str, Fact]) -> tuple[str, dict[str, Any]]:
-        values: dict[str, Any] = {}
-        for fname, operand in conclusion.values:
-            if operand.ref is None:
-                values[fname] = operand.constant
-                continue
-            name, source_field = operand.ref
-            value = bound[name].id if source_field == "id" else bound[name].values.get(
-                source_field)
-            if value is None:
-                raise AssessmentError(f"conclusion {conclusion.kind}.{fname} refers to "
-                                      f"{name}.{source_field}, which {bound[name].id} lacks")
-            values[fname] = value
-        return conclusion.kind, values
+
+class _Run:
+    """One evaluation's state: its facts, firings (by id and in order) and budget."""
+
+    __slots__ = ("budget", "deadline", "facts", "firings", "given", "trace")
+
+    def __init__(self, facts: dict[str, Fact], budget: Budget, given: int) -> None:
+        self.facts = facts
+        self.firings: dict[str, Firing] = {}
+        self.trace: list[Firing] = []
+        self.budget = budget
+        self.given = given
+        self.deadline = time.perf_counter() + budget.seconds
 
 
 def fill_because(template: str, bound: dict[str, Fact]) -> str:

@@ -16,7 +16,15 @@ from typing import Any, NamedTuple
 import networkx as nx
 import orjson
 
-from engine.evaluator import ConclusionDerived, Event, Fact, FactAsserted, RuleFired
+from engine.evaluator import (
+    ConclusionDerived,
+    Derivation,
+    Event,
+    Fact,
+    FactAsserted,
+    Firing,
+    RuleFired,
+)
 from engine.framework import FrameworkSpec, default_spec
 from engine.model import ORIGIN_PACK
 
@@ -80,7 +88,8 @@ def _fact_attrs(fact: Fact, node: str) -> dict[str, Any]:
 
 
 def build(events: Iterable[Event]) -> nx.DiGraph:
-    """The provenance graph of one assessment, from its trace events.
+    """The provenance graph of one assessment, from its trace events (`graph_of` builds
+    the same graph from the derivation itself, without events).
 
     >>> from engine.evaluator import Fact, Firing, FactAsserted, RuleFired, ConclusionDerived
     >>> from engine.model import Rule
@@ -99,23 +108,85 @@ def build(events: Iterable[Event]) -> nx.DiGraph:
             node = DEFAULT if event.fact.origin == ORIGIN_PACK else EVIDENCE
             nodes.append((event.fact.id, _fact_attrs(event.fact, node)))
         elif isinstance(event, RuleFired):
-            firing = event.firing
-            rule = firing.rule
-            nodes.append((firing.id, {
-                "node": FIRING, "rule": rule.id, "title": rule.title, "cite": rule.cite,
-                "because": firing.because, "stratum": event.stratum, "pack": rule.pack,
-                "file": rule.file, "line": rule.line, "label": rule.id,
-                "replaces": rule.replaces, "rationale": rule.rationale}))
-            edges.extend((fact_id, firing.id, {"role": "used", "as": name})
-                         for name, fact_id in firing.matched)
+            nodes.append((event.firing.id, _firing_attrs(event.firing, event.stratum)))
+            edges.extend((fact_id, event.firing.id, {"role": "used", "as": name})
+                         for name, fact_id in event.firing.matched)
         elif isinstance(event, ConclusionDerived):
             if event.new:
                 nodes.append((event.fact.id, _fact_attrs(event.fact, CONCLUSION)))
             edges.append((event.firing.id, event.fact.id, {"role": "generated"}))
+    return _graph(nodes, edges)
+
+
+def graph_of(derivation: Derivation) -> nx.DiGraph:
+    """The provenance graph of one assessment, built on demand from its derivation (the
+    facts asserted, then each firing with the facts it matched and the conclusions it
+    supports): the same nodes, edges and attributes, in the same order, as `build` of
+    its trace events."""
+    nodes: list[tuple[str, dict[str, Any]]] = []
+    edges: list[tuple[str, str, dict[str, Any]]] = []
+    stood = set()
+    for fact in derivation.asserted:
+        nodes.append((fact.id, _fact_attrs(fact, DEFAULT if fact.origin == ORIGIN_PACK
+                                           else EVIDENCE)))
+        stood.add(fact.id)
+    facts = derivation.facts
+    for firing in derivation.trace:
+        nodes.append((firing.id, _firing_attrs(firing, firing.stratum)))
+        edges.extend((fact_id, firing.id, {"role": "used", "as": name})
+                     for name, fact_id in firing.matched)
+        for fact_id in firing.conclusions:
+            if fact_id not in stood:
+                stood.add(fact_id)
+                nodes.append((fact_id, _fact_attrs(facts[fact_id], CONCLUSION)))
+            edges.append((firing.id, fact_id, {"role": "generated"}))
+    return _graph(nodes, edges)
+
+
+def _firing_attrs(firing: Firing, stratum: int) -> dict[str, Any]:
+    rule = firing.rule
+    return {"node": FIRING, "rule": rule.id, "title": rule.title, "cite": rule.cite,
+            "because": firing.because, "stratum": stratum, "pack": rule.pack,
+            "file": rule.file, "line": rule.line, "label": rule.id,
+            "replaces": rule.replaces, "rationale": rule.rationale}
+
+
+def _graph(nodes: list[tuple[str, dict[str, Any]]],
+           edges: list[tuple[str, str, dict[str, Any]]]) -> nx.DiGraph:
     graph = nx.DiGraph()
     graph.add_nodes_from(nodes)
     graph.add_edges_from(edges)
     return graph
+
+
+def conclusions_of(derivation: Derivation) -> list[dict[str, Any]]:
+    """`conclusions(graph_of(derivation))`, read off the derivation without building
+    the graph: what every assessment document carries."""
+    stood = {fact.id for fact in derivation.asserted}
+    supports: dict[str, dict[str, Firing]] = {}
+    for firing in derivation.trace:
+        for fact_id in firing.conclusions:
+            if fact_id not in stood:
+                supports.setdefault(fact_id, {})[firing.id] = firing
+    facts = derivation.facts
+    out = []
+    for fact_id in sorted(supports):
+        fact = facts[fact_id]
+        entries = []
+        for firing in sorted(supports[fact_id].values(), key=_rule_then_id):
+            rule = firing.rule
+            entries.append({"rule": rule.id, "pack": rule.pack, "cite": rule.cite,
+                            "because": sorted({i for _, i in firing.matched}),
+                            "text": firing.because})
+        first = entries[0]
+        out.append({"id": fact_id, "kind": fact.kind, "value": dict(fact.values),
+                    "rule": first["rule"], "pack": first["pack"], "cite": first["cite"],
+                    "because": first["because"], "text": first["text"], "supports": entries})
+    return out
+
+
+def _rule_then_id(firing: Firing) -> tuple[str, str]:
+    return firing.rule.id, firing.id
 
 
 def supports(graph: nx.DiGraph, conclusion: str) -> list[str]:

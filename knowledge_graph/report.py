@@ -13,19 +13,22 @@ import networkx as nx
 
 from engine.assess import Assessment
 from engine.framework import FrameworkSpec, OutputKey, spec_of
-from knowledge_graph.provenance import build, conclusions
+from knowledge_graph.provenance import conclusions, conclusions_of, graph_of
 
 
 def provenance(assessment: Assessment) -> nx.DiGraph:
-    """The provenance graph of one assessment."""
-    return build(assessment.derivation.events)
+    """The provenance graph of one assessment, built from its derivation when asked
+    for (why, why-not, impact, export, storage)."""
+    return graph_of(assessment.derivation)
 
 
 def assessment_document(assessment: Assessment, graph: nx.DiGraph | None = None
                         ) -> dict[str, Any]:
-    """The full output object for one model (contract keys and conclusions)."""
-    graph = graph if graph is not None else provenance(assessment)
-    return {**assessment.output, "conclusions": conclusions(graph)}
+    """The full output object for one model (contract keys and conclusions), its
+    `conclusions` read off `graph` when given, else off the derivation (the same list,
+    without building the graph)."""
+    found = conclusions(graph) if graph is not None else conclusions_of(assessment.derivation)
+    return {**assessment.output, "conclusions": found}
 
 
 def summary_text(output: dict[str, Any], spec: FrameworkSpec | None = None) -> str:
