@@ -141,6 +141,7 @@ class NewAssessment:
     fired: bytes  # `pack_rules` of the rules that fired
     kinds: list[str]  # the kinds of fact present, for deciding re-assessment
     contract_hash: str  # a hash of the contract keys, to compare with the previous result
+    evidence: bytes  # `compress` of `evidence_body`, as the record keeps it
 
     @classmethod
     def build(cls, model_id: str, evidence_hash: str, evidence_body: dict[str, Any],
@@ -153,7 +154,8 @@ class NewAssessment:
         rules = (edge if isinstance(edge, str) else edge[4] for edge in edges)
         return cls(model_id, evidence_hash, evidence_body, file, input_hash,
                    {k: v for k, v in result.items() if k != "conclusions"}, compress(result),
-                   provenance, pack_rules(rules), kinds, contract_hash)
+                   provenance, pack_rules(rules), kinds, contract_hash,
+                   compress(evidence_body))
 
 
 class Store:
@@ -263,7 +265,7 @@ class Store:
             conn.execute(self._new_model, [{"id": m, "first_assessed": stamp}
                                            for m in dict.fromkeys(n.model_id for n in batch)])
             conn.execute(self._new_document, list({n.evidence_hash: {
-                "hash": n.evidence_hash, "model_id": n.model_id, "body": n.evidence_body,
+                "hash": n.evidence_hash, "model_id": n.model_id, "content": n.evidence,
                 "file": n.file, "received": stamp} for n in batch}.values()))
             done: dict[int, int] = {}  # position in `batch` -> id stored before
             if based_on is None:
@@ -380,6 +382,19 @@ class Store:
         return {aid: decompress(result) for aid, result in self._in_chunks(
             lambda chunk: select(A.c.id, A.c.result).where(A.c.id.in_(chunk)), assessment_ids)}
 
+    def newest(self, model_id: str) -> tuple[int, str, bytes] | None:
+        """The id, framework and stored provenance graph of a model's newest assessment,
+        None when it has none: its id read from the (model_id, id) index alone, the rest
+        by primary key, so the lookup costs the same among a hundred thousand models."""
+        with self.engine.connect() as conn:
+            aid = conn.execute(select(func.max(A.c.id)).where(A.c.model_id == model_id)
+                               ).scalar()
+            if aid is None:
+                return None
+            row = conn.execute(select(A.c.framework, A.c.provenance).where(A.c.id == aid)
+                               ).one()
+        return int(aid), row.framework, bytes(row.provenance)
+
     def provenance(self, assessment_id: int) -> bytes:
         """The stored provenance graph of an assessment (knowledge_graph.provenance.dump)."""
         with self.engine.connect() as conn:
@@ -388,9 +403,9 @@ class Store:
 
     def evidence(self, hashes: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Stored evidence documents by hash."""
-        return dict(self._in_chunks(
-            lambda chunk: select(D.c.hash, D.c.body).where(D.c.hash.in_(chunk)),
-            sorted(set(hashes))))
+        return {digest: decompress(content) for digest, content in self._in_chunks(
+            lambda chunk: select(D.c.hash, D.c.content).where(D.c.hash.in_(chunk)),
+            sorted(set(hashes)))}
 
     def fired_rules(self, assessment_ids: Sequence[int]) -> dict[int, set[str]]:
         """The rules that fired in each of these assessments."""

@@ -39,13 +39,16 @@ class StoredModel(SQLModel, table=True):
 
 
 class EvidenceDocument(SQLModel, table=True):
-    """A model document exactly as submitted (as parsed JSON data), and its hash."""
+    """A model document exactly as submitted (as parsed JSON data, compressed), and its
+    hash."""
 
     __tablename__ = "evidence_document"
 
-    hash: str = Field(primary_key=True)  # sha256 of the canonical JSON of `body`
+    hash: str = Field(primary_key=True)  # sha256 of the canonical JSON of the document
     model_id: str = Field(foreign_key="model.id", index=True)
-    body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # The document's canonical JSON (keys sorted), compressed as results are
+    # (store.record.compress); before revision 0008, a JSON column `body`.
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     file: str  # where it was first submitted from: the file, and its place in a portfolio
     received: str
 

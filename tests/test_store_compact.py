@@ -133,9 +133,9 @@ def test_the_migration_deletes_what_concurrent_batches_stored_twice(tmp_path: Pa
     with engine.begin() as conn:
         rows = [dict(r) for r in conn.execute(select(assessment).order_by(assessment.c.id))
                 .mappings()]
-        first = rows[0]
+        first = rows[-1]  # the newest assessment of its model
         run = conn.execute(select(runs).where(runs.c.id == first["batch_id"])).mappings().one()
-        # A batch run at the same time as the first stored its first model again; one run
+        # A batch run at the same time as the one that made it stored it again; one run
         # after every other stored it again on purpose (as --force does).
         at_once = conn.execute(runs.insert().values(
             started=run["started"], finished=run["finished"], pack_version=run["pack_version"],
@@ -154,7 +154,7 @@ def test_the_migration_deletes_what_concurrent_batches_stored_twice(tmp_path: Pa
             A.c.model_id == first["model_id"]).order_by(A.c.id)).all())
     assert twice not in kept
     ids = sorted(kept)
-    assert ids[0] == first["id"] and forced in kept
+    assert first["id"] in kept and forced in kept
     assert [kept[i] for i in ids] == [0, *ids[:-1]]  # each supersedes the one before
     engine.dispose()
 
@@ -221,3 +221,11 @@ def test_two_concurrent_batches_store_each_model_once(db_url: str) -> None:
     stored = record(db_url)
     assert stored.assessments == 15 and len(stored.latest) == 15
     assert sorted(run[1] for run in stored.runs) == sorted(p.assessed for p in printed)
+
+
+def test_why_names_the_graph_formats_export_draws() -> None:
+    from cli import why
+    from knowledge_graph import export
+
+    assert (why.GRAPH_FORMATS, why.BINARY_FORMATS) == (export.GRAPH_FORMATS,
+                                                       export.BINARY_FORMATS)

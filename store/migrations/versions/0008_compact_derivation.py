@@ -5,8 +5,9 @@ assessment per model, input hash, pack version and assessment superseded.
 The `conclusion` and `provenance_edge` tables held some 40 KiB per model (of about 57)
 and said nothing the result and the graph do not; re-assessment only asked them which
 rules fired, which each assessment now keeps in `fired` (filled here from the edges).
-Every stored result and graph is re-encoded (knowledge_graph.stored: about 1.7 and 2 KiB
-a model instead of 3.7 and 9) and decodes to exactly what it was.
+Every stored result, graph and evidence document is re-encoded (knowledge_graph.stored:
+about 1.5, 3.3 and 0.6 KiB a model instead of 3.7, 9 and 1.6; documents' JSON `body`
+becomes compressed `content`) and decodes to exactly what it was.
 
 `supersedes` is the model's previous assessment (0 for its first). Assessments stored
 twice by concurrent batches (the same model, input hash and pack version as the model's
@@ -35,8 +36,6 @@ import sqlmodel
 from alembic import op
 
 from knowledge_graph import stored
-from knowledge_graph.provenance import edge_rows, fired_rules
-from store.record import pack_rules
 
 revision = "0008"
 down_revision = "0005"
@@ -58,6 +57,8 @@ assessment = sa.table(
     sa.column("fired", sa.LargeBinary()),
     sa.column("supersedes", sa.Integer()),
 )
+document = sa.table("evidence_document", sa.column("hash", sa.String()),
+                    sa.column("body", sa.JSON()), sa.column("content", sa.LargeBinary()))
 batch_run = sa.table("batch_run", sa.column("id", sa.Integer()),
                      sa.column("started", sa.String()), sa.column("finished", sa.String()))
 conclusion = sa.table(
@@ -117,6 +118,11 @@ def _duplicates(bind: sa.Connection) -> tuple[list[int], dict[int, int]]:
 
 
 def upgrade() -> None:
+    # Imported here: Alembic imports every migration to find the newest revision, and
+    # each command checks the schema before it starts.
+    from knowledge_graph.provenance import fired_rules
+    from store.record import pack_rules
+
     bind = op.get_bind()
     blob_default = sa.text("'\\x'::bytea") if bind.dialect.name == "postgresql" \
         else sa.text("X''")
@@ -149,6 +155,7 @@ def upgrade() -> None:
                 "new_fired": pack_rules(fired_rules(graph)),
                 "new_supersedes": previous[row.id]})
         bind.execute(update, changed)
+    _evidence_up(bind, blob_default)
     op.drop_index("ix_conclusion_rule", table_name="conclusion")
     op.drop_index("ix_conclusion_assessment_id", table_name="conclusion")
     op.drop_table("conclusion")
@@ -158,7 +165,49 @@ def upgrade() -> None:
                     ["model_id", "input_hash", "pack_version", "supersedes"], unique=True)
 
 
+def _evidence_up(bind: sa.Connection, blob_default: Any) -> None:
+    """Evidence documents' JSON `body` to compressed `content`."""
+    op.add_column("evidence_document", sa.Column("content", sa.LargeBinary(), nullable=False,
+                                                 server_default=blob_default))
+    if bind.dialect.name == "postgresql":
+        op.alter_column("evidence_document", "content", server_default=None)
+    update = (sa.update(document).where(document.c.hash == sa.bindparam("key"))
+              .values(content=sa.bindparam("packed")))
+    for rows in _documents(bind):
+        bind.execute(update, [{"key": row.hash, "packed": stored.pack(orjson.dumps(
+            row.body, option=orjson.OPT_SORT_KEYS))} for row in rows])
+    op.drop_column("evidence_document", "body")
+
+
+def _evidence_down(bind: sa.Connection) -> None:
+    """Evidence documents' compressed `content` back to a JSON `body`."""
+    op.add_column("evidence_document", sa.Column("body", sa.JSON(), nullable=False,
+                                                 server_default="{}"))
+    if bind.dialect.name == "postgresql":
+        op.alter_column("evidence_document", "body", server_default=None)
+    update = (sa.update(document).where(document.c.hash == sa.bindparam("key"))
+              .values(body=sa.bindparam("data")))
+    for rows in _documents(bind):
+        bind.execute(update, [{"key": row.hash, "data": _json(bytes(row.content))}
+                              for row in rows])
+    op.drop_column("evidence_document", "content")
+
+
+def _documents(bind: sa.Connection) -> Iterator[list[sa.Row[Any]]]:
+    """Every evidence document, a chunk at a time (by hash)."""
+    last = ""
+    while True:
+        rows = bind.execute(sa.select(document).where(document.c.hash > last)
+                            .order_by(document.c.hash).limit(CHUNK)).all()
+        if not rows:
+            return
+        yield rows
+        last = rows[-1].hash
+
+
 def downgrade() -> None:
+    from knowledge_graph.provenance import edge_rows
+
     op.drop_index("uq_assessment_once", table_name="assessment")
     op.create_table(
         "conclusion",
@@ -213,3 +262,4 @@ def downgrade() -> None:
             bind.execute(edge.insert(), edges)
     op.drop_column("assessment", "supersedes")
     op.drop_column("assessment", "fired")
+    _evidence_down(bind)
