@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -192,16 +192,20 @@ class Batch:
             return
         for results in self.executor.run(jobs):
             stored = [done for done in results if not isinstance(done, Failed)]
-            ids = self.store.save_many(stored, self.pack.name, self.pack.version,
-                                       self.stack, report.batch_id)
+            # Based on what this run read before assessing: an assessment a concurrent
+            # batch stored first on the same grounds is skipped (and counted so).
+            saved = self.store.save_chunk(
+                stored, self.pack.name, self.pack.version, self.stack, report.batch_id,
+                based_on={d.model_id: previous[d.model_id].id for d in stored
+                          if d.model_id in previous})
             befores = {done.model_id: previous[done.model_id] for done in stored
                        if done.model_id in previous}
             hashes = self._contract_hashes(befores.values())
-            for done, aid in zip(stored, ids, strict=True):
+            for done, (aid, new) in zip(stored, saved, strict=True):
                 before = befores.get(done.model_id)
-                report.outcomes[done.model_id] = _new_outcome(
+                report.outcomes[done.model_id] = replace(_new_outcome(
                     done, aid, before, before is not None
-                    and hashes[before.id] != done.contract_hash)
+                    and hashes[before.id] != done.contract_hash), skipped=not new)
                 if before is not None and not same_stack(before.pack_stack, self.stack,
                                                          self.pack):
                     report.other_stacks[tuple((layer["name"], layer["version"])

@@ -17,17 +17,13 @@ from cli.store_options import check_assessment, db_option, open_store, stored_hi
 from engine.errors import InputError
 from engine.framework import FrameworkSpec, builtin_spec, default_spec
 from knowledge_graph.explain import render_rich, render_text, why_tree
-from knowledge_graph.export import (
-    BINARY_FORMATS,
-    GRAPH_FORMATS,
-    GraphvizError,
-    GraphvizMissing,
-    explained,
-    export,
-)
 from knowledge_graph.provenance import UnknownConclusion, find_conclusion, subjects_for
 from knowledge_graph.provenance import load as load_graph
-from knowledge_graph.report import provenance
+
+# knowledge_graph.export (Graphviz, PROV) is imported only for a graph format, and the
+# assessment's report only for a file: `asl why MODEL` from the record needs neither.
+BINARY_FORMATS = ("png",)
+GRAPH_FORMATS = ("dot", "svg", "png", "prov-json", "graphml")
 
 
 @click.command()
@@ -85,6 +81,8 @@ def why(file: str, model_id: str | None, selector: str | None, fmt: str, output:
         if assessment_id is not None:
             raise click.UsageError("--assessment reads the record; give a MODEL id, not a file")
         run = assess_inputs([file], packs)
+        from knowledge_graph.report import provenance
+
         chosen = choose_model(run.assessments, model_id, file)
         model, graph, errors = chosen.model, provenance(chosen), run.rejected
         spec = chosen.pack.spec
@@ -101,12 +99,20 @@ def _stored(model: str, assessment_id: int | None, db: str | None
     """The provenance graph of a stored assessment of `model` (the newest by default),
     and the spec of the framework it was made under."""
     store = open_store(db)
-    found = stored_history(store, model, f"{model}: no such file, and no stored assessment "
-                           f"of a model {model!r} (asl list shows the stored models)")
-    chosen = found[-1].id if assessment_id is None else assessment_id
-    check_assessment(model, chosen, found)
-    framework = next((s.framework for s in found if s.id == chosen), "")
-    return model, load_graph(store.provenance(chosen)), builtin_spec(framework) or default_spec()
+    missing = (f"{model}: no such file, and no stored assessment of a model {model!r} "
+               "(asl list shows the stored models)")
+    if assessment_id is None:  # the newest: found by index alone, then by primary key
+        newest = store.newest(model)
+        if newest is None:
+            fail(missing, EXIT_REJECTED)
+        chosen, framework, blob = newest
+    else:
+        found = stored_history(store, model, missing)
+        check_assessment(model, assessment_id, found)
+        chosen = assessment_id
+        framework = next(s.framework for s in found if s.id == chosen)
+        blob = store.provenance(chosen)
+    return model, load_graph(blob), builtin_spec(framework) or default_spec()
 
 
 def _explain(model: str, graph: Any, selector: str, fmt: str, output: str | None,
@@ -122,6 +128,8 @@ def _explain(model: str, graph: Any, selector: str, fmt: str, output: str | None
                   EXIT_REJECTED)
     heading = f"{model}: why {selector}?"
     if fmt in GRAPH_FORMATS:
+        from knowledge_graph.export import GraphvizError, GraphvizMissing, explained, export
+
         part = graph if node is None else explained(graph, node)
         title = f"{model}: provenance" if node is None else heading
         try:

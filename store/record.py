@@ -1,43 +1,39 @@
 """Reading and writing the record: one call per thing a command needs.
 
 `Store` wraps an engine from store.db. Writes are one transaction each: an assessment
-is committed with its evidence document, conclusions and provenance edges, or not at
-all, so a batch killed at any moment leaves only whole results behind. Inserts of
-models, documents and pack versions that may already exist do nothing when they do,
-which is what lets two batches share one database.
+is committed with its evidence document, or not at all, so a batch killed at any moment
+leaves only whole results behind. Inserts of models, documents and pack versions that
+may already exist do nothing when they do, and so does an assessment already stored by
+another writer that decided the same thing (store.tables: one per model, input hash,
+pack version and assessment superseded), which is what lets two batches share one
+database and store each model once.
+
+Results and provenance graphs are stored compressed with zstd and the shared dictionary
+of knowledge_graph.stored (records stored before revision 0008 are zlib'd, and read as
+ever).
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Insert, Row, Select, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from knowledge_graph.stored import LEGACY_FIRST_BYTE, pack, unpack
 from store import audit
-from store.db import json_text
-from store.tables import (
-    BatchRun,
-    EvidenceDocument,
-    PackVersion,
-    ProvenanceEdge,
-    StoredAssessment,
-    StoredConclusion,
-    StoredModel,
-)
+from store.tables import BatchRun, EvidenceDocument, PackVersion, StoredAssessment, StoredModel
 
 CHUNK = 500  # ids per IN (...) query
 
 A = StoredAssessment.__table__  # type: ignore[attr-defined]
-C = StoredConclusion.__table__  # type: ignore[attr-defined]
-E = ProvenanceEdge.__table__  # type: ignore[attr-defined]
 D = EvidenceDocument.__table__  # type: ignore[attr-defined]
 M = StoredModel.__table__  # type: ignore[attr-defined]
 P = PackVersion.__table__  # type: ignore[attr-defined]
@@ -55,14 +51,27 @@ Layer = dict[str, str]  # one pack of a result's stack: {"name": ..., "version":
 
 
 def compress(data: Any) -> bytes:
-    """JSON data as zlib-compressed bytes (keys sorted), as results are stored."""
-    # Level 3, as for provenance graphs: a third of level 6's time for 20% more bytes.
-    return zlib.compress(orjson.dumps(data, option=orjson.OPT_SORT_KEYS), 3)
+    """JSON data (keys sorted) compressed as results are stored: zstd with the shared
+    dictionary of knowledge_graph.stored (about 1.7 KiB a result, zlib took 3.7)."""
+    return pack(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
 
 
 def decompress(blob: bytes) -> Any:
-    """Data stored by `compress`."""
-    return orjson.loads(zlib.decompress(blob))
+    """Data stored by `compress` (or zlib'd, as results were before revision 0008)."""
+    if blob[:1] and blob[0] == LEGACY_FIRST_BYTE:
+        return orjson.loads(zlib.decompress(blob))
+    return orjson.loads(unpack(blob))
+
+
+def pack_rules(rules: Iterable[str]) -> bytes:
+    """Rule ids as the `fired` column keeps them: sorted, one a line, zlib'd."""
+    return zlib.compress("\n".join(sorted(set(rules))).encode(), 9)
+
+
+def unpack_rules(blob: bytes) -> set[str]:
+    """Rule ids kept by `pack_rules`."""
+    text = zlib.decompress(blob).decode()
+    return set(text.split("\n")) if text else set()
 
 
 def framework_of(stack: Sequence[Layer]) -> str:
@@ -107,6 +116,14 @@ class Summary:
     contract_hash: str | None  # None for results stored before revision 0002
 
 
+class Saved(NamedTuple):
+    """What `Store.save_chunk` did with one assessment: its id, and whether it stored it
+    (False: another writer had stored the same assessment; `id` is that one's)."""
+
+    id: int
+    stored: bool
+
+
 @dataclass(frozen=True)
 class NewAssessment:
     """Everything one finished assessment writes, ready to insert: built (serialised and
@@ -121,23 +138,24 @@ class NewAssessment:
     contract: dict[str, Any]  # the output contract without `conclusions`
     result: bytes  # `compress` of the whole output, conclusions included
     provenance: bytes  # knowledge_graph.provenance.dump of the graph
-    conclusions: list[tuple[str, str, str, str, str]]  # id, kind, value, rule, because (JSON)
-    edges: list[tuple[str, str, str, str | None, str]]  # provenance.edge_rows
+    fired: bytes  # `pack_rules` of the rules that fired
     kinds: list[str]  # the kinds of fact present, for deciding re-assessment
     contract_hash: str  # a hash of the contract keys, to compare with the previous result
+    evidence: bytes  # `compress` of `evidence_body`, as the record keeps it
 
     @classmethod
     def build(cls, model_id: str, evidence_hash: str, evidence_body: dict[str, Any],
               file: str, input_hash: str, result: dict[str, Any], provenance: bytes,
-              edges: list[tuple[str, str, str, str | None, str]], kinds: list[str],
+              edges: Sequence[tuple[str, str, str, str | None, str] | str], kinds: list[str],
               contract_hash: str) -> NewAssessment:
-        """Serialise a result and its provenance rows for `Store.save`."""
+        """Serialise a result for `Store.save`; of the provenance rows `edges`
+        (provenance.edge_rows) it keeps the rule ids, or takes `edges` as those rule ids
+        (provenance.fired_rules) when given as strings."""
+        rules = (edge if isinstance(edge, str) else edge[4] for edge in edges)
         return cls(model_id, evidence_hash, evidence_body, file, input_hash,
                    {k: v for k, v in result.items() if k != "conclusions"}, compress(result),
-                   provenance,
-                   [(c["id"], c["kind"], json_text(c["value"]), c["rule"],
-                     json_text(c["because"])) for c in result["conclusions"]],
-                   edges, kinds, contract_hash)
+                   provenance, pack_rules(rules), kinds, contract_hash,
+                   compress(evidence_body))
 
 
 class Store:
@@ -152,16 +170,9 @@ class Store:
         # Statements built once: SQLAlchemy then reuses their compiled form.
         self._new_model = self._insert_new(M)
         self._new_document = self._insert_new(D)
-        self._new_assessment = insert(A)
-        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        self._sql = {
-            table: f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-                   f"({', '.join([mark] * len(columns))})"
-            for table, columns in (
-                ("conclusion", ("assessment_id", "conclusion_id", "kind", "value", "rule",
-                                "because")),
-                ("provenance_edge", ("assessment_id", "source", "target", "role", "name",
-                                     "rule_id")))}
+        # Rows the unique index refuses (another writer stored them) come back as none.
+        self._new_assessment = self._insert_new(A).returning(
+            A.c.id, A.c.model_id, A.c.input_hash, sort_by_parameter_order=True)
 
     def _insert_new(self, table: Any) -> Insert:
         """INSERT that does nothing when the row's primary key already exists."""
@@ -214,53 +225,101 @@ class Store:
 
     def save(self, new: NewAssessment, pack_name: str, pack_version: str,
              stack: Sequence[Layer], batch_id: int | None = None) -> int:
-        """Store one assessment with its evidence, conclusions and provenance, in one
-        transaction; its id. `stack` is the packs it was made with (batch.stack)."""
+        """Store one assessment with its evidence, in one transaction; its id (or, when
+        another writer stored the same one first, that one's). `stack` is the packs it
+        was made with (batch.stack)."""
         return self.save_many([new], pack_name, pack_version, stack, batch_id)[0]
 
     def save_many(self, batch: Sequence[NewAssessment], pack_name: str, pack_version: str,
                   stack: Sequence[Layer], batch_id: int | None = None,
-                  conn: Connection | None = None) -> list[int]:
+                  conn: Connection | None = None,
+                  based_on: Mapping[str, int] | None = None) -> list[int]:
+        """`save_chunk`, giving only the ids (of an assessment another writer stored
+        first, that one's)."""
+        return [saved.id for saved in self.save_chunk(batch, pack_name, pack_version, stack,
+                                                      batch_id, conn, based_on)]
+
+    def save_chunk(self, batch: Sequence[NewAssessment], pack_name: str, pack_version: str,
+                   stack: Sequence[Layer], batch_id: int | None = None,
+                   conn: Connection | None = None,
+                   based_on: Mapping[str, int] | None = None) -> list[Saved]:
         """Store assessments that arrived together (one worker's chunk) in one
-        transaction, whole or not at all, with the batch run's count of what it
-        assessed (so a killed run's record is true); their ids, in order. Conclusion and
-        edge rows go straight to the driver's executemany: they are already serialised,
-        and there are a hundred and fifty per model. With `conn`, they are written in the
-        caller's open transaction (which then also holds, say, their decision-log entry)."""
-        ids = []
+        transaction, whole or not at all, each row kind in one executemany, with the
+        batch run's count of what it assessed (so a killed run's record is true); per
+        assessment, in order, its id and whether this call stored it.
+
+        `based_on`: each model's newest assessment id when the writer decided to assess it
+        (a model missing from it had none). An assessment that another writer, deciding
+        on the same grounds, stored first (same model, input hash, pack version and
+        assessment superseded) is not stored again: its `Saved` has that one's id and
+        `stored` False. Without `based_on` the grounds are the newest assessment in this
+        transaction, and one with the same input hash and pack version counts as the
+        same assessment stored first. With `conn`, the rows are written in the caller's
+        open transaction (which then also holds, say, their decision-log entry)."""
+        if not batch:
+            return []
         layers = [dict(layer) for layer in stack]
         framework = framework_of(layers)
         with self._transaction(conn) as conn:
             stamp = now()
-            for new in batch:
-                contract = new.contract
-                conn.execute(self._new_model, {"id": new.model_id, "first_assessed": stamp})
-                conn.execute(self._new_document, {
-                    "hash": new.evidence_hash, "model_id": new.model_id,
-                    "body": new.evidence_body, "file": new.file, "received": stamp})
-                row = conn.execute(self._new_assessment, {
-                    "model_id": new.model_id, "evidence_hash": new.evidence_hash,
-                    "pack_name": pack_name, "pack_version": pack_version,
-                    "pack_stack": layers, "framework": framework,
-                    "contract_hash": new.contract_hash,
-                    "input_hash": new.input_hash, "assessed_at": stamp, "batch_id": batch_id,
-                    "level": contract["level"], "required": contract.get("required") or {},
-                    "scalars": scalars(contract), "decision": contract["decision"],
-                    "missing_safeguards": contract["missing_safeguards"],
-                    "actions": contract["actions"], "result": new.result,
-                    "provenance": new.provenance, "kinds": new.kinds})
-                assessment_id = int(row.inserted_primary_key[0])
-                ids.append(assessment_id)
-                if new.conclusions:
-                    conn.exec_driver_sql(self._sql["conclusion"],
-                                         [(assessment_id, *c) for c in new.conclusions])
-                if new.edges:
-                    conn.exec_driver_sql(self._sql["provenance_edge"],
-                                         [(assessment_id, *e) for e in new.edges])
-            if batch_id is not None and batch:  # the run's count, true even if it is killed
+            conn.execute(self._new_model, [{"id": m, "first_assessed": stamp}
+                                           for m in dict.fromkeys(n.model_id for n in batch)])
+            conn.execute(self._new_document, list({n.evidence_hash: {
+                "hash": n.evidence_hash, "model_id": n.model_id, "content": n.evidence,
+                "file": n.file, "received": stamp} for n in batch}.values()))
+            done: dict[int, int] = {}  # position in `batch` -> id stored before
+            if based_on is None:
+                newest = self._newest(conn, [n.model_id for n in batch])
+                supersedes = {}
+                for i, new in enumerate(batch):
+                    last = newest.get(new.model_id)
+                    if last is not None and last[1:] == (new.input_hash, pack_version):
+                        done[i] = last[0]
+                    supersedes[i] = 0 if last is None else last[0]
+            else:
+                supersedes = {i: based_on.get(new.model_id, 0) for i, new in enumerate(batch)}
+            rows = [{
+                "model_id": new.model_id, "evidence_hash": new.evidence_hash,
+                "pack_name": pack_name, "pack_version": pack_version,
+                "pack_stack": layers, "framework": framework,
+                "contract_hash": new.contract_hash,
+                "input_hash": new.input_hash, "assessed_at": stamp, "batch_id": batch_id,
+                "level": new.contract["level"], "required": new.contract.get("required") or {},
+                "scalars": scalars(new.contract), "decision": new.contract["decision"],
+                "missing_safeguards": new.contract["missing_safeguards"],
+                "actions": new.contract["actions"], "result": new.result,
+                "provenance": new.provenance, "fired": new.fired, "kinds": new.kinds,
+                "supersedes": supersedes[i]} for i, new in enumerate(batch) if i not in done]
+            inserted = {(row.model_id, row.input_hash): row.id
+                        for row in conn.execute(self._new_assessment, rows)} if rows else {}
+            saved = []
+            for i, new in enumerate(batch):
+                if i in done:
+                    saved.append(Saved(done[i], False))
+                    continue
+                aid = inserted.pop((new.model_id, new.input_hash), None)
+                if aid is not None:
+                    saved.append(Saved(aid, True))
+                    continue
+                saved.append(Saved(conn.execute(select(A.c.id).where(
+                    A.c.model_id == new.model_id, A.c.input_hash == new.input_hash,
+                    A.c.pack_version == pack_version, A.c.supersedes == supersedes[i])
+                ).scalar_one(), False))
+            count = sum(s.stored for s in saved)
+            if batch_id is not None and count:  # the run's count, true even if it is killed
                 conn.execute(update(B).where(B.c.id == batch_id).values(
-                    assessed=B.c.assessed + len(batch)))
-        return ids
+                    assessed=B.c.assessed + count))
+        return saved
+
+    @staticmethod
+    def _newest(conn: Connection, models: Sequence[str]) -> dict[str, tuple[int, str, str]]:
+        """(id, input hash, pack version) of each model's newest assessment, as this
+        transaction sees it."""
+        newest = (select(func.max(A.c.id)).where(A.c.model_id.in_(sorted(set(models))))
+                  .group_by(A.c.model_id))
+        return {row.model_id: (row.id, row.input_hash, row.pack_version)
+                for row in conn.execute(select(A.c.id, A.c.model_id, A.c.input_hash,
+                                               A.c.pack_version).where(A.c.id.in_(newest)))}
 
     @contextmanager
     def _transaction(self, conn: Connection | None) -> Iterator[Connection]:
@@ -323,6 +382,19 @@ class Store:
         return {aid: decompress(result) for aid, result in self._in_chunks(
             lambda chunk: select(A.c.id, A.c.result).where(A.c.id.in_(chunk)), assessment_ids)}
 
+    def newest(self, model_id: str) -> tuple[int, str, bytes] | None:
+        """The id, framework and stored provenance graph of a model's newest assessment,
+        None when it has none: its id read from the (model_id, id) index alone, the rest
+        by primary key, so the lookup costs the same among a hundred thousand models."""
+        with self.engine.connect() as conn:
+            aid = conn.execute(select(func.max(A.c.id)).where(A.c.model_id == model_id)
+                               ).scalar()
+            if aid is None:
+                return None
+            row = conn.execute(select(A.c.framework, A.c.provenance).where(A.c.id == aid)
+                               ).one()
+        return int(aid), row.framework, bytes(row.provenance)
+
     def provenance(self, assessment_id: int) -> bytes:
         """The stored provenance graph of an assessment (knowledge_graph.provenance.dump)."""
         with self.engine.connect() as conn:
@@ -331,17 +403,17 @@ class Store:
 
     def evidence(self, hashes: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Stored evidence documents by hash."""
-        return dict(self._in_chunks(
-            lambda chunk: select(D.c.hash, D.c.body).where(D.c.hash.in_(chunk)),
-            sorted(set(hashes))))
+        return {digest: decompress(content) for digest, content in self._in_chunks(
+            lambda chunk: select(D.c.hash, D.c.content).where(D.c.hash.in_(chunk)),
+            sorted(set(hashes)))}
 
     def fired_rules(self, assessment_ids: Sequence[int]) -> dict[int, set[str]]:
         """The rules that fired in each of these assessments."""
         fired: dict[int, set[str]] = {aid: set() for aid in assessment_ids}
-        for aid, rule in self._in_chunks(
-                lambda chunk: select(E.c.assessment_id, E.c.rule_id).distinct()
-                .where(E.c.assessment_id.in_(chunk)), assessment_ids):
-            fired[aid].add(rule)
+        for aid, rules in self._in_chunks(
+                lambda chunk: select(A.c.id, A.c.fired).where(A.c.id.in_(chunk)),
+                assessment_ids):
+            fired[aid] = unpack_rules(rules)
         return fired
 
     def kinds_present(self, assessment_ids: Sequence[int]) -> dict[int, set[str]]:

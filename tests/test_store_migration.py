@@ -33,6 +33,7 @@ from test_batch import ACME, batch, changes, parse_summary, record
 
 import store.tables  # noqa: F401  (registers the tables on the metadata)
 from cli.main import main
+from knowledge_graph.provenance import load as load_graph
 from store.db import _config, connect, current_revision, head_revision
 from store.record import decompress
 
@@ -42,7 +43,8 @@ LEGACY_FILES = (EXAMPLES / "security-gap-pause.yaml", EXAMPLES / "cbrn4-asl4-pau
 # Parents first, so every foreign key finds its row.
 TABLES = ("model", "evidence_document", "pack_version", "batch_run", "assessment",
           "conclusion", "provenance_edge")
-NEW_COLUMNS = {"pack_stack", "framework", "contract_hash", "level", "required", "scalars"}
+NEW_COLUMNS = {"pack_stack", "framework", "contract_hash", "level", "required", "scalars",
+               "fired", "supersedes"}
 # Revision 0005 replaced the RSP-only columns with framework-neutral ones (level,
 # required, scalars), filled from them.
 RSP_COLUMNS = ("asl", "required_deployment", "required_security", "comprehensive_required")
@@ -107,8 +109,10 @@ def assessment_rows(url: str) -> list[dict[str, Any]]:
                     "scalars"):
             if isinstance(row.get(key), str):
                 row[key] = json.loads(row[key])
-        row["result"] = bytes(row["result"])
-        row["provenance"] = bytes(row["provenance"])
+        # Compared as what they decode to: revision 0008 stores them more compactly.
+        row["result"] = decompress(bytes(row["result"]))
+        graph = load_graph(bytes(row["provenance"]))
+        row["provenance"] = (list(graph.nodes(data=True)), list(graph.edges(data=True)))
     return rows
 
 
@@ -150,7 +154,7 @@ def test_a_database_made_before_revision_0002_is_upgraded_and_used(
         assert row["pack_stack"] == [{"name": row["pack_name"], "version": row["pack_version"]}]
         assert row["framework"] == "rsp-2.1"
         assert row["contract_hash"] is None
-        assert decompress(row["result"])["pack"] == {"name": row["pack_name"],
+        assert row["result"]["pack"] == {"name": row["pack_name"],
                                                       "version": row["pack_version"]}
 
     # asl list shows the pack of each model's newest result, in every format.
