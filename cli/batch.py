@@ -22,8 +22,9 @@ from sqlalchemy.exc import DBAPIError
 
 from batch.executors import CHUNK, DaskExecutor, Executor, InProcess, LocalPool, Results
 from batch.runner import Batch, BatchReport, contract_changes
+from batch.spool import Spool, Spooled
 from batch.stack import describe_stacks
-from batch.work import Entry, Job
+from batch.work import Job
 from cli.db import db_check, refuse_if_damaged, write_failed
 from cli.extras import require
 from cli.options import (
@@ -178,12 +179,18 @@ def _run(shown: Quiet, portfolios: tuple[str, ...], db: str | None, jobs: int,
     store = open_store(db)  # FULL: its decision-log entries must survive power loss
     refuse_if_damaged(store, db)
     rejected: list[InputError] = []
-    entries: list[Entry] = []
+    entries: list[Spooled] = []
+    spool = Spool()  # each document's bytes wait on disk until their generation comes
     if not reassess:
         shown.phase("reading portfolios")
-        loaded = load_evidence(portfolios, vocabulary(evaluator.pack), stdin=sys.stdin,
-                               keep=Entry.of)
-        # Keep each document as compact JSON until its turn, not as a validated model.
+        try:
+            loaded = load_evidence(portfolios, vocabulary(evaluator.pack), stdin=sys.stdin,
+                                   keep=spool.keep)
+        except OSError as exc:
+            spool.close()
+            fail(f"cannot park the portfolio in a temporary file ({tempfile.gettempdir()}, "
+                 f"set TMPDIR to choose another directory): {exc.strerror or exc}",
+                 EXIT_FAILED)
         entries, rejected = loaded.documents, loaded.errors
         del loaded
     shown.phase("finding what to re-assess" if reassess else "starting")
@@ -202,6 +209,7 @@ def _run(shown: Quiet, portfolios: tuple[str, ...], db: str | None, jobs: int,
             report = runner.run(entries, portfolios, force=force, rejected=rejected)
     finally:
         work.close()
+        spool.close()
     return report, store, evaluator.pack
 
 
