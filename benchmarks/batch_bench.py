@@ -316,6 +316,9 @@ def main() -> None:
                         help="models in the in-process profile sample (0: skip)")
     parser.add_argument("--no-postgres", action="store_true",
                         help="skip the run into a throwaway PostgreSQL")
+    parser.add_argument("--no-pair", action="store_true",
+                        help="skip the two concurrent in-process batches (with "
+                        "--no-postgres: memory and speed of --jobs 2 only)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
     n = args.n
@@ -386,8 +389,10 @@ def main() -> None:
             say(f"{'':<30} NOTE: other processes used {run.others_cpu:,.0f} CPU-s of the "
                 f"{run.wall * (os.cpu_count() or 1):,.0f} available meanwhile")
 
-    pair = run_pair(f"2 x asl batch --jobs 1, {n // 2:,}", halves, tmp, n)
-    report(pair)
+    pair = None if args.no_pair else run_pair(f"2 x asl batch --jobs 1, {n // 2:,}",
+                                              halves, tmp, n)
+    if pair is not None:
+        report(pair)
     full2 = run_batch(f"asl batch --jobs 2, {n:,}", full_path, tmp / "asl-jobs2.db", n, 2)
     check_summary(full2, n)
     report(full2)
@@ -433,8 +438,9 @@ def main() -> None:
 
     say()
     say("ratios, measured in this run")
-    say(f"  --jobs 2 / two in-process batches:  wall rate {full2.rate / pair.rate:.2f} x, "
-        f"CPU per model {full2.cpu_total / pair.cpu_total:.2f} x (target: within 1.5 x)")
+    if pair is not None:
+        say(f"  --jobs 2 / two in-process batches:  wall rate {full2.rate / pair.rate:.2f} x,"
+            f" CPU per model {full2.cpu_total / pair.cpu_total:.2f} x (target: within 1.5 x)")
     if isinstance(pg, Run):
         say(f"  PostgreSQL / SQLite (--jobs 2):     wall rate {pg.rate / full2.rate:.2f} x, "
             f"CPU per model {pg.cpu_total / full2.cpu_total:.2f} x (target: at least 0.5 x)")
