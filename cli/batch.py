@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import sys
 import tempfile
@@ -131,6 +132,9 @@ def batch_command(portfolios: tuple[str, ...], db: str | None, jobs: int, execut
     """
     if reassess and portfolios:
         raise click.UsageError("--reassess re-runs stored models; give no PORTFOLIOS")
+    # A write failing on PostgreSQL is reported in one line (cli.db.write_failed); psycopg
+    # would add its own warning on standard error as it abandons the failed pipeline.
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
     if not reassess and not portfolios:
         raise click.UsageError("give at least one PORTFOLIO (or --reassess)")
     _check_output(output)

@@ -168,6 +168,7 @@ def test_disk_full_under_postgresql_is_one_line_and_the_rerun_resumes(
         full = asl(*args, cwd=tmp_path)
         assert full.returncode == 1, full.stderr[-2000:]
         assert full.stdout == ""
+        assert len(full.stderr.splitlines()) == 1, full.stderr[-3000:]
         (line,) = full.stderr.splitlines()
         assert line.startswith(f"asl: cannot write to database {url}: "), line
         assert line.endswith("; every result committed before is stored, and running the "
