@@ -113,6 +113,7 @@ class TreeWatch:
     peak_rss: int = 0
     max_rss: int = 0
     cpu: dict[int, float] = field(default_factory=dict)
+    peaks: dict[int, int] = field(default_factory=dict)  # each process's own peak RSS
     stop: threading.Event = field(default_factory=threading.Event)
 
     def sample(self) -> None:
@@ -135,6 +136,7 @@ class TreeWatch:
         self.max_rss = max([self.max_rss, *(stats[p][2] for p in tree)])
         for pid in tree:
             self.cpu[pid] = stats[pid][1]
+            self.peaks[pid] = max(self.peaks.get(pid, 0), stats[pid][2])
 
     def loop(self) -> None:
         while not self.stop.is_set():
@@ -155,6 +157,7 @@ class Run:
     wal_bytes: int
     stdout: str
     others_cpu: float  # CPU seconds the rest of the machine used meanwhile
+    parent_rss: int = 0  # the batch process's own peak
 
     @property
     def rate(self) -> float:
@@ -207,7 +210,7 @@ def _finish(label: str, models: int, db: Path, proc: Any, status: int, watch: Tr
     return Run(label, models, wall, watch.peak_rss, watch.max_rss, sum(watch.cpu.values()),
                watch.cpu.get(proc.pid, 0.0), db.stat().st_size if db.exists() else 0,
                wal.stat().st_size if wal.exists() else 0, stdout,
-               max(0.0, busy - sum(watch.cpu.values())))
+               max(0.0, busy - sum(watch.cpu.values())), watch.peaks.get(proc.pid, 0))
 
 
 def run_pair(label: str, halves: list[Path], tmp: Path, models: int) -> Run:
@@ -384,7 +387,8 @@ def main() -> None:
         say(f"{run.label:<30} {run.rate:>7,.0f} models/s  wall {run.wall:7.1f} s  "
             f"CPU {run.cpu_total:6.1f} s = {run.cpu_total / run.models * 1e3:5.2f} ms/model "
             f"(parent {run.cpu_main:.1f} s)  peak RSS {mib(run.peak_tree_rss)} "
-            f"[{mib(run.max_rss)}]  db {mib(run.db_bytes + run.wal_bytes)}")
+            f"[{mib(run.max_rss)}; parent {mib(run.parent_rss)}]  "
+            f"db {mib(run.db_bytes + run.wal_bytes)}")
         if run.others_cpu > 0.05 * run.wall:
             say(f"{'':<30} NOTE: other processes used {run.others_cpu:,.0f} CPU-s of the "
                 f"{run.wall * (os.cpu_count() or 1):,.0f} available meanwhile")
