@@ -195,8 +195,9 @@ def _run(shown: Quiet, portfolios: tuple[str, ...], db: str | None, jobs: int,
             fail(f"cannot park the portfolio in a temporary file ({tempfile.gettempdir()}, "
                  f"set TMPDIR to choose another directory): {exc.strerror or exc}",
                  EXIT_FAILED)
-        entries, rejected = loaded.documents, loaded.errors
+        rejected = loaded.errors
         del loaded
+        entries = spool.entries()
     shown.phase("finding what to re-assess" if reassess else "starting")
     work = _executor(executor, packs, jobs, scheduler)
 
