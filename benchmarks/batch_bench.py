@@ -230,7 +230,7 @@ def run_pair(label: str, halves: list[Path], tmp: Path, models: int) -> Run:
                max(r.max_rss for r in runs), sum(r.cpu_total for r in runs),
                sum(r.cpu_main for r in runs), sum(r.db_bytes for r in runs),
                sum(r.wal_bytes for r in runs), runs[0].stdout + runs[1].stdout,
-               max(r.others_cpu for r in runs))
+               max(r.others_cpu for r in runs), sum(r.parent_rss for r in runs))
 
 
 def check_summary(run: Run, assessed: int, unchanged: int = 0) -> None:
