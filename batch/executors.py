@@ -5,6 +5,8 @@ other), cuts them into chunks, and yields each chunk's results as soon as it fin
 in whatever order chunks finish, so the caller can commit them at once. At most a few
 chunks per worker are in flight, which keeps memory flat however many jobs there are.
 Every worker compiles the pack once (engine.assess.evaluator_for caches it per process).
+A pool or Dask worker sends a chunk's results back as one bytes object (batch.wire),
+unpacked here against the chunk that was sent.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Protocol
 
+from batch.wire import assess_packed, unpack
 from batch.work import Failed, Job, assess_jobs, warm
 from store.record import NewAssessment
 
@@ -40,19 +43,20 @@ def chunks(jobs: Sequence[Job], size: int) -> Iterator[list[Job]]:
 
 def _bounded(submit: Callable[[list[Job]], Any], jobs: Sequence[Job], limit: int,
              size: int, done: Callable[[set[Any]], tuple[set[Any], set[Any]]],
-             result: Callable[[Any], Results]) -> Iterator[Results]:
-    """Submit chunks keeping at most `limit` in flight; yield results as chunks finish."""
-    pending: set[Any] = set()
+             result: Callable[[Any], bytes]) -> Iterator[Results]:
+    """Submit chunks keeping at most `limit` in flight; yield results as chunks finish
+    (each chunk's packed results unpacked against the chunk)."""
+    pending: dict[Any, list[Job]] = {}
     for chunk in chunks(jobs, size):
         if len(pending) >= limit:
-            finished, pending = done(pending)
+            finished, _ = done(set(pending))
             for future in finished:
-                yield result(future)
-        pending.add(submit(chunk))
+                yield unpack(result(future), pending.pop(future))
+        pending[submit(chunk)] = chunk
     while pending:
-        finished, pending = done(pending)
+        finished, _ = done(set(pending))
         for future in finished:
-            yield result(future)
+            yield unpack(result(future), pending.pop(future))
 
 
 class InProcess:
@@ -84,12 +88,12 @@ class LocalPool:
                                         initializer=warm, initargs=(self.packs,))
 
     def run(self, jobs: Sequence[Job]) -> Iterator[Results]:
-        def finished(pending: set[Future[Results]]
-                     ) -> tuple[set[Future[Results]], set[Future[Results]]]:
+        def finished(pending: set[Future[bytes]]
+                     ) -> tuple[set[Future[bytes]], set[Future[bytes]]]:
             done, rest = wait(pending, return_when=FIRST_COMPLETED)
             return set(done), set(rest)
 
-        yield from _bounded(lambda chunk: self.pool.submit(assess_jobs, self.packs, chunk),
+        yield from _bounded(lambda chunk: self.pool.submit(assess_packed, self.packs, chunk),
                             jobs, self.workers * IN_FLIGHT_PER_WORKER, self.size, finished,
                             lambda future: future.result())
 
@@ -126,7 +130,7 @@ class DaskExecutor:
             return set(done.done), set(done.not_done)
 
         yield from _bounded(
-            lambda chunk: self.client.submit(assess_jobs, self.packs, chunk, pure=False),
+            lambda chunk: self.client.submit(assess_packed, self.packs, chunk, pure=False),
             jobs, self.workers * IN_FLIGHT_PER_WORKER, self.size, finished,
             lambda future: future.result())
 

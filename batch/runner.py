@@ -26,11 +26,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from batch.executors import Executor
+from batch.spool import Spooled
 from batch.stack import same_stack, stack_of
 from batch.work import Entry, Failed, Job, contract_digest, digest, input_hash
 from engine.assess import ReferenceInfo
@@ -47,7 +48,7 @@ Progress = Callable[[int], None]
 WINDOW = 2048  # jobs prepared at a time, so memory does not grow with a generation's size
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """Where one portfolio model ended up: its assessment (new or unchanged) and, when a
     previous assessment existed, that one's id, headline level and decision, and
@@ -85,9 +86,34 @@ class BatchReport:
     def skipped(self) -> int:
         return sum(o.skipped for o in self.outcomes.values())
 
+    _shared: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+
     def changed(self) -> list[Outcome]:
         """Models with a contract key that differs from their previous assessment."""
         return [o for _, o in sorted(self.outcomes.items()) if o.changed]
+
+    def _same(self, value: Any) -> Any:
+        """One shared copy of an equal level, decision or list of actions: a hundred
+        thousand outcomes then hold a few dozen distinct ones, not a copy each."""
+        return self._shared.setdefault(value, value)
+
+    def _before(self, before: Summary | None) -> tuple[str, str] | None:
+        return None if before is None else self._same((before.level, before.decision))
+
+    def skipped_outcome(self, model: str, summary: Summary) -> Outcome:
+        """The outcome of a model skipped as unchanged since `summary`."""
+        return Outcome(model, summary.id, self._same(summary.level),
+                       self._same(summary.decision), self._same(tuple(summary.actions)),
+                       True, self._before(summary), summary.id)
+
+    def new_outcome(self, done: NewAssessment, assessment_id: int, before: Summary | None,
+                    changed: bool) -> Outcome:
+        """The outcome of a model assessed now (as `assessment_id`)."""
+        result = done.contract
+        return Outcome(done.model_id, assessment_id, self._same(result["level"]),
+                       self._same(result["decision"]), self._same(tuple(result["actions"])),
+                       False, self._before(before), None if before is None else before.id,
+                       changed)
 
 
 def pack_fingerprint(pack: Pack) -> tuple[dict[str, Any], str]:
@@ -122,25 +148,28 @@ class Batch:
         self.rules, self.base = pack_fingerprint(pack)
         store.ensure_pack(pack.version, pack.name, self.rules, self.base)
 
-    def run(self, entries: Sequence[Entry], inputs: Sequence[str],
+    def run(self, entries: Sequence[Entry | Spooled], inputs: Sequence[str],
             force: bool = False, rejected: Iterable[InputError] = (),
             must_run: set[str] | None = None) -> BatchReport:
         """Assess `entries` (documents already validated) in lineage order; `rejected` are
         the input's own problems, kept in the report. With `must_run` (re-assessment),
         exactly those models are re-run, and any other only if what it carries over
-        changed."""
+        changed. What is held per model meanwhile is its entry (a `Spooled` one holds no
+        document), the lineage's ids and its outcome: the documents, their previous
+        assessments and their results are read a window at a time."""
         self.total(len(entries))
         batch_id = self.store.start_batch(self.pack.version, inputs)
         report = BatchReport(batch_id, self.pack.version, self.stack,
                              rejected=list(rejected))
-        by_id = {e.model: e for e in entries}
-        previous = self.store.latest(by_id)
-        gate = Gate((e.links for e in entries), report.rejected)
+        gate = Gate(entries, report.rejected)  # an entry is its own Links
+        by_id = cast(dict[str, Entry | Spooled], gate.lineage.links)
         stored_refs = self._stored_references(gate.outside())
         for generation in gate.generations():
             for start in range(0, len(generation), WINDOW):
+                window = generation[start:start + WINDOW]
+                previous = self.store.latest(window)
                 jobs = []
-                for model in generation[start:start + WINDOW]:
+                for model in window:
                     job = self._job(by_id[model], by_id, report, stored_refs, previous,
                                     force, must_run, gate)
                     if job is not None:
@@ -150,25 +179,26 @@ class Batch:
                                 len(report.rejected))
         return report
 
-    def _job(self, entry: Entry, by_id: dict[str, Entry],
+    def _job(self, item: Entry | Spooled, by_id: dict[str, Entry | Spooled],
              report: BatchReport, stored_refs: dict[str, ReferenceInfo],
              previous: dict[str, Summary], force: bool, must_run: set[str] | None,
              gate: Gate) -> Job | None:
         """The job for one model, or None when it is rejected or skipped as unchanged
         (either is recorded in the report)."""
-        model = entry.model
+        model = item.model
         problem = gate.stop(model)
         if problem is not None:
             report.rejected.append(problem)
             self.progress(1)
             return None
-        ref = entry.reference
+        ref = item.reference
         if ref is None:
             ref_info = None
         elif ref in by_id:
             ref_info = ReferenceInfo(by_id[ref].compute, report.outcomes[ref].level)
         else:
             ref_info = stored_refs.get(ref)
+        entry = item.resolve()
         job = Job(entry, ref_info, input_hash(orjson.loads(entry.body), ref_info))
         last = previous.get(model)
         if must_run is not None:
@@ -179,14 +209,14 @@ class Batch:
                          and last.pack_version == self.pack.version
                          and same_stack(last.pack_stack, self.stack, self.pack))
         if unchanged and last is not None:
-            report.outcomes[model] = _outcome(last, skipped=True, before=last)
+            report.outcomes[model] = report.skipped_outcome(model, last)
             self.progress(1)
             return None
         return job
 
     def _execute(self, jobs: list[Job], report: BatchReport,
                  previous: dict[str, Summary], gate: Gate) -> None:
-        """Run one generation's jobs, committing results as they arrive: a worker's chunk
+        """Run one window's jobs, committing results as they arrive: a worker's chunk
         in one transaction, so a batch stopped at any moment keeps whole results only."""
         if not jobs:
             return
@@ -203,7 +233,7 @@ class Batch:
             hashes = self._contract_hashes(befores.values())
             for done, (aid, new) in zip(stored, saved, strict=True):
                 before = befores.get(done.model_id)
-                report.outcomes[done.model_id] = replace(_new_outcome(
+                report.outcomes[done.model_id] = replace(report.new_outcome(
                     done, aid, before, before is not None
                     and hashes[before.id] != done.contract_hash), skipped=not new)
                 if before is not None and not same_stack(before.pack_stack, self.stack,
@@ -283,22 +313,6 @@ class Batch:
                         or any(needs <= present.get(summary.id, set()) for needs in new)):
                     affected.add(summary.model_id)
         return affected
-
-
-def _outcome(summary: Summary, skipped: bool, before: Summary | None) -> Outcome:
-    return Outcome(summary.model_id, summary.id, summary.level, summary.decision,
-                   tuple(summary.actions), skipped,
-                   None if before is None else (before.level, before.decision),
-                   None if before is None else before.id)
-
-
-def _new_outcome(done: NewAssessment, assessment_id: int, before: Summary | None,
-                 changed: bool) -> Outcome:
-    result = done.contract
-    return Outcome(done.model_id, assessment_id, result["level"], result["decision"],
-                   tuple(result["actions"]), False,
-                   None if before is None else (before.level, before.decision),
-                   None if before is None else before.id, changed)
 
 
 def contract_changes(store: Store, outcomes: Sequence[Outcome],

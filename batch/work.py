@@ -31,7 +31,7 @@ from engine.assess import (
 )
 from engine.errors import AssessmentError
 from engine.evidence import LoadedDocument, parse_document
-from engine.evidence_schema import ModelDocument
+from engine.evidence_schema import ModelDocument, ModelInfo
 from engine.lineage import Links
 from knowledge_graph.compare import contract_values
 from knowledge_graph.provenance import dump, edge_rows, kinds
@@ -41,10 +41,11 @@ from store.record import NewAssessment
 
 def digest(data: Any) -> str:
     """sha256 of the canonical JSON of `data` (keys sorted)."""
-    return _sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
+    return hash_bytes(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
 
 
-def _sha256(data: bytes) -> str:
+def hash_bytes(data: bytes) -> str:
+    """sha256 of `data`, as `sha256:HEX` (how the record names evidence)."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
@@ -76,34 +77,43 @@ def input_hash(body: dict[str, Any], ref: ReferenceInfo | None) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
-    """A validated model document kept compact until its turn comes: what lineage
-    ordering needs, and the document as canonical JSON bytes. A portfolio of 100,000
-    models is held this way rather than as 100,000 validated documents."""
+class Entry(Links):
+    """A validated model document kept compact until its turn comes: its references (it
+    is the `Links` lineage ordering walks; `carried` is its reference to another model,
+    never itself) and the document as canonical JSON bytes. The CLI's batch holds even
+    less (`batch.spool.Spooled`: where the bytes are in a temporary file)."""
 
-    model: str
-    reference: str | None  # the model it carries a determination over from, if another
-    compute: float | None  # its effective compute, for models that reference it
-    file: str
-    where: str
-    body: bytes  # the document as submitted, as JSON with keys sorted
-    evidence_hash: str
-    predecessor: str | None = None  # for lineage order, and stopping what follows a failure
+    compute: float | None = None  # its effective compute, for models that reference it
+    body: bytes = b""  # the document as submitted, as JSON with keys sorted
+    evidence_hash: str = ""
+
+    @property
+    def reference(self) -> str | None:
+        """The model it carries a determination over from, if another."""
+        return self.carried
 
     @property
     def links(self) -> Links:
-        """Its references, for `engine.lineage`."""
-        return Links(self.model, self.predecessor, self.reference, self.file, self.where)
+        """Its references, for `engine.lineage` (itself)."""
+        return self
+
+    def resolve(self) -> Entry:
+        """The entry with its body in memory: itself."""
+        return self
 
     @classmethod
     def of(cls, loaded: LoadedDocument) -> Entry:
         """The compact form of a loaded document."""
-        model = loaded.document.model
-        lca = model.last_comprehensive_assessment
         body = orjson.dumps(evidence_body(loaded.document), option=orjson.OPT_SORT_KEYS)
-        return cls(model.id, lca.model if lca is not None and lca.model != model.id else None,
-                   model.effective_compute_flop, loaded.file, loaded.where, body,
-                   _sha256(body), model.predecessor)
+        model = loaded.document.model
+        return cls(model.id, model.predecessor, carried_of(model), loaded.file,
+                   loaded.where, model.effective_compute_flop, body, hash_bytes(body))
+
+
+def carried_of(model: ModelInfo) -> str | None:
+    """The other model a document carries a determination over from, if any."""
+    lca = model.last_comprehensive_assessment
+    return lca.model if lca is not None and lca.model != model.id else None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import sys
 import tempfile
@@ -22,8 +23,9 @@ from sqlalchemy.exc import DBAPIError
 
 from batch.executors import CHUNK, DaskExecutor, Executor, InProcess, LocalPool, Results
 from batch.runner import Batch, BatchReport, contract_changes
+from batch.spool import Spool, Spooled
 from batch.stack import describe_stacks
-from batch.work import Entry, Job
+from batch.work import Job
 from cli.db import db_check, refuse_if_damaged, write_failed
 from cli.extras import require
 from cli.options import (
@@ -130,6 +132,9 @@ def batch_command(portfolios: tuple[str, ...], db: str | None, jobs: int, execut
     """
     if reassess and portfolios:
         raise click.UsageError("--reassess re-runs stored models; give no PORTFOLIOS")
+    # A write failing on PostgreSQL is reported in one line (cli.db.write_failed); psycopg
+    # would add its own warning on standard error as it abandons the failed pipeline.
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
     if not reassess and not portfolios:
         raise click.UsageError("give at least one PORTFOLIO (or --reassess)")
     _check_output(output)
@@ -178,14 +183,21 @@ def _run(shown: Quiet, portfolios: tuple[str, ...], db: str | None, jobs: int,
     store = open_store(db)  # FULL: its decision-log entries must survive power loss
     refuse_if_damaged(store, db)
     rejected: list[InputError] = []
-    entries: list[Entry] = []
+    entries: list[Spooled] = []
+    spool = Spool()  # each document's bytes wait on disk until their generation comes
     if not reassess:
         shown.phase("reading portfolios")
-        loaded = load_evidence(portfolios, vocabulary(evaluator.pack), stdin=sys.stdin,
-                               keep=Entry.of)
-        # Keep each document as compact JSON until its turn, not as a validated model.
-        entries, rejected = loaded.documents, loaded.errors
+        try:
+            loaded = load_evidence(portfolios, vocabulary(evaluator.pack), stdin=sys.stdin,
+                                   keep=spool.keep)
+        except OSError as exc:
+            spool.close()
+            fail(f"cannot park the portfolio in a temporary file ({tempfile.gettempdir()}, "
+                 f"set TMPDIR to choose another directory): {exc.strerror or exc}",
+                 EXIT_FAILED)
+        rejected = loaded.errors
         del loaded
+        entries = spool.entries()
     shown.phase("finding what to re-assess" if reassess else "starting")
     work = _executor(executor, packs, jobs, scheduler)
 
@@ -202,6 +214,7 @@ def _run(shown: Quiet, portfolios: tuple[str, ...], db: str | None, jobs: int,
             report = runner.run(entries, portfolios, force=force, rejected=rejected)
     finally:
         work.close()
+        spool.close()
     return report, store, evaluator.pack
 
 

@@ -85,7 +85,7 @@ def test_a_worker_isolates_each_document() -> None:
     """A job whose stored body cannot be read (here, JSON with a surrogate escape) fails
     alone; the jobs either side are assessed."""
     def entry(model: str, body: bytes) -> Entry:
-        return Entry(model, None, None, "p.jsonl", f"{model}", body, "sha256:x")
+        return Entry(model, None, None, "p.jsonl", f"{model}", None, body, "sha256:x")
 
     good = [entry(m["model"]["id"], orjson.dumps(m, option=orjson.OPT_SORT_KEYS))
             for m in GOOD]
