@@ -7,16 +7,21 @@ of a condition's `$and` is a node, shared by every condition that starts with th
 tests in the same order. Each node has fixed-size tables (src/rules/rete.c, rules.h),
 and these are the limits a pack meets, measured here with generated rulesets:
 
-- at most 256 conditions may *end* at one node (its beta list): the 257th is refused
-  with "error code: 108". Conditions with the same kind and the same constant tests
-  end at the same node, so 257 rules each matching `status where value: crossed` (or
-  257 rules of one stratum, each behind its gate) do not compile, whatever their size;
-- at most 512 distinct tests may *follow* one node (its hash set): the 513th makes
-  `create_ruleset` loop for ever (the "no answer in 60 s" of 600 rules that each test
-  another value of one field). This one must never reach durable-rules;
-- at most 128 `$nex` tests and `$or` joins may follow one node (error code 107);
-- at most 4,096 rules per ruleset (error code 106), and 32 comparisons per condition
-  (error code 113: one rule's own shape, which no split helps).
+- each node lists the conditions that *end* at it in a table of 256 entries, read up to
+  the first empty one: a 257th is refused with "error code: 108", or (when the memory
+  after the table happens to be zero) written past its end; 300 always fail. Conditions
+  with the same kind and the same constant tests end at the same node, so 300 rules each
+  matching `status where value: crossed` (or one stratum of 300 rules behind its gate)
+  do not compile, whatever their size. Kept here to 255, so the table always ends;
+- the distinct tests that *follow* a node go in a hash table of 512 entries probed until
+  an empty one: the 513th makes `create_ruleset` loop for ever (the "no answer in 60 s"
+  of 600 rules each testing another value of one field), and a full table would make a
+  lookup of a fact no entry matches loop too. This must never reach durable-rules: kept
+  to 511;
+- `$nex` tests and `$or` joins after one node: a table of 128 (error code 107), kept
+  to 127;
+- at most 4,096 rules per ruleset (error code 106), and 32 comparisons in one
+  condition (error code 113: one rule's own shape, which no split helps).
 
 Rule count, JSON size and the number of conditions do not matter in themselves. The
 model below counts the first three per node, over-counting where it cannot tell (a test
@@ -34,9 +39,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-BETA_LIMIT = 256  # conditions ending at one node (error 108 beyond)
-HASH_LIMIT = 512  # distinct tests following one node (durable-rules hangs beyond)
-LIST_LIMIT = 127  # `$nex` tests and `$or` joins following one node (error 107 past 128)
+BETA_LIMIT = 255  # conditions ending at one node (a table of 256; error 108 beyond)
+HASH_LIMIT = 511  # distinct tests following one node (a table of 512; a hang beyond)
+LIST_LIMIT = 127  # `$nex` tests and `$or` joins following one node (128; error 107)
 RULE_LIMIT = 4000  # rules per ruleset (durable-rules' MAX_ACTIONS is 4,096)
 NOT_SHARED = itertools.count()
 
@@ -92,7 +97,7 @@ def rule_load(definition: Mapping[str, Any]) -> list[Load]:
 
 LIMITS = {"hash": HASH_LIMIT, "list": LIST_LIMIT, "beta": BETA_LIMIT}
 WHAT = {"hash": f"more than {HASH_LIMIT} distinct tests after one test (an `in` list "
-                "that long, say), which durable-rules never finishes compiling",
+                "that long, say): durable-rules would never finish compiling it",
         "list": f"more than {LIST_LIMIT} `exists: false` or `in` tests after one test",
         "beta": f"more than {BETA_LIMIT} conditions with the same kind and tests"}
 
