@@ -145,3 +145,19 @@ def test_a_rule_no_ruleset_can_hold_is_one_located_line_in_every_command(
         assert "Traceback" not in result.output
         lines = [x for x in result.output.splitlines() if ": compile: " in x]
         assert len(lines) == 1 and lines[0].startswith(expected), (args, result.output)
+
+
+def test_the_services_draft_check_refuses_it_at_the_rule_too(tmp_path: Path) -> None:
+    """An uploaded draft is checked as `asl rules validate` checks it (service.packcheck,
+    in a child process under limits): the same one `compile` problem, at the rule."""
+    from engine.packstack import builtin_pack_dir
+    from service.packcheck import Layer, check_draft
+
+    values = ", ".join(f"v{i}" for i in range(600))
+    rules = rule(0, f"{{value: [{values}]}}")
+    files = {"pack.yaml": "name: huge\ntitle: generated\nkinds:\n  note:\n"
+                          "    fields: {n: number}\n",
+             "rules/10-gen.yaml": rules}
+    checked = check_draft("huge", files, [Layer("rsp-2.1", builtin_pack_dir())], tmp_path)
+    assert [(p["file"], p["line"], p["code"]) for p in checked.problems] == [
+        ("rules/10-gen.yaml", 1, "compile")]
