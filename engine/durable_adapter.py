@@ -1,4 +1,5 @@
-"""The one place that talks to durable-rules, and the only one that knows its syntax.
+"""The one place that talks to durable-rules, and (with `engine.durable_network`, which
+counts what its definitions need) the only one that knows its syntax.
 
 It spells the compiler's neutral rules (`engine.compiler`) as durable-rules ruleset
 definitions (`$and`, `$neq`, `$ex`, `$or`, `$m`, `NAME$not` patterns), adds the catch-all
@@ -7,11 +8,11 @@ cannot hold it (`engine.durable_network` has the measured limits), as several wh
 sessions every assessment drives together (`Sessions`). It owns a `durable.engine.Host`
 (rulesets registered as data, no global `durable.lang` state) and drives the C matcher
 directly: assert a batch of facts into a session, then take the rule activations one by
-one. Everything durable-rules does quietly is made loud
-here: a refused or duplicate fact raises `AssessmentError`; a session's state is deleted
-in a `finally`, so sessions never pile up in C memory; and the host's background dispatch
-thread, which durable-rules needs alive, is kept from taking our activations while a
-session is in use.
+one. Everything durable-rules does quietly is made loud here: a refused or duplicate
+fact raises `AssessmentError`; a session's state is deleted in a `finally`, so sessions
+never pile up in C memory; and the host's background dispatch thread, which
+durable-rules needs alive, is kept from taking our activations while a session is in
+use.
 
 Two defects of durable-rules 2.0.28's C matcher (`reduceExpressionSequence`) decide how
 each pattern's tests are ordered (`pattern_definition`):
@@ -178,8 +179,6 @@ def compile_rulesets(rules: dict[str, CompiledRule],
         names = pending.pop(0)
         try:
             built.append((names, create(ruleset_definition({n: rules[n] for n in names}))))
-        except RulesetRefused:
-            raise
         except Exception as exc:  # durable raises bare Exception with an error code
             if len(names) > 1:
                 half = len(names) // 2
