@@ -496,33 +496,45 @@ def _listed(ids: Sequence[str]) -> str:
 
 class Sessions:
     """One assessment's working memory in a pack split across rulesets: a session of
-    each, given the facts of the kinds its rules read (a fact no rule of a ruleset reads
-    would only meet its sink). Asserting gives the activations of every ruleset, in
-    ruleset order; the set of conclusions does not depend on that order."""
+    each, every one given every fact (a fact no rule of a ruleset reads only meets its
+    sink), prepared alike (each ruleset flags the fields any rule of the pack reads).
+    Asserting gives the activations of every ruleset, in ruleset order; the set of
+    conclusions does not depend on that order."""
 
-    def __init__(self, parts: list[tuple[frozenset[str], Session]]) -> None:
-        self._parts = parts
+    def __init__(self, sessions: list[Session]) -> None:
+        self._sessions = sessions
 
     @property
     def empty(self) -> bool:
-        return all(session.empty for _, session in self._parts)
+        return all(session.empty for session in self._sessions)
+
+    def prepare(self, fact: dict[str, Any]) -> str:
+        """As `Session.prepare`: the same text for every ruleset of the pack."""
+        return self._sessions[0].prepare(fact)
 
     def assert_facts(self, facts: list[dict[str, Any]]) -> list[Activation]:
-        """As `Session.assert_facts`, in every ruleset whose rules read the facts."""
+        """As `Session.assert_facts`, in every ruleset."""
         activations: list[Activation] = []
-        for kinds, session in self._parts:
-            activations += session.assert_facts([dict(f) for f in facts
-                                                 if f["kind"] in kinds])
+        for session in self._sessions:
+            activations += session.assert_facts([dict(f) for f in facts])
+        return activations
+
+    def assert_prepared(self, texts: list[str], ids: list[str], limit: int | None = None,
+                        deadline: float | None = None) -> list[Activation]:
+        """As `Session.assert_prepared`, in every ruleset, `limit` counting them all."""
+        activations: list[Activation] = []
+        for session in self._sessions:
+            left = None if limit is None else limit - len(activations)
+            try:
+                activations += session.assert_prepared(texts, ids, left, deadline)
+            except ActivationOverflow as exc:
+                raise ActivationOverflow(activations + exc.activations) from None
         return activations
 
     def retract_all(self, first: Sequence[str] = ()) -> None:
         """As `Session.retract_all`, in every ruleset."""
-        for _, session in self._parts:
+        for session in self._sessions:
             session.retract_all(first)
-
-
-def _kinds(rules: Sequence[CompiledRule]) -> frozenset[str]:
-    return frozenset(p.kind for rule in rules for p in rule.patterns)
 
 
 class DurableRuleset:
@@ -534,20 +546,10 @@ class DurableRuleset:
     def __init__(self, rules: dict[str, CompiledRule],
                  base: Sequence[dict[str, Any]] = ()) -> None:
         self._host = _PackHost()
-        parts = compile_rulesets(rules, self._register)
-        if len(parts) == 1:  # the pack in one ruleset: every base fact, as always
-            names, name = parts[0]
-            self._parts = [(frozenset(), RulesetHandle(
-                self._host, name, [dict(f) for f in base], flagged_fields(rules)))]
-        else:
-            self._parts = []
-            for names, name in parts:
-                chunk = {n: rules[n] for n in names}
-                kinds = _kinds(list(chunk.values()))
-                self._parts.append((kinds, RulesetHandle(
-                    self._host, name, [dict(f) for f in base if f["kind"] in kinds],
-                    flagged_fields(chunk))))
-        self._ruleset = self._parts[0][1]
+        flagged = flagged_fields(rules)  # the whole pack's, in every ruleset
+        self._parts = [RulesetHandle(self._host, name, [dict(f) for f in base], flagged)
+                       for _, name in compile_rulesets(rules, self._register)]
+        self._ruleset = self._parts[0]
 
     @classmethod
     def spelled(cls, definition: dict[str, Any]) -> DurableRuleset:
@@ -559,8 +561,8 @@ class DurableRuleset:
             name = ruleset._register(definition)
         except Exception as exc:
             raise AssessmentError(f"durable-rules could not compile the pack: {exc}") from exc
-        ruleset._parts = [(frozenset(), RulesetHandle(ruleset._host, name, [], {}))]
-        ruleset._ruleset = ruleset._parts[0][1]
+        ruleset._parts = [RulesetHandle(ruleset._host, name, [], {})]
+        ruleset._ruleset = ruleset._parts[0]
         return ruleset
 
     @property
@@ -579,7 +581,7 @@ class DurableRuleset:
 
     def close(self) -> None:
         """Delete the sessions kept for reuse."""
-        for _, ruleset in self._parts:
+        for ruleset in self._parts:
             ruleset.close()
 
     def session(self) -> AbstractContextManager[Session | Sessions]:
@@ -592,5 +594,5 @@ class DurableRuleset:
     @contextmanager
     def _sessions(self) -> Iterator[Sessions]:
         with ExitStack() as stack:
-            yield Sessions([(kinds, stack.enter_context(ruleset.session()))
-                            for kinds, ruleset in self._parts])
+            yield Sessions([stack.enter_context(ruleset.session())
+                            for ruleset in self._parts])
