@@ -1,15 +1,18 @@
-"""The one place that talks to durable-rules, and the only one that knows its syntax.
+"""The one place that talks to durable-rules, and (with `engine.durable_network`, which
+counts what its definitions need) the only one that knows its syntax.
 
 It spells the compiler's neutral rules (`engine.compiler`) as durable-rules ruleset
 definitions (`$and`, `$neq`, `$ex`, `$or`, `$m`, `NAME$not` patterns), adds the catch-all
-sink rule durable-rules needs, and says how many rules it can take (`MAX_RULES`). It
-owns a `durable.engine.Host` (rulesets registered as data, no global `durable.lang`
-state) and drives the C matcher directly: assert a batch of facts into a session, then
-take the rule activations one by one. Everything durable-rules does quietly is made loud
-here: a refused or duplicate fact raises `AssessmentError`; a session's state is deleted
-in a `finally`, so sessions never pile up in C memory; and the host's background dispatch
-thread, which durable-rules needs alive, is kept from taking our activations while a
-session is in use.
+sink rule durable-rules needs, and compiles a pack as one ruleset, or, when one ruleset
+cannot hold it (`engine.durable_network` has the measured limits), as several whose
+sessions every assessment drives together (`Sessions`). It owns a `durable.engine.Host`
+(rulesets registered as data, no global `durable.lang` state) and drives the C matcher
+directly: assert a batch of facts into a session, then take the rule activations one by
+one. Everything durable-rules does quietly is made loud here: a refused or duplicate
+fact raises `AssessmentError`; a session's state is deleted in a `finally`, so sessions
+never pile up in C memory; and the host's background dispatch thread, which
+durable-rules needs alive, is kept from taking our activations while a session is in
+use.
 
 Two defects of durable-rules 2.0.28's C matcher (`reduceExpressionSequence`) decide how
 each pattern's tests are ordered (`pattern_definition`):
@@ -36,8 +39,8 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from typing import Any, TypeVar
 
 import durable_rules_engine
 import orjson
@@ -55,6 +58,7 @@ from engine.compiler import (
     OneOf,
     Pattern,
 )
+from engine.durable_network import TooLarge, plan
 from engine.errors import AssessmentError
 
 # One lock for the whole process: the C engine is shared by every host.
@@ -66,9 +70,6 @@ MAX_IDLE_SESSIONS = 4
 # durable-rules keeps a little C memory per assessment run in a session, even after
 # every fact is retracted (~0.5 KB); replacing a session now and then keeps memory flat.
 MAX_SESSION_USES = 1000
-# durable-rules stopped answering (no reply in 60 s) compiling a ruleset of 600 rules;
-# 483 compiled and ran. Packs are refused above this (engine.loader, stage strata).
-MAX_RULES = 450
 SINK_RULE = "__sink"
 # Accepts any fact and never fires: durable-rules refuses a fact no rule matches, and a
 # refused fact in a batch stalls the rest.
@@ -137,10 +138,75 @@ def _spell(test: NeutralTest) -> dict[str, Any]:
 
 def ruleset_definition(rules: dict[str, CompiledRule]) -> dict[str, Any]:
     """Every compiled rule by name, and the sink rule: a whole durable-rules ruleset."""
-    if len(rules) > MAX_RULES:
-        raise AssessmentError(f"{len(rules)} rules; durable-rules takes at most {MAX_RULES}")
     return {SINK_RULE: SINK_DEFINITION, **{name: rule_definition(rule)
                                            for name, rule in rules.items()}}
+
+
+class RulesetRefused(AssessmentError):
+    """durable-rules could not compile a rule even in a ruleset of its own; `name` is
+    the compiled rule's name (`engine.compiler`), for the caller to locate."""
+
+    def __init__(self, message: str, name: str | None) -> None:
+        self.name = name
+        super().__init__(message)
+
+
+# What durable-rules' refusals mean (src/rules/rules.h; engine.durable_network).
+REFUSALS = {
+    106: "more distinct tests than durable-rules takes after one test",
+    107: "more `exists: false` or `in` tests than durable-rules takes after one test",
+    108: "more conditions with the same kind and tests than durable-rules takes",
+    113: "more than 32 comparisons in one condition",
+}
+_ERROR_CODE = re.compile(r"error code: (\d+)")
+Built = TypeVar("Built")
+
+
+def compile_rulesets(rules: dict[str, CompiledRule],
+                     create: Callable[[dict[str, Any]], Built]) -> list[tuple[list[str], Built]]:
+    """Compile the rules as the rulesets `engine.durable_network.plan` splits them into
+    (one, for every pack that fits in one), each made by `create(definition)`; the rule
+    names of each and what `create` made of it. A ruleset durable-rules refuses anyway
+    is halved until it is taken; a single rule it refuses raises `RulesetRefused`."""
+    definitions = {name: rule_definition(rule) for name, rule in rules.items()}
+    try:
+        pending = plan(definitions, {SINK_RULE: SINK_DEFINITION, OPEN_RULE: OPEN_DEFINITION})
+    except TooLarge as exc:
+        raise RulesetRefused(f"durable-rules cannot compile it, even alone: {exc}",
+                             exc.name) from exc
+    built: list[tuple[list[str], Built]] = []
+    while pending:
+        names = pending.pop(0)
+        try:
+            built.append((names, create(ruleset_definition({n: rules[n] for n in names}))))
+        except Exception as exc:  # durable raises bare Exception with an error code
+            if len(names) > 1:
+                half = len(names) // 2
+                pending[:0] = [names[:half], names[half:]]
+                continue
+            code = _ERROR_CODE.search(str(exc))
+            meaning = REFUSALS.get(int(code.group(1))) if code else None
+            raise RulesetRefused(f"durable-rules cannot compile it, even alone: {exc}"
+                                 + (f" ({meaning})" if meaning else ""),
+                                 names[0] if names else None) from exc
+    return built
+
+
+_CHECKS = itertools.count()
+
+
+def check_compiles(rules: dict[str, CompiledRule]) -> int:
+    """Compile the rules exactly as `DurableRuleset` does (the same definitions, split
+    the same way), then delete what was made: raises `RulesetRefused` for a rule
+    durable-rules cannot take. The number of rulesets the rules need."""
+
+    def create(definition: dict[str, Any]) -> None:
+        spelled = json.dumps({**definition, OPEN_RULE: OPEN_DEFINITION}, ensure_ascii=False)
+        with _ENGINE_LOCK:
+            handle = durable_rules_engine.create_ruleset(f"check{next(_CHECKS)}", spelled)
+            durable_rules_engine.delete_ruleset(handle)
+
+    return len(compile_rulesets(rules, create))
 
 
 def flagged_fields(rules: dict[str, CompiledRule]) -> dict[str, tuple[str, ...]]:
@@ -428,38 +494,105 @@ def _listed(ids: Sequence[str]) -> str:
     return ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
 
 
+class Sessions:
+    """One assessment's working memory in a pack split across rulesets: a session of
+    each, every one given every fact (a fact no rule of a ruleset reads only meets its
+    sink), prepared alike (each ruleset flags the fields any rule of the pack reads).
+    Asserting gives the activations of every ruleset, in ruleset order; the set of
+    conclusions does not depend on that order."""
+
+    def __init__(self, sessions: list[Session]) -> None:
+        self._sessions = sessions
+
+    @property
+    def empty(self) -> bool:
+        return all(session.empty for session in self._sessions)
+
+    def prepare(self, fact: dict[str, Any]) -> str:
+        """As `Session.prepare`: the same text for every ruleset of the pack."""
+        return self._sessions[0].prepare(fact)
+
+    def assert_facts(self, facts: list[dict[str, Any]]) -> list[Activation]:
+        """As `Session.assert_facts`, in every ruleset."""
+        activations: list[Activation] = []
+        for session in self._sessions:
+            activations += session.assert_facts([dict(f) for f in facts])
+        return activations
+
+    def assert_prepared(self, texts: list[str], ids: list[str], limit: int | None = None,
+                        deadline: float | None = None) -> list[Activation]:
+        """As `Session.assert_prepared`, in every ruleset, `limit` counting them all."""
+        activations: list[Activation] = []
+        for session in self._sessions:
+            left = None if limit is None else limit - len(activations)
+            try:
+                activations += session.assert_prepared(texts, ids, left, deadline)
+            except ActivationOverflow as exc:
+                raise ActivationOverflow(activations + exc.activations) from None
+        return activations
+
+    def retract_all(self, first: Sequence[str] = ()) -> None:
+        """As `Session.retract_all`, in every ruleset."""
+        for session in self._sessions:
+            session.retract_all(first)
+
+
 class DurableRuleset:
     """Compiled rules (by name) registered in a host of their own, ready to open
-    sessions on; `base` facts are asserted into every session and stay there."""
+    sessions on; `base` facts are asserted into every session and stay there. A pack
+    one durable ruleset cannot hold is registered as several (`compile_rulesets`), and
+    a session then spans them (`Sessions`)."""
 
     def __init__(self, rules: dict[str, CompiledRule],
                  base: Sequence[dict[str, Any]] = ()) -> None:
-        self._register(ruleset_definition(rules), base, flagged_fields(rules))
+        self._host = _PackHost()
+        flagged = flagged_fields(rules)  # the whole pack's, in every ruleset
+        self._parts = [RulesetHandle(self._host, name, [dict(f) for f in base], flagged)
+                       for _, name in compile_rulesets(rules, self._register)]
+        self._ruleset = self._parts[0]
 
     @classmethod
     def spelled(cls, definition: dict[str, Any]) -> DurableRuleset:
         """A ruleset from rules already in durable-rules' syntax, without the sink: for
         tests of what durable-rules itself does with a definition."""
         ruleset = cls.__new__(cls)
-        ruleset._register(definition, (), {})
+        ruleset._host = _PackHost()
+        try:
+            name = ruleset._register(definition)
+        except Exception as exc:
+            raise AssessmentError(f"durable-rules could not compile the pack: {exc}") from exc
+        ruleset._parts = [RulesetHandle(ruleset._host, name, [], {})]
+        ruleset._ruleset = ruleset._parts[0]
         return ruleset
 
-    def _register(self, definition: dict[str, Any], base: Sequence[dict[str, Any]],
-                  flagged: dict[str, tuple[str, ...]]) -> None:
-        self._host = _PackHost()
+    @property
+    def rulesets(self) -> int:
+        """How many durable rulesets the pack was compiled into."""
+        return len(self._parts)
+
+    def _register(self, definition: dict[str, Any]) -> str:
+        """Register one ruleset in the host; its name. durable-rules' own exception
+        (with its error code) goes to the caller."""
         name = f"asl{next(_RULESET_NAMES)}"
         definition = {**definition, OPEN_RULE: OPEN_DEFINITION}
         bodies = {rule: dict(body, run=rule) for rule, body in definition.items()}
-        try:
-            self._host.register_rulesets(json.loads(json.dumps({name: bodies})))
-        except Exception as exc:
-            raise AssessmentError(f"durable-rules could not compile the pack: {exc}") from exc
-        self._ruleset = RulesetHandle(self._host, name, [dict(f) for f in base], flagged)
+        self._host.register_rulesets(json.loads(json.dumps({name: bodies})))
+        return name
 
     def close(self) -> None:
         """Delete the sessions kept for reuse."""
-        self._ruleset.close()
+        for ruleset in self._parts:
+            ruleset.close()
 
-    def session(self) -> AbstractContextManager[Session]:
-        """A fresh session, deleted however the caller leaves it."""
-        return self._ruleset.session()
+    def session(self) -> AbstractContextManager[Session | Sessions]:
+        """A fresh session (spanning every ruleset of a split pack), deleted however the
+        caller leaves it."""
+        if len(self._parts) == 1:
+            return self._ruleset.session()
+        return self._sessions()
+
+    @contextmanager
+    def _sessions(self) -> Iterator[Sessions]:
+        with ExitStack() as stack:
+            yield Sessions([stack.enter_context(ruleset.session())
+                            for ruleset in self._parts])

@@ -18,11 +18,16 @@ conclusions all come from the base pack:
            category: threshold, selector: threshold}               # per capability
         - {key: actions, kind: action, field: name, list: true}    # every fact, sorted
       summary: [required, thresholds, decision, actions]           # `asl assess` text
+      decision_descriptions:                                        # for readers (UI)
+        pause: "Pause: training or deployment waits for the missing safeguards."
 
 Every result also carries `model`, `pack`, `framework` (the base pack's name) and
 `level`; `level` repeats the key `level.key` names, when it names one. A base pack
 without a `framework:` section reads its results as the built-in `rsp-2.1` does.
-`selector` names the key in conclusion selectors (`asl why --conclusion
+`decision_descriptions` gives a reader's sentence for some or all decisions (the web
+UI's model page shows it under the decision); it is words for people, not part of what a
+result holds, so it does not enter the pack's version. `selector` names the key in
+conclusion selectors (`asl why --conclusion
 threshold:NAME`, why-not targets); each output kind's own name selects it too.
 """
 
@@ -41,6 +46,9 @@ from engine.yamlsafe import line_of
 NEUTRAL_KEYS = ("model", "pack", "framework", "level", "conclusions")
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 SECTION = "framework"
+SECTION_KEYS = ("level", "decisions", "output", "summary", "decision_descriptions")
+# Words for readers only: left out of the section a pack's version hashes.
+FOR_READERS = ("decision_descriptions",)
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,11 @@ class FrameworkSpec:
     keys: tuple[OutputKey, ...]
     summary: tuple[str, ...]
     source: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    descriptions: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    def describe(self, decision: str | None) -> str:
+        """The pack's sentence for a decision, or "" when it gives none."""
+        return dict(self.descriptions).get(decision or "", "")
 
     @property
     def order(self) -> tuple[str, ...]:
@@ -162,7 +175,9 @@ class FrameworkSpec:
 
 
 def parse_spec(file: str, section: Any) -> tuple[FrameworkSpec | None, list[PackProblem]]:
-    """The `framework:` section of a base pack's pack.yaml, or None and every problem."""
+    """The `framework:` section of a base pack's pack.yaml and every problem in it (the
+    spec is None when its structure is wrong; a wrong `decision_descriptions` entry is a
+    problem beside a spec that stands)."""
     problems: list[PackProblem] = []
 
     def problem(where: Any, key: str | None, message: str) -> None:
@@ -173,9 +188,9 @@ def parse_spec(file: str, section: Any) -> tuple[FrameworkSpec | None, list[Pack
         problem(section, None, "`framework` maps level, decisions, output and summary")
         return None, problems
     for key in section:
-        if key not in ("level", "decisions", "output", "summary"):
-            problem(section, key, f"`framework` has no key {key!r}; expected level, "
-                    "decisions, output, summary")
+        if key not in SECTION_KEYS:
+            problem(section, key, f"`framework` has no key {key!r}; expected "
+                    + ", ".join(SECTION_KEYS))
     headline = _headline(section.get("level"), section, problem)
     decisions = _names(section.get("decisions"), section, "decisions", problem)
     keys = _keys(section.get("output"), section, problem)
@@ -189,8 +204,13 @@ def parse_spec(file: str, section: Any) -> tuple[FrameworkSpec | None, list[Pack
         summary = []
     if problems or headline is None:
         return None, problems
+    # A wrong sentence is refused too, but the spec stands: the rest of the pack is
+    # still checked against it, so the sentence's line is the only one printed.
+    descriptions = _descriptions(section, decisions, problem)
+    hashed = {k: v for k, v in section.items() if k not in FOR_READERS}
     return FrameworkSpec(headline, tuple(decisions), tuple(keys),
-                         tuple(str(s) for s in summary), _plain(section)), []
+                         tuple(str(s) for s in summary), _plain(hashed),
+                         descriptions), problems
 
 
 Report = Any  # the `problem(where, key, message)` callback of parse_spec
@@ -231,6 +251,30 @@ def _names(raw: Any, section: Any, what: str, problem: Report) -> list[str]:
                 "first")
         return []
     return list(raw)
+
+
+def _descriptions(section: Any, decisions: list[str],
+                  problem: Report) -> tuple[tuple[str, str], ...]:
+    """`decision_descriptions`: decision -> one non-empty sentence, for listed
+    decisions only (any may be left out)."""
+    raw = section.get("decision_descriptions")
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        problem(section, "decision_descriptions", "framework.decision_descriptions maps "
+                "a decision to the sentence a reader sees for it")
+        return ()
+    found: list[tuple[str, str]] = []
+    for name, text in raw.items():
+        if name not in decisions:
+            problem(raw, name, f"framework.decision_descriptions: {name!r} is not one "
+                    "of framework.decisions")
+        elif not isinstance(text, str) or not text.strip():
+            problem(raw, name, f"framework.decision_descriptions.{name} is one sentence "
+                    "of text")
+        else:
+            found.append((name, text.strip()))
+    return tuple(found)
 
 
 OUTPUT_ENTRY = ("key", "kind", "field", "by", "names", "category", "list", "selector",

@@ -257,13 +257,19 @@ def load_pack(dirs: Sequence[str | Path] | None = None) -> Pack:
     cases = tuple(CaseFile(f, tuple(plain(c) for c in _cases(draft.docs.get(f))),
                            draft.layers[draft.layer_of[f]] if draft.layers else "")
                   for f in draft.case_files)
-    return Pack(
+    pack = Pack(
         name=draft.name, title=draft.title, version=_content_hash(draft), kinds=draft.kinds,
         rules=tuple(draft.rules), capabilities=tuple(draft.capabilities),
         standards=tuple(draft.standards), facts=tuple(draft.facts), strata=draft.strata,
         cite_pattern=draft.cite_pattern, spec=draft.spec or default_spec(), case_files=cases,
         sources=tuple(draft.pack_files + draft.rule_files), layers=tuple(draft.layers),
     )
+    from engine.validate import compile_problems  # it imports this module
+
+    problems = compile_problems(pack)  # what durable-rules cannot compile, located
+    if problems:
+        raise PackError(problems)
+    return pack
 
 
 def _cases(doc: Any) -> list[Any]:

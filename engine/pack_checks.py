@@ -251,16 +251,9 @@ def stage_citations(d: Draft) -> list[PackProblem]:
 
 def stage_strata(d: Draft) -> list[PackProblem]:
     """Order the rules into strata; a kind that depends on its own absence is refused.
-    Packs are also capped in size, at what the matcher can take."""
-    from engine.durable_adapter import MAX_RULES
-
+    (What the matcher can take is checked by compiling it: engine.validate.)"""
     strata, cycles = stratify(d.rules)
     problems = []
-    if len(d.rules) > MAX_RULES:
-        last = d.rules[-1]
-        problems.append(_problem(last.file, last.line, "too-many-rules",
-                                 f"{len(d.rules)} rules loaded; at most {MAX_RULES} are "
-                                 "supported (durable-rules stops answering near 600)"))
     for path, rule in cycles:
         problems.append(_problem(rule.file, rule.line, "negation-cycle",
                                  f"negation cycle: {' -> '.join(path)} (rule {rule.id!r} "

@@ -15,6 +15,8 @@ can, for rules that can run but are probably wrong, and reports each as
 - `conflict`: two rules concluding different values of a single-valued conclusion
   (`decision`, `status` per capability, ...) from conditions that can hold together;
 - `citation`: a citation with text glued to the section it cites (`§3.3x`);
+- `compile`: a rule durable-rules cannot compile (`compile_problems`, which the loader
+  runs, so every command, this one included, refuses such a pack before assessing);
 - `untested`, and the case-file checks of `engine.casetest.check_cases` (`case`,
   `case-key`, `case-rule`, `case-model`, `case-kind`, `case-field`, `case-value`,
   `case-output`): rules no case is about, and cases that cannot be run as written.
@@ -64,6 +66,29 @@ def validate_pack(pack: Pack) -> list[PackProblem]:
     problems += check_citations(pack)
     problems += check_cases(pack, domains)
     return sorted(set(problems))
+
+
+# --- what durable-rules can compile ---------------------------------------------------
+
+
+def compile_problems(pack: Pack) -> list[PackProblem]:
+    """Compile the pack with durable-rules exactly as an assessment will (the same
+    ruleset definitions, split into as many rulesets as the matcher's limits need:
+    engine.durable_network), keeping nothing: a rule it cannot take, even in a ruleset
+    of its own, is one `compile` problem at the rule's line."""
+    from engine.compiler import compile_pack
+    from engine.durable_adapter import RulesetRefused, check_compiles
+
+    compiled = compile_pack(pack)
+    try:
+        check_compiles(compiled.compiled)
+    except RulesetRefused as exc:
+        rule = compiled.rules.get(exc.name or "")
+        if rule is None:
+            where = pack.sources[0] if pack.sources else pack.name
+            return [PackProblem(str(where), 0, "compile", str(exc))]
+        return [PackProblem(rule.file, rule.line, "compile", f"rule {rule.id!r}: {exc}")]
+    return []
 
 
 # --- conditions that can never hold ---------------------------------------------------

@@ -45,7 +45,6 @@ STALE_CHECK_SECONDS = 5.0  # between looks for batches whose runner stopped
 HEARTBEAT_SECONDS = 1.0
 SHOWN = 100  # rejections and changed models listed in a summary (the counts are whole)
 STATES = ("queued", "running", "done", "failed")
-FRAMEWORK_MARK = "framework="  # after the format, in the format column
 RESUME_HINT = "POST /v1/batches/{id}/resume runs it again (what was stored is kept)"
 
 
@@ -60,20 +59,11 @@ def compress(content: bytes) -> bytes:
 def submit(conn: Any, person: str, content: bytes, fmt: str, framework: str | None = None
            ) -> int:
     """Queue a portfolio (in the caller's transaction), to be assessed with the active
-    stack or under the built-in `framework`; its batch id. The framework rides in the
-    `format` column (`jsonl framework=openai-pf-2`), which the runner alone reads."""
-    stored = fmt if framework is None else f"{fmt} {FRAMEWORK_MARK}{framework}"
+    stack (`framework` None) or under the built-in `framework`; its batch id."""
     row = conn.execute(SB.insert().values(
-        state="queued", submitted_by=person, submitted_at=rfc3339_now(), format=stored,
-        body=compress(content), done=0, total=0))
+        state="queued", submitted_by=person, submitted_at=rfc3339_now(), format=fmt,
+        framework=framework, body=compress(content), done=0, total=0))
     return int(row.inserted_primary_key[0])
-
-
-def format_and_framework(stored: str) -> tuple[str, str | None]:
-    """The body's format and the framework (None: the active stack) of a stored
-    `format` column, as `submit` wrote it."""
-    fmt, _, rest = stored.partition(" ")
-    return fmt, rest.removeprefix(FRAMEWORK_MARK) or None
 
 
 def _cutoff(stale_seconds: float) -> str:
@@ -229,13 +219,12 @@ class BatchRunner:
     def _run(self, batch_id: int) -> None:
         engine = self.state.engine
         with engine.connect() as conn:
-            row = conn.execute(select(SB.c.body, SB.c.format, SB.c.submitted_by)
-                               .where(SB.c.id == batch_id)).one()
+            row = conn.execute(select(SB.c.body, SB.c.format, SB.c.framework,
+                                      SB.c.submitted_by).where(SB.c.id == batch_id)).one()
         try:
             with _Progress(engine, batch_id, self.stop) as progress:
-                fmt, framework = format_and_framework(row.format)
-                report = self._assess(batch_id, zlib.decompress(row.body), fmt,
-                                      row.submitted_by, progress, framework)
+                report = self._assess(batch_id, zlib.decompress(row.body), row.format,
+                                      row.submitted_by, progress, row.framework)
         except Stopped:
             self._finish(batch_id, state="failed", done=progress.done,
                          error="stopped when the server shut down; "

@@ -94,7 +94,8 @@ class ServiceBatch(SQLModel, table=True):
     it has run, where the run is (`queued`, `running`, `done`, `failed`), its progress
     and summary. The runner holding it writes `heartbeat_at` every few seconds; a
     running batch whose heartbeat has stopped is marked failed, and can be resumed (run
-    again: what was stored is skipped as unchanged). Created by migration 0004."""
+    again: what was stored is skipped as unchanged). Created by migration 0004;
+    `framework` added by 0006."""
 
     __tablename__ = "service_batch"
 
@@ -103,6 +104,9 @@ class ServiceBatch(SQLModel, table=True):
     submitted_by: str  # the person
     submitted_at: str  # RFC 3339, UTC
     format: str  # json | yaml | jsonl
+    # the built-in framework it was submitted under (`?framework=`), or None: the active
+    # pack stack. Its own column since migration 0006 (it rode in `format` before).
+    framework: str | None = None
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # zlib'd
     done: int = 0
     total: int = 0

@@ -222,3 +222,33 @@ def test_the_migrated_schema_is_the_tables_schema(db_url: str) -> None:
             assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
     finally:
         engine.dispose()
+
+
+def test_revision_0006_gives_service_batches_their_own_framework_column(
+        db_url: str) -> None:
+    """Batches stored before 0006 carried their framework in `format`
+    (`jsonl framework=openai-pf-2`): upgrading splits it into `framework`, and
+    downgrading folds it back, row by row."""
+    engine = connect(db_url)
+    try:
+        to_revision(engine, "0005", down=True)
+        with engine.begin() as conn:
+            for fmt in ("jsonl framework=openai-pf-2", "yaml", "json framework=rsp-2.1"):
+                conn.execute(text(
+                    "INSERT INTO service_batch (state, submitted_by, submitted_at, format, "
+                    "body, done, total) VALUES ('queued', 'ana', '2026-12-02T06:00:00Z', "
+                    ":fmt, :body, 0, 0)"), {"fmt": fmt, "body": b"x"})
+        to_revision(engine, "0006")
+        query = text("SELECT format, framework FROM service_batch ORDER BY id")
+        with engine.connect() as conn:
+            assert [tuple(row) for row in conn.execute(query)] == [
+                ("jsonl", "openai-pf-2"), ("yaml", None), ("json", "rsp-2.1")]
+        to_revision(engine, "0005", down=True)
+        with engine.connect() as conn:
+            assert [row[0] for row in conn.execute(
+                text("SELECT format FROM service_batch ORDER BY id"))] == [
+                "jsonl framework=openai-pf-2", "yaml", "json framework=rsp-2.1"]
+            assert "framework" not in {
+                c["name"] for c in inspect(conn).get_columns("service_batch")}
+    finally:
+        engine.dispose()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -11,6 +12,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from engine.framework import builtin_specs, known_decisions, spec_of
 from service.ui.session import Session
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
@@ -27,12 +29,16 @@ STATUSES: dict[str, tuple[str, str]] = {
     "not_assessed": ("not assessed", "No evaluation in the evidence covers it."),
     "ruled_out": ("ruled out", "The evidence rules the capability out."),
 }
-DECISIONS: dict[str, str] = {
-    "proceed": "Proceed: the required safeguards are in place.",
-    "assessment_required": "A comprehensive assessment is required before going on.",
-    "restrict_deployment": "Restrict deployment until the missing safeguards are in place.",
-    "pause": "Pause: training or deployment waits for the missing safeguards.",
-}
+# Every built-in framework's decisions, least restrictive first (the decision filter),
+# read from their packs; what each means comes from the result's own framework.
+DECISIONS: tuple[str, ...] = tuple(reversed(known_decisions(builtin_specs())))
+
+
+def decision_sentence(result: Mapping[str, Any]) -> str:
+    """The reader's sentence for a result's decision, as its framework's pack words it
+    (`framework.decision_descriptions`), or "" when the pack gives none."""
+    decision = result.get("decision")
+    return spec_of(result).describe(decision if isinstance(decision, str) else None)
 
 
 def words(name: str) -> str:
@@ -50,7 +56,8 @@ def _environment() -> Environment:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["words"] = words
     env.filters["seg"] = url_part
-    env.globals.update(STATUSES=STATUSES, DECISIONS=DECISIONS, urlencode=urlencode)
+    env.globals.update(STATUSES=STATUSES, DECISIONS=DECISIONS, urlencode=urlencode,
+                       decision_sentence=decision_sentence)
     return env
 
 
