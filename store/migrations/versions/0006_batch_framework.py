@@ -9,11 +9,8 @@ name. Those rows are few (one per batch submitted with `?framework=`), so they a
 and rewritten one by one. Downgrading folds the framework back into `format` the old
 way, then drops the column.
 
-(Chained after 0008, which main merged first with down_revision 0005, so the
-revisions have one head; the lead may re-chain.)
-
 Revision ID: 0006
-Revises: 0008
+Revises: 0005
 Create Date: 2026-12-02 06:30:00.000000
 """
 
@@ -24,7 +21,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0006"
-down_revision = "0008"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -20,7 +20,7 @@ Downgrading rebuilds the conclusion and edge rows from the results and graphs, a
 re-encodes those as zlib'd JSON; deleted duplicates stay deleted.
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-02 06:30:00.000000
 """
 
@@ -38,7 +38,7 @@ from alembic import op
 from knowledge_graph import stored
 
 revision = "0008"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
