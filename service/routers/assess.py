@@ -43,6 +43,7 @@ from service.evidence import (
     framework_stack,
     rejection,
     stored_evidence,
+    stored_framework,
 )
 from service.problems import AUTHENTICATED, Problem, problem_responses
 from service.routers.models import JSON_CONTENT, json_bytes
@@ -174,6 +175,8 @@ def _what_if(state: ServiceState, who: Principal, body: WhatIfRequest,
         raise Problem(422, "give at least one edit in set or unset")
     if bad:
         raise Problem(422, f"{bad[0]['path']}: {bad[0]['message']}", errors=bad)
+    if framework is None and body.evidence is None:  # as the stored model was assessed
+        framework = stored_framework(state, body.model)
     stack = framework_stack(state, framework)
     evidence = (body.evidence if body.evidence is not None
                 else stored_evidence(state, body.model, framework=framework))
@@ -206,7 +209,8 @@ async def what_if(request: Request, who: Analyst, framework: Framework = None) -
     evidence edited (`set`: `evaluations[ID].score=0.3`, ...; `unset`: a field or
     entry), and every contract key and conclusion that changes, in it and in the models
     of its portfolio that carry its determination over. Without `evidence`, the model's
-    newest stored evidence (under `framework`, when named). Never stored."""
+    newest stored evidence (under `framework` when named, else under the framework that
+    assessment was made under). Never stored."""
     body = await json_model(request, WhatIfRequest)
     state: ServiceState = request.app.state.asl
     return json_bytes(await run_in_threadpool(_what_if, state, who, body, framework))

@@ -14,8 +14,16 @@ from sqlalchemy import bindparam, select
 from starlette.concurrency import run_in_threadpool
 
 from engine.api import Body, assess
-from engine.framework import builtin_specs, known_decisions, known_levels
+from engine.framework import (
+    FrameworkSpec,
+    builtin_spec,
+    builtin_specs,
+    default_spec,
+    known_decisions,
+    known_levels,
+)
 from knowledge_graph.provenance import load as load_graph
+from knowledge_graph.provenance import subjects_for
 from knowledge_graph.report import provenance
 from knowledge_graph.whynot import TargetError, parse_target, why_not
 from service.auth import VIEWER, Principal, require
@@ -27,6 +35,7 @@ from service.evidence import (
     framework_stack,
     rejection,
     stored_evidence,
+    stored_framework,
 )
 from service.explain import MEDIA_TYPES, explain
 from service.problems import AUTHENTICATED, Problem, problem_responses
@@ -118,17 +127,32 @@ def history(request: Request, model: ModelId, _: Viewer) -> Response:
 @router.get("/{model}/why", responses={
     200: {"content": {media: {} for media in sorted(set(MEDIA_TYPES.values()))}}})
 def why(request: Request, model: ModelId, _: Viewer,
-        conclusion: Annotated[str, Query(max_length=300)] = "asl",
+        conclusion: Annotated[str | None, Query(max_length=300)] = None,
         format: Annotated[Format, Query()] = "json",
         assessment: Annotated[int | None, Query(ge=1, le=ROW_ID_MAX)] = None) -> Response:
     """As `asl why MODEL --conclusion C --format F [--assessment ID]`: the chain from a
-    conclusion through each rule down to the evidence, from the stored graph."""
+    conclusion (default: the headline level of the framework the assessment was made
+    under, rsp-2.1's `asl`) through each rule down to the evidence, from the stored
+    graph, with that framework's selectors."""
     state: ServiceState = request.app.state.asl
     chosen = _newest(state, model) if assessment is None else None
     if chosen is None:  # an assessment named, or none stored: checked against history
         chosen = _chosen(state.store, model, assessment)
+    spec = _stored_spec(state, chosen)
     graph = load_graph(state.store.provenance(chosen))
-    return Response(explain(model, graph, conclusion, format), media_type=MEDIA_TYPES[format])
+    return Response(explain(model, graph, conclusion or spec.level.key or "level", format,
+                            subjects_for(spec)), media_type=MEDIA_TYPES[format])
+
+
+_FRAMEWORK = select(A.c.framework).where(A.c.id == bindparam("id"))  # built once
+
+
+def _stored_spec(state: ServiceState, chosen: int) -> FrameworkSpec:
+    """The spec of the framework the stored assessment `chosen` was made under (as
+    `asl why MODEL` reads it; one lookup by primary key)."""
+    with state.engine.connect() as conn:
+        framework = conn.execute(_FRAMEWORK, {"id": chosen}).scalar()
+    return builtin_spec(framework or "") or default_spec()
 
 
 class WhyNotRequest(BaseModel):
@@ -141,6 +165,8 @@ class WhyNotRequest(BaseModel):
 
 def _why_not(state: ServiceState, model: str, target: str, assessment: int | None,
              framework: str | None = None) -> bytes:
+    if framework is None:  # the framework the stored assessment was made under
+        framework = stored_framework(state, model, assessment)
     stack = framework_stack(state, framework)
     evidence = stored_evidence(state, model, assessment, framework)
     try:
@@ -165,9 +191,10 @@ async def why_not_endpoint(request: Request, model: ModelId, _: Viewer,
                            framework: Framework = None) -> Response:
     """As `asl why-not MODEL_FILE TARGET [--framework NAME] --format json` on the stored
     evidence of the model (its newest assessment, or `assessment`; under `framework`
-    when named), assessed again with the active pack stack or that framework's pack
-    (why-not needs the derivation, not only the stored graph): what stands in the way of
-    the target, and for each rule that would conclude it, what failed."""
+    when named, else under the framework that assessment was made under), assessed again
+    with the active pack stack or that framework's pack (why-not needs the derivation,
+    not only the stored graph): what stands in the way of the target, and for each rule
+    that would conclude it, what failed."""
     body = await json_model(request, WhyNotRequest)
     state: ServiceState = request.app.state.asl
     data = await run_in_threadpool(_why_not, state, model, body.target, assessment,
