@@ -33,6 +33,7 @@ from knowledge_graph.report import assessment_document
 from knowledge_graph.whatif import what_if_report
 from service.auth import ANALYST, Principal, require
 from service.bodies import json_model, openapi_body
+from service.canonical import evidence_input, json_value
 from service.evidence import (
     BODY,
     Framework,
@@ -46,7 +47,7 @@ from service.evidence import (
     stored_framework,
 )
 from service.problems import AUTHENTICATED, Problem, problem_responses
-from service.routers.models import JSON_CONTENT, json_bytes
+from service.routers.models import JSON_CONTENT, cli_json_bytes
 from service.state import LoadedStack, ServiceState
 from store import audit
 from store.record import NewAssessment, decompress
@@ -118,7 +119,7 @@ def assess_and_store(state: ServiceState, who: Principal, content: bytes, fmt: s
         results.append(decompress(stored.result))
     # The evidence as validated JSON: a JSON and a YAML body of the same document agree.
     bodies = [orjson.loads(Entry.of(loaded[m]).body) for m in run.models]
-    given = bodies[0] if run.single else bodies
+    given = evidence_input(bodies, run.single)
     hashes = digests(given if logged is None else logged, results)
     with state.engine.begin() as conn:
         if new:
@@ -153,11 +154,12 @@ async def assess_evidence(request: Request, who: Analyst,
     1,000 models) with the active pack stack, or under `framework` (a built-in pack), as
     `asl assess [--framework NAME] --format json`: results in input order. Stored with
     their framework unless `store=false`; all or nothing (422 lists every problem, one
-    `{"file": "body", "path", "message"}` each, and nothing is stored)."""
+    `{"file": "body", "path", "message"}` each, and nothing is stored). Serialised as
+    the CLI prints JSON, so the same input gives the same bytes, stored or not."""
     fmt = body_format(request)
     content = await request.body()
     state: ServiceState = request.app.state.asl
-    return json_bytes(await anyio.to_thread.run_sync(
+    return cli_json_bytes(await anyio.to_thread.run_sync(
         partial(assess_and_store, state, who, content, fmt, store, framework=framework),
         limiter=state.work_slots()))
 
@@ -196,7 +198,7 @@ def _what_if(state: ServiceState, who: Principal, body: WhatIfRequest,
         raise Problem(422, f"{body.model} could not be assessed"
                       + (f": {lost[0]}" if lost else ""), errors=[error_json(e) for e in lost])
     report = what_if_report(result)
-    hashes = digests({"evidence": evidence, "set": body.set, "unset": body.unset}, report)
+    hashes = digests(json_value(evidence), report)
     with state.engine.begin() as conn:
         entry = log(conn, who, "what-if", stack, hashes)
     return {**report, "decision_id": entry.decision_id}
@@ -213,4 +215,4 @@ async def what_if(request: Request, who: Analyst, framework: Framework = None) -
     assessment was made under). Never stored."""
     body = await json_model(request, WhatIfRequest)
     state: ServiceState = request.app.state.asl
-    return json_bytes(await run_in_threadpool(_what_if, state, who, body, framework))
+    return cli_json_bytes(await run_in_threadpool(_what_if, state, who, body, framework))

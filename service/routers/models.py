@@ -22,6 +22,7 @@ from engine.framework import (
     known_decisions,
     known_levels,
 )
+from engine.jsontext import dumps
 from knowledge_graph.provenance import load as load_graph
 from knowledge_graph.provenance import subjects_for
 from knowledge_graph.report import provenance
@@ -67,6 +68,13 @@ def json_bytes(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
+def cli_json_bytes(data: Any) -> Response:
+    """`data` exactly as the CLI prints it with `--format json` (engine.jsontext: keys
+    sorted, indented two spaces, a final newline), for answers the spec defines as a
+    CLI command's JSON: the same input gives the same bytes, whichever path made them."""
+    return Response(f"{dumps(data)}\n".encode(), media_type="application/json")
+
+
 def _history(store: Store, model: str) -> list[Summary]:
     found = [] if "\x00" in model else store.history(model)
     if not found:
@@ -104,8 +112,18 @@ def list_models(request: Request, _: Viewer,
     `framework` is the base pack's name, `q` text the model id contains (any case)."""
     rows, total = latest_page(request.app.state.asl.engine,
                               Filters(asl, decision, framework, q), limit, offset)
-    return json_bytes({"models": [summary_json(s) for s in rows], "total": total,
+    return json_bytes({"models": [_listed(s) for s in rows], "total": total,
                        "limit": limit, "offset": offset})
+
+
+def _listed(s: Summary) -> dict[str, Any]:
+    """A list item: the stored row as `asl list` gives it, and, for a framework whose
+    results have no `asl` key (openai-pf-2), `asl` as the headline level, which is what
+    `?asl=` filters: the spec's item is `{"model", "asl", "decision", "assessed_at", ...}`
+    whatever the framework. An rsp-2.1 row is as it was."""
+    item = summary_json(s)
+    item.setdefault("asl", s.level)
+    return item
 
 
 @router.get("/{model}", responses={200: {"content": JSON_CONTENT}})
@@ -113,7 +131,7 @@ def newest(request: Request, model: ModelId, _: Viewer) -> Response:
     """The newest stored assessment of `model`, as `asl assess --format json` gives it."""
     store = request.app.state.asl.store
     chosen = _chosen(store, model, None)
-    return json_bytes(store.results([chosen])[chosen])
+    return cli_json_bytes(store.results([chosen])[chosen])
 
 
 @router.get("/{model}/history", responses={200: {"content": JSON_CONTENT}})

@@ -23,6 +23,7 @@ from knowledge_graph.provenance import find_conclusion
 from knowledge_graph.report import provenance
 from knowledge_graph.whatif import what_if_report
 from service.auth import ANALYST
+from service.canonical import json_value
 from service.evidence import References
 from service.ui.graph import why_chain, why_svg
 from service.ui.render import html_page
@@ -101,8 +102,7 @@ def _run(request: Request, session: Session, model: str, evidence: dict[str, Any
     with state.engine.begin() as conn:
         audit.append(conn, actor=session.person, role=session.role, action="what-if",
                      pack=stack.pack.name, pack_version=stack.pack.version,
-                     input_sha256=audit.sha256_of({"evidence": evidence, "set": sets,
-                                                   "unset": []}),
+                     input_sha256=audit.sha256_of(json_value(evidence)),
                      result_sha256=audit.sha256_of(report))
     graph = provenance(result.after[model])
     node = find_conclusion(graph, "decision")
