@@ -43,7 +43,9 @@ def cli_text(*args: str) -> str:
 
 
 def counts(server: Server) -> tuple[int, int, int]:
-    """(assessments, batches, decision-log entries) in the database itself."""
+    """(assessments, batches, decision-log entries) in the database itself, once the
+    analyst's token (whose making is logged) exists."""
+    server.token("analyst")
     engine = connect(server.db_url)
     try:
         with engine.connect() as conn:
@@ -116,11 +118,13 @@ def test_why_not_and_what_if_default_to_the_stored_framework(stored_pf: Server) 
 @pytest.mark.parametrize(("content", "headers"), [
     (b"[not yaml", YAML_TYPE),
     (b'{"models": [', JSON_TYPE),
-    (b'{"model": {"id": "a"}}\n{"model": \n', JSONL_TYPE),
+    (b'{"model": \n[1, \n', JSONL_TYPE),
     (b"\xff\xfe not utf-8", YAML_TYPE),
-], ids=["yaml", "json", "jsonl-line", "not-utf-8"])
+], ids=["yaml", "json", "jsonl", "not-utf-8"])
 def test_a_malformed_batch_body_is_400_and_nothing_is_stored(
         server: Server, content: bytes, headers: dict[str, str]) -> None:
+    """(A JSON Lines body with some readable lines is queued, and its unreadable lines
+    reported model by model, as `asl batch` reports them: test_service_batches.)"""
     before = counts(server)
     with server.client("analyst") as analyst:
         body = problem(analyst.post("/v1/batches", content=content, headers=headers), 400)

@@ -61,13 +61,15 @@ async def queue_portfolio(request: Request, who: Principal, content: bytes, fmt:
 
 def _readable(content: bytes, fmt: str) -> Any:
     """The canonical evidence of a portfolio body (what its decision-log entry hashes);
-    400 when any of it is not JSON or YAML (or not UTF-8) at all, so that nothing is
-    queued or logged. Evidence that breaks the format is the runner's to report, model
-    by model, as `asl batch` does."""
+    400 when it is not JSON or YAML (or not UTF-8) at all, so that nothing is queued or
+    logged. A JSON Lines body is read line by line, as `asl batch` and `POST /v1/assess`
+    read it: one unreadable line among readable ones is one rejected document, which
+    the runner reports with the evidence that breaks the format, model by model; a body
+    with no readable line is 400."""
     errors: list[InputError] = []
     found = documents_in(Body(content, fmt, BODY), None, errors)
     syntax = [e for e in errors if e.message.startswith(SYNTAX)]
-    if syntax:
+    if syntax and (not found or any(not e.path for e in syntax)):
         first = syntax[0]
         raise Problem(400, f"{BODY}{' ' + first.path if first.path else ''}: "
                       f"{first.message}", errors=[error_json(e) for e in syntax])
