@@ -220,3 +220,31 @@ def test_every_listed_model_has_asl(stored_pf: Server) -> None:
     cli_rows = {r["model"]: r for r in cli_json("list", "--db", stored_pf.db_url,
                                                 "--framework", "rsp-2.1", "--format", "json")}
     assert rsp_items and rsp_items == {m: cli_rows[m] for m in rsp_items}
+
+
+def test_asl_what_if_on_a_record_is_logged_as_the_services(server: Server,
+                                                           tmp_path: Path) -> None:
+    """`asl what-if --db URL` enters the what-if in that record's decision log (actor
+    `cli:` and the OS user), with the same input hash as the service's what-if of the
+    same evidence; with no record there, none is made for it."""
+    edit = "safeguards[asl3-security.audits].status=implemented"
+    server.token("admin")  # made (and logged) before the what-if
+    printed = cli_text("what-if", str(GAP_RSP), "--set", edit, "--db", server.db_url,
+                       "--format", "json")
+    with server.client("admin") as admin:
+        found = admin.get("/v1/decisions?limit=100").json()["decisions"]
+    # (background batches of earlier tests may log after it)
+    entry = next(d for d in found if d["actor"] == audit.cli_actor())
+    assert entry["action"] == "what-if" and entry["role"] is None
+    assert entry["input_sha256"] == audit.sha256_of(data_of(GAP_RSP))
+    assert entry["result_sha256"] == audit.sha256_of(json.loads(printed))
+    assert entry["pack"] == "rsp-2.1"
+    with server.client("analyst") as analyst:
+        edited = analyst.post("/v1/what-if", json={
+            "model": data_of(GAP_RSP)["model"]["id"], "evidence": data_of(GAP_RSP),
+            "set": [edit]})
+    assert logged(server, edited.json()["decision_id"])["input_sha256"] == \
+        entry["input_sha256"]
+    absent = tmp_path / "none.db"
+    cli_text("what-if", str(GAP_RSP), "--set", edit, "--db", str(absent))
+    assert not absent.exists()

@@ -33,7 +33,6 @@ from knowledge_graph.report import assessment_document
 from knowledge_graph.whatif import what_if_report
 from service.auth import ANALYST, Principal, require
 from service.bodies import json_model, openapi_body
-from service.canonical import evidence_input, json_value
 from service.evidence import (
     BODY,
     Framework,
@@ -50,6 +49,7 @@ from service.problems import AUTHENTICATED, Problem, problem_responses
 from service.routers.models import JSON_CONTENT, cli_json_bytes
 from service.state import LoadedStack, ServiceState
 from store import audit
+from store.canonical import evidence_input, run_input
 from store.record import NewAssessment, decompress
 
 router = APIRouter(prefix="/v1", tags=["assess"],
@@ -198,7 +198,7 @@ def _what_if(state: ServiceState, who: Principal, body: WhatIfRequest,
         raise Problem(422, f"{body.model} could not be assessed"
                       + (f": {lost[0]}" if lost else ""), errors=[error_json(e) for e in lost])
     report = what_if_report(result)
-    hashes = digests(json_value(evidence), report)
+    hashes = digests(run_input(run), report)
     with state.engine.begin() as conn:
         entry = log(conn, who, "what-if", stack, hashes)
     return {**report, "decision_id": entry.decision_id}

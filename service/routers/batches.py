@@ -15,13 +15,13 @@ from engine.errors import InputError
 from engine.evidence_reading import Body, documents_in
 from service import batches
 from service.auth import ANALYST, Principal, require
-from service.canonical import evidence_input
 from service.evidence import BODY, SYNTAX, Framework, body_format, error_json, framework_stack
 from service.problems import AUTHENTICATED, Problem, problem_responses
 from service.routers.assess import EVIDENCE_BODY
 from service.routers.models import JSON_CONTENT, ROW_ID_MAX, json_bytes
 from service.state import ServiceState
 from store import audit
+from store.canonical import evidence_input
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"],
                    responses=problem_responses(*AUTHENTICATED, 404))

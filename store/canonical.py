@@ -1,6 +1,7 @@
 """What a decision-log entry's `input_sha256` is of, for every request that takes
-evidence: the canonical evidence JSON (service.md), so that a JSON, a YAML and a JSON
-Lines body of the same document or portfolio give the same hash.
+evidence, from the service or the command line: the canonical evidence JSON
+(service.md), so that a JSON, a YAML and a JSON Lines body of the same document or
+portfolio give the same hash.
 
 One document is itself; a portfolio, whatever form it came in (a YAML or JSON
 `models:` list, or JSON Lines), is `{"models": [DOCUMENT, ...]}` in input order, the
@@ -15,6 +16,8 @@ import math
 from collections.abc import Sequence
 from datetime import date, datetime, time
 from typing import Any
+
+from engine.api import AssessmentRun
 
 
 def json_value(value: Any) -> Any:
@@ -42,3 +45,11 @@ def evidence_input(documents: Sequence[Any], single: bool) -> Any:
     if single and len(documents) == 1:
         return json_value(documents[0])
     return {"models": [json_value(d) for d in documents]}
+
+
+def run_input(run: AssessmentRun) -> Any:
+    """The canonical evidence of what a run assessed: its accepted documents as
+    validated (the fields each gave, as JSON data), one or a portfolio as it came in.
+    The run must have kept its inputs."""
+    return evidence_input([d.document.model_dump(mode="json", exclude_unset=True)
+                           for d in run.documents], run.single)
