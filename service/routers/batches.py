@@ -44,13 +44,12 @@ async def queue_portfolio(request: Request, who: Principal, content: bytes, fmt:
 
     def queue() -> dict[str, Any]:
         stack = framework_stack(state, framework)  # an unknown one is refused, not queued
-        given = _readable(content, fmt)
+        given = audit.sha256_of(_readable(content, fmt))  # before the write lock
         with state.engine.begin() as conn:
             batch_id = batches.submit(conn, who.person, content, fmt, framework)
             entry = audit.append(conn, actor=who.person, role=who.role,
                                  action="batch.submit", pack=stack.pack.name,
-                                 pack_version=stack.pack.version,
-                                 input_sha256=audit.sha256_of(given),
+                                 pack_version=stack.pack.version, input_sha256=given,
                                  result_sha256=audit.sha256_of({"batch": batch_id}))
         return {"id": batch_id, "state": "queued", "decision_id": entry.decision_id}
 
