@@ -13,10 +13,13 @@ import difflib
 import json
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import click
 import networkx as nx
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from cli.options import (
     EXIT_REJECTED,
@@ -27,7 +30,8 @@ from cli.options import (
     pack_option,
     report,
 )
-from engine.api import assess
+from cli.store_options import db_option, open_store
+from engine.api import AssessmentRun, assess
 from engine.errors import AssessmentError, InputError
 from engine.evidence_reading import STDIN_NAME
 from engine.facts_id import render_value
@@ -45,6 +49,9 @@ from knowledge_graph.impact import (
 from knowledge_graph.provenance import matched
 from knowledge_graph.report import provenance
 from knowledge_graph.whatif import changes_of, conclusion_data, what_if_report
+from store import audit
+from store.canonical import run_input
+from store.db import database_url, describe
 
 
 def _show(value: Any) -> str:
@@ -101,12 +108,14 @@ def _render_whatif(result: WhatIf, changes: list[dict[str, Any]],
               help="Remove a field or a whole entry (evaluations[ID]). Repeatable.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="json: {changes, conclusion_changes, before, after}.")
+@db_option
 @pack_option
 def what_if(file: str, model_id: str | None, sets: tuple[str, ...], unsets: tuple[str, ...],
-            fmt: str, packs: tuple[str, ...]) -> None:
+            fmt: str, db: str | None, packs: tuple[str, ...]) -> None:
     """Re-assess FILE with some evidence changed, and show every contract key and
     conclusion that changes, in the model and in the models of its portfolio that carry
-    its determination over.
+    its determination over. Nothing is stored; when there is a record of assessments
+    (--db), the what-if is entered in its decision log, as the service's are.
 
     \b
     Examples:
@@ -140,13 +149,41 @@ def what_if(file: str, model_id: str | None, sets: tuple[str, ...], unsets: tupl
     report([*result.errors, *result.after_errors])
     if result.model not in result.before or result.model not in result.after:
         sys.exit(EXIT_REJECTED)  # the model itself could not be assessed: said above
+    found = what_if_report(result)
+    _log(db, run, found)
     if fmt == "json":
-        click.echo(dumps(what_if_report(result)))
+        click.echo(dumps(found))
     else:
         changes, concluded = changes_of(result)
         click.echo(_render_whatif(result, changes, concluded), nl=False)
     if result.errors or result.after_errors:
         sys.exit(EXIT_REJECTED)
+
+
+def _log(db: str | None, run: AssessmentRun, found: dict[str, Any]) -> None:
+    """Enter a what-if in the decision log of the record at `db` (actor `cli:` and the
+    OS user), as service.md asks of every what-if, from the service or the CLI; nothing
+    when there is no record there (a SQLite file that does not exist is not made for
+    it). The entry hashes the canonical evidence and the report, as the service's do."""
+    url = database_url(db)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and (
+            not parsed.database or parsed.database == ":memory:"
+            or not Path(parsed.database).exists()):
+        return
+    pack = run.evaluator.pack
+    store = open_store(db)
+    try:
+        with store.engine.begin() as conn:
+            audit.append(conn, actor=audit.cli_actor(), action="what-if", pack=pack.name,
+                         pack_version=pack.version,
+                         input_sha256=audit.sha256_of(run_input(run)),
+                         result_sha256=audit.sha256_of(found))
+    except SQLAlchemyError as exc:
+        fail(f"cannot write the decision log of {describe(url)}: "
+             f"{str(exc.orig if hasattr(exc, 'orig') else exc).splitlines()[0]}")
+    finally:
+        store.engine.dispose()
 
 
 def _evidence_impact(G: nx.DiGraph, evidence_id: str) -> dict[str, Any]:

@@ -138,3 +138,14 @@ def stored_evidence(state: ServiceState, model: str, assessment: int | None = No
         under = f" under {framework}" if framework is not None else ""
         raise Problem(404, f"no stored {what}a model {model!r}{under}")
     return store.evidence([found[-1].evidence_hash])[found[-1].evidence_hash]
+
+
+def stored_framework(state: ServiceState, model: str, assessment: int | None = None
+                     ) -> str | None:
+    """The framework `model`'s newest stored assessment (or `assessment`) was made
+    under, the default of `?framework=` wherever stored evidence is assessed again (its
+    evidence is written for that framework); None when there is none (stored_evidence
+    then says 404)."""
+    found = [] if "\x00" in model else state.store.history(model)
+    chosen = [s for s in found if assessment is None or s.id == assessment]
+    return chosen[-1].framework if chosen else None

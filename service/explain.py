@@ -10,7 +10,7 @@ import networkx as nx
 from engine.jsontext import dumps
 from knowledge_graph.explain import render_text, why_tree
 from knowledge_graph.export import GraphvizError, explained, export
-from knowledge_graph.provenance import UnknownConclusion, find_conclusion
+from knowledge_graph.provenance import Subject, UnknownConclusion, find_conclusion
 from service.problems import Problem
 
 MEDIA_TYPES = {
@@ -23,16 +23,19 @@ MEDIA_TYPES = {
 GRAPH_FORMATS = ("svg", "dot", "prov-json")
 
 
-def explain(model: str, graph: nx.DiGraph, selector: str, fmt: str) -> bytes:
+def explain(model: str, graph: nx.DiGraph, selector: str, fmt: str,
+            subjects: dict[str, Subject] | None = None) -> bytes:
     """The explanation of `selector` (`all`: the whole provenance, graph formats only)
-    in the provenance `graph` of `model`, as `asl why` writes it."""
+    in the provenance `graph` of `model`, as `asl why` writes it; `subjects`: the
+    selector subjects of the framework the assessment was made under (`subjects_for`),
+    so that its own selectors (openai-pf-2's `research:NAME`, ...) resolve."""
     if selector == "all" and fmt not in GRAPH_FORMATS:
         raise Problem(422, "conclusion=all needs a graph format: format="
                       + "|".join(GRAPH_FORMATS))
     node: str | None = None
     if selector != "all":
         try:
-            node = find_conclusion(graph, selector)
+            node = find_conclusion(graph, selector, subjects)
         except UnknownConclusion:
             raise Problem(404, f"{model} has no conclusion {selector!r}; try decision, a key of "
                           "the result (asl, level, required.security, ...), threshold:NAME "

@@ -3,8 +3,9 @@
 - Request bodies are held to the size limit while they are read, whether they come with
   a Content-Length or chunked: a declared length over the limit is refused before any of
   it is read, and a chunked body is cut off as soon as it passes the limit (413).
-- A request body with a Content-Encoding other than identity is refused (415, with
-  `Accept-Encoding: identity`), so a small compressed body cannot expand past the limit.
+- A request body with a Content-Encoding other than identity is refused (413, as the
+  spec puts it with the size limit, with `Accept-Encoding: identity`), so a small
+  compressed body cannot expand past the limit.
 - Every response carries the security headers of the spec, and `Cache-Control:
   no-store` (what the service answers is either authenticated or live state).
 - Anything that escapes the application after its response has started is logged, never
@@ -103,7 +104,7 @@ class Guard:
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
         coding = headers.get(b"content-encoding", b"").decode("latin-1").strip().lower()
         if coding and coding != "identity":
-            return Problem(415, f"Content-Encoding {coding!r} is not accepted; send the body "
+            return Problem(413, f"Content-Encoding {coding!r} is not accepted; send the body "
                            "uncompressed", {"Accept-Encoding": "identity"})
         length = headers.get(b"content-length")
         if length is not None:

@@ -296,7 +296,7 @@ def test_oversize_and_compressed_bodies_are_refused(server: Server) -> None:
 
         problem(analyst.post("/v1/assess", content=chunks(), headers=JSON_TYPE), 413)
         problem(analyst.post("/v1/assess", content=b"x", headers={
-            **JSON_TYPE, "Content-Encoding": "gzip"}), 415)
+            **JSON_TYPE, "Content-Encoding": "gzip"}), 413)
         document = data_of(GAP)
         too_many = {"models": [dict(document, model={**document["model"], "id": f"m-{n}"})
                                for n in range(1001)]}

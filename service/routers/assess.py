@@ -43,11 +43,13 @@ from service.evidence import (
     framework_stack,
     rejection,
     stored_evidence,
+    stored_framework,
 )
 from service.problems import AUTHENTICATED, Problem, problem_responses
-from service.routers.models import JSON_CONTENT, json_bytes
+from service.routers.models import JSON_CONTENT, cli_json_bytes
 from service.state import LoadedStack, ServiceState
 from store import audit
+from store.canonical import evidence_input, run_input
 from store.record import NewAssessment, decompress
 
 router = APIRouter(prefix="/v1", tags=["assess"],
@@ -117,7 +119,7 @@ def assess_and_store(state: ServiceState, who: Principal, content: bytes, fmt: s
         results.append(decompress(stored.result))
     # The evidence as validated JSON: a JSON and a YAML body of the same document agree.
     bodies = [orjson.loads(Entry.of(loaded[m]).body) for m in run.models]
-    given = bodies[0] if run.single else bodies
+    given = evidence_input(bodies, run.single)
     hashes = digests(given if logged is None else logged, results)
     with state.engine.begin() as conn:
         if new:
@@ -152,11 +154,12 @@ async def assess_evidence(request: Request, who: Analyst,
     1,000 models) with the active pack stack, or under `framework` (a built-in pack), as
     `asl assess [--framework NAME] --format json`: results in input order. Stored with
     their framework unless `store=false`; all or nothing (422 lists every problem, one
-    `{"file": "body", "path", "message"}` each, and nothing is stored)."""
+    `{"file": "body", "path", "message"}` each, and nothing is stored). Serialised as
+    the CLI prints JSON, so the same input gives the same bytes, stored or not."""
     fmt = body_format(request)
     content = await request.body()
     state: ServiceState = request.app.state.asl
-    return json_bytes(await anyio.to_thread.run_sync(
+    return cli_json_bytes(await anyio.to_thread.run_sync(
         partial(assess_and_store, state, who, content, fmt, store, framework=framework),
         limiter=state.work_slots()))
 
@@ -174,6 +177,8 @@ def _what_if(state: ServiceState, who: Principal, body: WhatIfRequest,
         raise Problem(422, "give at least one edit in set or unset")
     if bad:
         raise Problem(422, f"{bad[0]['path']}: {bad[0]['message']}", errors=bad)
+    if framework is None and body.evidence is None:  # as the stored model was assessed
+        framework = stored_framework(state, body.model)
     stack = framework_stack(state, framework)
     evidence = (body.evidence if body.evidence is not None
                 else stored_evidence(state, body.model, framework=framework))
@@ -193,7 +198,7 @@ def _what_if(state: ServiceState, who: Principal, body: WhatIfRequest,
         raise Problem(422, f"{body.model} could not be assessed"
                       + (f": {lost[0]}" if lost else ""), errors=[error_json(e) for e in lost])
     report = what_if_report(result)
-    hashes = digests({"evidence": evidence, "set": body.set, "unset": body.unset}, report)
+    hashes = digests(run_input(run), report)
     with state.engine.begin() as conn:
         entry = log(conn, who, "what-if", stack, hashes)
     return {**report, "decision_id": entry.decision_id}
@@ -206,7 +211,8 @@ async def what_if(request: Request, who: Analyst, framework: Framework = None) -
     evidence edited (`set`: `evaluations[ID].score=0.3`, ...; `unset`: a field or
     entry), and every contract key and conclusion that changes, in it and in the models
     of its portfolio that carry its determination over. Without `evidence`, the model's
-    newest stored evidence (under `framework`, when named). Never stored."""
+    newest stored evidence (under `framework` when named, else under the framework that
+    assessment was made under). Never stored."""
     body = await json_model(request, WhatIfRequest)
     state: ServiceState = request.app.state.asl
-    return json_bytes(await run_in_threadpool(_what_if, state, who, body, framework))
+    return cli_json_bytes(await run_in_threadpool(_what_if, state, who, body, framework))

@@ -11,14 +11,17 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from engine.errors import InputError
+from engine.evidence_reading import Body, documents_in
 from service import batches
 from service.auth import ANALYST, Principal, require
-from service.evidence import Framework, body_format, framework_stack
+from service.evidence import BODY, SYNTAX, Framework, body_format, error_json, framework_stack
 from service.problems import AUTHENTICATED, Problem, problem_responses
 from service.routers.assess import EVIDENCE_BODY
 from service.routers.models import JSON_CONTENT, ROW_ID_MAX, json_bytes
 from service.state import ServiceState
 from store import audit
+from store.canonical import evidence_input
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"],
                    responses=problem_responses(*AUTHENTICATED, 404))
@@ -38,24 +41,39 @@ async def queue_portfolio(request: Request, who: Principal, content: bytes, fmt:
     if not content.strip():
         raise Problem(400, "the body is empty; send a portfolio")
     state = _state(request)
-    given: dict[str, Any] = {"format": fmt, "body": content.decode("utf-8", "replace")}
-    if framework is not None:
-        given["framework"] = framework
 
     def queue() -> dict[str, Any]:
-        if framework is not None:
-            framework_stack(state, framework)  # an unknown one is refused, not queued
+        stack = framework_stack(state, framework)  # an unknown one is refused, not queued
+        given = audit.sha256_of(_readable(content, fmt))  # before the write lock
         with state.engine.begin() as conn:
             batch_id = batches.submit(conn, who.person, content, fmt, framework)
             entry = audit.append(conn, actor=who.person, role=who.role,
-                                 action="batch.submit",
-                                 input_sha256=audit.sha256_of(given),
+                                 action="batch.submit", pack=stack.pack.name,
+                                 pack_version=stack.pack.version, input_sha256=given,
                                  result_sha256=audit.sha256_of({"batch": batch_id}))
         return {"id": batch_id, "state": "queued", "decision_id": entry.decision_id}
 
     answer = await run_in_threadpool(queue)
     request.app.state.batches.wake()
     return answer
+
+
+def _readable(content: bytes, fmt: str) -> Any:
+    """The canonical evidence of a portfolio body (what its decision-log entry hashes);
+    400 when it is not JSON or YAML (or not UTF-8) at all, so that nothing is queued or
+    logged. A JSON Lines body is read line by line, as `asl batch` and `POST /v1/assess`
+    read it: one unreadable line among readable ones is one rejected document, which
+    the runner reports with the evidence that breaks the format, model by model; a body
+    with no readable line is 400."""
+    errors: list[InputError] = []
+    found = documents_in(Body(content, fmt, BODY), None, errors)
+    syntax = [e for e in errors if e.message.startswith(SYNTAX)]
+    if syntax and (not found or any(not e.path for e in syntax)):
+        first = syntax[0]
+        raise Problem(400, f"{BODY}{' ' + first.path if first.path else ''}: "
+                      f"{first.message}", errors=[error_json(e) for e in syntax])
+    return evidence_input([data for _, data in found],
+                          len(found) == 1 and found[0][0] == "")
 
 
 @router.post("", status_code=202, openapi_extra=EVIDENCE_BODY,

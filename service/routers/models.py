@@ -14,8 +14,17 @@ from sqlalchemy import bindparam, select
 from starlette.concurrency import run_in_threadpool
 
 from engine.api import Body, assess
-from engine.framework import builtin_specs, known_decisions, known_levels
+from engine.framework import (
+    FrameworkSpec,
+    builtin_spec,
+    builtin_specs,
+    default_spec,
+    known_decisions,
+    known_levels,
+)
+from engine.jsontext import dumps
 from knowledge_graph.provenance import load as load_graph
+from knowledge_graph.provenance import subjects_for
 from knowledge_graph.report import provenance
 from knowledge_graph.whynot import TargetError, parse_target, why_not
 from service.auth import VIEWER, Principal, require
@@ -27,6 +36,7 @@ from service.evidence import (
     framework_stack,
     rejection,
     stored_evidence,
+    stored_framework,
 )
 from service.explain import MEDIA_TYPES, explain
 from service.problems import AUTHENTICATED, Problem, problem_responses
@@ -56,6 +66,13 @@ _NEWEST_ID = (select(A.c.id).where(A.c.model_id == bindparam("model"))
 def json_bytes(data: Any, status: int = 200) -> Response:
     """`data` as JSON, serialised once (results are large; no re-encoding pass)."""
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def cli_json_bytes(data: Any) -> Response:
+    """`data` exactly as the CLI prints it with `--format json` (engine.jsontext: keys
+    sorted, indented two spaces, a final newline), for answers the spec defines as a
+    CLI command's JSON: the same input gives the same bytes, whichever path made them."""
+    return Response(f"{dumps(data)}\n".encode(), media_type="application/json")
 
 
 def _history(store: Store, model: str) -> list[Summary]:
@@ -95,8 +112,18 @@ def list_models(request: Request, _: Viewer,
     `framework` is the base pack's name, `q` text the model id contains (any case)."""
     rows, total = latest_page(request.app.state.asl.engine,
                               Filters(asl, decision, framework, q), limit, offset)
-    return json_bytes({"models": [summary_json(s) for s in rows], "total": total,
+    return json_bytes({"models": [_listed(s) for s in rows], "total": total,
                        "limit": limit, "offset": offset})
+
+
+def _listed(s: Summary) -> dict[str, Any]:
+    """A list item: the stored row as `asl list` gives it, and, for a framework whose
+    results have no `asl` key (openai-pf-2), `asl` as the headline level, which is what
+    `?asl=` filters: the spec's item is `{"model", "asl", "decision", "assessed_at", ...}`
+    whatever the framework. An rsp-2.1 row is as it was."""
+    item = summary_json(s)
+    item.setdefault("asl", s.level)
+    return item
 
 
 @router.get("/{model}", responses={200: {"content": JSON_CONTENT}})
@@ -104,7 +131,7 @@ def newest(request: Request, model: ModelId, _: Viewer) -> Response:
     """The newest stored assessment of `model`, as `asl assess --format json` gives it."""
     store = request.app.state.asl.store
     chosen = _chosen(store, model, None)
-    return json_bytes(store.results([chosen])[chosen])
+    return cli_json_bytes(store.results([chosen])[chosen])
 
 
 @router.get("/{model}/history", responses={200: {"content": JSON_CONTENT}})
@@ -118,17 +145,32 @@ def history(request: Request, model: ModelId, _: Viewer) -> Response:
 @router.get("/{model}/why", responses={
     200: {"content": {media: {} for media in sorted(set(MEDIA_TYPES.values()))}}})
 def why(request: Request, model: ModelId, _: Viewer,
-        conclusion: Annotated[str, Query(max_length=300)] = "asl",
+        conclusion: Annotated[str | None, Query(max_length=300)] = None,
         format: Annotated[Format, Query()] = "json",
         assessment: Annotated[int | None, Query(ge=1, le=ROW_ID_MAX)] = None) -> Response:
     """As `asl why MODEL --conclusion C --format F [--assessment ID]`: the chain from a
-    conclusion through each rule down to the evidence, from the stored graph."""
+    conclusion (default: the headline level of the framework the assessment was made
+    under, rsp-2.1's `asl`) through each rule down to the evidence, from the stored
+    graph, with that framework's selectors."""
     state: ServiceState = request.app.state.asl
     chosen = _newest(state, model) if assessment is None else None
     if chosen is None:  # an assessment named, or none stored: checked against history
         chosen = _chosen(state.store, model, assessment)
+    spec = _stored_spec(state, chosen)
     graph = load_graph(state.store.provenance(chosen))
-    return Response(explain(model, graph, conclusion, format), media_type=MEDIA_TYPES[format])
+    return Response(explain(model, graph, conclusion or spec.level.key or "level", format,
+                            subjects_for(spec)), media_type=MEDIA_TYPES[format])
+
+
+_FRAMEWORK = select(A.c.framework).where(A.c.id == bindparam("id"))  # built once
+
+
+def _stored_spec(state: ServiceState, chosen: int) -> FrameworkSpec:
+    """The spec of the framework the stored assessment `chosen` was made under (as
+    `asl why MODEL` reads it; one lookup by primary key)."""
+    with state.engine.connect() as conn:
+        framework = conn.execute(_FRAMEWORK, {"id": chosen}).scalar()
+    return builtin_spec(framework or "") or default_spec()
 
 
 class WhyNotRequest(BaseModel):
@@ -141,6 +183,8 @@ class WhyNotRequest(BaseModel):
 
 def _why_not(state: ServiceState, model: str, target: str, assessment: int | None,
              framework: str | None = None) -> bytes:
+    if framework is None:  # the framework the stored assessment was made under
+        framework = stored_framework(state, model, assessment)
     stack = framework_stack(state, framework)
     evidence = stored_evidence(state, model, assessment, framework)
     try:
@@ -165,9 +209,10 @@ async def why_not_endpoint(request: Request, model: ModelId, _: Viewer,
                            framework: Framework = None) -> Response:
     """As `asl why-not MODEL_FILE TARGET [--framework NAME] --format json` on the stored
     evidence of the model (its newest assessment, or `assessment`; under `framework`
-    when named), assessed again with the active pack stack or that framework's pack
-    (why-not needs the derivation, not only the stored graph): what stands in the way of
-    the target, and for each rule that would conclude it, what failed."""
+    when named, else under the framework that assessment was made under), assessed again
+    with the active pack stack or that framework's pack (why-not needs the derivation,
+    not only the stored graph): what stands in the way of the target, and for each rule
+    that would conclude it, what failed."""
     body = await json_model(request, WhyNotRequest)
     state: ServiceState = request.app.state.asl
     data = await run_in_threadpool(_why_not, state, model, body.target, assessment,

@@ -28,6 +28,7 @@ from service.ui.graph import why_chain, why_svg
 from service.ui.render import html_page
 from service.ui.session import PageError, Session, field, form_fields, page
 from store import audit
+from store.canonical import run_input
 
 router = APIRouter(prefix="/ui/models", include_in_schema=False)
 Analyst = Annotated[Session, Depends(page(ANALYST))]
@@ -101,8 +102,7 @@ def _run(request: Request, session: Session, model: str, evidence: dict[str, Any
     with state.engine.begin() as conn:
         audit.append(conn, actor=session.person, role=session.role, action="what-if",
                      pack=stack.pack.name, pack_version=stack.pack.version,
-                     input_sha256=audit.sha256_of({"evidence": evidence, "set": sets,
-                                                   "unset": []}),
+                     input_sha256=audit.sha256_of(run_input(run)),
                      result_sha256=audit.sha256_of(report))
     graph = provenance(result.after[model])
     node = find_conclusion(graph, "decision")
