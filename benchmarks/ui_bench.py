@@ -36,10 +36,9 @@ from store.db import connect  # noqa: E402
 
 TARGET_MS = 200.0
 REPEAT = 7
-COLUMNS = ("evidence_hash, pack_name, pack_version, input_hash, assessed_at, batch_id, asl, "
-           "required_deployment, required_security, comprehensive_required, decision, "
-           "missing_safeguards, actions, result, provenance, kinds, pack_stack, framework, "
-           "contract_hash")
+COLUMNS = ("evidence_hash, pack_name, pack_version, input_hash, assessed_at, batch_id, level, "
+           "required, scalars, decision, missing_safeguards, actions, result, provenance, "
+           "kinds, pack_stack, framework, contract_hash")
 
 
 def fill(url: str, models: int) -> int:

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from service.ui import batches, login, models, packs, rules, whatif
 from service.ui.render import STATIC, html_page
-from service.ui.session import COOKIE, LoginNeeded, PageError, Sessions, sessions_of
+from service.ui.session import COOKIE, LoginNeeded, PageError, sessions_of
 
 ROUTERS = (login.router, models.router, rules.router, whatif.router, packs.router,
            batches.router)
@@ -32,7 +32,6 @@ async def _page_error(request: Request, exc: Exception) -> Response:
 
 def mount(app: FastAPI) -> None:
     """Add the web UI to the service's FastAPI `app`."""
-    app.state.ui_sessions = Sessions()
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
