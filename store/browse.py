@@ -33,9 +33,12 @@ class Filters:
 SORTABLE = ("model_id", "level", "decision", "assessed_at")
 
 
-def _newest(filters: Filters) -> Select:
+def _newest(filters: Filters, dialect: str) -> Select:
     """The newest-assessment rows of the models that pass `filters` (every filter is a
-    column of that small table, or the model id, so no assessment row is read)."""
+    column of that small table, or the model id, so no assessment row is read).
+
+    On SQLite, LIKE already ignores the case of ASCII letters, and only theirs, as
+    lower() does: the search skips lower() on every row (a third of the time)."""
     query = select(L.c.model_id, L.c.assessment_id)
     if filters.level is not None:
         query = query.where(L.c.level == filters.level)
@@ -43,7 +46,9 @@ def _newest(filters: Filters) -> Select:
         query = query.where(L.c.decision == filters.decision)
     if filters.framework is not None:
         query = query.where(L.c.framework == filters.framework)
-    if filters.q:
+    if filters.q and dialect == "sqlite":
+        query = query.where(L.c.model_id.contains(filters.q, autoescape=True))
+    elif filters.q:
         query = query.where(func.lower(L.c.model_id).contains(filters.q.lower(),
                                                               autoescape=True))
     return query
@@ -59,7 +64,7 @@ def latest_page(engine: Engine, filters: Filters, limit: int, offset: int,
     kept by a trigger on every insert), whose indexes hold each filter and sort column
     with the model id: the count and the page's ids are read from an index, and only
     the page's own assessment rows are read from the record."""
-    query = _newest(filters)
+    query = _newest(filters, engine.dialect.name)
     keys = []
     for name, descending in order:
         if name not in SORTABLE:

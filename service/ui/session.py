@@ -26,6 +26,8 @@ from urllib.parse import parse_qs
 from fastapi import Request
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 
 from service.auth import GRANTED_TO, security_log
 from store import audit, tokens
@@ -42,6 +44,8 @@ TOUCH_S = 60.0
 S = UiSession.__table__  # type: ignore[attr-defined]
 T = ApiToken.__table__  # type: ignore[attr-defined]
 FORM_TYPE = "application/x-www-form-urlencoded"
+MULTIPART_TYPE = "multipart/form-data"
+MAX_TEXT_FIELD = 1024 * 1024  # a multipart form's text field (a file is bounded by the body)
 
 
 class LoginNeeded(Exception):
@@ -207,26 +211,69 @@ def same_origin(request: Request) -> bool:
     return request.headers.get("sec-fetch-site") == "same-origin"
 
 
-async def form_fields(request: Request, expected_csrf: str | None) -> dict[str, list[str]]:
-    """The fields of a posted form, after the same-origin and CSRF checks (403 if either
-    fails). `expected_csrf` is the session's (or the login form's) CSRF value."""
+def _checked_origin(request: Request) -> None:
     if not same_origin(request):
         security_log.warning("403 %s %s from %s: cross-origin form", request.method,
                              request.url.path, _client(request))
         raise PageError(403, "This form was not sent from this site; reload the page and "
                         "send it again.")
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != FORM_TYPE:
-        raise PageError(415, f"A form is sent as {FORM_TYPE}.")
-    body = (await request.body()).decode("utf-8", errors="replace")
-    fields = parse_qs(body, keep_blank_values=True, max_num_fields=2000)
+
+
+def _checked_csrf(request: Request, fields: dict[str, list[str]],
+                  expected_csrf: str | None) -> None:
     sent = (fields.get("csrf") or [""])[0]
     if not expected_csrf or not hmac.compare_digest(sent.encode(), expected_csrf.encode()):
         security_log.warning("403 %s %s from %s: missing or wrong CSRF token",
                              request.method, request.url.path, _client(request))
         raise PageError(403, "This form has expired or was not sent from this site; "
                         "reload the page and send it again.")
+
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def form_fields(request: Request, expected_csrf: str | None) -> dict[str, list[str]]:
+    """The fields of a posted form, after the same-origin and CSRF checks (403 if either
+    fails). `expected_csrf` is the session's (or the login form's) CSRF value."""
+    _checked_origin(request)
+    if _content_type(request) != FORM_TYPE:
+        raise PageError(415, f"A form is sent as {FORM_TYPE}.")
+    body = (await request.body()).decode("utf-8", errors="replace")
+    fields = parse_qs(body, keep_blank_values=True, max_num_fields=2000)
+    _checked_csrf(request, fields, expected_csrf)
     return fields
+
+
+async def upload_fields(request: Request, expected_csrf: str | None, file_field: str
+                        ) -> tuple[dict[str, list[str]], tuple[str, bytes] | None]:
+    """The text fields and the one uploaded file (`file_field`: its name and bytes; None
+    when no file was chosen) of a form sent as multipart/form-data, or the fields of a
+    plain form, after the same-origin and CSRF checks. The whole body is already bounded
+    by the service's body limit for the path (service.guard); here a text field is
+    bounded too, and there is at most one file."""
+    _checked_origin(request)
+    if _content_type(request) == FORM_TYPE:
+        return await form_fields(request, expected_csrf), None
+    if _content_type(request) != MULTIPART_TYPE:
+        raise PageError(415, f"A form is sent as {MULTIPART_TYPE} or {FORM_TYPE}.")
+    try:
+        form = await request.form(max_files=1, max_fields=20, max_part_size=MAX_TEXT_FIELD)
+    except (HTTPException, MultiPartException) as exc:  # malformed, or over a limit
+        reason = exc.detail if isinstance(exc, HTTPException) else exc.message
+        raise PageError(400, f"The form could not be read: {reason}") from None
+    try:
+        fields: dict[str, list[str]] = {}
+        upload: tuple[str, bytes] | None = None
+        for name, value in form.multi_items():
+            if isinstance(value, str):
+                fields.setdefault(name, []).append(value)
+            elif name == file_field and value.filename:
+                upload = (value.filename, await value.read())
+        _checked_csrf(request, fields, expected_csrf)
+        return fields, upload
+    finally:
+        await form.close()
 
 
 def field(fields: dict[str, list[str]], name: str, default: str = "") -> str:
