@@ -201,3 +201,32 @@ def test_the_upload_has_the_api_batch_body_limit(db_url: str) -> None:
                            files={"file": ("big.yaml", (text * 3).encode())},
                            headers={"Origin": ORIGIN}, follow_redirects=False)
         assert big.status_code == 413 and "4,000-byte limit" in big.text
+
+
+def test_a_draft_shows_which_stored_models_it_would_change(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/asl.db"
+    stored = run_asl("batch", str(EXAMPLES), "--db", url)
+    assert stored.returncode == 0, stored.stderr
+    with TestClient(create_app(ServiceConfig(url)), base_url=ORIGIN) as app:
+        author = as_person(app, url, "rule-author", "rhea")
+        assert post(author, "/ui/packs", upload_form(packs.read_pack_files(ACME))
+                    ).status_code == 303
+        page = author.get("/ui/packs/acme-lab").text
+    section = page[page.index('id="impact"'):page.index('id="tests"')]
+    # As `asl rules diff --portfolio` finds for the same evidence and packs.
+    cli = run_asl("rules", "diff", "rules/rsp-2.1", str(ACME), "--portfolio",
+                  str(EXAMPLES), "--format", "json")
+    assert cli.returncode == 0, cli.stderr
+    expected = json.loads(cli.stdout)["portfolio"]
+    headline = sorted(m for m, changes in expected["models"].items()
+                      if {c["key"] for c in changes} & {"asl", "level", "decision"})
+    assert headline == ["larkspur-heron-2"]
+    rows = re.findall(r'<tr><td><a href="/ui/models/([^"]+)">', section)
+    assert rows == headline
+    assert "<code>asl</code> <span class=\"old\">ASL-2</span> → <span class=\"new\">ASL-3" \
+        in section
+    assert "<code>decision</code> <span class=\"old\">proceed</span> → " \
+        "<span class=\"new\">pause" in section
+    checked = len(expected["models"]) + expected["unchanged"]
+    assert f"{checked} of {checked} stored models checked" in section
+    assert f"{expected['unchanged']} unchanged" in section

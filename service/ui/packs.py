@@ -1,6 +1,7 @@
 """`/ui/packs`: the active stack and the drafts awaiting activation (viewer); a rule
 author uploads a draft from a form. `/ui/packs/{name}` (rule author, as the API's diff
-and test) reviews a draft: what it changes against the active stack and its test cases,
+and test) reviews a draft: what it changes against the active stack, which stored models
+would then get another level or decision (service.ui.impact) and its test cases,
 run as `GET /v1/packs/{name}/diff` and `POST .../test` run them (service.packcheck, in
 the limited child process); an admin who is not its uploader activates the version shown
 there (four eyes). Upload and activation are the API's own
@@ -22,6 +23,7 @@ from service.packcheck import DraftRunStopped, Layer, run_draft
 from service.problems import Problem
 from service.routers.packs import activate_draft, upload_draft
 from service.state import ServiceState
+from service.ui.impact import draft_impact
 from service.ui.render import html_page, url_part
 from service.ui.session import PageError, Session, field, form_fields, page
 from store import packs
@@ -56,6 +58,7 @@ def _review(state: ServiceState, name: str) -> dict[str, Any]:
         except DraftRunStopped as exc:
             answers[task] = None
             answers[f"{task}_stopped"] = str(exc)
+    answers["impact"] = draft_impact(state, name, draft.files, layers)
     return {"draft": draft, **answers}
 
 
