@@ -113,7 +113,9 @@ def main() -> None:
             slow = []
             for path in ("/ui/models", f"/ui/models?page={last}",
                          "/ui/models?asl=ASL-3&sort=-assessed",
-                         "/ui/models?decision=pause&sort=-asl&page=20", "/ui/models?q=kite-c99",
+                         "/ui/models?decision=pause&sort=-asl&page=20",
+                         "/ui/models?asl=ASL-2&sort=decision&page=500",
+                         f"/ui/models?sort=-assessed&page={last - 5}", "/ui/models?q=kite-c99",
                          "/ui/models/larkspur-kite-4-c500", "/ui/models/larkspur-kite-4",
                          "/ui/models/larkspur-kite-4/what-if", "/ui/rules",
                          "/ui/rules/requirements.highest"):

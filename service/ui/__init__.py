@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from service.ui import batches, login, models, packs, rules, whatif
 from service.ui.render import STATIC, html_page
@@ -25,7 +26,7 @@ async def _login_needed(request: Request, exc: Exception) -> Response:
 
 async def _page_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PageError)
-    session = sessions_of(request).get(request.cookies.get(COOKIE))
+    session = await run_in_threadpool(sessions_of(request).get, request.cookies.get(COOKIE))
     return html_page(request, "error.html", session, exc.status, exc.headers,
                      code=exc.status, message=exc.message)
 

@@ -21,7 +21,7 @@ from service.packcheck import DraftRunStopped, Layer, run_draft
 from service.state import ServiceState
 from store.browse import Filters, latest_page
 
-IMPACT_MODELS = 1_000  # stored models assessed twice in the child, at most
+IMPACT_MODELS = 200  # stored models assessed twice in the child, at most (seconds each 100)
 
 
 @dataclass

@@ -96,7 +96,8 @@ class Sessions:
         self.idle_s = idle_s
         self.absolute_s = absolute_s
         # The idle deadline is written at most this often per session (a read per
-        # request, not a write); a tenth of the idle time, at most a minute.
+        # request, not a write); a tenth of the idle time, at most a minute, so a
+        # session may end up to that much before `idle_s` of true idleness.
         self.touch_s = min(TOUCH_S, idle_s / 10)
 
     def create(self, token: tokens.Token) -> Session:
