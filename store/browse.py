@@ -57,24 +57,35 @@ def _newest(filters: Filters, dialect: str) -> Select:
 def latest_page(engine: Engine, filters: Filters, limit: int, offset: int,
                 order: Sequence[tuple[str, bool]] = ()) -> tuple[list[Summary], int]:
     """One page of the newest assessment of every model that passes `filters`, sorted by
-    `order` ((column of SORTABLE, descending) pairs) and then model id, and how many
-    pass in all.
+    `order` ((column of SORTABLE, descending) pairs) and then by model id in the same
+    direction as the last of them, and how many pass in all.
 
     Which assessment is a model's newest comes from `assessment_latest` (store.ui_tables,
     kept by a trigger on every insert), whose indexes hold each filter and sort column
-    with the model id: the count and the page's ids are read from an index, and only
-    the page's own assessment rows are read from the record."""
+    followed by the model id: so the page's ids are read in index order (either way),
+    the count from an index, and only the page's own assessment rows from the record.
+    A search by id scans the model ids once, counting as it pages."""
     query = _newest(filters, engine.dialect.name)
-    keys = []
+    keys, descending = [], False
     for name, descending in order:
         if name not in SORTABLE:
             raise ValueError(f"cannot sort the model list by {name!r}")
         keys.append(L.c[name].desc() if descending else L.c[name].asc())
+    keys.append(L.c.model_id.desc() if descending else L.c.model_id.asc())
     with engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        ids = conn.execute(query.with_only_columns(L.c.assessment_id)
-                           .order_by(*keys, L.c.model_id).limit(limit).offset(offset)
-                           ).scalars().all()
+        if filters.q:
+            counted = conn.execute(query.with_only_columns(
+                L.c.assessment_id, func.count().over().label("total")).order_by(*keys)
+                .limit(limit).offset(offset)).all()
+            ids = [row.assessment_id for row in counted]
+            total = counted[0].total if counted else (0 if offset == 0 else None)
+        else:
+            ids = list(conn.execute(query.with_only_columns(L.c.assessment_id)
+                                    .order_by(*keys).limit(limit).offset(offset)).scalars())
+            total = None
+        if total is None:
+            total = conn.execute(select(func.count()).select_from(query.subquery())
+                                 ).scalar_one()
         found = {row["id"]: Summary(**row) for row in conn.execute(
             select(*SUMMARY_COLUMNS).where(A.c.id.in_(ids))).mappings()} if ids else {}
     return [found[i] for i in ids], int(total)

@@ -140,4 +140,4 @@ class BatchRun(SQLModel, table=True):
 
 # The service's tables (tokens, decision log, packs) share the metadata and migrations.
 import store.service_tables  # noqa: E402,F401
-import store.ui_tables  # noqa: E402,F401  (the web UI's sessions and newest-assessment table)
+from store import ui_tables  # noqa: E402,F401  (the web UI: sessions, newest assessments)

@@ -35,11 +35,19 @@ class LatestAssessment(SQLModel, table=True):
     so every writer, whatever its path, keeps it true; read by store.browse."""
 
     __tablename__ = "assessment_latest"
+    # A filter (level, decision, framework) and a sort (model id, level, decision,
+    # assessment time; either way) each have an index that yields the rows in order, so
+    # a page, however deep, is read from an index and never sorted.
     __table_args__ = (
         Index("ix_assessment_latest_level", "level", "model_id", "assessment_id"),
         Index("ix_assessment_latest_decision", "decision", "model_id", "assessment_id"),
         Index("ix_assessment_latest_assessed", "assessed_at", "model_id", "assessment_id"),
         Index("ix_assessment_latest_framework", "framework", "model_id", "assessment_id"),
+        Index("ix_assessment_latest_level_assessed", "level", "assessed_at", "model_id"),
+        Index("ix_assessment_latest_decision_assessed", "decision", "assessed_at",
+              "model_id"),
+        Index("ix_assessment_latest_level_decision", "level", "decision", "model_id"),
+        Index("ix_assessment_latest_decision_level", "decision", "level", "model_id"),
     )
 
     model_id: str = Field(primary_key=True, foreign_key="model.id")

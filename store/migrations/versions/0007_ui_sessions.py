@@ -42,7 +42,11 @@ POSTGRES_TRIGGER = [
 INDEXES = {"level": ("level", "model_id", "assessment_id"),
            "decision": ("decision", "model_id", "assessment_id"),
            "assessed": ("assessed_at", "model_id", "assessment_id"),
-           "framework": ("framework", "model_id", "assessment_id")}
+           "framework": ("framework", "model_id", "assessment_id"),
+           "level_assessed": ("level", "assessed_at", "model_id"),
+           "decision_assessed": ("decision", "assessed_at", "model_id"),
+           "level_decision": ("level", "decision", "model_id"),
+           "decision_level": ("decision", "level", "model_id")}
 
 
 def upgrade() -> None:
