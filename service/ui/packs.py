@@ -11,6 +11,7 @@ checks and the same decision-log entries.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -44,21 +45,29 @@ def _page_error(exc: Problem) -> PageError:
 
 
 def _review(state: ServiceState, name: str) -> dict[str, Any]:
-    """The draft `name`, its diff against the active stack and its test run."""
+    """The draft `name`, its diff against the active stack, its test run and its
+    portfolio impact: three limited children, run at the same time."""
     with state.engine.connect() as conn:
         draft = packs.draft(conn, name)
         stack = packs.active(conn, state.base)
     if draft is None:
         raise PageError(404, f"No draft pack {name!r}.")
     layers = [Layer(p.name, packs.materialize(p, state.workdir / "packs")) for p in stack]
-    answers: dict[str, Any] = {}
-    for task in ("diff", "test"):
+
+    def run(task: str) -> tuple[Any, str | None]:
         try:
-            answers[task] = run_draft(task, name, draft.files, layers, state.workdir)
+            return run_draft(task, name, draft.files, layers, state.workdir), None
         except DraftRunStopped as exc:
-            answers[task] = None
-            answers[f"{task}_stopped"] = str(exc)
-    answers["impact"] = draft_impact(state, name, draft.files, layers)
+            return None, str(exc)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        impact = pool.submit(draft_impact, state, name, draft.files, layers)
+        runs = dict(zip(("diff", "test"), pool.map(run, ("diff", "test")), strict=True))
+        answers: dict[str, Any] = {"impact": impact.result()}
+    for task, (answer, stopped) in runs.items():
+        answers[task] = answer
+        if stopped is not None:
+            answers[f"{task}_stopped"] = stopped
     return {"draft": draft, **answers}
 
 
