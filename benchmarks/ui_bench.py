@@ -36,10 +36,9 @@ from store.db import connect  # noqa: E402
 
 TARGET_MS = 200.0
 REPEAT = 7
-COLUMNS = ("evidence_hash, pack_name, pack_version, input_hash, assessed_at, batch_id, asl, "
-           "required_deployment, required_security, comprehensive_required, decision, "
-           "missing_safeguards, actions, result, provenance, kinds, pack_stack, framework, "
-           "contract_hash")
+COLUMNS = ("evidence_hash, pack_name, pack_version, input_hash, assessed_at, batch_id, level, "
+           "required, scalars, decision, missing_safeguards, actions, result, provenance, "
+           "kinds, pack_stack, framework, contract_hash")
 
 
 def fill(url: str, models: int) -> int:
@@ -114,7 +113,9 @@ def main() -> None:
             slow = []
             for path in ("/ui/models", f"/ui/models?page={last}",
                          "/ui/models?asl=ASL-3&sort=-assessed",
-                         "/ui/models?decision=pause&sort=-asl&page=20", "/ui/models?q=kite-c99",
+                         "/ui/models?decision=pause&sort=-asl&page=20",
+                         "/ui/models?asl=ASL-2&sort=decision&page=500",
+                         f"/ui/models?sort=-assessed&page={last - 5}", "/ui/models?q=kite-c99",
                          "/ui/models/larkspur-kite-4-c500", "/ui/models/larkspur-kite-4",
                          "/ui/models/larkspur-kite-4/what-if", "/ui/rules",
                          "/ui/rules/requirements.highest"):

@@ -60,7 +60,8 @@ def fastapi_app(config: ServiceConfig) -> FastAPI:
 def create_app(config: ServiceConfig) -> Guard:
     """The service for `config`, as uvicorn runs it."""
     return Guard(fastapi_app(config), config.max_body,
-                 {("POST", "/v1/batches"): config.max_batch_body})
+                 {("POST", "/v1/batches"): config.max_batch_body,
+                  ("POST", "/ui/batches"): config.max_batch_body})  # the UI's upload
 
 
 def app_from_environ() -> Guard:

@@ -84,15 +84,21 @@ class DraftRunStopped(Exception):
 
 
 def run_draft(task: str, name: str, files: dict[str, str], stack: Sequence[Layer],
-              workdir: Path) -> Any:
+              workdir: Path, portfolio: bytes | None = None) -> Any:
     """`test` (as `asl rules test DRAFT` over `stack`: the draft's cases, its rules'
     coverage) or `diff` (as `asl rules diff` of `stack` and `stack` with the draft in
-    its place, or on top) of a stored, validated draft, in the limited child. File
-    names are shown as the uploader knows them. DraftRunStopped at the limits."""
+    its place, or on top) of a stored, validated draft, in the limited child; or
+    `impact` (as `asl rules diff --portfolio` of the two: which models of `portfolio`,
+    JSON Lines evidence, change). File names are shown as the uploader knows them.
+    DraftRunStopped at the limits."""
     scratch = Path(tempfile.mkdtemp(dir=workdir, prefix=f"{task}-"))
     try:
         draft = _write_draft(name, files, scratch)
-        answer, stopped = _run_child(task, name, draft, stack, scratch)
+        extra = {}
+        if portfolio is not None:
+            (scratch / "portfolio.jsonl").write_bytes(portfolio)
+            extra["portfolio"] = str(scratch / "portfolio.jsonl")
+        answer, stopped = _run_child(task, name, draft, stack, scratch, extra)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if stopped is not None:
@@ -100,11 +106,12 @@ def run_draft(task: str, name: str, files: dict[str, str], stack: Sequence[Layer
     return answer
 
 
-def _run_child(task: str, name: str, draft: Path, stack: Sequence[Layer], scratch: Path
-               ) -> tuple[Any, str | None]:
+def _run_child(task: str, name: str, draft: Path, stack: Sequence[Layer], scratch: Path,
+               extra: dict[str, str] | None = None) -> tuple[Any, str | None]:
     """Run `task` in the limited child: its answer, or None and why it stopped."""
     request = {"task": task, "name": name, "base": stack[0].name, "draft": str(draft),
-               "stack": [[layer.name, str(layer.directory)] for layer in stack]}
+               "stack": [[layer.name, str(layer.directory)] for layer in stack],
+               **(extra or {})}
     what = "validation" if task == "validate" else f"the {task}"
     try:
         done = subprocess.run(
@@ -275,8 +282,22 @@ def diff_draft(request: dict[str, Any]) -> dict[str, Any]:
     return dict(_labelled(found, _labeller(Path(request["draft"]), request["stack"])))
 
 
+def impact_draft(request: dict[str, Any]) -> dict[str, Any]:
+    """What `asl rules diff --portfolio` finds for the stack and the stack with the
+    draft over the evidence in `request["portfolio"]`: per model, the contract keys that
+    change (engine.packdiff.portfolio_changes, the one implementation)."""
+    from engine.evaluator import Evaluator
+    from engine.loader import load_pack
+    from engine.packdiff import portfolio_changes
+
+    before, with_draft = _stacks(request)
+    found = portfolio_changes(Evaluator(load_pack(before)), Evaluator(load_pack(with_draft)),
+                              [request["portfolio"]]).to_json()
+    return dict(_labelled(found, _labeller(Path(request["draft"]), request["stack"])))
+
+
 TASKS: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "validate": validate, "test": test_draft, "diff": diff_draft}
+    "validate": validate, "test": test_draft, "diff": diff_draft, "impact": impact_draft}
 
 
 def main(argv: Sequence[str]) -> int:

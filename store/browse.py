@@ -1,6 +1,6 @@
-"""Browsing the record a page at a time: the newest assessment of each model, filtered
-and counted in the database (a portfolio of 100,000 models is never read whole to show
-fifty of them)."""
+"""Browsing the record a page at a time: the newest assessment of each model, filtered,
+sorted and counted in the database from the newest-assessment table (a portfolio of
+100,000 models is never read whole, nor grouped, to show fifty of them)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Engine
 
 from store.record import SUMMARY_COLUMNS, A, Summary
+from store.ui_tables import LatestAssessment
+
+L = LatestAssessment.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -26,55 +29,66 @@ class Filters:
     q: str | None = None
 
 
-def _latest(filters: Filters) -> Select:
-    newest = select(func.max(A.c.id)).group_by(A.c.model_id)
-    query = select(*SUMMARY_COLUMNS).where(A.c.id.in_(newest))
+# What a page may be sorted by (then by model id): a column of the newest-assessment table.
+SORTABLE = ("model_id", "level", "decision", "assessed_at")
+
+
+def _newest(filters: Filters, dialect: str) -> Select:
+    """The newest-assessment rows of the models that pass `filters` (every filter is a
+    column of that small table, or the model id, so no assessment row is read).
+
+    On SQLite, LIKE already ignores the case of ASCII letters, and only theirs, as
+    lower() does: the search skips lower() on every row (a third of the time)."""
+    query = select(L.c.model_id, L.c.assessment_id)
     if filters.level is not None:
-        query = query.where(A.c.level == filters.level)
+        query = query.where(L.c.level == filters.level)
     if filters.decision is not None:
-        query = query.where(A.c.decision == filters.decision)
+        query = query.where(L.c.decision == filters.decision)
     if filters.framework is not None:
-        query = query.where(A.c.framework == filters.framework)
-    if filters.q:
-        query = query.where(func.lower(A.c.model_id).contains(filters.q.lower(),
-                                                              autoescape=True))
-    return query
-
-
-def _newest_ids(filters: Filters) -> Select:
-    """(model id, id of its newest assessment) of each model whose id contains `q`, read
-    from the (model_id, id) index alone."""
-    query = select(A.c.model_id, func.max(A.c.id).label("id")).group_by(A.c.model_id)
-    if filters.q:
-        query = query.where(func.lower(A.c.model_id).contains(filters.q.lower(),
+        query = query.where(L.c.framework == filters.framework)
+    if filters.q and dialect == "sqlite":
+        query = query.where(L.c.model_id.contains(filters.q, autoescape=True))
+    elif filters.q:
+        query = query.where(func.lower(L.c.model_id).contains(filters.q.lower(),
                                                               autoescape=True))
     return query
 
 
 def latest_page(engine: Engine, filters: Filters, limit: int, offset: int,
-                order: Sequence[Any] = ()) -> tuple[list[Summary], int]:
-    """One page of the newest assessment of every model that passes `filters`, by
-    `order` (column expressions) and then model id, and how many pass in all.
+                order: Sequence[tuple[str, bool]] = ()) -> tuple[list[Summary], int]:
+    """One page of the newest assessment of every model that passes `filters`, sorted by
+    `order` ((column of SORTABLE, descending) pairs) and then by model id in the same
+    direction as the last of them, and how many pass in all.
 
-    Filtered by id only and ordered by model id (the listing as it opens), the page and
-    the count come from the index, and only the page's rows are read; a filter or an
-    order on a result column reads the newest row of every model."""
-    if filters.level is None and filters.decision is None and filters.framework is None \
-            and not order:
-        newest = _newest_ids(filters).subquery()
-        with engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(newest)).scalar_one()
-            ids = conn.execute(select(newest.c.id).order_by(newest.c.model_id)
-                               .limit(limit).offset(offset)).scalars().all()
-            rows = conn.execute(select(*SUMMARY_COLUMNS).where(A.c.id.in_(ids))
-                                .order_by(A.c.model_id)).mappings().all() if ids else []
-        return [Summary(**row) for row in rows], int(total)
-    query = _latest(filters)
+    Which assessment is a model's newest comes from `assessment_latest` (store.ui_tables,
+    kept by a trigger on every insert), whose indexes hold each filter and sort column
+    followed by the model id: so the page's ids are read in index order (either way),
+    the count from an index, and only the page's own assessment rows from the record.
+    A search by id scans the model ids once, counting as it pages."""
+    query = _newest(filters, engine.dialect.name)
+    keys, descending = [], False
+    for name, descending in order:
+        if name not in SORTABLE:
+            raise ValueError(f"cannot sort the model list by {name!r}")
+        keys.append(L.c[name].desc() if descending else L.c[name].asc())
+    keys.append(L.c.model_id.desc() if descending else L.c.model_id.asc())
     with engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        rows = conn.execute(query.order_by(*order, A.c.model_id).limit(limit).offset(offset)
-                            ).mappings().all()
-    return [Summary(**row) for row in rows], int(total)
+        if filters.q:
+            counted = conn.execute(query.with_only_columns(
+                L.c.assessment_id, func.count().over().label("total")).order_by(*keys)
+                .limit(limit).offset(offset)).all()
+            ids = [row.assessment_id for row in counted]
+            total = counted[0].total if counted else (0 if offset == 0 else None)
+        else:
+            ids = list(conn.execute(query.with_only_columns(L.c.assessment_id)
+                                    .order_by(*keys).limit(limit).offset(offset)).scalars())
+            total = None
+        if total is None:
+            total = conn.execute(select(func.count()).select_from(query.subquery())
+                                 ).scalar_one()
+        found = {row["id"]: Summary(**row) for row in conn.execute(
+            select(*SUMMARY_COLUMNS).where(A.c.id.in_(ids))).mappings()} if ids else {}
+    return [found[i] for i in ids], int(total)
 
 
 def summary_json(s: Summary) -> dict[str, Any]:

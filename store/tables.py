@@ -128,3 +128,4 @@ class BatchRun(SQLModel, table=True):
 
 # The service's tables (tokens, decision log, packs) share the metadata and migrations.
 import store.service_tables  # noqa: E402,F401
+from store import ui_tables  # noqa: E402,F401  (the web UI: sessions, newest assessments)

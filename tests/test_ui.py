@@ -410,20 +410,36 @@ def test_what_if_shows_what_changes_and_stores_nothing(app: TestClient, db_url: 
     assert forged.status_code == 403
 
 
-def test_sessions_end_after_the_idle_and_the_absolute_timeout() -> None:
-    token = tokens.Token("t1", "name", "pat", "viewer", "2026-01-01T00:00:00.000000Z",
-                         "cli:test", None, None, None)
-    idle = Sessions(idle_s=0.05, absolute_s=60)
-    kept = idle.create(token)
-    for _ in range(4):  # used within the idle time: kept
-        time.sleep(0.02)
-        assert idle.get(kept.id) is kept
-    time.sleep(0.08)
-    assert idle.get(kept.id) is None
-    absolute = Sessions(idle_s=60, absolute_s=0.05)
-    used = absolute.create(token)
-    time.sleep(0.03)
-    assert absolute.get(used.id) is used
-    time.sleep(0.03)
-    assert absolute.get(used.id) is None
-    assert kept.id != used.id and len(kept.id) >= 40 and kept.csrf != used.csrf
+def test_sessions_end_after_the_idle_and_the_absolute_timeout(tmp_path: Path) -> None:
+    engine = connect(f"sqlite:///{tmp_path}/asl.db")
+    try:
+        _, token = tokens.create(engine, "t1", "viewer", "pat")
+        idle = Sessions(engine, idle_s=0.2, absolute_s=60)
+        kept = idle.create(token)
+        for _ in range(4):  # used within the idle time: kept
+            time.sleep(0.1)
+            found = idle.get(kept.id)
+            assert found is not None and (found.token_id, found.person, found.csrf) == (
+                token.id, "pat", kept.csrf)
+        time.sleep(0.3)
+        assert idle.get(kept.id) is None
+        absolute = Sessions(engine, idle_s=60, absolute_s=0.2)
+        used = absolute.create(token)
+        time.sleep(0.1)
+        assert absolute.get(used.id) is not None
+        time.sleep(0.15)
+        assert absolute.get(used.id) is None
+        assert kept.id != used.id and len(kept.id) >= 40 and kept.csrf != used.csrf
+        with engine.connect() as conn:  # only hashes of ids are kept; dead ones are gone
+            stored = conn.exec_driver_sql("SELECT id_sha256 FROM ui_session").scalars().all()
+        assert stored == []
+        live = absolute.create(token)
+        with engine.connect() as conn:
+            stored = conn.exec_driver_sql("SELECT id_sha256 FROM ui_session").scalars().all()
+        assert live.id not in stored and len(stored) == 1
+        tokens.revoke(engine, "t1")  # revoking the token ends its sessions
+        assert absolute.get(live.id) is None
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM ui_session").scalar_one() == 0
+    finally:
+        engine.dispose()

@@ -167,16 +167,17 @@ def test_a_draft_pack_is_uploaded_by_one_person_and_activated_by_another(
     assert not [e for e in author_errors + admin_errors if "Content Security Policy" in e]
 
 
-def test_a_small_batch_runs_to_completion_while_the_page_follows_it(
-        browser: object, server: Server, shots: Shots) -> None:
+def test_an_uploaded_portfolio_file_runs_to_completion_while_the_page_follows_it(
+        browser: object, server: Server, shots: Shots, tmp_path: Path) -> None:
     lines = [json.dumps(yaml.safe_load((EXAMPLES / name).read_text(encoding="utf-8")),
                         default=str)
              for name in ("security-gap-pause.yaml", "cbrn3-crossed-rule-in.yaml")]
     lines[0] = lines[0].replace('"larkspur-kite-4"', '"larkspur-kite-4-rerun"', 1)
     page, errors = open_page(browser, server, 1280, "analyst", "ann")
+    portfolio = tmp_path / "portfolio.jsonl"
+    portfolio.write_text("\n".join(lines) + "\n", encoding="utf-8")
     page.click("nav >> text=Batches")
-    page.select_option("select[name=format]", "jsonl")
-    page.fill("textarea[name=portfolio]", "\n".join(lines))
+    page.set_input_files("input[name=file]", str(portfolio))  # format: from the file name
     page.click("form.upload button[type=submit]")
     page.wait_for_url("**/ui/batches/*")
     page.wait_for_selector("#summary", timeout=120_000)  # the page reloads itself

@@ -138,3 +138,95 @@ def test_a_pasted_portfolio_runs_as_a_batch_to_its_summary(app: TestClient,
     assert 'http-equiv="refresh"' not in shown
     assert where.rsplit("/", 1)[1] in analyst.get("/ui/batches").text
     assert ">larkspur-kite-4</a>" in analyst.get("/ui/models").text
+
+
+def test_a_portfolio_file_is_uploaded_as_a_multipart_form(app: TestClient,
+                                                          db_url: str) -> None:
+    analyst = as_person(app, db_url, "analyst", "ulla")
+    page = analyst.get("/ui/batches")
+    assert 'enctype="multipart/form-data"' in page.text and 'type="file"' in page.text
+    csrf = csrf_of(page.text)
+    text = (EXAMPLES / "asl2-comprehensive-all-clear.yaml").read_text(encoding="utf-8")
+
+    def send(files: dict[str, tuple[str, bytes]] | None, **data: str) -> object:
+        return analyst.post("/ui/batches", data={"csrf": csrf, **data}, files=files,
+                            headers={"Origin": ORIGIN}, follow_redirects=False)
+
+    queued = send({"file": ("one.yaml", text.encode())}, format="auto")
+    assert queued.status_code == 303, queued.text  # YAML, from the file's name
+    where = queued.headers["location"]
+    deadline = time.monotonic() + 120
+    while 'id="summary"' not in (shown := analyst.get(where).text) \
+            and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "<dt>Assessed</dt><dd>1</dd>" in shown, shown
+    engine = connect(db_url)
+    try:
+        submitted = [e for e in audit.entries(engine) if e.action == "batch.submit"]
+    finally:
+        engine.dispose()
+    assert submitted[-1].actor == "ulla"
+
+    unknown = send({"file": ("one.txt", text.encode())}, format="auto")
+    assert unknown.status_code == 422 and "one.txt" in unknown.text
+    both = send({"file": ("one.yaml", text.encode())}, format="auto", portfolio=text)
+    assert both.status_code == 422 and "not both" in both.text
+    forged = analyst.post("/ui/batches", data={"csrf": "forged", "format": "yaml"},
+                          files={"file": ("one.yaml", text.encode())},
+                          headers={"Origin": ORIGIN}, follow_redirects=False)
+    assert forged.status_code == 403
+    foreign = analyst.post("/ui/batches", data={"csrf": csrf, "format": "yaml"},
+                           files={"file": ("one.yaml", text.encode())},
+                           headers={"Origin": "https://evil.example"}, follow_redirects=False)
+    assert foreign.status_code == 403
+    two = analyst.post("/ui/batches", data={"csrf": csrf, "format": "yaml"},
+                       files=[("file", ("a.yaml", text.encode())),
+                              ("file", ("b.yaml", text.encode()))],
+                       headers={"Origin": ORIGIN}, follow_redirects=False)
+    assert two.status_code == 400 and "file" in two.text.lower()
+
+
+def test_the_upload_has_the_api_batch_body_limit(db_url: str) -> None:
+    config = ServiceConfig(db_url, max_body=1_000, max_batch_body=4_000)
+    with TestClient(create_app(config), base_url=ORIGIN) as app:
+        analyst = as_person(app, db_url, "analyst", "lim")
+        csrf = csrf_of(analyst.get("/ui/batches").text)
+        text = (EXAMPLES / "asl2-patch-carryover.yaml").read_text(encoding="utf-8")
+        assert 1_000 < len(text) < 3_000  # over the general limit, under the batch one
+        ok = analyst.post("/ui/batches", data={"csrf": csrf, "format": "yaml"},
+                          files={"file": ("one.yaml", text.encode())},
+                          headers={"Origin": ORIGIN}, follow_redirects=False)
+        assert ok.status_code == 303, ok.text
+        big = analyst.post("/ui/batches", data={"csrf": csrf, "format": "yaml"},
+                           files={"file": ("big.yaml", (text * 3).encode())},
+                           headers={"Origin": ORIGIN}, follow_redirects=False)
+        assert big.status_code == 413 and "4,000-byte limit" in big.text
+
+
+def test_a_draft_shows_which_stored_models_it_would_change(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/asl.db"
+    stored = run_asl("batch", str(EXAMPLES), "--db", url)
+    assert stored.returncode == 0, stored.stderr
+    with TestClient(create_app(ServiceConfig(url)), base_url=ORIGIN) as app:
+        author = as_person(app, url, "rule-author", "rhea")
+        assert post(author, "/ui/packs", upload_form(packs.read_pack_files(ACME))
+                    ).status_code == 303
+        page = author.get("/ui/packs/acme-lab").text
+    section = page[page.index('id="impact"'):page.index('id="tests"')]
+    # As `asl rules diff --portfolio` finds for the same evidence and packs.
+    cli = run_asl("rules", "diff", "rules/rsp-2.1", str(ACME), "--portfolio",
+                  str(EXAMPLES), "--format", "json")
+    assert cli.returncode == 0, cli.stderr
+    expected = json.loads(cli.stdout)["portfolio"]
+    headline = sorted(m for m, changes in expected["models"].items()
+                      if {c["key"] for c in changes} & {"asl", "level", "decision"})
+    assert headline == ["larkspur-heron-2"]
+    rows = re.findall(r'<tr><td><a href="/ui/models/([^"]+)">', section)
+    assert rows == headline
+    assert "<code>asl</code> <span class=\"old\">ASL-2</span> → <span class=\"new\">ASL-3" \
+        in section
+    assert "<code>decision</code> <span class=\"old\">proceed</span> → " \
+        "<span class=\"new\">pause" in section
+    checked = len(expected["models"]) + expected["unchanged"]
+    assert f"{checked} of {checked} stored models checked" in section
+    assert f"{expected['unchanged']} unchanged" in section

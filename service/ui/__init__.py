@@ -10,10 +10,11 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from service.ui import batches, login, models, packs, rules, whatif
 from service.ui.render import STATIC, html_page
-from service.ui.session import COOKIE, LoginNeeded, PageError, Sessions, sessions_of
+from service.ui.session import COOKIE, LoginNeeded, PageError, sessions_of
 
 ROUTERS = (login.router, models.router, rules.router, whatif.router, packs.router,
            batches.router)
@@ -25,14 +26,13 @@ async def _login_needed(request: Request, exc: Exception) -> Response:
 
 async def _page_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PageError)
-    session = sessions_of(request).get(request.cookies.get(COOKIE))
+    session = await run_in_threadpool(sessions_of(request).get, request.cookies.get(COOKIE))
     return html_page(request, "error.html", session, exc.status, exc.headers,
                      code=exc.status, message=exc.message)
 
 
 def mount(app: FastAPI) -> None:
     """Add the web UI to the service's FastAPI `app`."""
-    app.state.ui_sessions = Sessions()
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")

@@ -1,4 +1,5 @@
-"""`/ui/batches` (analyst, as the API's batches): paste a portfolio and queue it for the
+"""`/ui/batches` (analyst, as the API's batches): upload a portfolio file (or paste one)
+and queue it for the
 service's background runner (service.routers.batches.queue_portfolio: the API's own
 queueing and decision-log entry); `/ui/batches/{id}` follows it, reloading itself every
 two seconds while it is queued or running (a refresh, no script), then shows its
@@ -6,6 +7,7 @@ summary: how many models were assessed, skipped and rejected, and which changed.
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -18,11 +20,14 @@ from service.auth import ANALYST, Principal
 from service.problems import Problem
 from service.routers.batches import queue_portfolio
 from service.ui.render import html_page
-from service.ui.session import PageError, Session, field, form_fields, page
+from service.ui.session import PageError, Session, field, page, upload_fields
 
 router = APIRouter(prefix="/ui/batches", include_in_schema=False)
 Analyst = Annotated[Session, Depends(page(ANALYST))]
-FORMATS = {"jsonl": "JSON Lines", "yaml": "YAML", "json": "JSON"}
+FORMATS = {"auto": "From the file name", "jsonl": "JSON Lines", "yaml": "YAML",
+           "json": "JSON"}
+SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".yaml": "yaml", ".yml": "yaml",
+            ".json": "json"}
 RECENT = 20
 
 
@@ -45,17 +50,35 @@ async def batches_page(request: Request, session: Analyst) -> Response:
     return html_page(request, "batches.html", session, recent=recent, formats=FORMATS)
 
 
+def _format(chosen: str, filename: str | None) -> str:
+    """The portfolio's format: the one chosen, or (auto) the one the file name says."""
+    if chosen not in FORMATS:
+        raise PageError(422, f"Choose a format: {', '.join(FORMATS)}.")
+    if chosen != "auto":
+        return chosen
+    suffix = PurePosixPath(filename or "").suffix.lower()
+    if suffix not in SUFFIXES:
+        raise PageError(422, "Choose the portfolio's format: " + (
+            f"the file name {filename!r} ends in none of {', '.join(SUFFIXES)}."
+            if filename else "pasted text has no file name to tell it by."))
+    return SUFFIXES[suffix]
+
+
 @router.post("")
 async def submit(request: Request, session: Analyst) -> Response:
-    """Queue the pasted portfolio and follow it."""
-    fields = await form_fields(request, session.csrf)
-    fmt = field(fields, "format", "jsonl")
-    if fmt not in FORMATS:
-        raise PageError(422, f"Choose a format: {', '.join(FORMATS)}.")
+    """Queue the uploaded (or pasted) portfolio and follow it. The form is multipart
+    (a file) or plain (pasted text); the body limit is the API's for `POST /v1/batches`
+    (service.app)."""
+    fields, upload = await upload_fields(request, session.csrf, "file")
+    pasted = field(fields, "portfolio")
+    if upload is not None and pasted.strip():
+        raise PageError(422, "Give the portfolio either as a file or as pasted text, not "
+                        "both.")
+    fmt = _format(field(fields, "format", "auto"), upload[0] if upload else None)
+    content = upload[1] if upload else pasted.encode("utf-8")
     who = Principal(session.token_id, session.token_id, session.person, session.role)
     try:
-        queued = await queue_portfolio(request, who, field(fields, "portfolio").encode("utf-8"),
-                                       fmt)
+        queued = await queue_portfolio(request, who, content, fmt)
     except Problem as exc:
         raise PageError(exc.status, exc.detail) from None
     return RedirectResponse(f"/ui/batches/{queued['id']}", status_code=303)

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from service.auth import VIEWER, security_log
 from service.ui.render import html_page
@@ -64,8 +65,9 @@ async def login(request: Request) -> Response:
                              "revoked", request.client.host if request.client else "-")
         return _login_form(request, 401, "That token is unknown, expired or revoked.")
     sessions = sessions_of(request)
-    sessions.drop(request.cookies.get(COOKIE))  # never reuse a session id from before login
-    session = sessions.create(token)
+    # Never reuse a session id from before login.
+    await run_in_threadpool(sessions.drop, request.cookies.get(COOKIE))
+    session = await run_in_threadpool(sessions.create, token)
     response = RedirectResponse("/ui/models", status_code=303)
     response.set_cookie(COOKIE, session.id, path="/", httponly=True, samesite="strict",
                         secure=_secure(request))
@@ -79,7 +81,7 @@ async def logout(request: Request, session: Annotated[Session, Depends(page(VIEW
                  ) -> Response:
     """End the session (a form with the session's CSRF value)."""
     await form_fields(request, session.csrf)
-    sessions_of(request).drop(session.id)
+    await run_in_threadpool(sessions_of(request).drop, session.id)
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",
                            secure=_secure(request))

@@ -21,18 +21,18 @@ from service.ui.graph import node_href, why_chain, why_svg
 from service.ui.render import DECISIONS, html_page
 from service.ui.session import PageError, Session, page
 from store.browse import Filters, latest_page
-from store.record import A, Store, Summary
+from store.record import Store, Summary
 
 router = APIRouter(prefix="/ui/models", include_in_schema=False)
 Viewer = Annotated[Session, Depends(page(VIEWER))]
 PAGE_SIZE = 50
 # Every built-in framework's levels, read from their packs, for the level filter.
 ASLS = tuple(known_levels(builtin_specs()))
-SORTS: dict[str, tuple[str, Any]] = {  # name -> (heading, column)
-    "model": ("Model", A.c.model_id),
-    "asl": ("Level", A.c.level),
-    "decision": ("Decision", A.c.decision),
-    "assessed": ("Assessed (UTC)", A.c.assessed_at),
+SORTS: dict[str, tuple[str, str]] = {  # name -> (heading, column of store.browse.SORTABLE)
+    "model": ("Model", "model_id"),
+    "asl": ("Level", "level"),
+    "decision": ("Decision", "decision"),
+    "assessed": ("Assessed (UTC)", "assessed_at"),
 }
 Text = Annotated[str, Query(max_length=200)]
 
@@ -52,8 +52,7 @@ def models(request: Request, session: Viewer, asl: Text = "", decision: Text = "
     if key not in SORTS:
         key, sort = "model", "model"
     column = SORTS[key][1]
-    order = [] if sort == "model" else [column.desc() if sort.startswith("-")
-                                         else column.asc()]
+    order = [] if sort == "model" else [(column, sort.startswith("-"))]
     filters = Filters(asl if asl in ASLS else None,
                       decision if decision in DECISIONS else None, None,
                       q.replace("\x00", "") or None)

@@ -1,6 +1,7 @@
 """`/ui/packs`: the active stack and the drafts awaiting activation (viewer); a rule
 author uploads a draft from a form. `/ui/packs/{name}` (rule author, as the API's diff
-and test) reviews a draft: what it changes against the active stack and its test cases,
+and test) reviews a draft: what it changes against the active stack, which stored models
+would then get another level or decision (service.ui.impact) and its test cases,
 run as `GET /v1/packs/{name}/diff` and `POST .../test` run them (service.packcheck, in
 the limited child process); an admin who is not its uploader activates the version shown
 there (four eyes). Upload and activation are the API's own
@@ -10,6 +11,7 @@ checks and the same decision-log entries.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -22,6 +24,7 @@ from service.packcheck import DraftRunStopped, Layer, run_draft
 from service.problems import Problem
 from service.routers.packs import activate_draft, upload_draft
 from service.state import ServiceState
+from service.ui.impact import draft_impact
 from service.ui.render import html_page, url_part
 from service.ui.session import PageError, Session, field, form_fields, page
 from store import packs
@@ -42,20 +45,29 @@ def _page_error(exc: Problem) -> PageError:
 
 
 def _review(state: ServiceState, name: str) -> dict[str, Any]:
-    """The draft `name`, its diff against the active stack and its test run."""
+    """The draft `name`, its diff against the active stack, its test run and its
+    portfolio impact: three limited children, run at the same time."""
     with state.engine.connect() as conn:
         draft = packs.draft(conn, name)
         stack = packs.active(conn, state.base)
     if draft is None:
         raise PageError(404, f"No draft pack {name!r}.")
     layers = [Layer(p.name, packs.materialize(p, state.workdir / "packs")) for p in stack]
-    answers: dict[str, Any] = {}
-    for task in ("diff", "test"):
+
+    def run(task: str) -> tuple[Any, str | None]:
         try:
-            answers[task] = run_draft(task, name, draft.files, layers, state.workdir)
+            return run_draft(task, name, draft.files, layers, state.workdir), None
         except DraftRunStopped as exc:
-            answers[task] = None
-            answers[f"{task}_stopped"] = str(exc)
+            return None, str(exc)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        impact = pool.submit(draft_impact, state, name, draft.files, layers)
+        runs = dict(zip(("diff", "test"), pool.map(run, ("diff", "test")), strict=True))
+        answers: dict[str, Any] = {"impact": impact.result()}
+    for task, (answer, stopped) in runs.items():
+        answers[task] = answer
+        if stopped is not None:
+            answers[f"{task}_stopped"] = stopped
     return {"draft": draft, **answers}
 
 

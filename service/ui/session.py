@@ -8,32 +8,44 @@ On every request the token behind the session is looked up again, so a revoked o
 expired token ends its sessions at once, and the role is checked with the API's own
 table (`service.auth.GRANTED_TO`) and rate limit.
 
-Sessions live in the worker process that made them (`asl serve --workers 1`, the
-default, for the UI; with more workers a browser may be asked to log in again).
+Sessions are kept in the database (only a hash of each session id), so every worker
+of `asl serve --workers N` honours a session whichever worker made it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import math
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 from fastapi import Request
+from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.engine import Engine
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 
 from service.auth import GRANTED_TO, security_log
 from store import audit, tokens
+from store.service_tables import ApiToken
+from store.ui_tables import UiSession
 
 COOKIE = "asl_session"
 LOGIN_COOKIE = "asl_login"  # the login form's CSRF value, before there is a session
 IDLE_S = 30 * 60
 ABSOLUTE_S = 8 * 3600
 MAX_SESSIONS = 10_000
+MAX_ID_LENGTH = 100  # a session id is 43 characters; a longer cookie is no session
+TOUCH_S = 60.0
+S = UiSession.__table__  # type: ignore[attr-defined]
+T = ApiToken.__table__  # type: ignore[attr-defined]
 FORM_TYPE = "application/x-www-form-urlencoded"
+MULTIPART_TYPE = "multipart/form-data"
+MAX_TEXT_FIELD = 1024 * 1024  # a multipart form's text field (a file is bounded by the body)
 
 
 class LoginNeeded(Exception):
@@ -61,73 +73,107 @@ class Session:
     role: str
     csrf: str
     created: float
-    seen: float
+    idle_until: float
 
     def may(self, role: str) -> bool:
         """Whether this session's role may do what `role` may (as the API decides)."""
         return self.role in GRANTED_TO[role]
 
 
-class Sessions:
-    """The sessions of this worker process, by id."""
+def _hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode("utf-8", "replace")).hexdigest()
 
-    def __init__(self, idle_s: float = IDLE_S, absolute_s: float = ABSOLUTE_S) -> None:
+
+class Sessions:
+    """The UI's sessions, in the database (store.ui_tables.UiSession), so that every
+    worker of `asl serve` honours a session whichever worker made it. A session is found
+    with the token behind it in one query, and ends when that token is revoked or
+    expires, after `idle_s` unused or `absolute_s` after login, or at logout."""
+
+    def __init__(self, engine: Engine, idle_s: float = IDLE_S,
+                 absolute_s: float = ABSOLUTE_S) -> None:
+        self.engine = engine
         self.idle_s = idle_s
         self.absolute_s = absolute_s
-        self._by_id: dict[str, Session] = {}
-        self._lock = threading.Lock()
+        # The idle deadline is written at most this often per session (a read per
+        # request, not a write); a tenth of the idle time, at most a minute, so a
+        # session may end up to that much before `idle_s` of true idleness.
+        self.touch_s = min(TOUCH_S, idle_s / 10)
 
     def create(self, token: tokens.Token) -> Session:
-        now = time.monotonic()
+        now = time.time()
         session = Session(secrets.token_urlsafe(32), token.id, token.person, token.role,
-                          secrets.token_urlsafe(32), now, now)
-        with self._lock:
-            self._expire(now)
-            if len(self._by_id) >= MAX_SESSIONS:  # the oldest go first
-                for old in sorted(self._by_id.values(), key=lambda s: s.seen)[:100]:
-                    del self._by_id[old.id]
-            self._by_id[session.id] = session
+                          secrets.token_urlsafe(32), now, now + self.idle_s)
+        with self.engine.begin() as conn:
+            conn.execute(delete(S).where(or_(S.c.idle_until <= now, S.c.expires_at <= now)))
+            if conn.execute(select(func.count()).select_from(S)).scalar_one() >= MAX_SESSIONS:
+                oldest = select(S.c.id_sha256).order_by(S.c.idle_until).limit(100)
+                conn.execute(delete(S).where(S.c.id_sha256.in_(oldest.scalar_subquery())))
+            conn.execute(insert(S).values(
+                id_sha256=_hash(session.id), token_id=token.id, role=token.role,
+                csrf=session.csrf, created_at=now, idle_until=session.idle_until,
+                expires_at=now + self.absolute_s))
         return session
 
     def get(self, session_id: str | None) -> Session | None:
-        """The live session `session_id`, its idle clock restarted; None if there is none."""
-        if not session_id:
+        """The live session `session_id` whose token is live, its idle clock restarted;
+        None if there is none (a session found dead is deleted)."""
+        if not session_id or len(session_id) > MAX_ID_LENGTH:
             return None
-        now = time.monotonic()
-        with self._lock:
-            session = self._by_id.get(session_id)
-            if session is None:
-                return None
-            if now - session.seen > self.idle_s or now - session.created > self.absolute_s:
-                del self._by_id[session_id]
-                return None
-            session.seen = now
-            return session
+        now = time.time()
+        key = _hash(session_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(S, T.c.person, T.c.role.label("token_role"), T.c.expires_at
+                       .label("token_expires"), T.c.revoked_at)
+                .join(T, T.c.id == S.c.token_id).where(S.c.id_sha256 == key)
+            ).mappings().first()
+        if row is None:
+            return None
+        if row["idle_until"] <= now or row["expires_at"] <= now:
+            self.drop(session_id)
+            return None
+        token_dead = (row["revoked_at"] is not None or row["token_role"] != row["role"]
+                      or (row["token_expires"] is not None
+                          and row["token_expires"] <= audit.rfc3339_now()))
+        if token_dead:
+            self.end_token(row["token_id"])
+            security_log.warning("401: the session's token %s is no longer live",
+                                 row["token_id"])
+            return None
+        idle_until = row["idle_until"]
+        if now + self.idle_s - idle_until >= self.touch_s:
+            idle_until = now + self.idle_s
+            with self.engine.begin() as conn:
+                conn.execute(update(S).where(S.c.id_sha256 == key)
+                             .values(idle_until=idle_until))
+        return Session(session_id, row["token_id"], row["person"], row["role"], row["csrf"],
+                       row["created_at"], idle_until)
 
     def drop(self, session_id: str | None) -> None:
-        with self._lock:
-            self._by_id.pop(session_id or "", None)
+        """End one session (logout, or a new login in the same browser)."""
+        if session_id:
+            with self.engine.begin() as conn:
+                conn.execute(delete(S).where(S.c.id_sha256 == _hash(session_id)))
 
-    def _expire(self, now: float) -> None:
-        for sid in [sid for sid, s in self._by_id.items()
-                    if now - s.seen > self.idle_s or now - s.created > self.absolute_s]:
-            del self._by_id[sid]
+    def end_token(self, token_id: str) -> None:
+        """End every session of a token (it was revoked or has expired)."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(S).where(S.c.token_id == token_id))
 
 
 def sessions_of(request: Request) -> Sessions:
-    return request.app.state.ui_sessions  # type: ignore[no-any-return]
+    """The sessions in the database of the service that `request` came to (the engine
+    exists once the app has started, so they are made on first use)."""
+    engine = request.app.state.asl.engine
+    sessions: Sessions | None = getattr(request.app.state, "ui_sessions", None)
+    if sessions is None or sessions.engine is not engine:
+        sessions = request.app.state.ui_sessions = Sessions(engine)
+    return sessions
 
 
 def _client(request: Request) -> str:
     return request.client.host if request.client else "-"
-
-
-def _live_token(request: Request, token_id: str) -> tokens.Token | None:
-    now = audit.rfc3339_now()
-    for token in tokens.list_tokens(request.app.state.asl.engine):
-        if token.id == token_id:
-            return token if token.state(now) == "active" else None
-    return None
 
 
 def page(role: str) -> Callable[[Request], Session]:
@@ -138,12 +184,6 @@ def page(role: str) -> Callable[[Request], Session]:
         sessions = sessions_of(request)
         session = sessions.get(request.cookies.get(COOKIE))
         if session is None:
-            raise LoginNeeded
-        if _live_token(request, session.token_id) is None:
-            sessions.drop(session.id)
-            security_log.warning("401 %s %s from %s: the session's token %s is no longer "
-                                 "live", request.method, request.url.path, _client(request),
-                                 session.token_id)
             raise LoginNeeded
         limiter = request.app.state.asl.limiter
         if limiter is not None:
@@ -172,26 +212,69 @@ def same_origin(request: Request) -> bool:
     return request.headers.get("sec-fetch-site") == "same-origin"
 
 
-async def form_fields(request: Request, expected_csrf: str | None) -> dict[str, list[str]]:
-    """The fields of a posted form, after the same-origin and CSRF checks (403 if either
-    fails). `expected_csrf` is the session's (or the login form's) CSRF value."""
+def _checked_origin(request: Request) -> None:
     if not same_origin(request):
         security_log.warning("403 %s %s from %s: cross-origin form", request.method,
                              request.url.path, _client(request))
         raise PageError(403, "This form was not sent from this site; reload the page and "
                         "send it again.")
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != FORM_TYPE:
-        raise PageError(415, f"A form is sent as {FORM_TYPE}.")
-    body = (await request.body()).decode("utf-8", errors="replace")
-    fields = parse_qs(body, keep_blank_values=True, max_num_fields=2000)
+
+
+def _checked_csrf(request: Request, fields: dict[str, list[str]],
+                  expected_csrf: str | None) -> None:
     sent = (fields.get("csrf") or [""])[0]
     if not expected_csrf or not hmac.compare_digest(sent.encode(), expected_csrf.encode()):
         security_log.warning("403 %s %s from %s: missing or wrong CSRF token",
                              request.method, request.url.path, _client(request))
         raise PageError(403, "This form has expired or was not sent from this site; "
                         "reload the page and send it again.")
+
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def form_fields(request: Request, expected_csrf: str | None) -> dict[str, list[str]]:
+    """The fields of a posted form, after the same-origin and CSRF checks (403 if either
+    fails). `expected_csrf` is the session's (or the login form's) CSRF value."""
+    _checked_origin(request)
+    if _content_type(request) != FORM_TYPE:
+        raise PageError(415, f"A form is sent as {FORM_TYPE}.")
+    body = (await request.body()).decode("utf-8", errors="replace")
+    fields = parse_qs(body, keep_blank_values=True, max_num_fields=2000)
+    _checked_csrf(request, fields, expected_csrf)
     return fields
+
+
+async def upload_fields(request: Request, expected_csrf: str | None, file_field: str
+                        ) -> tuple[dict[str, list[str]], tuple[str, bytes] | None]:
+    """The text fields and the one uploaded file (`file_field`: its name and bytes; None
+    when no file was chosen) of a form sent as multipart/form-data, or the fields of a
+    plain form, after the same-origin and CSRF checks. The whole body is already bounded
+    by the service's body limit for the path (service.guard); here a text field is
+    bounded too, and there is at most one file."""
+    _checked_origin(request)
+    if _content_type(request) == FORM_TYPE:
+        return await form_fields(request, expected_csrf), None
+    if _content_type(request) != MULTIPART_TYPE:
+        raise PageError(415, f"A form is sent as {MULTIPART_TYPE} or {FORM_TYPE}.")
+    try:
+        form = await request.form(max_files=1, max_fields=20, max_part_size=MAX_TEXT_FIELD)
+    except (HTTPException, MultiPartException) as exc:  # malformed, or over a limit
+        reason = exc.detail if isinstance(exc, HTTPException) else exc.message
+        raise PageError(400, f"The form could not be read: {reason}") from None
+    try:
+        fields: dict[str, list[str]] = {}
+        upload: tuple[str, bytes] | None = None
+        for name, value in form.multi_items():
+            if isinstance(value, str):
+                fields.setdefault(name, []).append(value)
+            elif name == file_field and value.filename:
+                upload = (value.filename, await value.read())
+        _checked_csrf(request, fields, expected_csrf)
+        return fields, upload
+    finally:
+        await form.close()
 
 
 def field(fields: dict[str, list[str]], name: str, default: str = "") -> str:
