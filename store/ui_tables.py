@@ -3,7 +3,7 @@
 Both live in the record's database, so every `asl serve` worker sees the same: a session
 made by one worker is honoured by all of them, and the model list reads which
 assessment is each model's newest from one small table instead of grouping the whole
-record on every page. Created only by migration 0007.
+record on every page. Created only by migration 0009.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class UiSession(SQLModel, table=True):
 
 class LatestAssessment(SQLModel, table=True):
     """The newest assessment (highest id) of each stored model, with the columns the
-    model list filters and sorts by. Kept by a trigger on `assessment` (migration 0007),
+    model list filters and sorts by. Kept by a trigger on `assessment` (migration 0009),
     so every writer, whatever its path, keeps it true; read by store.browse."""
 
     __tablename__ = "assessment_latest"

@@ -4,10 +4,11 @@ newest assessment of each model kept in a table of its own for the model list.
 `assessment_latest` is filled from the record once, here, and from then on by a trigger
 on every insert into `assessment` (assessments are never updated or deleted), so it is
 true whichever writer stored the row: `asl batch`, `asl assess --store`, the service,
-or SQL.
+or SQL. It follows 0008, whose removal of duplicate assessments must come before the
+table is filled (the number 0007 went unused when the branches were joined).
 
-Revision ID: 0007
-Revises: 0005
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-02 06:00:00.000000
 """
 
@@ -17,8 +18,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = "0007"
-down_revision = "0005"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
