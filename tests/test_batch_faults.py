@@ -26,7 +26,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from contextlib import closing, suppress
 from pathlib import Path
@@ -35,6 +34,8 @@ from typing import Any
 import pytest
 import synth
 from sqlalchemy import create_engine, text
+
+from store.record import decompress
 
 SEED = 15_11
 MODELS = 120
@@ -100,7 +101,7 @@ class Record:
             raise
         found: dict[str, list[str]] = {}
         for model, blob in rows:
-            line = json.dumps(json.loads(zlib.decompress(blob)), sort_keys=True,
+            line = json.dumps(decompress(blob), sort_keys=True,
                               ensure_ascii=False)
             found.setdefault(model, []).append(line)
         return found
