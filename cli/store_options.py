@@ -8,16 +8,19 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
 from cli.extras import require
 from cli.options import EXIT_REJECTED, fail
-from store import packs
 from store.db import ENV_VAR, StoreError, connect, connect_reader, database_url, describe
-from store.record import Store, Summary
+
+if TYPE_CHECKING:  # store.record (sqlmodel's tables) and store.packs are imported where
+    # used: `asl why MODEL` reads its one row through open_engine and store.newest
+    from store.record import Store, Summary
 
 db_option = click.option(
     "--db", "db", metavar="URL", envvar=ENV_VAR, show_envvar=True,
@@ -31,11 +34,18 @@ def open_store(db: str | None, read_only: bool = False, bulk: bool = False) -> S
     the `postgres` extra installed is one). With `read_only` (commands that only read),
     a SQLite file that may not be written is read as it is; `bulk` commits as
     `store.db.connect` says."""
+    from store.record import Store
+
+    return Store(open_engine(db, read_only, bulk))
+
+
+def open_engine(db: str | None, read_only: bool = False, bulk: bool = False) -> Engine:
+    """The engine `open_store` wraps, opened (and refused) as it says."""
     url = database_url(db)
     if _is_postgres(url):
         require("postgres", f"the database {describe(url)}")
     try:
-        return Store(connect_reader(url) if read_only else connect(url, bulk=bulk))
+        return connect_reader(url) if read_only else connect(url, bulk=bulk)
     except StoreError as exc:
         fail(f"cannot use database {describe(url)}: {exc}", EXIT_REJECTED)
 
@@ -71,6 +81,8 @@ def stored_overlays(db: str | None) -> tuple[str, ...]:
     database), written into a directory of this process's that is removed when it
     exits; none when there is no database yet. A database that cannot be read is one
     line, exit 2."""
+    from store import packs
+
     url = database_url(db)
     try:
         stored = packs.stored_overlays(url)
