@@ -56,7 +56,7 @@ def _packs(ctx: click.Context, _param: click.Parameter, packs: tuple[str, ...]
         if packs:
             return packs
         if getattr(ctx.command.callback, DEFER_KEY, False):
-            return None  # the command reads the stored stack if it assesses (stack_for)
+            return None  # the command reads the stored stack itself, if it assesses
         from cli.store_options import stored_overlays  # it imports this module
 
         return stored_overlays(ctx.params.get("db"))
@@ -69,8 +69,8 @@ def _packs(ctx: click.Context, _param: click.Parameter, packs: tuple[str, ...]
 
 def _pack_options(command: Callable[..., Any], deferred: bool = False) -> Callable[..., Any]:
     """`--framework NAME` and `--pack DIR` (repeatable), the stack a command loads;
-    `deferred`: without either, the command's `packs` is None and the stored stack is
-    read by `stack_for` when the command comes to assess (`asl why MODEL` never does)."""
+    `deferred`: without either, the command's `packs` is None and it reads the stored
+    stack itself, when it comes to assess (`asl why MODEL` never does)."""
     if deferred:
         setattr(command, DEFER_KEY, True)  # click keeps the function as the callback
     command = click.option(
@@ -95,15 +95,6 @@ def deferred_pack_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """`pack_option` for a command that may not assess at all (see `_pack_options`)."""
     return _pack_options(command, deferred=True)
 
-
-def stack_for(packs: tuple[str, ...] | None, db: str | None) -> tuple[str, ...]:
-    """The packs a `deferred_pack_option` command loads: `packs` as the option gave
-    them, or (None) the overlays of the stack stored at `db`, read now."""
-    if packs is not None:
-        return packs
-    from cli.store_options import stored_overlays  # it imports this module
-
-    return stored_overlays(db)
 
 
 def fail(message: str, status: int = EXIT_FAILED) -> NoReturn:

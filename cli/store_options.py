@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -94,3 +95,30 @@ def stored_overlays(db: str | None) -> tuple[str, ...]:
     root = Path(tempfile.mkdtemp(prefix="asl-packs-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     return tuple(str(packs.materialize(pack, root)) for pack in stored)
+
+
+STACK_TABLE = "pack_active"  # store.service_tables.ActivePack: the active overlays
+
+
+def check_stored_stack(db: str | None) -> None:
+    """Read the active pack stack stored at `db` as `stored_overlays` does, and refuse a
+    database it cannot read with the same line (exit 2), without importing store.packs
+    (sqlmodel) or writing the packs out: for `asl why MODEL`, which takes the stored
+    stack when given no --pack but answers from the record without assessing."""
+    url = database_url(db)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and (
+            not parsed.database or parsed.database == ":memory:"
+            or not Path(parsed.database).exists()):
+        return
+    try:
+        engine = connect(url, migrate=False)
+        try:
+            if inspect(engine).has_table(STACK_TABLE):
+                with engine.connect() as conn:
+                    conn.execute(text(f"SELECT * FROM {STACK_TABLE} ORDER BY position")).all()
+        finally:
+            engine.dispose()
+    except StoreError as exc:
+        fail(f"cannot use database {describe(url)}: {exc} (it holds the active pack "
+             "stack; --pack chooses the packs instead)", EXIT_REJECTED)

@@ -18,10 +18,17 @@ from cli.options import (
     deferred_pack_option,
     dumps,
     fail,
-    stack_for,
 )
 from cli.output import write_output
-from cli.store_options import check_assessment, db_option, open_engine, open_store, stored_history
+from cli.store_options import (
+    check_assessment,
+    check_stored_stack,
+    db_option,
+    open_engine,
+    open_store,
+    stored_history,
+    stored_overlays,
+)
 from engine.errors import InputError
 from engine.framework import FrameworkSpec, builtin_spec, default_spec
 from knowledge_graph.explain import render_rich, render_text, why_tree
@@ -80,6 +87,12 @@ def why(file: str, model_id: str | None, selector: str | None, fmt: str, output:
       asl why examples/security-gap-pause.yaml --format prov-json -o why.prov.json
       asl why corvid-atlas-5 --conclusion decision          # from the record (asl batch)
     """
+    if packs is None:  # no --pack nor --framework: the stored stack, read where the
+        # option reads it for other commands (so refused alike), written out only to assess
+        if file == "-" or Path(file).exists():
+            packs = stored_overlays(db)
+        else:
+            check_stored_stack(db)
     if fmt in BINARY_FORMATS and output is None:
         raise click.UsageError(f"--format {fmt} writes an image; give --output FILE")
     if selector == "all" and fmt not in GRAPH_FORMATS:
@@ -89,7 +102,7 @@ def why(file: str, model_id: str | None, selector: str | None, fmt: str, output:
     if file == "-" or Path(file).exists():
         if assessment_id is not None:
             raise click.UsageError("--assessment reads the record; give a MODEL id, not a file")
-        run = assess_inputs([file], stack_for(packs, db))
+        run = assess_inputs([file], packs)
         from knowledge_graph.report import provenance
 
         chosen = choose_model(run.assessments, model_id, file)

@@ -63,3 +63,17 @@ def test_why_model_answers_as_the_assessment_of_the_file_does(record: tuple[Path
                             "--conclusion", "decision", "--db", str(db)],
                            check=True, capture_output=True, text=True).stdout
     assert stored.splitlines()[1:] == fresh.splitlines()[1:]
+
+
+def test_why_model_refuses_a_database_it_cannot_read_as_other_commands_do(
+        tmp_path: Path) -> None:
+    """Without --pack, the stored pack stack is read as for every command (only not
+    written out), so a database that cannot be used is the same one line, exit 2."""
+    db = tmp_path / "asl.db"
+    db.write_text("not a database\n")
+    done = subprocess.run([*ASL, "why", "some-model", "--db", str(db)], capture_output=True,
+                          text=True)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (f"asl: cannot use database sqlite:///{db}: file is not a database "
+                           "(it holds the active pack stack; --pack chooses the packs "
+                           "instead)\n")
