@@ -113,6 +113,6 @@ def main() -> None:
       asl assess examples/
       asl why examples/security-gap-pause.yaml --conclusion decision
     """
-    from engine.assess import tune_for_throughput  # a command is about to run
+    from engine.tuning import tune_for_throughput  # a command is about to run
 
     tune_for_throughput()

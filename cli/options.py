@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from engine.api import AssessmentRun, assess
-from engine.assess import Assessment, evaluator_for
 from engine.errors import InputError, PackError
-from engine.evaluator import Evaluator
 from engine.jsontext import dumps as dumps  # JSON as every command prints it
 from engine.packstack import BUILTIN_PACK, builtin_frameworks, pack_stack
+
+if TYPE_CHECKING:  # the engine is imported by the steps that assess, not by every
+    # command that takes these options (`asl why MODEL` answers from the record)
+    from engine.api import AssessmentRun
+    from engine.assess import Assessment
+    from engine.evaluator import Evaluator
 
 EXIT_FAILED = 1
 EXIT_REJECTED = 2
@@ -32,6 +35,7 @@ EXIT_REJECTED = 2
 
 
 FRAMEWORK_KEY = "asl.framework"  # where --framework leaves its value for --pack
+DEFER_KEY = "asl_defer_stack"  # marks a command whose stored stack is read on use
 
 
 def _framework(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -41,7 +45,7 @@ def _framework(ctx: click.Context, _param: click.Parameter, value: str | None) -
 
 
 def _packs(ctx: click.Context, _param: click.Parameter, packs: tuple[str, ...]
-           ) -> tuple[str, ...]:
+           ) -> tuple[str, ...] | None:
     """`--pack` as given, with the chosen framework's pack first when `--framework`
     named one (then the command loads that stack, and so does every batch worker).
     Without either, the overlays of the active pack stack stored in the database
@@ -51,6 +55,8 @@ def _packs(ctx: click.Context, _param: click.Parameter, packs: tuple[str, ...]
     if framework is None:
         if packs:
             return packs
+        if getattr(ctx.command.callback, DEFER_KEY, False):
+            return None  # the command reads the stored stack itself, if it assesses
         from cli.store_options import stored_overlays  # it imports this module
 
         return stored_overlays(ctx.params.get("db"))
@@ -61,8 +67,12 @@ def _packs(ctx: click.Context, _param: click.Parameter, packs: tuple[str, ...]
                                  param_hint="--framework") from exc
 
 
-def _pack_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """`--framework NAME` and `--pack DIR` (repeatable), the stack a command loads."""
+def _pack_options(command: Callable[..., Any], deferred: bool = False) -> Callable[..., Any]:
+    """`--framework NAME` and `--pack DIR` (repeatable), the stack a command loads;
+    `deferred`: without either, the command's `packs` is None and it reads the stored
+    stack itself, when it comes to assess (`asl why MODEL` never does)."""
+    if deferred:
+        setattr(command, DEFER_KEY, True)  # click keeps the function as the callback
     command = click.option(
         "--pack", "packs", multiple=True, metavar="DIR", callback=_packs,
         type=click.Path(exists=True, file_okay=False),
@@ -81,6 +91,12 @@ def _pack_options(command: Callable[..., Any]) -> Callable[..., Any]:
 pack_option = _pack_options
 
 
+def deferred_pack_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`pack_option` for a command that may not assess at all (see `_pack_options`)."""
+    return _pack_options(command, deferred=True)
+
+
+
 def fail(message: str, status: int = EXIT_FAILED) -> NoReturn:
     """Print `asl: MESSAGE` on standard error and exit with `status`."""
     click.echo(f"asl: {message}", err=True)
@@ -90,6 +106,8 @@ def fail(message: str, status: int = EXIT_FAILED) -> NoReturn:
 def load_evaluator(packs: Sequence[str]) -> Evaluator:
     """The evaluator for the built-in pack with `packs` overlaid; on a pack error, every
     problem on standard error (`file:line: code: message`) and exit status 1."""
+    from engine.assess import evaluator_for
+
     try:
         return evaluator_for(packs)
     except PackError as exc:
@@ -120,6 +138,8 @@ def assess_inputs(sources: Sequence[str], packs: Sequence[str]) -> AssessmentRun
     """Assess the evidence `sources` name (`-`: standard input) with the pack stack, and
     print every rejection (of the input, or of a model the portfolio could not assess)
     to standard error, one line each; a pack error exits 1."""
+    from engine.api import assess
+
     run = assess(sources, evaluator=load_evaluator(packs), stdin=sys.stdin,
                  keep_inputs=False)
     report(run.rejected)

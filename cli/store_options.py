@@ -8,16 +8,20 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
 from cli.extras import require
 from cli.options import EXIT_REJECTED, fail
-from store import packs
 from store.db import ENV_VAR, StoreError, connect, connect_reader, database_url, describe
-from store.record import Store, Summary
+
+if TYPE_CHECKING:  # store.record (sqlmodel's tables) and store.packs are imported where
+    # used: `asl why MODEL` reads its one row through open_engine and store.newest
+    from store.record import Store, Summary
 
 db_option = click.option(
     "--db", "db", metavar="URL", envvar=ENV_VAR, show_envvar=True,
@@ -31,11 +35,18 @@ def open_store(db: str | None, read_only: bool = False, bulk: bool = False) -> S
     the `postgres` extra installed is one). With `read_only` (commands that only read),
     a SQLite file that may not be written is read as it is; `bulk` commits as
     `store.db.connect` says."""
+    from store.record import Store
+
+    return Store(open_engine(db, read_only, bulk))
+
+
+def open_engine(db: str | None, read_only: bool = False, bulk: bool = False) -> Engine:
+    """The engine `open_store` wraps, opened (and refused) as it says."""
     url = database_url(db)
     if _is_postgres(url):
         require("postgres", f"the database {describe(url)}")
     try:
-        return Store(connect_reader(url) if read_only else connect(url, bulk=bulk))
+        return connect_reader(url) if read_only else connect(url, bulk=bulk)
     except StoreError as exc:
         fail(f"cannot use database {describe(url)}: {exc}", EXIT_REJECTED)
 
@@ -71,6 +82,8 @@ def stored_overlays(db: str | None) -> tuple[str, ...]:
     database), written into a directory of this process's that is removed when it
     exits; none when there is no database yet. A database that cannot be read is one
     line, exit 2."""
+    from store import packs
+
     url = database_url(db)
     try:
         stored = packs.stored_overlays(url)
@@ -82,3 +95,30 @@ def stored_overlays(db: str | None) -> tuple[str, ...]:
     root = Path(tempfile.mkdtemp(prefix="asl-packs-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     return tuple(str(packs.materialize(pack, root)) for pack in stored)
+
+
+STACK_TABLE = "pack_active"  # store.service_tables.ActivePack: the active overlays
+
+
+def check_stored_stack(db: str | None) -> None:
+    """Read the active pack stack stored at `db` as `stored_overlays` does, and refuse a
+    database it cannot read with the same line (exit 2), without importing store.packs
+    (sqlmodel) or writing the packs out: for `asl why MODEL`, which takes the stored
+    stack when given no --pack but answers from the record without assessing."""
+    url = database_url(db)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and (
+            not parsed.database or parsed.database == ":memory:"
+            or not Path(parsed.database).exists()):
+        return
+    try:
+        engine = connect(url, migrate=False)
+        try:
+            if inspect(engine).has_table(STACK_TABLE):
+                with engine.connect() as conn:
+                    conn.execute(text(f"SELECT * FROM {STACK_TABLE} ORDER BY position")).all()
+        finally:
+            engine.dispose()
+    except StoreError as exc:
+        fail(f"cannot use database {describe(url)}: {exc} (it holds the active pack "
+             "stack; --pack chooses the packs instead)", EXIT_REJECTED)

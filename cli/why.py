@@ -11,14 +11,30 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from cli.options import EXIT_REJECTED, assess_inputs, choose_model, dumps, fail, pack_option
+from cli.options import (
+    EXIT_REJECTED,
+    assess_inputs,
+    choose_model,
+    deferred_pack_option,
+    dumps,
+    fail,
+)
 from cli.output import write_output
-from cli.store_options import check_assessment, db_option, open_store, stored_history
+from cli.store_options import (
+    check_assessment,
+    check_stored_stack,
+    db_option,
+    open_engine,
+    open_store,
+    stored_history,
+    stored_overlays,
+)
 from engine.errors import InputError
 from engine.framework import FrameworkSpec, builtin_spec, default_spec
 from knowledge_graph.explain import render_rich, render_text, why_tree
 from knowledge_graph.provenance import UnknownConclusion, find_conclusion, subjects_for
 from knowledge_graph.provenance import load as load_graph
+from store.newest import newest as read_newest
 
 # knowledge_graph.export (Graphviz, PROV) is imported only for a graph format, and the
 # assessment's report only for a file: `asl why MODEL` from the record needs neither.
@@ -50,10 +66,10 @@ GRAPH_FORMATS = ("dot", "svg", "png", "prov-json", "graphml")
               help="With a stored MODEL: explain this assessment (an id from asl history) "
               "instead of the newest.")
 @db_option
-@pack_option
+@deferred_pack_option  # the stored stack is read only for a FILE, which is assessed
 def why(file: str, model_id: str | None, selector: str | None, fmt: str, output: str | None,
         color: bool | None, assessment_id: int | None, db: str | None,
-        packs: tuple[str, ...]) -> None:
+        packs: tuple[str, ...] | None) -> None:
     """Explain a conclusion: the chain from it through each rule (title, citation,
     reason) down to the evidence it rests on, as text, JSON or a graph.
 
@@ -71,6 +87,12 @@ def why(file: str, model_id: str | None, selector: str | None, fmt: str, output:
       asl why examples/security-gap-pause.yaml --format prov-json -o why.prov.json
       asl why corvid-atlas-5 --conclusion decision          # from the record (asl batch)
     """
+    if packs is None:  # no --pack nor --framework: the stored stack, read where the
+        # option reads it for other commands (so refused alike), written out only to assess
+        if file == "-" or Path(file).exists():
+            packs = stored_overlays(db)
+        else:
+            check_stored_stack(db)
     if fmt in BINARY_FORMATS and output is None:
         raise click.UsageError(f"--format {fmt} writes an image; give --output FILE")
     if selector == "all" and fmt not in GRAPH_FORMATS:
@@ -98,15 +120,15 @@ def _stored(model: str, assessment_id: int | None, db: str | None
             ) -> tuple[str, Any, FrameworkSpec]:
     """The provenance graph of a stored assessment of `model` (the newest by default),
     and the spec of the framework it was made under."""
-    store = open_store(db)
     missing = (f"{model}: no such file, and no stored assessment of a model {model!r} "
                "(asl list shows the stored models)")
     if assessment_id is None:  # the newest: found by index alone, then by primary key
-        newest = store.newest(model)
+        newest = read_newest(open_engine(db), model)
         if newest is None:
             fail(missing, EXIT_REJECTED)
         chosen, framework, blob = newest
     else:
+        store = open_store(db)
         found = stored_history(store, model, missing)
         check_assessment(model, assessment_id, found)
         chosen = assessment_id

@@ -9,7 +9,6 @@ through the front door, `engine.api`.
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,21 +21,10 @@ from engine.evidence_schema import ModelDocument, Vocabulary
 from engine.framework import OutputKey, builtin_names
 from engine.loader import load_pack, pack_stack
 from engine.model import ORIGIN_EVIDENCE, ORIGIN_PACK, Pack
+from engine.tuning import GC_FIRST_THRESHOLD as GC_FIRST_THRESHOLD
+from engine.tuning import tune_for_throughput as tune_for_throughput
 
 _EVALUATORS: dict[tuple[str, ...], Evaluator] = {}
-GC_FIRST_THRESHOLD = 50_000
-
-
-def tune_for_throughput() -> None:
-    """Make this process's cyclic garbage collector run less often. An assessment
-    allocates tens of thousands of short-lived, acyclic objects; at Python's default
-    threshold (700) the collector runs over a hundred times per assessment and keeps
-    re-examining everything alive (a whole portfolio's documents and results), which
-    cost about a fifth of the time of `asl assess` on 2,000 models. For a process
-    that runs assessments (the CLI, batch workers, benchmarks), not for the engine to
-    impose on a host application."""
-    _, second, third = gc.get_threshold()
-    gc.set_threshold(GC_FIRST_THRESHOLD, second, third)
 
 
 def evaluator_for(overlays: Sequence[str | Path] = ()) -> Evaluator:

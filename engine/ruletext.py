@@ -19,14 +19,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.evaluator import Fact
 from engine.facts_id import render_value
 from engine.model import Conclusion, Condition, Operand, Pack, Rule, Test
 from engine.operators import OPERATOR_TEXT
 from engine.packstack import is_builtin_framework
 from engine.strata import dependency_graph
+
+if TYPE_CHECKING:  # an annotation only: citing a rule does not need the evaluator
+    from engine.evaluator import Fact
 
 
 def literal(value: Any, quoted: bool = False) -> str:

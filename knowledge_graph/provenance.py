@@ -10,22 +10,17 @@ incoming edges: that is the whole record of "derived twice, asserted once".
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import networkx as nx
 
-from engine.evaluator import (
-    ConclusionDerived,
-    Derivation,
-    Event,
-    Fact,
-    FactAsserted,
-    Firing,
-    RuleFired,
-)
 from engine.framework import FrameworkSpec, default_spec
 from engine.model import ORIGIN_PACK
 from knowledge_graph import stored
+
+if TYPE_CHECKING:  # the engine's evaluator is imported where a graph is built from it,
+    # so that explaining a stored graph (`asl why MODEL`) does not load durable-rules
+    from engine.evaluator import Derivation, Event, Fact, Firing
 
 EVIDENCE = "evidence"  # a fact from the analyst's model document
 DEFAULT = "default"  # a fact the rule pack states (catalogue entries, baseline, defaults)
@@ -100,6 +95,8 @@ def build(events: Iterable[Event]) -> nx.DiGraph:
     >>> sorted(g.nodes(data="node"))
     [('evidence:e1', 'evidence'), ('firing:r:1', 'firing'), ('signal(x=1)', 'conclusion')]
     """
+    from engine.evaluator import ConclusionDerived, FactAsserted, RuleFired
+
     nodes: list[tuple[str, dict[str, Any]]] = []
     edges: list[tuple[str, str, dict[str, Any]]] = []
     for event in events:  # nodes and edges keep the order of the trace

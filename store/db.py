@@ -27,16 +27,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+if TYPE_CHECKING:  # alembic (and the migration scripts) are read only when the stored
+    # schema is not HEAD_REVISION: opening a current database does not import them
+    from alembic.config import Config
 
 ENV_VAR = "ASL_DATABASE_URL"
 DEFAULT_URL = "sqlite:///asl.db"
@@ -44,6 +44,10 @@ BUSY_TIMEOUT_S = 60
 SYNC_DURABLE = "FULL"  # every commit synced: survives power loss
 SYNC_BULK = "NORMAL"  # survives a crash, not power loss: for writes that can be redone
 WRITE_OPTION = "asl_write"  # execution option marking a connection opened to write
+# The newest migration in store/migrations/versions (tests/test_store_migration.py checks
+# it is alembic's head): a database stored at it is current without asking alembic.
+HEAD_REVISION = "0009"
+VERSION_TABLE = "alembic_version"  # where alembic keeps a database's revision
 
 
 class StoreError(Exception):
@@ -254,6 +258,8 @@ def _set_wal(cursor: Any) -> None:
 
 
 def _config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(files("store.migrations")))
     return cfg
@@ -261,11 +267,15 @@ def _config() -> Config:
 
 def head_revision() -> str | None:
     """The newest schema revision this version of asl knows."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_config()).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
     """The schema revision the database is at (None for an empty database)."""
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
@@ -273,6 +283,10 @@ def current_revision(engine: Engine) -> str | None:
 def at_head(engine: Engine) -> bool:
     """Whether the database's schema is the newest; a database from a newer asl is
     refused rather than written with an older schema."""
+    if _stored_revisions(engine) == [HEAD_REVISION]:
+        return True  # the common case, answered without importing alembic
+    from alembic.script import ScriptDirectory
+
     current = current_revision(engine)
     head = head_revision()
     if current is not None and current != head:
@@ -283,8 +297,20 @@ def at_head(engine: Engine) -> bool:
     return current == head
 
 
+def _stored_revisions(engine: Engine) -> list[str]:
+    """The revisions in the database's version table (none when it has none), read
+    with plain SQL: alembic is asked only when they are not exactly the head."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table(VERSION_TABLE):
+            return []
+        return [str(row[0]) for row in conn.execute(
+            text(f"SELECT version_num FROM {VERSION_TABLE}"))]
+
+
 def upgrade(engine: Engine) -> str | None:
     """Apply every pending migration in one locked transaction; the new revision."""
+    from alembic import command
+
     cfg = _config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn

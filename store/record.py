@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from knowledge_graph.stored import LEGACY_FIRST_BYTE, pack, unpack
 from store import audit
+from store.newest import newest
 from store.tables import BatchRun, EvidenceDocument, PackVersion, StoredAssessment, StoredModel
 
 CHUNK = 500  # ids per IN (...) query
@@ -384,16 +385,8 @@ class Store:
 
     def newest(self, model_id: str) -> tuple[int, str, bytes] | None:
         """The id, framework and stored provenance graph of a model's newest assessment,
-        None when it has none: its id read from the (model_id, id) index alone, the rest
-        by primary key, so the lookup costs the same among a hundred thousand models."""
-        with self.engine.connect() as conn:
-            aid = conn.execute(select(func.max(A.c.id)).where(A.c.model_id == model_id)
-                               ).scalar()
-            if aid is None:
-                return None
-            row = conn.execute(select(A.c.framework, A.c.provenance).where(A.c.id == aid)
-                               ).one()
-        return int(aid), row.framework, bytes(row.provenance)
+        None when it has none (store.newest: by index, then by primary key)."""
+        return newest(self.engine, model_id)
 
     def provenance(self, assessment_id: int) -> bytes:
         """The stored provenance graph of an assessment (knowledge_graph.provenance.dump)."""

@@ -34,7 +34,7 @@ from test_batch import ACME, batch, changes, parse_summary, record
 import store.tables  # noqa: F401  (registers the tables on the metadata)
 from cli.main import main
 from knowledge_graph.provenance import load as load_graph
-from store.db import _config, connect, current_revision, head_revision
+from store.db import HEAD_REVISION, _config, connect, current_revision, head_revision
 from store.record import decompress
 
 LEGACY = Path(__file__).parent / "store_fixtures" / "asl-0001.db.gz"
@@ -252,3 +252,10 @@ def test_revision_0006_gives_service_batches_their_own_framework_column(
                 c["name"] for c in inspect(conn).get_columns("service_batch")}
     finally:
         engine.dispose()
+
+
+def test_the_head_revision_constant_is_alembics_head() -> None:
+    """store.db answers "is this database current?" from HEAD_REVISION without importing
+    alembic; it must name the newest migration, or every database would be re-checked
+    (and a new migration never applied on the fast path's say-so)."""
+    assert head_revision() == HEAD_REVISION
