@@ -97,6 +97,19 @@ def stored_overlays(db: str | None) -> tuple[str, ...]:
     return tuple(str(packs.materialize(pack, root)) for pack in stored)
 
 
+def existing_record(db: str | None) -> str | None:
+    """The database URL `db` names (or the default), or None when it is a SQLite file
+    that does not exist (or an in-memory one): nothing to read there, and a command that
+    only reads or annotates a record must not create one."""
+    url = database_url(db)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and (
+            not parsed.database or parsed.database == ":memory:"
+            or not Path(parsed.database).exists()):
+        return None
+    return url
+
+
 STACK_TABLE = "pack_active"  # store.service_tables.ActivePack: the active overlays
 
 
@@ -105,11 +118,8 @@ def check_stored_stack(db: str | None) -> None:
     database it cannot read with the same line (exit 2), without importing store.packs
     (sqlmodel) or writing the packs out: for `asl why MODEL`, which takes the stored
     stack when given no --pack but answers from the record without assessing."""
-    url = database_url(db)
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and (
-            not parsed.database or parsed.database == ":memory:"
-            or not Path(parsed.database).exists()):
+    url = existing_record(db)
+    if url is None:
         return
     try:
         engine = connect(url, migrate=False)

@@ -13,12 +13,10 @@ import difflib
 import json
 import sys
 import textwrap
-from pathlib import Path
 from typing import Any
 
 import click
 import networkx as nx
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from cli.options import (
@@ -30,7 +28,7 @@ from cli.options import (
     pack_option,
     report,
 )
-from cli.store_options import db_option, open_store
+from cli.store_options import db_option, existing_record, open_store
 from engine.api import AssessmentRun, assess
 from engine.errors import AssessmentError, InputError
 from engine.evidence_reading import STDIN_NAME
@@ -51,7 +49,7 @@ from knowledge_graph.report import provenance
 from knowledge_graph.whatif import changes_of, conclusion_data, what_if_report
 from store import audit
 from store.canonical import run_input
-from store.db import database_url, describe
+from store.db import describe
 
 
 def _show(value: Any) -> str:
@@ -165,11 +163,8 @@ def _log(db: str | None, run: AssessmentRun, found: dict[str, Any]) -> None:
     OS user), as service.md asks of every what-if, from the service or the CLI; nothing
     when there is no record there (a SQLite file that does not exist is not made for
     it). The entry hashes the canonical evidence and the report, as the service's do."""
-    url = database_url(db)
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and (
-            not parsed.database or parsed.database == ":memory:"
-            or not Path(parsed.database).exists()):
+    url = existing_record(db)
+    if url is None:
         return
     pack = run.evaluator.pack
     store = open_store(db)
