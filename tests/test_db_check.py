@@ -29,9 +29,9 @@ def run(*args: str | Path) -> Result:
 
 
 def damage_a_page(database: Path) -> None:
-    """Overwrite the second half of the conclusion table's first leaf page."""
+    """Overwrite the second half of the assessment table's first leaf page."""
     with closing(sqlite3.connect(database)) as conn:
-        pages = conn.execute("SELECT pageno FROM dbstat WHERE name = 'conclusion' "
+        pages = conn.execute("SELECT pageno FROM dbstat WHERE name = 'assessment' "
                              "AND pagetype = 'leaf' ORDER BY pageno").fetchall()
         size = conn.execute("PRAGMA page_size").fetchone()[0]
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
