@@ -22,6 +22,7 @@ records.
 from __future__ import annotations
 
 import heapq
+import threading
 import zlib
 from functools import cache
 from importlib.resources import files
@@ -44,15 +45,25 @@ def dictionary() -> zstandard.ZstdCompressionDict:
     return zstandard.ZstdCompressionDict(data)
 
 
-@cache
+_local = threading.local()
+
+
 def _compressor() -> zstandard.ZstdCompressor:
-    return zstandard.ZstdCompressor(level=LEVEL, dict_data=dictionary(),
-                                    write_content_size=True, write_checksum=False)
+    """This thread's compressor: a ZstdCompressor must not be used by two threads at once
+    (the service stores assessments from several threads; sharing one corrupted frames)."""
+    made = getattr(_local, "compressor", None)
+    if made is None:
+        made = _local.compressor = zstandard.ZstdCompressor(
+            level=LEVEL, dict_data=dictionary(), write_content_size=True, write_checksum=False)
+    return made
 
 
-@cache
 def _decompressor() -> zstandard.ZstdDecompressor:
-    return zstandard.ZstdDecompressor(dict_data=dictionary())
+    """This thread's decompressor (not shareable between threads either)."""
+    made = getattr(_local, "decompressor", None)
+    if made is None:
+        made = _local.decompressor = zstandard.ZstdDecompressor(dict_data=dictionary())
+    return made
 
 
 def pack(data: bytes) -> bytes:

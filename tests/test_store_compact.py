@@ -19,6 +19,7 @@ import gzip
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,30 @@ def test_a_stored_graph_is_the_graph_built(graphs: list[tuple[nx.DiGraph, Any]])
     odd.add_edge("z", "a", role="used", **{"as": "x"})
     _same(odd, load(dump(odd)))
 
+
+
+def test_graphs_are_stored_and_read_from_many_threads_at_once(
+        graphs: list[tuple[nx.DiGraph, Any]]) -> None:
+    """The service stores and explains from several threads; a zstd (de)compressor shared
+    between them produced corrupt frames ('Src size is incorrect') and dropped workers."""
+    blobs = [dump(graph) for graph, _ in graphs]
+    failures: list[BaseException] = []
+
+    def churn() -> None:
+        try:
+            for _ in range(6):
+                for (graph, _), blob in zip(graphs, blobs, strict=True):
+                    assert dump(graph) == blob
+                    _same(graph, load(blob))
+        except BaseException as exc:  # reported by the main thread below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=churn) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures[:3]
 
 def test_a_database_before_0008_is_converted_and_back(db_url: str, tmp_path: Path) -> None:
     legacy_database(db_url, tmp_path)
