@@ -161,6 +161,27 @@ def cli_json(*args: str) -> Any:
     return json.loads(result.output)
 
 
+
+def assert_explained_like_cli(client: httpx.Client, model: str, evidence: Path,
+                              framework: str, edit: str, query: str = "") -> None:
+    """The service's why-not (target `decision=proceed`) and what-if (`--set edit`) of a
+    stored `model` answer exactly what `asl why-not` / `asl what-if --framework` print for
+    its `evidence` file (the what-if also names the decision-log entry it made); `query`
+    is appended to both URLs (e.g. `?framework=...`)."""
+    why_not = cli_json("why-not", str(evidence), "decision=proceed", "--framework", framework,
+                       "--format", "json")
+    what_if = cli_json("what-if", str(evidence), "--set", edit, "--framework", framework,
+                       "--format", "json")
+    explained = client.post(f"/v1/models/{model}/why-not{query}",
+                            json={"target": "decision=proceed"})
+    edited = client.post(f"/v1/what-if{query}", json={"model": model, "set": [edit]})
+    assert explained.status_code == 200, explained.text
+    assert explained.json() == why_not
+    assert edited.status_code == 200, edited.text
+    answer = edited.json()
+    assert answer.pop("decision_id")
+    assert answer == what_if
+
 def data_of(path: Path) -> Any:
     """A YAML evidence file as JSON data (dates as the strings they are written as)."""
     return json.loads(json.dumps(yaml.safe_load(path.read_text()), default=str))

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from service_server import Server, cli_json, data_of
+from service_server import Server, assert_explained_like_cli, cli_json, data_of
 from service_server import module_database as module_database  # the fixture
 from service_server import server as server  # the fixture
 
@@ -119,24 +119,12 @@ def test_an_unknown_framework_is_refused_and_nothing_is_done(server: Server) -> 
 
 
 def test_why_not_and_what_if_under_pf(server: Server) -> None:
-    edit = "safeguards[high-misuse].status=implemented"
-    why_not = cli_json("why-not", str(GAP_PF), "decision=proceed", "--framework", PF,
-                       "--format", "json")
-    what_if = cli_json("what-if", str(GAP_PF), "--set", edit, "--framework", PF,
-                       "--format", "json")
     with server.client("analyst") as analyst:
         assert analyst.post(f"/v1/assess?framework={PF}", content=GAP_PF.read_bytes(),
                             headers=YAML_TYPE).status_code == 200
-        explained = analyst.post(f"/v1/models/heron-3/why-not?framework={PF}",
-                                 json={"target": "decision=proceed"})
-        edited = analyst.post(f"/v1/what-if?framework={PF}",
-                              json={"model": "heron-3", "set": [edit]})
-    assert explained.status_code == 200, explained.text
-    assert explained.json() == why_not
-    assert edited.status_code == 200, edited.text
-    answer = edited.json()
-    assert answer.pop("decision_id")
-    assert answer == what_if
+        assert_explained_like_cli(analyst, "heron-3", GAP_PF, PF,
+                                  "safeguards[high-misuse].status=implemented",
+                                  query=f"?framework={PF}")
 
 
 def test_a_batch_under_pf_stores_what_asl_assess_gives(server: Server) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from service_server import Server, cli_json, data_of, problem
+from service_server import Server, assert_explained_like_cli, cli_json, data_of, problem
 from service_server import module_database as module_database  # the fixture
 from service_server import server as server  # the fixture
 
@@ -99,20 +99,8 @@ def test_why_on_an_rsp_model_still_explains_asl_by_default(server: Server) -> No
 
 
 def test_why_not_and_what_if_default_to_the_stored_framework(stored_pf: Server) -> None:
-    why_not = cli_json("why-not", str(GAP_PF), "decision=proceed", "--framework", PF,
-                       "--format", "json")
-    what_if = cli_json("what-if", str(GAP_PF), "--set", EDIT, "--framework", PF,
-                       "--format", "json")
     with stored_pf.client("analyst") as analyst:
-        explained = analyst.post(f"/v1/models/{PF_MODEL}/why-not",
-                                 json={"target": "decision=proceed"})
-        edited = analyst.post("/v1/what-if", json={"model": PF_MODEL, "set": [EDIT]})
-    assert explained.status_code == 200, explained.text
-    assert explained.json() == why_not
-    assert edited.status_code == 200, edited.text
-    answer = edited.json()
-    assert answer.pop("decision_id")
-    assert answer == what_if
+        assert_explained_like_cli(analyst, PF_MODEL, GAP_PF, PF, EDIT)
 
 
 @pytest.mark.parametrize(("content", "headers"), [
