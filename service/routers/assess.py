@@ -11,7 +11,6 @@ version and stack match its newest stored assessment is not stored again, as in
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -158,9 +157,12 @@ async def assess_evidence(request: Request, who: Analyst,
     fmt = body_format(request)
     content = await request.body()
     state: ServiceState = request.app.state.asl
-    return cli_json_bytes(await anyio.to_thread.run_sync(
-        partial(assess_and_store, state, who, content, fmt, store, framework=framework),
-        limiter=state.work_slots()))
+
+    def answer() -> Response:  # serialised in the thread too, not on the event loop
+        return cli_json_bytes(assess_and_store(state, who, content, fmt, store,
+                                               framework=framework))
+
+    return await anyio.to_thread.run_sync(answer, limiter=state.work_slots())
 
 
 def _what_if(state: ServiceState, who: Principal, body: WhatIfRequest,
