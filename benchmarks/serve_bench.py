@@ -6,7 +6,10 @@ off), then:
 1. 32 concurrent clients post single-model assessments (`POST /v1/assess?store=true`,
    synthetic models from benchmarks/synth.py, each stored);
 2. the same clients read `GET /v1/models/{model}/why?format=json` of stored models;
-3. in this process, the same models are assessed through the engine's front door as
+3. the same clients read `GET /v1/models/{model}/history` of stored models: an
+   authenticated request with one indexed read and a small answer, the floor of what
+   any request costs here (HTTP, routing, the token check, a thread hop, one query);
+4. in this process, the same models are assessed through the engine's front door as
    `asl assess --format json` does (one process; the service has two).
 
 Prints requests/second, p50 and p99 latency of each phase, the in-process rate, and the
@@ -173,6 +176,12 @@ def main() -> int:
             ids = [str(m["model"]["id"]) for m in models]  # type: ignore[index]
             read = run_phase("GET why?format=json", server.url, token, args.clients,
                              [reader(i) for i in ids], server.proc.pid)
+
+            def lister(model_id: str) -> Callable[[httpx.Client], httpx.Response]:
+                return lambda c: c.get(f"/v1/models/{model_id}/history")
+
+            floor = run_phase("GET history (floor)", server.url, token, args.clients,
+                              [lister(i) for i in ids], server.proc.pid)
         finally:
             server.stop()
     load_served = os.getloadavg()[0]
@@ -184,6 +193,7 @@ def main() -> int:
           f"({os.cpu_count()} CPUs)")
     print(posted.line())
     print(read.line())
+    print(floor.line())
     print(f"{'in-process assess':<22} {args.n:>6} mod  {rate:>8.1f} mod/s  "
           f"CPU {1000 * cpu_per_model:.2f} ms/model")
     ratio = service_rate / (args.workers * rate) if rate else 0.0
@@ -191,9 +201,13 @@ def main() -> int:
           f"(target >= 0.5)")
     print(f"server CPU per assess / in-process CPU per model: "
           f"{posted.cpu / max(1, len(posted.latencies)) / cpu_per_model:.2f}")
+    floor_cpu = floor.cpu / max(1, len(floor.latencies))
+    print(f"server CPU per assess / per floor request: "
+          f"{posted.cpu / max(1, len(posted.latencies)) / floor_cpu:.2f}; "
+          f"per why / per floor request: {read.cpu / max(1, len(read.latencies)) / floor_cpu:.2f}")
     print(f"p99 assess {posted.p99_ms():.1f} ms (target < 250); "
           f"p99 why {read.p99_ms():.1f} ms (target < 50)")
-    return 0 if not posted.errors and not read.errors else 1
+    return 0 if not (posted.errors or read.errors or floor.errors) else 1
 
 
 if __name__ == "__main__":

@@ -34,6 +34,9 @@ from store.db import connect
 from store.record import Layer, Store
 
 WORK_SLOTS = 2  # assessments one worker process runs at once: one computes while one commits
+# SQLite connections a worker keeps open: one for each thread that may use one at once
+# (anyio's default of 40 request threads, the work slots' threads, the batch runner).
+SQLITE_POOL = 48
 
 
 class UnknownFramework(ValueError):
@@ -86,7 +89,7 @@ class ServiceState:
     @classmethod
     def open(cls, config: ServiceConfig) -> ServiceState:
         """Connect (checking the schema) and make the private working directory."""
-        engine = connect(config.db_url)
+        engine = connect(config.db_url, sqlite_pool=SQLITE_POOL)
         workdir = Path(tempfile.mkdtemp(prefix="asl-serve-"))
         limiter = RateLimiter(config.rate_limit) if config.rate_limit else None
         base = builtin_pack_dir()

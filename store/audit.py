@@ -111,8 +111,13 @@ def entry_hmac(key: bytes, entry_hash_hex: str) -> str:
     return hmac.new(key, entry_hash_hex.encode("ascii"), hashlib.sha256).hexdigest()
 
 
+# Built once: building a statement costs more than SQLite takes to run these.
+_HEAD = select(L.c.seq, L.c.hash).order_by(L.c.seq.desc()).limit(1)
+_APPEND = insert(L)
+
+
 def _head(conn: Connection) -> tuple[int, str]:
-    row = conn.execute(select(L.c.seq, L.c.hash).order_by(L.c.seq.desc()).limit(1)).first()
+    row = conn.execute(_HEAD).first()
     return (0, GENESIS) if row is None else (int(row.seq), str(row.hash))
 
 
@@ -137,7 +142,7 @@ def append(conn: Connection, *, actor: str, action: str, role: str | None = None
     key = key if key is not None else audit_key()
     row = {**fields, "prev_hash": prev, "hash": digest,
            "hmac": entry_hmac(key, digest) if key else None}
-    conn.execute(insert(L), row)
+    conn.execute(_APPEND, row)
     return Decision(**row)
 
 

@@ -108,16 +108,22 @@ def json_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def connect(url: str, migrate: bool = True, bulk: bool = False) -> Engine:
+def connect(url: str, migrate: bool = True, bulk: bool = False,
+            sqlite_pool: int | None = None) -> Engine:
     """An engine for `url`, checked and (unless `migrate` is False) at the newest schema.
     `bulk` (writes that can be redone) commits to SQLite with `synchronous=NORMAL`
-    rather than FULL. Raises StoreError with a one-line reason (the
-    caller names the database) when the database cannot be used."""
+    rather than FULL. `sqlite_pool`: how many SQLite connections to keep open for reuse
+    (SQLAlchemy's default, 5, otherwise): a connection opened past the pool is closed
+    after one use, and opening one (the file, WAL, the pragmas) costs more CPU than a
+    small request, so a caller with many threads (the service) keeps one per thread.
+    Raises StoreError with a one-line reason (the caller names the database) when the
+    database cannot be used."""
     parsed = _parse(url)
     if parsed.get_backend_name() == "sqlite":
         _check_sqlite_file(parsed.database)
+        pooled = {} if sqlite_pool is None else {"pool_size": sqlite_pool}
         engine = create_engine(parsed, json_serializer=json_text, json_deserializer=orjson.loads,
-                               connect_args={"timeout": BUSY_TIMEOUT_S})
+                               connect_args={"timeout": BUSY_TIMEOUT_S}, **pooled)
         _sqlite_pragmas(engine, SYNC_BULK if bulk else SYNC_DURABLE)
     else:
         engine = create_engine(parsed, json_serializer=json_text, json_deserializer=orjson.loads,

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Insert, Row, Select, func, insert, select, update
+from sqlalchemy import Insert, Row, Select, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -44,6 +44,13 @@ SUMMARY_COLUMNS = (A.c.id, A.c.model_id, A.c.assessed_at, A.c.pack_name, A.c.pac
                    A.c.input_hash, A.c.evidence_hash, A.c.level, A.c.required, A.c.scalars,
                    A.c.decision, A.c.missing_safeguards, A.c.actions, A.c.batch_id,
                    A.c.pack_stack, A.c.framework, A.c.contract_hash)
+# The newest assessment of each of the models bound to "models" (an IN list).
+_LATEST = select(*SUMMARY_COLUMNS).where(A.c.id.in_(
+    select(func.max(A.c.id)).where(A.c.model_id.in_(bindparam("models", expanding=True)))
+    .group_by(A.c.model_id)))
+_NEWEST = select(A.c.id, A.c.model_id, A.c.input_hash, A.c.pack_version).where(A.c.id.in_(
+    select(func.max(A.c.id)).where(A.c.model_id.in_(bindparam("models", expanding=True)))
+    .group_by(A.c.model_id)))  # Store._newest's: what a writer compares with
 # Contract keys every result has, whatever its framework, with columns of their own (or,
 # for model and pack, none needed); a result's other single-valued keys are `scalars`.
 NEUTRAL_KEYS = ("model", "framework", "level", "decision")
@@ -316,11 +323,8 @@ class Store:
     def _newest(conn: Connection, models: Sequence[str]) -> dict[str, tuple[int, str, str]]:
         """(id, input hash, pack version) of each model's newest assessment, as this
         transaction sees it."""
-        newest = (select(func.max(A.c.id)).where(A.c.model_id.in_(sorted(set(models))))
-                  .group_by(A.c.model_id))
         return {row.model_id: (row.id, row.input_hash, row.pack_version)
-                for row in conn.execute(select(A.c.id, A.c.model_id, A.c.input_hash,
-                                               A.c.pack_version).where(A.c.id.in_(newest)))}
+                for row in conn.execute(_NEWEST, {"models": sorted(set(models))})}
 
     @contextmanager
     def _transaction(self, conn: Connection | None) -> Iterator[Connection]:
@@ -344,14 +348,14 @@ class Store:
                 yield from conn.execute(query(wanted[start:start + CHUNK]))
 
     def latest(self, model_ids: Iterable[str]) -> dict[str, Summary]:
-        """The newest assessment of each of these models that has one."""
-        def query(chunk: list[Any]) -> Select[Any]:
-            newest = (select(func.max(A.c.id)).where(A.c.model_id.in_(chunk))
-                      .group_by(A.c.model_id))
-            return select(*SUMMARY_COLUMNS).where(A.c.id.in_(newest))
-
-        return {row.model_id: Summary(**row._mapping)
-                for row in self._in_chunks(query, sorted(set(model_ids)))}
+        """The newest assessment of each of these models that has one (one statement
+        built once: building its select cost the service's stored assessment more than
+        running it)."""
+        wanted = sorted(set(model_ids))
+        with self.engine.connect() as conn:
+            return {row.model_id: Summary(**row._mapping)
+                    for start in range(0, len(wanted), CHUNK)
+                    for row in conn.execute(_LATEST, {"models": wanted[start:start + CHUNK]})}
 
     def all_latest(self, level: str | None = None, decision: str | None = None,
                    framework: str | None = None) -> Iterator[Summary]:

@@ -11,7 +11,6 @@ version and stack match its newest stored assessment is not stored again, as in
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -26,7 +25,6 @@ from batch.work import Entry, input_hash, stored_form
 from engine.api import AssessmentRun, Body, assess
 from engine.assess import ReferenceInfo
 from engine.errors import AssessmentError
-from engine.evidence import LoadedDocument
 from engine.whatif import SET, UNSET, EditRejected, parse_edit
 from engine.whatif import what_if as run_what_if
 from knowledge_graph.report import assessment_document
@@ -75,11 +73,11 @@ class WhatIfRequest(BaseModel):
         default_factory=list, max_length=200, description="PATH removals")
 
 
-def _reference(run: AssessmentRun, loaded: LoadedDocument, references: References
+def _reference(run: AssessmentRun, entry: Entry, references: References
                ) -> ReferenceInfo | None:
-    """What `loaded`'s model carried over from its reference, as the engine took it:
+    """What `entry`'s model carried over from its reference, as the engine took it:
     from the body when the reference is there, else from the record."""
-    entry_ref = Entry.of(loaded).reference
+    entry_ref = entry.reference
     if entry_ref is None:
         return None
     done = run.assessment(entry_ref)
@@ -99,27 +97,27 @@ def assess_and_store(state: ServiceState, who: Principal, content: bytes, fmt: s
     stack, run, references = assess_body(state, content, fmt, keep_inputs=True,
                                          framework=framework, newest=store)
     ordered = run.in_input_order()
-    loaded = {d.document.model.id: d for d in run.documents}
+    # Each model's compact entry and its evidence as validated JSON, made once (a JSON
+    # and a YAML body of the same document agree).
+    entries = {d.document.model.id: Entry.of(d) for d in run.documents}
+    bodies = {model: orjson.loads(entry.body) for model, entry in entries.items()}
     new: list[NewAssessment] = []
     results = []
     previous = ({} if not store else references.newest if references.newest is not None
-                else state.store.latest(loaded))
+                else state.store.latest(entries))
     for assessment in ordered:
-        doc = loaded[assessment.model]
-        entry = Entry.of(doc)
-        hashed = input_hash(orjson.loads(entry.body), _reference(run, doc, references))
+        entry = entries[assessment.model]
+        hashed = input_hash(bodies[assessment.model], _reference(run, entry, references))
         last = previous.get(assessment.model)
         if not store or (last is not None and last.input_hash == hashed
                          and last.pack_version == stack.pack.version
                          and same_stack(last.pack_stack, stack.stack, stack.pack)):
             results.append(assessment_document(assessment))
             continue
-        stored = stored_form(entry, hashed, assessment, orjson.loads(entry.body))
+        stored = stored_form(entry, hashed, assessment, bodies[assessment.model])
         new.append(stored)
         results.append(decompress(stored.result))
-    # The evidence as validated JSON: a JSON and a YAML body of the same document agree.
-    bodies = [orjson.loads(Entry.of(loaded[m]).body) for m in run.models]
-    given = evidence_input(bodies, run.single)
+    given = evidence_input([bodies[m] for m in run.models], run.single)
     hashes = digests(given if logged is None else logged, results)
     with state.engine.begin() as conn:
         if new:
@@ -159,9 +157,12 @@ async def assess_evidence(request: Request, who: Analyst,
     fmt = body_format(request)
     content = await request.body()
     state: ServiceState = request.app.state.asl
-    return cli_json_bytes(await anyio.to_thread.run_sync(
-        partial(assess_and_store, state, who, content, fmt, store, framework=framework),
-        limiter=state.work_slots()))
+
+    def answer() -> Response:  # serialised in the thread too, not on the event loop
+        return cli_json_bytes(assess_and_store(state, who, content, fmt, store,
+                                               framework=framework))
+
+    return await anyio.to_thread.run_sync(answer, limiter=state.work_slots())
 
 
 def _what_if(state: ServiceState, who: Principal, body: WhatIfRequest,

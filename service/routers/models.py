@@ -15,7 +15,6 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.api import Body, assess
 from engine.framework import (
-    FrameworkSpec,
     builtin_spec,
     builtin_specs,
     default_spec,
@@ -59,8 +58,6 @@ Decision = Literal[tuple(known_decisions(_SPECS))]  # type: ignore[valid-type]
 Format = Literal["json", "text", "svg", "dot", "prov-json"]
 JSON_CONTENT = {"application/json": {}}
 A = StoredAssessment.__table__  # type: ignore[attr-defined]
-_NEWEST_ID = (select(A.c.id).where(A.c.model_id == bindparam("model"))
-              .order_by(A.c.id.desc()).limit(1))  # built once: the stored why's first read
 
 
 def json_bytes(data: Any, status: int = 200) -> Response:
@@ -80,14 +77,6 @@ def _history(store: Store, model: str) -> list[Summary]:
     if not found:
         raise Problem(404, f"no stored assessment of a model {model!r}")
     return found
-
-
-def _newest(state: ServiceState, model: str) -> int | None:
-    """The id of `model`'s newest stored assessment (one index lookup), if it has one."""
-    if "\x00" in model:  # no stored id has one (and PostgreSQL refuses it in text)
-        return None
-    with state.engine.connect() as conn:
-        return conn.execute(_NEWEST_ID, {"model": model}).scalar()
 
 
 def _chosen(store: Store, model: str, assessment: int | None) -> int:
@@ -153,24 +142,27 @@ def why(request: Request, model: ModelId, _: Viewer,
     under, rsp-2.1's `asl`) through each rule down to the evidence, from the stored
     graph, with that framework's selectors."""
     state: ServiceState = request.app.state.asl
-    chosen = _newest(state, model) if assessment is None else None
-    if chosen is None:  # an assessment named, or none stored: checked against history
+    # The newest one, its framework and graph read as `asl why MODEL` reads them (one
+    # connection, by index then by primary key).
+    found = state.store.newest(model) if assessment is None and "\x00" not in model \
+        else None
+    if found is None:  # an assessment named, or none stored: checked against history
         chosen = _chosen(state.store, model, assessment)
-    spec = _stored_spec(state, chosen)
-    graph = load_graph(state.store.provenance(chosen))
-    return Response(explain(model, graph, conclusion or spec.level.key or "level", format,
-                            subjects_for(spec)), media_type=MEDIA_TYPES[format])
+        found = chosen, _stored_framework(state, chosen), state.store.provenance(chosen)
+    _, framework, stored = found
+    spec = builtin_spec(framework or "") or default_spec()
+    return Response(explain(model, load_graph(stored), conclusion or spec.level.key or "level",
+                            format, subjects_for(spec)), media_type=MEDIA_TYPES[format])
 
 
 _FRAMEWORK = select(A.c.framework).where(A.c.id == bindparam("id"))  # built once
 
 
-def _stored_spec(state: ServiceState, chosen: int) -> FrameworkSpec:
-    """The spec of the framework the stored assessment `chosen` was made under (as
-    `asl why MODEL` reads it; one lookup by primary key)."""
+def _stored_framework(state: ServiceState, chosen: int) -> str | None:
+    """The framework the stored assessment `chosen` was made under (one lookup by
+    primary key)."""
     with state.engine.connect() as conn:
-        framework = conn.execute(_FRAMEWORK, {"id": chosen}).scalar()
-    return builtin_spec(framework or "") or default_spec()
+        return conn.execute(_FRAMEWORK, {"id": chosen}).scalar()
 
 
 class WhyNotRequest(BaseModel):
