@@ -11,7 +11,10 @@ with zstd against a dictionary (`derivation.zdict`, trained once on assessments 
 bundled examples and synthetic portfolios) that holds what every model's record shares.
 About 3.3 KiB per model instead of 9 KiB for zlib'd JSON, and `decode` gives back the
 same nodes, edges and attributes in the same order (attribute keys, and each node's
-successors and predecessors, in the same order too).
+successors and predecessors, in the same order too). `encode` writes a networkx graph;
+`encode_adjacency` writes the same bytes from the plain dicts such a graph keeps
+(`adjacency`), which is how an assessment is stored (provenance.record_of): no networkx
+graph is built until something reads the record back.
 
 The first byte says the format: FORMAT for this one; a record stored before revision
 0008 is zlib'd JSON (its first byte 0x78), which `decode` still reads. The dictionary is
