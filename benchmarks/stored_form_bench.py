@@ -6,8 +6,10 @@ Assesses synthetic models with lineage once (not timed), then, per model and alt
 which goes first, times in CPU time (time.process_time) and wall time:
 
 - graph path: `graph_of` (networkx), `assessment_document` with the graph's
-  `conclusions`, `dump` (the graph's node table, zstd), `edge_rows` and `kinds` of the
-  graph, `NewAssessment.build`: what `stored_form` did before;
+  `conclusions`, `stored.encode` of the graph as commit BASELINE wrote it (its
+  knowledge_graph/stored.py, read with `git show`: the node table before this change),
+  `edge_rows` and `kinds` of the graph, `NewAssessment.build`: what `stored_form` did
+  before;
 - record path: `stored_form` as it is (`record_of`: the same record, fired rules and
   kinds written from the derivation's `elements`; the document's `conclusions` read off
   the derivation);
@@ -22,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,15 +57,28 @@ from knowledge_graph.provenance import (
 from knowledge_graph.report import assessment_document
 from store.record import NewAssessment
 
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = "88cd8f0"  # the last commit that stored assessments through the graph
 
-def by_graph(entry: Entry, body: dict[str, Any], assessment: Assessment) -> NewAssessment:
+
+def module_at(commit: str, path: str) -> types.ModuleType:
+    """A module of this repository as it was at `commit` (`git show`)."""
+    source = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout
+    module = types.ModuleType(f"{path}@{commit}")
+    exec(compile(source, f"{commit}:{path}", "exec"), module.__dict__)
+    return module
+
+
+def by_graph(entry: Entry, body: dict[str, Any], assessment: Assessment,
+             encode: Callable[[Any], bytes]) -> NewAssessment:
     """`stored_form` as it was before: everything through the networkx graph."""
     graph = graph_of(assessment.derivation)
     result = assessment_document(assessment, graph)
     return NewAssessment.build(
         model_id=entry.model, evidence_hash=entry.evidence_hash,
         evidence_body=body, file=f"{entry.file}: {entry.where}", input_hash="h", result=result,
-        provenance=dump(graph), edges=edge_rows(graph), kinds=kinds(graph),
+        provenance=encode(graph), edges=edge_rows(graph), kinds=kinds(graph),
         contract_hash=contract_digest(result))
 
 
@@ -88,7 +105,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=2_000, help="synthetic models")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline", default=BASELINE,
+                        help="the commit whose stored.encode the graph path uses")
     args = parser.parse_args()
+    before = module_at(args.baseline, "knowledge_graph/stored.py")
     tune_for_throughput()
     evaluator = evaluator_for()
     vocab = vocabulary(evaluator.pack)
@@ -103,26 +123,31 @@ def main() -> None:
     jobs = [(entries[a.output["model"]], orjson.loads(entries[a.output["model"]].body), a)
             for a in assessments]
     for entry, body, assessment in jobs:  # the same record both ways (test_stored_form)
-        old, new = by_graph(entry, body, assessment), by_record(entry, body, assessment)
-        assert old == new, entry.model
+        old = by_graph(entry, body, assessment, before.encode)
+        assert old == by_record(entry, body, assessment) == by_graph(
+            entry, body, assessment, dump), entry.model
     # Every firing's `because` is filled on first reading and kept: fill them all (the
     # check above did) so neither path pays for it in the timed runs.
 
     totals = {"graph path": Clock(), "record path": Clock()}
+    runs: list[tuple[str, Callable[[Entry, dict[str, Any], Assessment], NewAssessment]]] = [
+        ("graph path", lambda e, b, a: by_graph(e, b, a, before.encode)),
+        ("record path", by_record)]
     for i, (entry, body, assessment) in enumerate(jobs):
-        runs = [("graph path", by_graph), ("record path", by_record)]
         for name, fn in runs if i % 2 else runs[::-1]:
             totals[name].time_it(lambda fn=fn, e=entry, b=body, a=assessment: fn(e, b, a))
 
     parts = {name: Clock() for name in (
-        "graph_of (networkx)", "conclusions(graph)", "dump(graph)", "edge_rows + kinds",
+        "graph_of (networkx)", "conclusions(graph)", f"encode(graph) at {args.baseline}",
+        "dump(graph) now", "edge_rows + kinds",
         "elements", "adjacency + encode_adjacency", "rules_among + kinds_among",
         "conclusions_of(derivation)")}
     for _, _, assessment in jobs:
         d = assessment.derivation
         graph = parts["graph_of (networkx)"].time_it(lambda d=d: graph_of(d))
         parts["conclusions(graph)"].time_it(lambda g=graph: conclusions(g))
-        parts["dump(graph)"].time_it(lambda g=graph: dump(g))
+        parts[f"encode(graph) at {args.baseline}"].time_it(lambda g=graph: before.encode(g))
+        parts["dump(graph) now"].time_it(lambda g=graph: dump(g))
         parts["edge_rows + kinds"].time_it(lambda g=graph: (edge_rows(g), kinds(g)))
         nodes, edges = parts["elements"].time_it(lambda d=d: elements(d))
         plain = parts["adjacency + encode_adjacency"].time_it(
