@@ -165,8 +165,9 @@ def _table(graph: Adjacency) -> bytes:
         row = [position[u], position[v], shape(tuple(attrs), len(shapes))]
         row += [text(x, len(strings)) if isinstance(x, str) else [x] for x in attrs.values()]
         edges.append(row)
-    key_sets = [[text(k, len(strings)) for k in keys] for keys in shapes]  # before the
-    return orjson.dumps([list(strings), key_sets, nodes, edges])  # table is complete
+    # the key sets' strings are added last, before the string table is complete
+    key_sets = [[text(k, len(strings)) for k in keys] for keys in shapes]
+    return orjson.dumps([list(strings), key_sets, nodes, edges])
 
 
 def insertion_order(graph: nx.DiGraph) -> list[tuple[Any, Any, dict[str, Any]]]:
