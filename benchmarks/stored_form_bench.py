@@ -140,7 +140,8 @@ def main() -> None:
     parts = {name: Clock() for name in (
         "graph_of (networkx)", "conclusions(graph)", f"encode(graph) at {args.baseline}",
         "dump(graph) now", "edge_rows + kinds",
-        "elements", "adjacency + encode_adjacency", "rules_among + kinds_among",
+        "elements", "adjacency + encode_adjacency", "  of which zstd (stored.pack)",
+        "rules_among + kinds_among",
         "conclusions_of(derivation)")}
     for _, _, assessment in jobs:
         d = assessment.derivation
@@ -152,6 +153,8 @@ def main() -> None:
         nodes, edges = parts["elements"].time_it(lambda d=d: elements(d))
         plain = parts["adjacency + encode_adjacency"].time_it(
             lambda n=nodes, e=edges: (a := stored.adjacency(n, e), stored.encode_adjacency(a))[0])
+        table = stored._table(plain)
+        parts["  of which zstd (stored.pack)"].time_it(lambda t=table: stored.pack(t))
         parts["rules_among + kinds_among"].time_it(
             lambda a=plain: (rules_among(a.nodes.values()), kinds_among(a.nodes.values())))
         parts["conclusions_of(derivation)"].time_it(lambda d=d: conclusions_of(d))
