@@ -34,8 +34,8 @@ from engine.evidence import LoadedDocument, parse_document
 from engine.evidence_schema import ModelDocument, ModelInfo
 from engine.lineage import Links
 from knowledge_graph.compare import contract_values
-from knowledge_graph.provenance import dump, edge_rows, kinds
-from knowledge_graph.report import assessment_document, provenance
+from knowledge_graph.provenance import record_of
+from knowledge_graph.report import assessment_document
 from store.record import NewAssessment
 
 
@@ -172,13 +172,13 @@ def stored_form(entry: Entry, input_hash: str, assessment: Assessment,
     """What the record stores of one assessment of `entry` (its result, provenance and
     the rows behind them); the service stores its assessments through this too. `body`
     is the entry's document as data, when the caller has it already."""
-    graph = provenance(assessment)
-    result = assessment_document(assessment, graph)
+    record = record_of(assessment.derivation)  # what dump, fired_rules and kinds of
+    result = assessment_document(assessment)  # its graph give, without building it
     return NewAssessment.build(
         model_id=entry.model, evidence_hash=entry.evidence_hash,
         evidence_body=orjson.loads(entry.body) if body is None else body,
         file=_place(entry), input_hash=input_hash, result=result,
-        provenance=dump(graph), edges=edge_rows(graph), kinds=kinds(graph),
+        provenance=record.blob, edges=record.fired, kinds=record.kinds,
         contract_hash=contract_digest(result))
 
 

@@ -114,13 +114,17 @@ def build(events: Iterable[Event]) -> nx.DiGraph:
     return _graph(nodes, edges)
 
 
-def graph_of(derivation: Derivation) -> nx.DiGraph:
-    """The provenance graph of one assessment, built on demand from its derivation (the
-    facts asserted, then each firing with the facts it matched and the conclusions it
-    supports): the same nodes, edges and attributes, in the same order, as `build` of
-    its trace events."""
-    nodes: list[tuple[str, dict[str, Any]]] = []
-    edges: list[tuple[str, str, dict[str, Any]]] = []
+Node = tuple[str, dict[str, Any]]  # a node id and its attributes
+Edge = tuple[str, str, dict[str, Any]]  # source, target and the edge's attributes
+
+
+def elements(derivation: Derivation) -> tuple[list[Node], list[Edge]]:
+    """The nodes and edges of an assessment's provenance graph, with their attributes,
+    in the order the graph has them: the facts asserted, then each firing with the facts
+    it matched and the conclusions it supports. `graph_of` builds the networkx graph of
+    them, `record_of` the stored record (the same graph's bytes, without networkx)."""
+    nodes: list[Node] = []
+    edges: list[Edge] = []
     stood = set()
     for fact in derivation.asserted:
         nodes.append((fact.id, _fact_attrs(fact, DEFAULT if fact.origin == ORIGIN_PACK
@@ -136,7 +140,31 @@ def graph_of(derivation: Derivation) -> nx.DiGraph:
                 stood.add(fact_id)
                 nodes.append((fact_id, _fact_attrs(facts[fact_id], CONCLUSION)))
             edges.append((firing.id, fact_id, {"role": "generated"}))
-    return _graph(nodes, edges)
+    return nodes, edges
+
+
+def graph_of(derivation: Derivation) -> nx.DiGraph:
+    """The provenance graph of one assessment, built on demand from its derivation
+    (`elements`): the same nodes, edges and attributes, in the same order, as `build` of
+    its trace events."""
+    return _graph(*elements(derivation))
+
+
+class Record(NamedTuple):
+    """What the store keeps of an assessment's provenance (store.record.NewAssessment)."""
+
+    blob: bytes  # `dump` of its graph
+    fired: list[str]  # `fired_rules` of its graph
+    kinds: list[str]  # `kinds` of its graph
+
+
+def record_of(derivation: Derivation) -> Record:
+    """`Record(dump(g), fired_rules(g), kinds(g))` of `g = graph_of(derivation)`, the same
+    bytes and lists, written from the derivation's `elements` without building the graph
+    (what a batch worker and the service store of each assessment)."""
+    graph = stored.adjacency(*elements(derivation))
+    attrs = graph.nodes.values()
+    return Record(stored.encode_adjacency(graph), rules_among(attrs), kinds_among(attrs))
 
 
 def _firing_attrs(firing: Firing, stratum: int) -> dict[str, Any]:
@@ -278,7 +306,12 @@ def load(blob: bytes) -> nx.DiGraph:
 def fired_rules(graph: nx.DiGraph) -> list[str]:
     """The ids of the rules that fired, sorted: what the record keeps of the derivation
     for re-assessment (store.record)."""
-    return sorted({d["rule"] for _, d in graph.nodes(data=True) if d["node"] == FIRING})
+    return rules_among(graph.nodes.values())
+
+
+def rules_among(nodes: Iterable[dict[str, Any]]) -> list[str]:
+    """The ids of the rules of the firings among these nodes' attributes, sorted."""
+    return sorted({d["rule"] for d in nodes if d["node"] == FIRING})
 
 
 def edge_rows(graph: nx.DiGraph) -> list[tuple[str, str, str, str | None, str]]:
@@ -296,4 +329,9 @@ def edge_rows(graph: nx.DiGraph) -> list[tuple[str, str, str, str | None, str]]:
 
 def kinds(graph: nx.DiGraph) -> list[str]:
     """The kinds of fact in the graph (evidence, pack defaults and conclusions)."""
-    return sorted({d["kind"] for _, d in graph.nodes(data=True) if d["node"] != FIRING})
+    return kinds_among(graph.nodes.values())
+
+
+def kinds_among(nodes: Iterable[dict[str, Any]]) -> list[str]:
+    """The kinds of fact among these nodes' attributes, sorted."""
+    return sorted({d["kind"] for d in nodes if d["node"] != FIRING})

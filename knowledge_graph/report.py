@@ -18,7 +18,8 @@ from knowledge_graph.provenance import conclusions, conclusions_of, graph_of
 
 def provenance(assessment: Assessment) -> nx.DiGraph:
     """The provenance graph of one assessment, built from its derivation when asked
-    for (why, why-not, impact, export, storage)."""
+    for (why, why-not, impact, export); the store writes its record without it
+    (provenance.record_of)."""
     return graph_of(assessment.derivation)
 
 

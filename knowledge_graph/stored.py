@@ -11,7 +11,10 @@ with zstd against a dictionary (`derivation.zdict`, trained once on assessments 
 bundled examples and synthetic portfolios) that holds what every model's record shares.
 About 3.3 KiB per model instead of 9 KiB for zlib'd JSON, and `decode` gives back the
 same nodes, edges and attributes in the same order (attribute keys, and each node's
-successors and predecessors, in the same order too).
+successors and predecessors, in the same order too). `encode` writes a networkx graph;
+`encode_adjacency` writes the same bytes from the plain dicts such a graph keeps
+(`adjacency`), which is how an assessment is stored (provenance.record_of): no networkx
+graph is built until something reads the record back.
 
 The first byte says the format: FORMAT for this one; a record stored before revision
 0008 is zlib'd JSON (its first byte 0x78), which `decode` still reads. The dictionary is
@@ -24,10 +27,11 @@ from __future__ import annotations
 import heapq
 import threading
 import zlib
+from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib.resources import files
 from itertools import pairwise
-from typing import Any
+from typing import Any, NamedTuple
 
 import networkx as nx
 import orjson
@@ -78,41 +82,91 @@ def unpack(blob: bytes) -> bytes:
     return _decompressor().decompress(blob[1:])
 
 
+class Adjacency(NamedTuple):
+    """A graph as the plain dicts a networkx DiGraph keeps inside: each node's attributes,
+    and each node's successors and predecessors with the edges' attributes (one dict per
+    edge, shared by both sides), every mapping in the order things were added."""
+
+    nodes: Mapping[Any, dict[str, Any]]
+    succ: Mapping[Any, Mapping[Any, dict[str, Any]]]
+    pred: Mapping[Any, Mapping[Any, dict[str, Any]]]
+
+
+def adjacency(nodes: Iterable[tuple[Any, dict[str, Any]]],
+              edges: Iterable[tuple[Any, Any, dict[str, Any]]]) -> Adjacency:
+    """What `nx.DiGraph` keeps of `nodes`, then `edges`, added in this order (its
+    `add_nodes_from` then `add_edges_from`), without building the graph: a node or edge
+    added again keeps its first place and takes the later attributes over the earlier,
+    and an edge's unknown end becomes a node without attributes. The store writes an
+    assessment's provenance from this (`encode_adjacency`); `why` and the other readers
+    build the networkx graph from the stored record (`decode`).
+
+    >>> a = adjacency([("x", {"k": 1}), ("x", {"j": 2})], [("x", "y", {"r": 0})])
+    >>> a.nodes
+    {'x': {'k': 1, 'j': 2}, 'y': {}}
+    >>> a.succ, a.pred
+    ({'x': {'y': {'r': 0}}, 'y': {}}, {'x': {}, 'y': {'x': {'r': 0}}})
+    """
+    attrs: dict[Any, dict[str, Any]] = {}
+    succ: dict[Any, dict[Any, dict[str, Any]]] = {}
+    pred: dict[Any, dict[Any, dict[str, Any]]] = {}
+    for node, data in nodes:
+        if node in attrs:
+            attrs[node] = {**attrs[node], **data}
+        else:
+            attrs[node] = data
+            succ[node] = {}
+            pred[node] = {}
+    for u, v, data in edges:
+        for end in (u, v):
+            if end not in attrs:
+                attrs[end] = {}
+                succ[end] = {}
+                pred[end] = {}
+        before = succ[u].get(v)
+        if before is not None:
+            data = {**before, **data}
+        succ[u][v] = pred[v][u] = data
+    return Adjacency(attrs, succ, pred)
+
+
 def encode(graph: nx.DiGraph) -> bytes:
     """The graph in its stored form."""
     return pack(table(graph))
 
 
+def encode_adjacency(graph: Adjacency) -> bytes:
+    """`encode` of the networkx graph with this adjacency, the same bytes, without
+    building it (how an assessment's provenance is stored: provenance.record_of)."""
+    return pack(_table(graph))
+
+
 def table(graph: nx.DiGraph) -> bytes:
     """The graph as the node table and edges by index that `encode` compresses (what
     the dictionary is trained on)."""
-    strings: dict[str, int] = {}
-    shapes: dict[tuple[str, ...], int] = {}
+    return _table(Adjacency(graph.nodes, graph.succ, graph.pred))
 
-    def text(value: str) -> int:
-        found = strings.get(value)
-        if found is None:
-            found = strings[value] = len(strings)
-        return found
 
-    def shape(attrs: dict[str, Any]) -> int:
-        keys = tuple(attrs)
-        found = shapes.get(keys)
-        if found is None:
-            found = shapes[keys] = len(shapes)
-        return found
-
-    def value(item: Any) -> Any:  # a string by position, anything else in a list
-        return text(item) if isinstance(item, str) else [item]
-
+def _table(graph: Adjacency) -> bytes:
+    strings: dict[str, int] = {}  # each string once, by position in the table
+    shapes: dict[tuple[str, ...], int] = {}  # each attributes' key set once
+    text = strings.setdefault  # text(s, len(strings)): the position of s, added if new
+    shape = shapes.setdefault
     position: dict[Any, int] = {}
     nodes = []
-    for node, attrs in graph.nodes(data=True):
+    for node, attrs in graph.nodes.items():  # a string by position, anything else in a list
         position[node] = len(position)
-        nodes.append([value(node), shape(attrs), *map(value, attrs.values())])
-    edges = [[position[u], position[v], shape(attrs), *map(value, attrs.values())]
-             for u, v, attrs in insertion_order(graph)]
-    key_sets = [list(map(text, keys)) for keys in shapes]  # before the table is complete
+        row = [text(node, len(strings)) if isinstance(node, str) else [node],
+               shape(tuple(attrs), len(shapes))]
+        row += [text(x, len(strings)) if isinstance(x, str) else [x] for x in attrs.values()]
+        nodes.append(row)
+    edges = []
+    for u, v, attrs in _insertion_order(graph):
+        row = [position[u], position[v], shape(tuple(attrs), len(shapes))]
+        row += [text(x, len(strings)) if isinstance(x, str) else [x] for x in attrs.values()]
+        edges.append(row)
+    # the key sets' strings are added last, before the string table is complete
+    key_sets = [[text(k, len(strings)) for k in keys] for keys in shapes]
     return orjson.dumps([list(strings), key_sets, nodes, edges])
 
 
@@ -127,27 +181,40 @@ def insertion_order(graph: nx.DiGraph) -> list[tuple[Any, Any, dict[str, Any]]]:
     >>> [(u, v) for u, v, _ in insertion_order(g)]
     [('b', 'c'), ('a', 'c')]
     """
-    edges = list(graph.edges(data=True))
-    index = {(u, v): i for i, (u, v, _) in enumerate(edges)}
-    after: list[list[int]] = [[] for _ in edges]
-    waiting = [0] * len(edges)
-    for adjacency in (graph.succ, graph.pred):
-        for node, others in adjacency.items():
-            chain = [index[(node, o) if adjacency is graph.succ else (o, node)]
-                     for o in others]
-            for first, then in pairwise(chain):
-                after[first].append(then)
-                waiting[then] += 1
+    return _insertion_order(Adjacency(graph.nodes, graph.succ, graph.pred))
+
+
+def _insertion_order(graph: Adjacency) -> list[tuple[Any, Any, dict[str, Any]]]:
+    edges: list[tuple[Any, Any, dict[str, Any]]] = []  # in the order of graph.edges
+    index: dict[tuple[Any, Any], int] = {}
+    after: list[list[int]] = []  # what must wait for each edge
+    waiting: list[int] = []  # how many edges each edge waits for
+    for u, others in graph.succ.items():  # a node's successors, in order
+        first = len(edges)
+        for v, data in others.items():
+            index[u, v] = len(edges)
+            edges.append((u, v, data))
+            after.append([])
+            waiting.append(0)
+        for i in range(first + 1, len(edges)):
+            after[i - 1].append(i)
+            waiting[i] = 1
+    for node, others in graph.pred.items():  # and its predecessors
+        chain = [index[other, node] for other in others]
+        for i, then in pairwise(chain):
+            after[i].append(then)
+            waiting[then] += 1
     ready = [i for i, n in enumerate(waiting) if n == 0]
     heapq.heapify(ready)
+    pop, push = heapq.heappop, heapq.heappush
     order = []
     while ready:
-        i = heapq.heappop(ready)
+        i = pop(ready)
         order.append(edges[i])
         for then in after[i]:
             waiting[then] -= 1
             if not waiting[then]:
-                heapq.heappush(ready, then)
+                push(ready, then)
     return order
 
 
