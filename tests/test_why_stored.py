@@ -71,7 +71,7 @@ def _selectors(graph: stored.Adjacency, subjects: dict) -> list[str]:
 def test_every_stored_conclusion_is_explained_alike_from_the_adjacency_and_networkx(
         record: Path) -> None:
     stored_models = _newest(record)
-    assert len(stored_models) >= 20  # every example and the lineage portfolio
+    assert len(stored_models) >= 15  # every example and the lineage portfolio
     compared = 0
     for model, framework, blob in stored_models:
         light, full = stored.decode_adjacency(blob), stored.decode(blob)
@@ -90,7 +90,7 @@ def test_every_stored_conclusion_is_explained_alike_from_the_adjacency_and_netwo
             assert dumps(why_tree(light, node)) == dumps(tree)
             assert render_text(why_tree(light, node)) == render_text(tree)
             compared += 1
-    assert compared > 500
+    assert compared > 1000
 
 
 def _why(*args: str) -> tuple[int, str, str]:
