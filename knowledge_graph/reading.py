@@ -96,9 +96,10 @@ def find_conclusion(graph: Graph, selector: str,
     id. `subjects`: the framework's (`subjects_for`), by default the default framework's.
 
     >>> from knowledge_graph.stored import adjacency
-    >>> g = adjacency([("level(x)", {"node": CONCLUSION, "kind": "level", "values": {}})], [])
-    >>> find_conclusion(g, "level"), find_conclusion(g, "level(x)")
-    ('level(x)', 'level(x)')
+    >>> g = adjacency([("signal(x=1)", {"node": CONCLUSION, "kind": "signal",
+    ...                                  "values": {"x": 1}})], [])
+    >>> find_conclusion(g, "signal", {}), find_conclusion(g, "signal(x=1)", {})
+    ('signal(x=1)', 'signal(x=1)')
     """
     nodes = graph.nodes
     if selector in nodes and nodes[selector]["node"] == CONCLUSION:
