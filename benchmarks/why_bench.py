@@ -15,6 +15,10 @@ the command imported.
 
     python benchmarks/why_bench.py                 # 100,000 models, 15 runs each
     python benchmarks/why_bench.py -N 10000 -n 30
+    python benchmarks/why_bench.py --before /work/main/.venv/bin/asl   # and another asl
+
+With `--before ASL`, the `asl` console script of another checkout (say, the commit before
+a change) answers the same question from the same record, interleaved with the rest.
 """
 
 from __future__ import annotations
@@ -104,6 +108,8 @@ def main() -> None:
     parser.add_argument("-N", "--models", type=int, default=100_000, help="stored models")
     parser.add_argument("--real", type=int, default=40, help="models assessed for real")
     parser.add_argument("-n", "--repeat", type=int, default=15, help="runs of each command")
+    parser.add_argument("--before", metavar="ASL",
+                        help="another checkout's asl script, timed on the same record")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="asl-why-bench-") as tmp:
         work = Path(tmp)
@@ -120,6 +126,8 @@ def main() -> None:
         commands = {"python -c pass": [sys.executable, "-c", "pass"],
                     "its third-party imports": [sys.executable, "-c", floor_code(loaded)],
                     f"asl why {model}": [*asl_command(), "why", model, "--db", str(db)]}
+        if args.before:
+            commands["the same, --before asl"] = [args.before, "why", model, "--db", str(db)]
         for argv in commands.values():  # warm the file cache
             run_once(argv)
         times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
@@ -130,6 +138,8 @@ def main() -> None:
                          statistics.median(c for _, c in runs))
                   for name, runs in times.items()}
         heavy = [name for name in HEAVY if name in loaded]
+    if args.before:
+        print(f"--before asl: {args.before}")
     base_wall, base_cpu = median["python -c pass"]
     print(f"median of {args.repeat} interleaved runs each ({sys.executable}); "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
@@ -143,6 +153,8 @@ def main() -> None:
     print(f"target: under {TARGET_WALL_S} s wall: {'met' if wall < TARGET_WALL_S else 'NOT met'}"
           f" ({wall:.3f} s)")
     print(f"heavy modules imported by asl why MODEL: {', '.join(heavy) or 'none'}")
+    if args.before:
+        print(f"--before asl: {args.before}")
     print("its third-party imports: a fresh interpreter importing only the third-party "
           "modules asl why MODEL imported (click, rich, networkx, SQLAlchemy core, ...)")
 

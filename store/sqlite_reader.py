@@ -3,7 +3,7 @@
 `asl why MODEL` reads one row. Opening the record the full way (`store.db.connect`:
 SQLAlchemy, the schema check, alembic when it is not current) costs far more start-up
 than the read; importing SQLAlchemy alone takes about half a second. `open_current`
-opens a SQLite file read-only with sqlite3 and answers only when the full way would
+opens a SQLite file with sqlite3, to read only, and answers only when the full way would
 find the same database usable and current, reading nothing else: anything else (a
 PostgreSQL URL, a SQLite URL with options, a file that does not exist or could not be
 written, a database not in WAL mode or at another schema revision, any SQLite error)
@@ -48,7 +48,7 @@ def sqlite_file(db: str | None) -> Path | None:
 
 
 def open_current(db: str | None, read_stack: bool) -> sqlite3.Connection | None:
-    """A read-only connection to the SQLite record `db` names, inside one read
+    """A connection to the SQLite record `db` names that only reads, inside one read
     transaction, when the full way (`store.db.connect`) would use it as it is: a file
     that could be written, in WAL mode, at `HEAD_REVISION`; with `read_stack`, its
     active pack stack read as `cli.store_options.check_stored_stack` reads it. None
@@ -60,12 +60,14 @@ def open_current(db: str | None, read_stack: bool) -> sqlite3.Connection | None:
         check_sqlite_file(str(path))
     except StoreError:
         return None
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+    try:  # opened as store.db opens it (read-write, never created), so that closing it
+        # removes SQLite's -wal and -shm files as ever; query_only: it writes nothing
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True,
                                timeout=BUSY_TIMEOUT_S, isolation_level=None)
     except sqlite3.Error:
         return None
     try:
+        conn.execute("PRAGMA query_only = ON")
         if _usable(conn, read_stack):
             return conn
     except sqlite3.Error:
