@@ -17,6 +17,11 @@ the command imported.
     python benchmarks/why_bench.py -N 10000 -n 30
     python benchmarks/why_bench.py --before /work/main/.venv/bin/asl   # and another asl
 
+Every command runs with Python's bytecode cache on, in a directory of the benchmark's
+(PYTHONPYCACHEPREFIX; the warm-up run fills it), as an installed asl runs: a
+PYTHONDONTWRITEBYTECODE in the environment would otherwise have asl's own modules
+compiled from source at every start (`--no-bytecode-cache` measures that).
+
 With `--before ASL`, the `asl` console script of another checkout (say, the commit before
 a change) answers the same question from the same record, interleaved with the rest.
 """
@@ -108,12 +113,17 @@ def main() -> None:
     parser.add_argument("-N", "--models", type=int, default=100_000, help="stored models")
     parser.add_argument("--real", type=int, default=40, help="models assessed for real")
     parser.add_argument("-n", "--repeat", type=int, default=15, help="runs of each command")
+    parser.add_argument("--no-bytecode-cache", dest="bytecode", action="store_false",
+                        help="leave the environment's bytecode settings as they are")
     parser.add_argument("--before", metavar="ASL",
                         help="another checkout's asl script, timed on the same record")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="asl-why-bench-") as tmp:
         work = Path(tmp)
         db = work / "asl.db"
+        if args.bytecode:  # for every command this runs, the warm-up included
+            os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+            os.environ["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
         started = time.perf_counter()
         real = assess_real(db, work, args.real)
         stored = fill(db, args.models)
@@ -143,7 +153,8 @@ def main() -> None:
     base_wall, base_cpu = median["python -c pass"]
     print(f"median of {args.repeat} interleaved runs each ({sys.executable}); "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
-          f"on {os.cpu_count()} CPUs")
+          f"on {os.cpu_count()} CPUs; bytecode cache "
+          f"{'on' if args.bytecode else 'as the environment says'}")
     print(f"{'command':<28}{'wall s':>9}{'cpu s':>9}{'+wall s':>10}{'+cpu s':>9}"
           f"{'wall x':>9}{'cpu x':>8}")
     for name, (wall, cpu) in median.items():
