@@ -95,14 +95,21 @@ def imported(db: Path, model: str) -> set[str]:
                               stderr=subprocess.PIPE, text=True, check=True).stderr.split())
 
 
+OURS = {"cli", "engine", "knowledge_graph", "store", "batch", "service", "importers", "rules"}
+
+
+def third_party(loaded: set[str]) -> list[str]:
+    """The third-party modules (not the standard library's, not asl's own) among
+    `loaded`."""
+    return sorted(name for name in loaded if name.split(".")[0] not in OURS
+                  and name.split(".")[0] not in sys.stdlib_module_names
+                  and not name.startswith("_"))
+
+
 def floor_code(loaded: set[str]) -> str:
-    """`python -c` code importing the third-party modules (not the standard library's,
-    not asl's own) that `asl why MODEL` imported: what its start-up rests on, as a floor
-    measured beside it."""
-    ours = {"cli", "engine", "knowledge_graph", "store", "batch", "service", "importers"}
-    theirs = sorted(name for name in loaded if name.split(".")[0] not in ours
-                    and name.split(".")[0] not in sys.stdlib_module_names
-                    and not name.startswith("_"))
+    """`python -c` code importing the third-party modules that `asl why MODEL` imported:
+    what its start-up rests on, as a floor measured beside it."""
+    theirs = third_party(loaded)
     return ("import importlib\nfor name in " + repr(theirs) + ":\n"
             "    try:\n        importlib.import_module(name)\n"
             "    except ImportError:\n        pass\n")
@@ -166,8 +173,9 @@ def main() -> None:
     print(f"heavy modules imported by asl why MODEL: {', '.join(heavy) or 'none'}")
     if args.before:
         print(f"--before asl: {args.before}")
+    packages = sorted({name.split(".")[0] for name in third_party(loaded)})
     print("its third-party imports: a fresh interpreter importing only the third-party "
-          "modules asl why MODEL imported (click, rich, networkx, SQLAlchemy core, ...)")
+          f"modules asl why MODEL imported (of {', '.join(packages)})")
 
 
 if __name__ == "__main__":
