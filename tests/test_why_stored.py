@@ -153,3 +153,16 @@ def test_a_database_that_is_not_one_is_refused_alike(tmp_path: Path) -> None:
     status, message = _same_error(db, "some-model")
     assert status == 2 and message.startswith("asl: cannot use database")
 
+
+
+def test_reading_leaves_the_record_as_it_was(record: Path, tmp_path: Path) -> None:
+    """The sqlite3 reader writes nothing and, like the full way, leaves no -wal or -shm
+    file behind (a read-only open would)."""
+    db = _copy(record, tmp_path)
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.close()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    model = _newest(record)[0][0]
+    assert _why(model, "--db", str(db))[0] == 0
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
