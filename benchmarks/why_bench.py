@@ -15,6 +15,15 @@ the command imported.
 
     python benchmarks/why_bench.py                 # 100,000 models, 15 runs each
     python benchmarks/why_bench.py -N 10000 -n 30
+    python benchmarks/why_bench.py --before /work/main/.venv/bin/asl   # and another asl
+
+Every command runs with Python's bytecode cache on, in a directory of the benchmark's
+(PYTHONPYCACHEPREFIX; the warm-up run fills it), as an installed asl runs: a
+PYTHONDONTWRITEBYTECODE in the environment would otherwise have asl's own modules
+compiled from source at every start (`--no-bytecode-cache` measures that).
+
+With `--before ASL`, the `asl` console script of another checkout (say, the commit before
+a change) answers the same question from the same record, interleaved with the rest.
 """
 
 from __future__ import annotations
@@ -86,14 +95,21 @@ def imported(db: Path, model: str) -> set[str]:
                               stderr=subprocess.PIPE, text=True, check=True).stderr.split())
 
 
+OURS = {"cli", "engine", "knowledge_graph", "store", "batch", "service", "importers", "rules"}
+
+
+def third_party(loaded: set[str]) -> list[str]:
+    """The third-party modules (not the standard library's, not asl's own) among
+    `loaded`."""
+    return sorted(name for name in loaded if name.split(".")[0] not in OURS
+                  and name.split(".")[0] not in sys.stdlib_module_names
+                  and not name.startswith("_"))
+
+
 def floor_code(loaded: set[str]) -> str:
-    """`python -c` code importing the third-party modules (not the standard library's,
-    not asl's own) that `asl why MODEL` imported: what its start-up rests on, as a floor
-    measured beside it."""
-    ours = {"cli", "engine", "knowledge_graph", "store", "batch", "service", "importers"}
-    theirs = sorted(name for name in loaded if name.split(".")[0] not in ours
-                    and name.split(".")[0] not in sys.stdlib_module_names
-                    and not name.startswith("_"))
+    """`python -c` code importing the third-party modules that `asl why MODEL` imported:
+    what its start-up rests on, as a floor measured beside it."""
+    theirs = third_party(loaded)
     return ("import importlib\nfor name in " + repr(theirs) + ":\n"
             "    try:\n        importlib.import_module(name)\n"
             "    except ImportError:\n        pass\n")
@@ -104,10 +120,17 @@ def main() -> None:
     parser.add_argument("-N", "--models", type=int, default=100_000, help="stored models")
     parser.add_argument("--real", type=int, default=40, help="models assessed for real")
     parser.add_argument("-n", "--repeat", type=int, default=15, help="runs of each command")
+    parser.add_argument("--no-bytecode-cache", dest="bytecode", action="store_false",
+                        help="leave the environment's bytecode settings as they are")
+    parser.add_argument("--before", metavar="ASL",
+                        help="another checkout's asl script, timed on the same record")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="asl-why-bench-") as tmp:
         work = Path(tmp)
         db = work / "asl.db"
+        if args.bytecode:  # for every command this runs, the warm-up included
+            os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+            os.environ["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
         started = time.perf_counter()
         real = assess_real(db, work, args.real)
         stored = fill(db, args.models)
@@ -120,6 +143,8 @@ def main() -> None:
         commands = {"python -c pass": [sys.executable, "-c", "pass"],
                     "its third-party imports": [sys.executable, "-c", floor_code(loaded)],
                     f"asl why {model}": [*asl_command(), "why", model, "--db", str(db)]}
+        if args.before:
+            commands["the same, --before asl"] = [args.before, "why", model, "--db", str(db)]
         for argv in commands.values():  # warm the file cache
             run_once(argv)
         times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
@@ -130,10 +155,13 @@ def main() -> None:
                          statistics.median(c for _, c in runs))
                   for name, runs in times.items()}
         heavy = [name for name in HEAVY if name in loaded]
+    if args.before:
+        print(f"--before asl: {args.before}")
     base_wall, base_cpu = median["python -c pass"]
     print(f"median of {args.repeat} interleaved runs each ({sys.executable}); "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
-          f"on {os.cpu_count()} CPUs")
+          f"on {os.cpu_count()} CPUs; bytecode cache "
+          f"{'on' if args.bytecode else 'as the environment says'}")
     print(f"{'command':<28}{'wall s':>9}{'cpu s':>9}{'+wall s':>10}{'+cpu s':>9}"
           f"{'wall x':>9}{'cpu x':>8}")
     for name, (wall, cpu) in median.items():
@@ -143,8 +171,11 @@ def main() -> None:
     print(f"target: under {TARGET_WALL_S} s wall: {'met' if wall < TARGET_WALL_S else 'NOT met'}"
           f" ({wall:.3f} s)")
     print(f"heavy modules imported by asl why MODEL: {', '.join(heavy) or 'none'}")
+    if args.before:
+        print(f"--before asl: {args.before}")
+    packages = sorted({name.split(".")[0] for name in third_party(loaded)})
     print("its third-party imports: a fresh interpreter importing only the third-party "
-          "modules asl why MODEL imported (click, rich, networkx, SQLAlchemy core, ...)")
+          f"modules asl why MODEL imported (of {', '.join(packages)})")
 
 
 if __name__ == "__main__":

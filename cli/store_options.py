@@ -11,16 +11,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy import inspect, text
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError
 
 from cli.extras import require
 from cli.options import EXIT_REJECTED, fail
-from store.db import ENV_VAR, StoreError, connect, connect_reader, database_url, describe
+from store.dbinfo import ENV_VAR, StoreError, database_url
+from store.sqlite_reader import STACK_ROWS, STACK_TABLE
 
-if TYPE_CHECKING:  # store.record (sqlmodel's tables) and store.packs are imported where
-    # used: `asl why MODEL` reads its one row through open_engine and store.newest
+if TYPE_CHECKING:  # SQLAlchemy (store.db), store.record (sqlmodel's tables) and
+    # store.packs are imported where used: `asl why MODEL` reads a current SQLite record
+    # with sqlite3 alone (store.sqlite_reader), and any other through open_engine
+    from sqlalchemy.engine import Engine
+
     from store.record import Store, Summary
 
 db_option = click.option(
@@ -42,6 +43,8 @@ def open_store(db: str | None, read_only: bool = False, bulk: bool = False) -> S
 
 def open_engine(db: str | None, read_only: bool = False, bulk: bool = False) -> Engine:
     """The engine `open_store` wraps, opened (and refused) as it says."""
+    from store.db import connect, connect_reader, describe
+
     url = database_url(db)
     if _is_postgres(url):
         require("postgres", f"the database {describe(url)}")
@@ -54,6 +57,9 @@ def open_engine(db: str | None, read_only: bool = False, bulk: bool = False) -> 
 def _is_postgres(url: str) -> bool:
     """Whether `url` names a PostgreSQL database (a URL that is not valid is left to
     `store.db.connect` to refuse)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(url).get_backend_name() == "postgresql"
     except ArgumentError:
@@ -83,6 +89,7 @@ def stored_overlays(db: str | None) -> tuple[str, ...]:
     exits; none when there is no database yet. A database that cannot be read is one
     line, exit 2."""
     from store import packs
+    from store.db import describe
 
     url = database_url(db)
     try:
@@ -101,6 +108,8 @@ def existing_record(db: str | None) -> str | None:
     """The database URL `db` names (or the default), or None when it is a SQLite file
     that does not exist (or an in-memory one): nothing to read there, and a command that
     only reads or annotates a record must not create one."""
+    from sqlalchemy.engine import make_url
+
     url = database_url(db)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and (
@@ -110,14 +119,16 @@ def existing_record(db: str | None) -> str | None:
     return url
 
 
-STACK_TABLE = "pack_active"  # store.service_tables.ActivePack: the active overlays
-
-
 def check_stored_stack(db: str | None) -> None:
     """Read the active pack stack stored at `db` as `stored_overlays` does, and refuse a
     database it cannot read with the same line (exit 2), without importing store.packs
     (sqlmodel) or writing the packs out: for `asl why MODEL`, which takes the stored
-    stack when given no --pack but answers from the record without assessing."""
+    stack when given no --pack but answers from the record without assessing (and
+    store.sqlite_reader reads it alike, with sqlite3)."""
+    from sqlalchemy import inspect, text
+
+    from store.db import connect, describe
+
     url = existing_record(db)
     if url is None:
         return
@@ -126,7 +137,7 @@ def check_stored_stack(db: str | None) -> None:
         try:
             if inspect(engine).has_table(STACK_TABLE):
                 with engine.connect() as conn:
-                    conn.execute(text(f"SELECT * FROM {STACK_TABLE} ORDER BY position")).all()
+                    conn.execute(text(STACK_ROWS)).all()
         finally:
             engine.dispose()
     except StoreError as exc:

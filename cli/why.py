@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.text import Text
 
 from cli.options import (
     EXIT_REJECTED,
@@ -31,15 +29,19 @@ from cli.store_options import (
 )
 from engine.errors import InputError
 from engine.framework import FrameworkSpec, builtin_spec, default_spec
-from knowledge_graph.explain import render_rich, render_text, why_tree
-from knowledge_graph.provenance import UnknownConclusion, find_conclusion, subjects_for
-from knowledge_graph.provenance import load as load_graph
+from knowledge_graph import stored
+from knowledge_graph.explain import render_text, why_tree
+from knowledge_graph.reading import Graph, UnknownConclusion, find_conclusion, subjects_for
 from store.newest import newest as read_newest
+from store.sqlite_reader import newest_current
 
-# knowledge_graph.export (Graphviz, PROV) is imported only for a graph format, and the
-# assessment's report only for a file: `asl why MODEL` from the record needs neither.
+# knowledge_graph.export (Graphviz, PROV, networkx) is imported only for a graph format,
+# the assessment's report only for a file, and rich only to draw for a terminal: `asl
+# why MODEL` from a current SQLite record imports neither them nor SQLAlchemy (the row
+# is read with sqlite3) nor networkx (the record is explained from its adjacency).
 BINARY_FORMATS = ("png",)
 GRAPH_FORMATS = ("dot", "svg", "png", "prov-json", "graphml")
+TREE_FORMATS = ("text", "json")  # explained from a stored record's adjacency
 
 
 @click.command()
@@ -87,9 +89,14 @@ def why(file: str, model_id: str | None, selector: str | None, fmt: str, output:
       asl why examples/security-gap-pause.yaml --format prov-json -o why.prov.json
       asl why corvid-atlas-5 --conclusion decision          # from the record (asl batch)
     """
-    if packs is None:  # no --pack nor --framework: the stored stack, read where the
-        # option reads it for other commands (so refused alike), written out only to assess
-        if file == "-" or Path(file).exists():
+    is_file = file == "-" or Path(file).exists()
+    light = None  # the newest stored assessment, when sqlite3 alone could read it
+    if not is_file and assessment_id is None and fmt in TREE_FORMATS:
+        light = newest_current(db, file, read_stack=packs is None)
+    if packs is None and light is None:  # no --pack nor --framework: the stored stack,
+        # read where the option reads it for other commands (so refused alike), written
+        # out only to assess
+        if is_file:
             packs = stored_overlays(db)
         else:
             check_stored_stack(db)
@@ -99,7 +106,7 @@ def why(file: str, model_id: str | None, selector: str | None, fmt: str, output:
         raise click.UsageError("--conclusion all needs a graph format: --format "
                                + "|".join(GRAPH_FORMATS))
     errors: list[InputError] = []
-    if file == "-" or Path(file).exists():
+    if is_file:
         if assessment_id is not None:
             raise click.UsageError("--assessment reads the record; give a MODEL id, not a file")
         run = assess_inputs([file], packs)
@@ -109,7 +116,8 @@ def why(file: str, model_id: str | None, selector: str | None, fmt: str, output:
         model, graph, errors = chosen.model, provenance(chosen), run.rejected
         spec = chosen.pack.spec
     else:
-        model, graph, spec = _stored(file, assessment_id, db)
+        newest = light or _stored(file, assessment_id, db)
+        model, graph, spec = file, _graph(newest[2], fmt), _spec(newest[1])
     _explain(model, graph, selector or spec.level.key or "level", fmt, output, color,
              subjects_for(spec))
     if errors:
@@ -117,27 +125,36 @@ def why(file: str, model_id: str | None, selector: str | None, fmt: str, output:
 
 
 def _stored(model: str, assessment_id: int | None, db: str | None
-            ) -> tuple[str, Any, FrameworkSpec]:
-    """The provenance graph of a stored assessment of `model` (the newest by default),
-    and the spec of the framework it was made under."""
+            ) -> tuple[int, str, bytes]:
+    """The id, framework and stored provenance of an assessment of `model` (the newest
+    by default), read the full way (SQLAlchemy: any database, migrated or refused as for
+    every command)."""
     missing = (f"{model}: no such file, and no stored assessment of a model {model!r} "
                "(asl list shows the stored models)")
     if assessment_id is None:  # the newest: found by index alone, then by primary key
         newest = read_newest(open_engine(db), model)
         if newest is None:
             fail(missing, EXIT_REJECTED)
-        chosen, framework, blob = newest
-    else:
-        store = open_store(db)
-        found = stored_history(store, model, missing)
-        check_assessment(model, assessment_id, found)
-        chosen = assessment_id
-        framework = next(s.framework for s in found if s.id == chosen)
-        blob = store.provenance(chosen)
-    return model, load_graph(blob), builtin_spec(framework) or default_spec()
+        return newest
+    store = open_store(db)
+    found = stored_history(store, model, missing)
+    check_assessment(model, assessment_id, found)
+    framework = next(s.framework for s in found if s.id == assessment_id)
+    return assessment_id, framework, store.provenance(assessment_id)
 
 
-def _explain(model: str, graph: Any, selector: str, fmt: str, output: str | None,
+def _graph(blob: bytes, fmt: str) -> Graph:
+    """A stored provenance graph as `fmt` needs it: its adjacency for an explanation
+    tree, a networkx graph to draw or export."""
+    return stored.decode_adjacency(blob) if fmt in TREE_FORMATS else stored.decode(blob)
+
+
+def _spec(framework: str) -> FrameworkSpec:
+    """The spec of the framework a stored assessment was made under."""
+    return builtin_spec(framework) or default_spec()
+
+
+def _explain(model: str, graph: Graph, selector: str, fmt: str, output: str | None,
              color: bool | None, subjects: dict[str, Any] | None = None) -> None:
     """Print (or write) the explanation of `selector` in a model's provenance graph."""
     node: str | None = None
@@ -168,6 +185,11 @@ def _explain(model: str, graph: Any, selector: str, fmt: str, output: str | None
         text = dumps({"model": model, "conclusion": node, "explanation": tree})
         _write(f"{text}\n".encode(), output)
     elif output is None and (sys.stdout.isatty() if color is None else color):
+        from rich.console import Console
+        from rich.text import Text
+
+        from knowledge_graph.explain import render_rich
+
         console = Console(file=sys.stdout, force_terminal=True, highlight=False,
                           no_color=None if color is None else False)
         console.print(Text(heading, style="bold"))

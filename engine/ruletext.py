@@ -25,7 +25,6 @@ from engine.facts_id import render_value
 from engine.model import Conclusion, Condition, Operand, Pack, Rule, Test
 from engine.operators import OPERATOR_TEXT
 from engine.packstack import is_builtin_framework
-from engine.strata import dependency_graph
 
 if TYPE_CHECKING:  # an annotation only: citing a rule does not need the evaluator
     from engine.evaluator import Fact
@@ -141,6 +140,8 @@ def rule_links(pack: Pack, rule: Rule) -> dict[str, list[str]]:
     (`feeds`), each as `RULE (KIND)`, `RULE (none KIND)` for a negation; and where each
     kind it reads comes from when no rule produces it (`given`: `KIND (evidence)`,
     `KIND (pack)`)."""
+    from engine.strata import dependency_graph  # networkx: not for every reader of rules
+
     graph = dependency_graph(pack.rules)
     fed_by, feeds, given = set(), set(), set()
     for kind in sorted(rule.consumes | rule.negates):

@@ -15,23 +15,32 @@ an earlier pack's rule also shows which one, and the pack's rationale for doing 
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
-
-import networkx as nx
-from rich.text import Text
-from rich.tree import Tree
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from engine.facts_id import render_value
 from engine.packstack import is_builtin_framework
 from engine.ruletext import cite_text
-from knowledge_graph.provenance import CONCLUSION, DEFAULT, EVIDENCE, FIRING, matched, supports
+from knowledge_graph.reading import (
+    CONCLUSION,
+    DEFAULT,
+    EVIDENCE,
+    FIRING,
+    Graph,
+    matched,
+    supports,
+)
+
+if TYPE_CHECKING:  # rich is imported to draw for a terminal (render_rich) alone
+    from rich.text import Text
+    from rich.tree import Tree
 
 _SHOWN_INFO = ("name", "source", "date", "evidence", "listed_as", "determination_from",
                "effective_compute_from")
 
 
-def why_tree(graph: nx.DiGraph, node: str) -> dict[str, Any]:
-    """The explanation of `node` as nested plain data (JSON-ready)."""
+def why_tree(graph: Graph, node: str) -> dict[str, Any]:
+    """The explanation of `node` as nested plain data (JSON-ready), from a networkx
+    graph or a stored record's adjacency alike (knowledge_graph.reading)."""
     seen: set[str] = set()
 
     def fact(fact_id: str) -> dict[str, Any]:
@@ -147,6 +156,8 @@ def render_rich(tree: dict[str, Any]) -> Tree:
     citation, evidence blue, pack defaults grey); a rule is drawn under the fact it
     derives, on the fact's own branch when it is the fact's only support. Every piece of
     text goes in as a `Text`, never as markup, so brackets in values print as they are."""
+    from rich.text import Text
+    from rich.tree import Tree
 
     def text(node: dict[str, Any]) -> Text:
         shown = Text()

@@ -14,43 +14,27 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import networkx as nx
 
-from engine.framework import FrameworkSpec, default_spec
 from engine.model import ORIGIN_PACK
 from knowledge_graph import stored
+
+# Reading a graph (its node kinds, selectors, what supports what) works on a networkx
+# graph and on a stored record's adjacency alike; imported from here as ever.
+from knowledge_graph.reading import CONCLUSION as CONCLUSION
+from knowledge_graph.reading import DEFAULT as DEFAULT
+from knowledge_graph.reading import EVIDENCE as EVIDENCE
+from knowledge_graph.reading import FIRING as FIRING
+from knowledge_graph.reading import NODE_KINDS as NODE_KINDS
+from knowledge_graph.reading import Subject as Subject
+from knowledge_graph.reading import UnknownConclusion as UnknownConclusion
+from knowledge_graph.reading import find_conclusion as find_conclusion
+from knowledge_graph.reading import matched as matched
+from knowledge_graph.reading import parse_selector as parse_selector
+from knowledge_graph.reading import subjects_for as subjects_for
+from knowledge_graph.reading import supports as supports
 
 if TYPE_CHECKING:  # the engine's evaluator is imported where a graph is built from it,
     # so that explaining a stored graph (`asl why MODEL`) does not load durable-rules
     from engine.evaluator import Derivation, Event, Fact, Firing
-
-EVIDENCE = "evidence"  # a fact from the analyst's model document
-DEFAULT = "default"  # a fact the rule pack states (catalogue entries, baseline, defaults)
-FIRING = "firing"  # one rule firing
-CONCLUSION = "conclusion"  # a derived fact
-NODE_KINDS = (EVIDENCE, DEFAULT, FIRING, CONCLUSION)
-
-
-class UnknownConclusion(LookupError):
-    """A conclusion was asked for that this assessment does not contain."""
-
-
-class Subject(NamedTuple):
-    """What a selector's subject names: conclusions of `kind`, told apart by the field
-    `key` (which the selector's argument gives); `value` is the field a why-not target
-    sets (None: the conclusion is present or absent), and `category` the capability
-    category the argument must have, if any."""
-
-    kind: str
-    key: str | None = None
-    value: str | None = None
-    category: str | None = None
-
-
-def subjects_for(spec: FrameworkSpec | None = None) -> dict[str, Subject]:
-    """The selector subjects of a framework's results (`FrameworkSpec.subjects`: `level`,
-    each output key's selector, each output kind; for rsp-2.1 `asl`, `decision`,
-    `comprehensive`, `required`, `threshold`, `checkpoint`, `ongoing`, `status`,
-    `action`, `missing`, ...), by default the default framework's."""
-    return {name: Subject(*parts) for name, parts in (spec or default_spec()).subjects().items()}
 
 
 def __getattr__(name: str) -> dict[str, Subject]:
@@ -58,22 +42,6 @@ def __getattr__(name: str) -> dict[str, Subject]:
     if name == "SUBJECTS":
         return subjects_for()
     raise AttributeError(name)
-
-
-def parse_selector(text: str) -> tuple[str, str]:
-    """(subject, argument) of a conclusion selector, the one grammar `asl why
-    --conclusion`, why-not targets and `asl diff` share: `SUBJECT`, `SUBJECT:ARG` or
-    `SUBJECT.ARG` (spaces around either part ignored).
-
-    >>> parse_selector("status:Some capability"), parse_selector("required.security")
-    (('status', 'Some capability'), ('required', 'security'))
-    >>> parse_selector("status: Some capability"), parse_selector("level")
-    (('status', 'Some capability'), ('level', ''))
-    """
-    name, colon, arg = (part.strip() for part in text.partition(":"))
-    if not colon and "." in name:
-        name, _, arg = (part.strip() for part in text.partition("."))
-    return name, arg
 
 
 def _fact_attrs(fact: Fact, node: str) -> dict[str, Any]:
@@ -213,18 +181,6 @@ def _rule_then_id(firing: Firing) -> tuple[str, str]:
     return firing.rule.id, firing.id
 
 
-def supports(graph: nx.DiGraph, conclusion: str) -> list[str]:
-    """The firings that support a conclusion, sorted by rule id then firing id."""
-    data = graph.nodes
-    return sorted(graph.pred[conclusion], key=lambda f: (data[f]["rule"], f))
-
-
-def matched(graph: nx.DiGraph, firing: str) -> list[str]:
-    """The facts a firing matched, in the order of the rule's conditions' names."""
-    used = graph.pred[firing]
-    return sorted(used, key=lambda fact: (used[fact]["as"], fact))
-
-
 def conclusions(graph: nx.DiGraph) -> list[dict[str, Any]]:
     """The graph flattened into the `conclusions` list of the assessment output: every
     derived fact with the rule that derived it, the pack that rule came from, its
@@ -260,26 +216,6 @@ def roots(graph: nx.DiGraph, node: str) -> set[str]:
     found = {n for n in nx.ancestors(graph, node) | {node}
              if graph.nodes[n]["node"] in (EVIDENCE, DEFAULT)}
     return found
-
-
-def find_conclusion(graph: nx.DiGraph, selector: str,
-                    subjects: dict[str, Subject] | None = None) -> str:
-    """Resolve a selector (`level`, `decision`, `required.security`, `status:NAME`,
-    `action:NAME`, a subject of the framework's own such as rsp-2.1's `asl`,
-    `threshold:NAME` or `missing:SAFEGUARD`, or a conclusion id) to the conclusion's node
-    id. `subjects`: the framework's (`subjects_for`), by default the default framework's."""
-    if selector in graph and graph.nodes[selector]["node"] == CONCLUSION:
-        return selector
-    name, arg = parse_selector(selector)
-    known = subjects if subjects is not None else subjects_for()
-    subject = known.get(name, Subject(name))  # any other kind: its first conclusion
-    kind = subject.kind
-    wanted = {subject.key: arg} if subject.key is not None else {}
-    for node, data in sorted(graph.nodes(data=True)):
-        if data["node"] == CONCLUSION and data["kind"] == kind and all(
-                data["values"].get(k) == v for k, v in wanted.items()):
-            return node
-    raise UnknownConclusion(selector)
 
 
 def dump(graph: nx.DiGraph) -> bytes:

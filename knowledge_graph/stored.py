@@ -31,11 +31,14 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib.resources import files
 from itertools import pairwise
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import networkx as nx
 import orjson
 import zstandard
+
+if TYPE_CHECKING:  # imported by `decode` alone: `asl why MODEL` reads a record as its
+    # adjacency (`decode_adjacency`) and explains it without importing networkx
+    import networkx as nx
 
 FORMAT = b"\x01"  # node table + edges by index, zstd with derivation.zdict
 LEGACY_FIRST_BYTE = 0x78  # zlib's header: orjson of {"nodes": ..., "edges": ...}
@@ -177,6 +180,7 @@ def insertion_order(graph: nx.DiGraph) -> list[tuple[Any, Any, dict[str, Any]]]:
     The order the edges were first added is one such order, so one exists: the first
     (by `graph.edges`) found by a topological sort of the two orders' constraints.
 
+    >>> import networkx as nx
     >>> g = nx.DiGraph([("b", "c"), ("a", "c")])
     >>> [(u, v) for u, v, _ in insertion_order(g)]
     [('b', 'c'), ('a', 'c')]
@@ -218,8 +222,32 @@ def _insertion_order(graph: Adjacency) -> list[tuple[Any, Any, dict[str, Any]]]:
     return order
 
 
+Node = tuple[Any, dict[str, Any]]  # a node id and its attributes
+Edge = tuple[Any, Any, dict[str, Any]]  # source, target and the edge's attributes
+
+
 def decode(blob: bytes) -> nx.DiGraph:
     """A graph stored by `encode` (or, before revision 0008, by `encode_legacy`)."""
+    import networkx as nx
+
+    nodes, edges = decode_elements(blob)
+    graph = nx.DiGraph()
+    graph.add_nodes_from(nodes)
+    graph.add_edges_from(edges)
+    return graph
+
+
+def decode_adjacency(blob: bytes) -> Adjacency:
+    """What `decode` gives of a stored graph, as the plain dicts a networkx DiGraph
+    keeps (`adjacency` of the same nodes and edges, in the same order): what
+    knowledge_graph.reading and explain read, without building the graph."""
+    return adjacency(*decode_elements(blob))
+
+
+def decode_elements(blob: bytes) -> tuple[list[Node], list[Edge]]:
+    """The nodes and edges of a stored graph, with their attributes, in the order that
+    gives back its nodes and each node's successors and predecessors in the stored
+    graph's order (`decode` adds them to a DiGraph in this order)."""
     if blob[:1] and blob[0] == LEGACY_FIRST_BYTE:
         return _decode_legacy(blob)
     strings, shapes, nodes, edges = orjson.loads(unpack(blob))
@@ -229,15 +257,11 @@ def decode(blob: bytes) -> nx.DiGraph:
         return strings[item] if isinstance(item, int) else item[0]
 
     ids = [value(node[0]) for node in nodes]
-    graph = nx.DiGraph()
-    graph.add_nodes_from(
-        (ids[i], {k: value(v) for k, v in zip(keys[node[1]], node[2:], strict=True)})
-        for i, node in enumerate(nodes))
-    graph.add_edges_from(
-        (ids[edge[0]], ids[edge[1]],
-         {k: value(v) for k, v in zip(keys[edge[2]], edge[3:], strict=True)})
-        for edge in edges)
-    return graph
+    return ([(ids[i], {k: value(v) for k, v in zip(keys[node[1]], node[2:], strict=True)})
+             for i, node in enumerate(nodes)],
+            [(ids[edge[0]], ids[edge[1]],
+              {k: value(v) for k, v in zip(keys[edge[2]], edge[3:], strict=True)})
+             for edge in edges])
 
 
 def encode_legacy(graph: nx.DiGraph) -> bytes:
@@ -247,9 +271,6 @@ def encode_legacy(graph: nx.DiGraph) -> bytes:
     return zlib.compress(orjson.dumps(data), 3)
 
 
-def _decode_legacy(blob: bytes) -> nx.DiGraph:
+def _decode_legacy(blob: bytes) -> tuple[list[Node], list[Edge]]:
     data = orjson.loads(zlib.decompress(blob))
-    graph = nx.DiGraph()
-    graph.add_nodes_from((n, a) for n, a in data["nodes"])
-    graph.add_edges_from((u, v, a) for u, v, a in data["edges"])
-    return graph
+    return ([(n, a) for n, a in data["nodes"]], [(u, v, a) for u, v, a in data["edges"]])

@@ -34,33 +34,24 @@ from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
+# Which database, the schema revision and the SQLite file check, shared with the
+# standard-library reader (store.sqlite_reader); imported from here as ever.
+from store.dbinfo import BUSY_TIMEOUT_S as BUSY_TIMEOUT_S
+from store.dbinfo import DEFAULT_URL as DEFAULT_URL
+from store.dbinfo import ENV_VAR as ENV_VAR
+from store.dbinfo import HEAD_REVISION as HEAD_REVISION
+from store.dbinfo import VERSION_TABLE as VERSION_TABLE
+from store.dbinfo import StoreError as StoreError
+from store.dbinfo import check_sqlite_file as check_sqlite_file
+from store.dbinfo import database_url as database_url
+
 if TYPE_CHECKING:  # alembic (and the migration scripts) are read only when the stored
     # schema is not HEAD_REVISION: opening a current database does not import them
     from alembic.config import Config
 
-ENV_VAR = "ASL_DATABASE_URL"
-DEFAULT_URL = "sqlite:///asl.db"
-BUSY_TIMEOUT_S = 60
 SYNC_DURABLE = "FULL"  # every commit synced: survives power loss
 SYNC_BULK = "NORMAL"  # survives a crash, not power loss: for writes that can be redone
 WRITE_OPTION = "asl_write"  # execution option marking a connection opened to write
-# The newest migration in store/migrations/versions (tests/test_store_migration.py checks
-# it is alembic's head): a database stored at it is current without asking alembic.
-HEAD_REVISION = "0009"
-VERSION_TABLE = "alembic_version"  # where alembic keeps a database's revision
-
-
-class StoreError(Exception):
-    """The database cannot be used: unreachable, unwritable, or not an asl database.
-    The message names the database and says what to do."""
-
-
-def database_url(option: str | None) -> str:
-    """The URL to use: the option, else the environment, else ./asl.db."""
-    url = option or os.environ.get(ENV_VAR) or DEFAULT_URL
-    if "://" not in url:  # a plain path means a SQLite file
-        url = f"sqlite:///{url}"
-    return url
 
 
 def describe(url: str) -> str:
@@ -83,25 +74,6 @@ def _parse(url: str) -> URL:
     return parsed
 
 
-def _check_sqlite_file(database: str | None) -> None:
-    """Refuse, before anything is created, a SQLite file that could not be written."""
-    if not database or database == ":memory:":
-        return
-    path = Path(database)
-    parent = path.parent  # "." for a bare file name
-    if not parent.is_dir():
-        raise StoreError(f"directory {parent} does not exist")
-    if path.exists():
-        if not os.access(path, os.R_OK | os.W_OK):
-            raise StoreError(f"the database file {path} is not writable")
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise StoreError(f"directory {parent} is read-only (SQLite writes its journal "
-                             "beside the database)")
-    elif not os.access(parent, os.W_OK | os.X_OK):
-        raise StoreError(f"directory {parent} is read-only; cannot create the database "
-                         "there")
-
-
 def json_text(value: Any) -> str:
     """JSON as the store writes it (keys sorted): for JSON columns, and for rows
     serialised ahead of time by the workers."""
@@ -120,7 +92,7 @@ def connect(url: str, migrate: bool = True, bulk: bool = False,
     database cannot be used."""
     parsed = _parse(url)
     if parsed.get_backend_name() == "sqlite":
-        _check_sqlite_file(parsed.database)
+        check_sqlite_file(parsed.database)
         pooled = {} if sqlite_pool is None else {"pool_size": sqlite_pool}
         engine = create_engine(parsed, json_serializer=json_text, json_deserializer=orjson.loads,
                                connect_args={"timeout": BUSY_TIMEOUT_S}, **pooled)

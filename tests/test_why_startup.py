@@ -1,8 +1,10 @@
 """`asl why MODEL` from the record (issue 13, item 6) loads only what reading it needs.
 
-The answer is one stored row turned into text: no engine evaluator (durable-rules), no
-alembic (the schema is current: store.db.HEAD_REVISION), no sqlmodel (store.newest reads
-the row with SQLAlchemy core), no stored packs. The time is measured by
+The answer is one stored row turned into text: no engine evaluator (durable-rules,
+pydantic's evidence schema), no alembic (the schema is current: HEAD_REVISION), no
+SQLAlchemy nor sqlmodel (store.sqlite_reader reads a current SQLite record with sqlite3),
+no networkx (the record is explained from its adjacency, knowledge_graph.reading), no
+rich (nothing is drawn for a terminal), no stored packs. The time is measured by
 benchmarks/why_bench.py; this checks what it rests on, in a fresh interpreter running the
 command's entry point, and that the answer is the one the full record gives.
 """
@@ -18,7 +20,8 @@ import pytest
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "security-gap-pause.yaml"
 ASL = (sys.executable, "-c", "from cli.main import main; main()")  # the entry point
 NOT_NEEDED = ("durable_rules", "durable_rules_engine", "engine.evaluator", "engine.assess",
-              "alembic", "sqlmodel", "store.packs", "store.tables", "sqlalchemy.orm")
+              "alembic", "sqlmodel", "store.packs", "store.tables", "sqlalchemy", "networkx",
+              "pydantic", "rich", "knowledge_graph.provenance", "store.db")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,7 @@ def _run_why(db: Path, *args: str) -> tuple[str, set[str]]:
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
-def test_why_model_from_the_record_imports_neither_engine_nor_alembic_nor_sqlmodel(
+def test_why_model_from_sqlite_imports_neither_engine_nor_sqlalchemy_nor_networkx(
         record: tuple[Path, str], fmt: str) -> None:
     db, model = record
     text, modules = _run_why(db, model, "--format", fmt)
