@@ -126,8 +126,9 @@ def check_stored_stack(db: str | None) -> None:
     stack when given no --pack but answers from the record without assessing (and
     store.sqlite_reader reads it alike, with sqlite3)."""
     from sqlalchemy import inspect, text
+    from sqlalchemy.exc import DBAPIError
 
-    from store.db import connect, describe
+    from store.db import connect, describe, reason
 
     url = existing_record(db)
     if url is None:
@@ -138,6 +139,8 @@ def check_stored_stack(db: str | None) -> None:
             if inspect(engine).has_table(STACK_TABLE):
                 with engine.connect() as conn:
                     conn.execute(text(STACK_ROWS)).all()
+        except DBAPIError as exc:  # as store.packs.stored_overlays words it
+            raise StoreError(f"its active pack stack cannot be read: {reason(exc)}") from None
         finally:
             engine.dispose()
     except StoreError as exc:

@@ -21,6 +21,8 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from store.db import reason
+
 SHOW_AT_MOST = 20  # problems listed; SQLite's own checks stop at this many too
 
 
@@ -47,7 +49,7 @@ def check_database(engine: Engine, quick: bool = False) -> CheckReport:
             else:
                 _postgresql(conn, quick, report)
     except DBAPIError as exc:
-        report.problems.append(_reason(exc))
+        report.problems.append(reason(exc))
     return report
 
 
@@ -102,9 +104,5 @@ def _try(conn: Connection, report: CheckReport, what: str, query: object,
         savepoint.commit()
     except DBAPIError as exc:
         savepoint.rollback()
-        report.problems.append(f"{what}: {_reason(exc)}")
+        report.problems.append(f"{what}: {reason(exc)}")
 
-
-def _reason(exc: DBAPIError) -> str:
-    lines = str(exc.orig).strip().splitlines()
-    return lines[0] if lines else type(exc.orig).__name__

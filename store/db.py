@@ -122,7 +122,7 @@ def _disposed_on_failure(engine: Engine) -> Iterator[None]:
         raise
     except DBAPIError as exc:
         engine.dispose()
-        raise StoreError(_reason(exc)) from None
+        raise StoreError(reason(exc)) from None
 
 
 def connect_reader(url: str) -> Engine:
@@ -164,7 +164,9 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK) and os.access(parent, os.W_OK | os.X_OK)
 
 
-def _reason(exc: DBAPIError) -> str:
+def reason(exc: DBAPIError) -> str:
+    """The database's own first line about `exc`: what a one-line refusal quotes (never
+    the statement or its bound row data)."""
     text = str(exc.orig).strip().splitlines()
     return text[0] if text else type(exc.orig).__name__
 

@@ -23,9 +23,10 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
 
 from store.audit import canonical_json
-from store.db import connect
+from store.db import StoreError, connect, reason
 from store.service_tables import ActivePack, PackDraft
 
 FILE_NAME = re.compile(r"pack\.yaml|(rules|tests)/[a-z0-9][a-z0-9_.-]*\.yaml")  # fullmatch
@@ -183,5 +184,7 @@ def stored_overlays(url: str) -> list[StoredPack]:
             return []
         with engine.connect() as conn:
             return active_overlays(conn)
+    except DBAPIError as exc:  # a damaged or foreign table: one line, never a traceback
+        raise StoreError(f"its active pack stack cannot be read: {reason(exc)}") from None
     finally:
         engine.dispose()

@@ -80,3 +80,26 @@ def test_why_model_refuses_a_database_it_cannot_read_as_other_commands_do(
     assert done.stderr == (f"asl: cannot use database sqlite:///{db}: file is not a database "
                            "(it holds the active pack stack; --pack chooses the packs "
                            "instead)\n")
+
+
+@pytest.mark.parametrize("command", [("why", "some-model"), ("assess", str(EXAMPLE))],
+                         ids=["why", "assess"])
+def test_a_damaged_pack_stack_table_is_one_line_not_a_traceback(
+        record: tuple[Path, str], tmp_path: Path, command: tuple[str, ...]) -> None:
+    """A record whose stored pack stack cannot be read (here its table replaced by one of
+    another shape) is refused with the database's own reason, as an unreadable file is."""
+    import shutil
+    import sqlite3
+
+    db = tmp_path / "asl.db"
+    shutil.copy(record[0], db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE pack_active RENAME TO pack_active_old")
+        conn.execute("CREATE TABLE pack_active (x INTEGER)")
+    done = subprocess.run([*ASL, *command, "--db", str(db)] if command[0] == "why"
+                          else [*ASL, *command], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert done.stderr.startswith("asl: cannot use database sqlite:///")
+    assert "its active pack stack cannot be read: no such column" in done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
