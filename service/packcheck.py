@@ -241,12 +241,11 @@ def validate(request: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _stacks(request: dict[str, Any]) -> tuple[list[Path], list[Path]]:
     """The stack as it is, and with the draft in place of its namesake (or on top)."""
-    draft, name = Path(request["draft"]), request["name"]
+    from batch.impact import with_draft
+
     stack = [(layer, Path(directory)) for layer, directory in request["stack"]]
-    with_draft = [draft if layer == name else d for layer, d in stack]
-    if name not in [layer for layer, _ in stack]:
-        with_draft.append(draft)
-    return [d for _, d in stack], with_draft
+    return ([d for _, d in stack],
+            with_draft(stack, request["name"], Path(request["draft"])))
 
 
 def _labelled(data: Any, label: Callable[[str], str]) -> Any:
