@@ -46,7 +46,7 @@ SYNC_BULK = "NORMAL"  # survives a crash, not power loss: for writes that can be
 WRITE_OPTION = "asl_write"  # execution option marking a connection opened to write
 # The newest migration in store/migrations/versions (tests/test_store_migration.py checks
 # it is alembic's head): a database stored at it is current without asking alembic.
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 VERSION_TABLE = "alembic_version"  # where alembic keeps a database's revision
 
 

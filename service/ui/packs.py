@@ -11,6 +11,7 @@ checks and the same decision-log entries.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
@@ -24,7 +25,7 @@ from service.packcheck import DraftRunStopped, Layer, run_draft
 from service.problems import Problem
 from service.routers.packs import activate_draft, upload_draft
 from service.state import ServiceState
-from service.ui.impact import draft_impact
+from service.ui.impact import draft_job, forget, full_result
 from service.ui.render import html_page, url_part
 from service.ui.session import PageError, Session, field, form_fields, page
 from store import packs
@@ -44,15 +45,20 @@ def _page_error(exc: Problem) -> PageError:
     return PageError(exc.status, exc.detail + (f": {details}" if details else ""))
 
 
-def _review(state: ServiceState, name: str) -> dict[str, Any]:
-    """The draft `name`, its diff against the active stack, its test run and its
-    portfolio impact: three limited children, run at the same time."""
-    with state.engine.connect() as conn:
-        draft = packs.draft(conn, name)
-        stack = packs.active(conn, state.base)
-    if draft is None:
-        raise PageError(404, f"No draft pack {name!r}.")
-    layers = [Layer(p.name, packs.materialize(p, state.workdir / "packs")) for p in stack]
+_CHECKS: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], dict[str, Any]] = {}
+_CHECKS_KEPT = 64  # draft versions whose diff and test run this process keeps
+_CHECKS_LOCK = threading.Lock()
+
+
+def _checks(state: ServiceState, name: str, draft: packs.StoredPack,
+            stack: list[packs.StoredPack], layers: list[Layer]) -> dict[str, Any]:
+    """The draft's diff against the active stack and its test run: two limited
+    children, run at the same time, once per draft version and stack in this process
+    (neither depends on the record)."""
+    key = (str(state.workdir), name, draft.version, tuple((p.name, p.version) for p in stack))
+    with _CHECKS_LOCK:
+        if key in _CHECKS:
+            return _CHECKS[key]
 
     def run(task: str) -> tuple[Any, str | None]:
         try:
@@ -60,15 +66,32 @@ def _review(state: ServiceState, name: str) -> dict[str, Any]:
         except DraftRunStopped as exc:
             return None, str(exc)
 
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        impact = pool.submit(draft_impact, state, name, draft.files, layers)
+    with ThreadPoolExecutor(max_workers=2) as pool:
         runs = dict(zip(("diff", "test"), pool.map(run, ("diff", "test")), strict=True))
-        answers: dict[str, Any] = {"impact": impact.result()}
+    answers: dict[str, Any] = {}
     for task, (answer, stopped) in runs.items():
         answers[task] = answer
         if stopped is not None:
             answers[f"{task}_stopped"] = stopped
-    return {"draft": draft, **answers}
+    with _CHECKS_LOCK:
+        while len(_CHECKS) >= _CHECKS_KEPT:
+            del _CHECKS[next(iter(_CHECKS))]
+        _CHECKS[key] = answers
+    return answers
+
+
+def _review(state: ServiceState, name: str) -> dict[str, Any]:
+    """The draft `name`, its diff against the active stack, its test run, and its
+    portfolio impact job (service.ui.impact: started in the background on first view)."""
+    with state.engine.connect() as conn:
+        draft = packs.draft(conn, name)
+        stack = packs.active(conn, state.base)
+    if draft is None:
+        raise PageError(404, f"No draft pack {name!r}.")
+    layers = [Layer(p.name, packs.materialize(p, state.workdir / "packs")) for p in stack]
+    job, earlier = draft_job(state, draft, stack, layers)
+    return {"draft": draft, "job": job, "earlier": earlier,
+            **_checks(state, name, draft, stack, layers)}
 
 
 def _overview(state: ServiceState) -> dict[str, Any]:
@@ -92,7 +115,28 @@ async def draft_page(request: Request, name: str,
     """One draft under review: its diff against the active stack, its test cases, and
     (for an admin who did not upload it) the form that activates this version."""
     review = await run_in_threadpool(_review, request.app.state.asl, name)
-    return html_page(request, "draft.html", session, **review)
+    return html_page(request, "draft.html", session, live=review["job"].state == "running",
+                     **review)
+
+
+@router.get("/{name}/impact.json")
+async def impact_json(request: Request, name: str,
+                      session: Annotated[Session, Depends(page(RULE_AUTHOR))]) -> Response:
+    """The draft's whole impact, as `asl impact --draft NAME --format json` gives its
+    models and counts (the newest finished one)."""
+    found = await run_in_threadpool(full_result, request.app.state.asl, name)
+    if found is None:
+        raise PageError(404, f"No finished impact of the draft {name!r} yet.")
+    return Response(found, media_type="application/json")
+
+
+@router.post("/{name}/impact")
+async def impact_again(request: Request, name: str,
+                       session: Annotated[Session, Depends(page(RULE_AUTHOR))]) -> Response:
+    """Work a failed impact out again: its job is dropped, and the page starts another."""
+    await form_fields(request, session.csrf)
+    await run_in_threadpool(forget, request.app.state.asl, name)
+    return RedirectResponse(f"/ui/packs/{url_part(name)}#impact", status_code=303)
 
 
 @router.post("")
