@@ -229,7 +229,17 @@ def test_a_draft_shows_which_stored_models_it_would_change(tmp_path: Path) -> No
         section = _finished_impact(author, "acme-lab")
         whole = author.get("/ui/packs/acme-lab/impact.json").json()
         again = author.get("/ui/packs/acme-lab").text
-    assert 'http-equiv="refresh"' not in again  # done: kept, not worked out again
+        assert 'http-equiv="refresh"' not in again  # done: kept, not worked out again
+        # A new stored assessment is another record state: the impact is worked out
+        # again, and meanwhile the page shows the one it had, saying so.
+        restored = run_asl("batch", str(EXAMPLES / "security-gap-pause.yaml"), "--db", url,
+                           "--force")
+        assert restored.returncode == 0, restored.stderr
+        stale = author.get("/ui/packs/acme-lab").text
+        assert 'http-equiv="refresh"' in stale and "state-running" in stale
+        assert "Meanwhile, the impact worked out" in stale and 'id="impact-counts"' in stale
+        assert "Meanwhile" not in _finished_impact(author, "acme-lab")
+        assert author.get("/ui/packs/acme-lab/impact.json").json() == whole
     # The one implementation: `asl impact --draft` on the same database and draft.
     cli = run_asl("impact", "--draft", "acme-lab", "--db", url, "--format", "json")
     assert cli.returncode == 0, cli.stderr
