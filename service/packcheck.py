@@ -16,6 +16,7 @@ Problems come back with file names as the uploader knows them (`rules/x.yaml`), 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 import shutil
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger("asl.service")
 MEMORY_BYTES = 1024 * 1024 * 1024
 CPU_SECONDS = 60
 WALL_SECONDS = 120
@@ -129,10 +131,11 @@ def run_impact(name: str, files: dict[str, str], stack: Sequence[Layer], workdir
         request = {"task": "impact", "name": name, "base": stack[0].name,
                    "draft": str(draft), "db": db_url,
                    "stack": [[layer.name, str(layer.directory)] for layer in stack]}
+        errors = (scratch / "stderr").open("w+", encoding="utf-8")
         child = subprocess.Popen(
             [sys.executable, "-m", "service.packcheck", str(IMPACT_MEMORY_BYTES),
              str(IMPACT_CPU_SECONDS)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, text=True, cwd=scratch, env=_child_env())
+            stderr=errors, text=True, cwd=scratch, env=_child_env())
         timer = threading.Timer(IMPACT_WALL_SECONDS, child.kill)
         timer.start()
         answer = None
@@ -155,6 +158,11 @@ def run_impact(name: str, files: dict[str, str], stack: Sequence[Layer], workdir
             if child.poll() is None:
                 child.kill()
                 child.wait()
+            errors.seek(0)
+            said = errors.read()[-2000:].strip()
+            errors.close()
+        if code != 0 and said:  # for the server log: the page says only that it stopped
+            log.warning("draft impact of %s stopped (exit %s): %s", name, code, said)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if code != 0 or answer is None:
