@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -70,16 +69,6 @@ class StoredImpact:
         found = asdict(self)
         found["models"] = {m: found["models"][m] for m in sorted(found["models"])}
         return found
-
-
-def with_draft(stack: Sequence[tuple[str, Path]], name: str, draft: Path) -> list[Path]:
-    """The directories of `stack` (each pack's name and directory, the base first) with
-    the draft `name` in place of the pack of that name, or on top when none is: the
-    stack a draft would make once activated (store.packs.activate)."""
-    dirs = [draft if layer == name else directory for layer, directory in stack]
-    if name not in [layer for layer, _ in stack]:
-        dirs.append(draft)
-    return dirs
 
 
 def affected(store: Store, pack: Pack, latest: Sequence[Summary]) -> set[str]:

@@ -302,11 +302,11 @@ def impact(files: tuple[str, ...], evidence_id: str | None, rule_id: str | None,
         sys.exit(EXIT_REJECTED)
 
 
-
 def _draft_impact(name: str, fmt: str, db: str | None) -> None:
     """`asl impact --draft NAME`: batch.impact.draft_impact of the database's active
     stack and that stack with the stored draft NAME, over every stored model."""
-    from batch.impact import draft_impact, with_draft
+    from batch.draft_stack import with_draft
+    from batch.impact import draft_impact
     from store import packs as stored_packs
 
     url = existing_record(db)

@@ -9,6 +9,11 @@ seconds), then runs exactly what `asl rules validate DRAFT` runs over the active
 every load stage (engine.loader), then engine.validate. A child that runs out of memory
 or time is reported as one problem; YAML alias expansion is bounded, as for evidence.
 
+A draft's portfolio impact (`run_impact`, task `impact`) runs in the same kind of child,
+with limits fit for minutes of work: it reads the record itself and assesses every
+stored model the draft could change with both stacks (batch.impact), telling its
+progress a line at a time as it goes.
+
 Problems come back with file names as the uploader knows them (`rules/x.yaml`), or
 `PACK/FILE` for a file of another pack of the stack.
 """
@@ -28,7 +33,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
 log = logging.getLogger("asl.service")
 MEMORY_BYTES = 1024 * 1024 * 1024
@@ -140,10 +145,10 @@ def run_impact(name: str, files: dict[str, str], stack: Sequence[Layer], workdir
         timer.start()
         answer = None
         try:
-            assert child.stdin is not None and child.stdout is not None
-            child.stdin.write(json.dumps(request))
-            child.stdin.close()
-            for line in child.stdout:
+            stdin, stdout = cast(TextIO, child.stdin), cast(TextIO, child.stdout)  # PIPEs
+            stdin.write(json.dumps(request))
+            stdin.close()
+            for line in stdout:
                 try:
                     told = json.loads(line)
                 except ValueError:
@@ -312,7 +317,7 @@ def validate(request: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _stacks(request: dict[str, Any]) -> tuple[list[Path], list[Path]]:
     """The stack as it is, and with the draft in place of its namesake (or on top)."""
-    from batch.impact import with_draft
+    from batch.draft_stack import with_draft
 
     stack = [(layer, Path(directory)) for layer, directory in request["stack"]]
     return ([d for _, d in stack],

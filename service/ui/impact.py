@@ -168,6 +168,10 @@ def draft_job(state: ServiceState, draft: StoredPack, stack: Sequence[StoredPack
     draft, if any, to show meanwhile."""
     record = record_state(state.engine)
     key = job_key(draft, stack, record)
+    with state.engine.connect() as conn:  # the usual case, read only (no write lock)
+        row = conn.execute(select(*SHOWN_COLUMNS).where(J.c.key == key)).first()
+    if row is not None and row.state == "done":
+        return _job(row), None
     now = time.time()
     start = False
     with state.engine.begin() as conn:
