@@ -153,11 +153,10 @@ def test_a_draft_pack_is_uploaded_by_one_person_and_activated_by_another(
     author.click("form.upload button[type=submit]")
     author.wait_for_url("**/ui/packs/acme-lab")
     assert "uploaded by rita" in author.content()
-    # The portfolio impact is worked out in the background; the page follows it (it
-    # reloads itself, no script) until the whole impact is there.
+    # The diff, the tests and the portfolio impact are worked out in the background; the
+    # page follows them (it reloads itself, no script) until the whole impact is there.
     author.wait_for_selector("#impact-counts", timeout=180_000)
-    author.wait_for_function("!document.querySelector('#impact .state-running')",
-                             timeout=180_000)
+    author.wait_for_function("!document.querySelector('.state-running')", timeout=180_000)
     cli = run_asl("impact", "--draft", "acme-lab", "--db", server.db_url, "--format", "json")
     assert cli.returncode == 0, cli.stderr
     expected = json.loads(cli.stdout)
