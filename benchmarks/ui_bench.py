@@ -180,7 +180,8 @@ def draft_impact(client: TestClient, url: str, health_ms: float) -> float:
     median, worst, page_cpu = timed(client, path)
     print(f"{path:44} {median:10.1f} {worst:9.1f} {page_cpu:8.1f} "
           f"{median / health_ms:8.1f} {'':>10}  {'ok' if median < TARGET_MS else 'SLOW'}")
-    print(f"  first view (starts the job; diff and tests in children): {first_ms:.0f} ms")
+    print(f"  first view (starts the impact, diff and tests in the background): "
+          f"{first_ms:.0f} ms")
     print(f"  impact job: {row.total:,} models could change, assessed with both stacks in "
           f"{row.finished_at - row.started_at:.1f} s (page to page {job_wall:.1f} s wall, "
           f"{job_cpu:.1f} s CPU with the child)")
