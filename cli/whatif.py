@@ -267,8 +267,12 @@ def impact(files: tuple[str, ...], evidence_id: str | None, rule_id: str | None,
            draft_name: str | None, fmt: str, db: str | None, packs: tuple[str, ...]) -> None:
     """List the models and conclusions in FILES (a portfolio) that rest on an evidence
     item, following carried-over determinations from model to model, or where a rule
-    fired and what it concluded; or, with --draft, every stored model whose result a
-    draft pack would change (as the web UI's draft page shows it).
+    fired and what it concluded; with --draft, every stored model a draft pack would
+    change.
+
+    With --draft NAME, the database's active stack is compared with that stack with the
+    stored draft NAME, over every stored model (as the web UI's draft page shows it);
+    only the models the draft could change are assessed again.
 
     \b
     Examples:
