@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,10 +162,12 @@ def _job(row: Any, current: bool = True) -> Job:
 
 
 def draft_job(state: ServiceState, draft: StoredPack, stack: Sequence[StoredPack],
-              layers: Sequence[Layer]) -> tuple[Job, Job | None]:
-    """The draft's current impact job, started here when there is none (or when its
-    worker stopped); and, while it has not finished, the last finished job of the same
-    draft, if any, to show meanwhile."""
+              layers: Sequence[Layer], starts: list[Callable[[], None]]
+              ) -> tuple[Job, Job | None]:
+    """The draft's current impact job, claimed here when there is none (or when its
+    worker stopped): what starts its thread is added to `starts`, for the caller to
+    run once the page is sent. And, while the job has not finished, the last finished
+    job of the same draft, if any, to show meanwhile."""
     record = record_state(state.engine)
     key = job_key(draft, stack, record)
     with state.engine.connect() as conn:  # the usual case, read only (no write lock)
@@ -199,8 +201,8 @@ def draft_job(state: ServiceState, draft: StoredPack, stack: Sequence[StoredPack
                 J.c.draft == draft.name, J.c.state == "done", J.c.key != key)
                 .order_by(J.c.finished_at.desc()).limit(1)).first()
     if start:
-        threading.Thread(target=_run, args=(state, key, draft, layers),
-                         name=f"asl-impact-{draft.name}", daemon=True).start()
+        starts.append(threading.Thread(target=_run, args=(state, key, draft, layers),
+                                       name=f"asl-impact-{draft.name}", daemon=True).start)
     return _job(row), None if earlier is None else _job(earlier, current=False)
 
 

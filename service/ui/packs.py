@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from engine.loader import PACK_NAME
@@ -55,11 +57,13 @@ _CHECKS_LOCK = threading.Lock()
 
 
 def _checks(state: ServiceState, name: str, draft: packs.StoredPack,
-            stack: list[packs.StoredPack], layers: list[Layer]) -> dict[str, Any] | None:
+            stack: list[packs.StoredPack], layers: list[Layer],
+            starts: list[Callable[[], None]]) -> dict[str, Any] | None:
     """The draft's diff against the active stack and its test run, once per draft
     version and stack in this process (neither depends on the record); None while a
-    thread of this process works them out, started here on first view: the two
-    limited children take seconds, and the page is not kept waiting for them."""
+    thread of this process works them out, started (by `starts`, once the page is
+    sent) on first view: the two limited children take seconds, and the page is not
+    kept waiting for them."""
     key = (str(state.workdir), name, draft.version, tuple((p.name, p.version) for p in stack))
     with _CHECKS_LOCK:
         if key in _CHECKS:
@@ -67,8 +71,8 @@ def _checks(state: ServiceState, name: str, draft: packs.StoredPack,
         if key in _PENDING:
             return None
         _PENDING.add(key)
-    threading.Thread(target=_work_checks, args=(state, key, draft, layers),
-                     name=f"asl-checks-{name}", daemon=True).start()
+    starts.append(threading.Thread(target=_work_checks, args=(state, key, draft, layers),
+                                   name=f"asl-checks-{name}", daemon=True).start)
     return None
 
 
@@ -110,9 +114,11 @@ def _review(state: ServiceState, name: str) -> dict[str, Any]:
     if draft is None:
         raise PageError(404, f"No draft pack {name!r}.")
     layers = [Layer(p.name, packs.materialize(p, state.workdir / "packs")) for p in stack]
-    job, earlier = draft_job(state, draft, stack, layers)
-    checks = _checks(state, name, draft, stack, layers)
+    starts: list[Callable[[], None]] = []
+    job, earlier = draft_job(state, draft, stack, layers, starts)
+    checks = _checks(state, name, draft, stack, layers, starts)
     return {"draft": draft, "job": job, "earlier": earlier, "checking": checks is None,
+            "starts": starts,
             **(checks or {"diff": None, "test": None, "diff_stopped": None,
                           "test_stopped": None})}
 
@@ -138,8 +144,12 @@ async def draft_page(request: Request, name: str,
     """One draft under review: its diff against the active stack, its test cases, and
     (for an admin who did not upload it) the form that activates this version."""
     review = await run_in_threadpool(_review, request.app.state.asl, name)
+    starts = review.pop("starts")
     live = review["checking"] or review["job"].state == "running"
-    return html_page(request, "draft.html", session, live=live, **review)
+    response = html_page(request, "draft.html", session, live=live, **review)
+    if starts:  # the work this view claimed begins once the page is sent
+        response.background = BackgroundTask(lambda: [start() for start in starts])
+    return response
 
 
 @router.get("/{name}/impact.json")
