@@ -44,7 +44,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "impact": ("cli.whatif", "impact",
                "List the models and conclusions in FILES (a portfolio) that rest on an "
                "evidence item, following carried-over determinations from model to model, "
-               "or where a rule fired and what it concluded."),
+               "or where a rule fired and what it concluded; with --draft, every stored "
+               "model a draft pack would change."),
     "import": ("cli.importer", "import_group",
                "Turn other tools' records into evidence documents."),
     "list": ("cli.history", "list_command",

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import difflib
 import json
+import shutil
 import sys
+import tempfile
 import textwrap
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -28,7 +32,8 @@ from cli.options import (
     pack_option,
     report,
 )
-from cli.store_options import db_option, existing_record, open_store
+from cli.progress import Quiet, progress_for
+from cli.store_options import db_option, existing_record, open_store, stored_overlays
 from engine.api import AssessmentRun, assess
 from engine.errors import AssessmentError, InputError
 from engine.evidence_reading import STDIN_NAME
@@ -49,7 +54,7 @@ from knowledge_graph.report import provenance
 from knowledge_graph.whatif import changes_of, conclusion_data, what_if_report
 from store import audit
 from store.canonical import run_input
-from store.db import describe
+from store.db import database_url, describe
 
 
 def _show(value: Any) -> str:
@@ -246,25 +251,44 @@ def _render_rule(report: dict[str, Any]) -> str:
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True)
+@click.argument("files", nargs=-1)
 @click.option("--evidence", "evidence_id", metavar="ID",
               help="An evidence item: an evaluation or finding id as written in a model "
               "document (or a fact id such as deployment.channels:api).")
 @click.option("--rule", "rule_id", metavar="RULE_ID", help="A rule id of the pack.")
+@click.option("--draft", "draft_name", metavar="NAME",
+              help="A draft pack awaiting activation in the database (--db): which stored "
+              "models would get another result once it is active. Takes no FILES.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
+@db_option
 @pack_option
-def impact(files: tuple[str, ...], evidence_id: str | None, rule_id: str | None, fmt: str,
-           packs: tuple[str, ...]) -> None:
+def impact(files: tuple[str, ...], evidence_id: str | None, rule_id: str | None,
+           draft_name: str | None, fmt: str, db: str | None, packs: tuple[str, ...]) -> None:
     """List the models and conclusions in FILES (a portfolio) that rest on an evidence
     item, following carried-over determinations from model to model, or where a rule
-    fired and what it concluded.
+    fired and what it concluded; with --draft, every stored model a draft pack would
+    change.
+
+    With --draft NAME, the database's active stack is compared with that stack with the
+    stored draft NAME, over every stored model (as the web UI's draft page shows it);
+    only the models the draft could change are assessed again.
 
     \b
     Examples:
       asl impact examples/portfolio/lineage.yaml --evidence atlas5-bio-acquisition-2026-01
       asl impact examples/portfolio/lineage.yaml --rule requirements.carry-over.security
+      asl impact --draft acme-lab --db asl.db
     """
+    if draft_name is not None:
+        if files or evidence_id or rule_id or packs:
+            raise click.UsageError("--draft compares the database's active stack with the "
+                                   "draft over the stored models: give no FILES, --evidence, "
+                                   "--rule or --pack")
+        _draft_impact(draft_name, fmt, db)
+        return
+    if not files:
+        raise click.UsageError("give the portfolio FILES (or --draft NAME)")
     if (evidence_id is None) == (rule_id is None):
         raise click.UsageError("give exactly one of --evidence ID or --rule RULE_ID")
     run = assess_inputs(files, packs)
@@ -280,3 +304,74 @@ def impact(files: tuple[str, ...], evidence_id: str | None, rule_id: str | None,
     click.echo(dumps(found) if fmt == "json" else text, nl=fmt == "json")
     if run.rejected:
         sys.exit(EXIT_REJECTED)
+
+
+def _draft_impact(name: str, fmt: str, db: str | None) -> None:
+    """`asl impact --draft NAME`: batch.impact.draft_impact of the database's active
+    stack and that stack with the stored draft NAME, over every stored model."""
+    from batch.draft_stack import with_draft
+    from batch.impact import draft_impact
+    from store import packs as stored_packs
+
+    url = existing_record(db)
+    if url is None:
+        fail(f"no database at {describe(database_url(db))}: the draft and the models it "
+             "would change are stored there", EXIT_REJECTED)
+    overlays = stored_overlays(db)
+    store = open_store(db, read_only=True)
+    root = Path(tempfile.mkdtemp(prefix="asl-draft-"))
+    try:
+        with store.engine.connect() as conn:
+            draft = stored_packs.draft(conn, name)
+            stack = [(p.name, p.version) for p in stored_packs.active_overlays(conn)]
+        if draft is None:
+            fail(f"no draft pack {name!r} in {describe(url)}", EXIT_REJECTED)
+        before = load_evaluator(overlays)
+        layers = [(layer, Path(d)) for (layer, _), d in zip(stack, overlays, strict=True)]
+        after = load_evaluator([str(d) for d in with_draft(
+            layers, name, stored_packs.materialize(draft, root))])
+        with progress_for(None, sys.stderr) as shown:
+            found = draft_impact(store, before, after, before.pack.framework,
+                                 _progress(shown))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        store.engine.dispose()
+    result = {"draft": name, "version": draft.version,
+              "stack": [{"name": n, "version": v} for n, v in stack],
+              **found.to_json()}
+    click.echo(dumps(result) if fmt == "json" else _render_draft(result), nl=fmt == "json")
+
+
+def _progress(shown: Quiet) -> Callable[[str, int, int], None]:
+    """The draft impact's progress (phase, done, total) on `asl batch`'s bar or lines."""
+    last = {"phase": "", "done": 0}
+
+    def tell(phase: str, done: int, total: int) -> None:
+        if phase != last["phase"]:
+            shown.phase(phase)
+            if total:
+                shown.set_total(total)
+            last.update(phase=phase, done=0)
+        shown.advance(done - last["done"])
+        last["done"] = done
+
+    return tell
+
+
+def _render_draft(result: dict[str, Any]) -> str:
+    """The text of `asl impact --draft`: the counts, then each model that changes with
+    every contract key that changes."""
+    models = result["models"]
+    lines = [f"draft {result['draft']} ({result['version']}) over the active stack: "
+             f"{result['stored']} stored model(s), {result['reassessed']} could change and "
+             "were assessed with both stacks",
+             f"{len(models)} would change, {result['unchanged']} unchanged"]
+    for side, rejected in (("active stack", result["rejected_old"]),
+                           ("with the draft", result["rejected_new"])):
+        lines += [f"rejected ({side}): {line}" for line in rejected]
+    width = max((len(c["key"]) for changes in models.values() for c in changes), default=0) + 2
+    for model, changes in models.items():
+        lines += ["", model]
+        lines += [f"  {c['key']:<{width}}{_show(c['old'])} -> {_show(c['new'])}"
+                  for c in changes]
+    return "\n".join(lines) + "\n"

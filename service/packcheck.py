@@ -9,6 +9,11 @@ seconds), then runs exactly what `asl rules validate DRAFT` runs over the active
 every load stage (engine.loader), then engine.validate. A child that runs out of memory
 or time is reported as one problem; YAML alias expansion is bounded, as for evidence.
 
+A draft's portfolio impact (`run_impact`, task `impact`) runs in the same kind of child,
+with limits fit for minutes of work: it reads the record itself and assesses every
+stored model the draft could change with both stacks (batch.impact), telling its
+progress a line at a time as it goes.
+
 Problems come back with file names as the uploader knows them (`rules/x.yaml`), or
 `PACK/FILE` for a file of another pack of the stack.
 """
@@ -16,20 +21,31 @@ Problems come back with file names as the uploader knows them (`rules/x.yaml`), 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
+log = logging.getLogger("asl.service")
 MEMORY_BYTES = 1024 * 1024 * 1024
 CPU_SECONDS = 60
 WALL_SECONDS = 120
+# A draft's impact assesses every stored model that could change, twice: at a hundred
+# thousand models that is minutes of CPU (docs/performance.md); the limits still stop a
+# runaway pack.
+IMPACT_MEMORY_BYTES = 2 * 1024 * 1024 * 1024
+IMPACT_CPU_SECONDS = 3 * 3600
+IMPACT_WALL_SECONDS = 4 * 3600
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,68 @@ def run_draft(task: str, name: str, files: dict[str, str], stack: Sequence[Layer
     return answer
 
 
+def run_impact(name: str, files: dict[str, str], stack: Sequence[Layer], workdir: Path,
+               db_url: str, progress: Callable[[str, int, int], None]) -> Any:
+    """The impact of a stored, validated draft over every stored model (task `impact`:
+    batch.impact.draft_impact of `stack` and `stack` with the draft, reading the record
+    at `db_url`) in the limited child, under IMPACT_MEMORY_BYTES, IMPACT_CPU_SECONDS and
+    IMPACT_WALL_SECONDS: assessing a hundred thousand models twice takes minutes, not
+    the seconds a diff does. `progress` hears (phase, done, total) as the child tells
+    it. DraftRunStopped at the limits."""
+    scratch = Path(tempfile.mkdtemp(dir=workdir, prefix="impact-"))
+    try:
+        draft = _write_draft(name, files, scratch)
+        request = {"task": "impact", "name": name, "base": stack[0].name,
+                   "draft": str(draft), "db": db_url,
+                   "stack": [[layer.name, str(layer.directory)] for layer in stack]}
+        errors = (scratch / "stderr").open("w+", encoding="utf-8")
+        child = subprocess.Popen(
+            [sys.executable, "-m", "service.packcheck", str(IMPACT_MEMORY_BYTES),
+             str(IMPACT_CPU_SECONDS)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=errors, text=True, cwd=scratch, env=_child_env())
+        timer = threading.Timer(IMPACT_WALL_SECONDS, child.kill)
+        timer.start()
+        answer = None
+        try:
+            stdin, stdout = cast(TextIO, child.stdin), cast(TextIO, child.stdout)  # PIPEs
+            stdin.write(json.dumps(request))
+            stdin.close()
+            for line in stdout:
+                try:
+                    told = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(told, dict) and "progress" in told:
+                    progress(*told["progress"])
+                else:
+                    answer = told
+            code = child.wait()
+        finally:
+            timer.cancel()
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            errors.seek(0)
+            said = errors.read()[-2000:].strip()
+            errors.close()
+        if code != 0 and said:  # for the server log: the page says only that it stopped
+            log.warning("draft impact of %s stopped (exit %s): %s", name, code, said)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if code != 0 or answer is None:
+        raise DraftRunStopped(
+            f"the impact stopped at its limits ({IMPACT_MEMORY_BYTES // 2**20} MiB, "
+            f"{IMPACT_CPU_SECONDS} s of CPU, {IMPACT_WALL_SECONDS} s in all) or could not "
+            "read the record" if code != 0 else "the impact ended without an answer")
+    return answer
+
+
+def _child_env() -> dict[str, str]:
+    """The child's environment: what Python needs, nothing of the server's secrets."""
+    return {k: v for k, v in os.environ.items() if k.startswith(("PATH", "PYTHON", "LANG",
+                                                                 "LC_"))}
+
+
 def _run_child(task: str, name: str, draft: Path, stack: Sequence[Layer], scratch: Path,
                extra: dict[str, str] | None = None) -> tuple[Any, str | None]:
     """Run `task` in the limited child: its answer, or None and why it stopped."""
@@ -117,9 +195,7 @@ def _run_child(task: str, name: str, draft: Path, stack: Sequence[Layer], scratc
         done = subprocess.run(
             [sys.executable, "-m", "service.packcheck", str(MEMORY_BYTES),
              str(CPU_SECONDS)], input=json.dumps(request), capture_output=True,
-            text=True, timeout=WALL_SECONDS, cwd=scratch, check=False,
-            env={k: v for k, v in os.environ.items() if k.startswith(("PATH", "PYTHON",
-                                                                      "LANG", "LC_"))})
+            text=True, timeout=WALL_SECONDS, cwd=scratch, check=False, env=_child_env())
     except subprocess.TimeoutExpired:
         return None, (f"{what} took longer than {WALL_SECONDS} s and was stopped; is a "
                       "regular expression or the pack too large?")
@@ -241,12 +317,11 @@ def validate(request: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _stacks(request: dict[str, Any]) -> tuple[list[Path], list[Path]]:
     """The stack as it is, and with the draft in place of its namesake (or on top)."""
-    draft, name = Path(request["draft"]), request["name"]
+    from batch.draft_stack import with_draft
+
     stack = [(layer, Path(directory)) for layer, directory in request["stack"]]
-    with_draft = [draft if layer == name else d for layer, d in stack]
-    if name not in [layer for layer, _ in stack]:
-        with_draft.append(draft)
-    return [d for _, d in stack], with_draft
+    return ([d for _, d in stack],
+            with_draft(stack, request["name"], Path(request["draft"])))
 
 
 def _labelled(data: Any, label: Callable[[str], str]) -> Any:
@@ -283,16 +358,27 @@ def diff_draft(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def impact_draft(request: dict[str, Any]) -> dict[str, Any]:
-    """What `asl rules diff --portfolio` finds for the stack and the stack with the
-    draft over the evidence in `request["portfolio"]`: per model, the contract keys that
-    change (engine.packdiff.portfolio_changes, the one implementation)."""
+    """What `asl impact --draft` finds for the stack and the stack with the draft over
+    every model stored in the database `request["db"]` (batch.impact.draft_impact, the
+    one implementation), telling its progress as it goes: a line
+    `{"progress": [phase, done, total]}` each, before the answer's line."""
+    from batch.impact import draft_impact
     from engine.evaluator import Evaluator
     from engine.loader import load_pack
-    from engine.packdiff import portfolio_changes
+    from store.db import connect
+    from store.record import Store
+
+    def tell(phase: str, done: int, total: int) -> None:
+        sys.stdout.write(json.dumps({"progress": [phase, done, total]}) + "\n")
+        sys.stdout.flush()
 
     before, with_draft = _stacks(request)
-    found = portfolio_changes(Evaluator(load_pack(before)), Evaluator(load_pack(with_draft)),
-                              [request["portfolio"]]).to_json()
+    old, new = Evaluator(load_pack(before)), Evaluator(load_pack(with_draft))
+    engine = connect(request["db"], migrate=False)
+    try:
+        found = draft_impact(Store(engine), old, new, old.pack.framework, tell).to_json()
+    finally:
+        engine.dispose()
     return dict(_labelled(found, _labeller(Path(request["draft"]), request["stack"])))
 
 
@@ -300,9 +386,22 @@ TASKS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "validate": validate, "test": test_draft, "diff": diff_draft, "impact": impact_draft}
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to kill this child when the thread that started it ends (the server
+    stopped): a background impact must not outlive the service. Elsewhere, nothing."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: Sequence[str]) -> int:
-    """The child: lower the limits, read the request, print the answer as JSON."""
+    """The child: lower the limits, read the request, print the answer as JSON (on one
+    line, after any progress lines)."""
     memory, cpu = int(argv[0]), int(argv[1])
+    _die_with_parent()
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
     request = json.load(sys.stdin)

@@ -1,14 +1,16 @@
-"""The web UI's tables: server-side sessions, and the newest assessment of each model.
+"""The web UI's tables: server-side sessions, the newest assessment of each model, and
+the drafts' portfolio impact jobs.
 
 Both live in the record's database, so every `asl serve` worker sees the same: a session
 made by one worker is honoured by all of them, and the model list reads which
 assessment is each model's newest from one small table instead of grouping the whole
-record on every page. Created only by migration 0009.
+record on every page; a draft's impact, worked out once by one worker, is read by all.
+Created only by migrations 0009 and 0010.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Index
+from sqlalchemy import Column, Index, LargeBinary
 from sqlmodel import Field, SQLModel
 
 
@@ -56,3 +58,31 @@ class LatestAssessment(SQLModel, table=True):
     decision: str
     framework: str
     assessed_at: str
+
+
+class DraftImpactJob(SQLModel, table=True):
+    """A draft pack's portfolio impact (batch.impact), worked out in the background for
+    the draft's page, one row per (draft version, active stack, record state): `key` is
+    a hash of the three, so any change to them makes a new job and a reload of the page
+    reads the finished one. The worker that inserts the row runs it and beats
+    `heartbeat_at` (seconds since the epoch); a row left running without a beat is taken
+    over by the next worker to show the page. `result` is the whole impact
+    as zlib'd JSON, `summary` what the page shows of it (service.ui.impact.summary)."""
+
+    __tablename__ = "draft_impact"
+
+    key: str = Field(primary_key=True)  # sha256 of draft version, stack, record state
+    draft: str = Field(index=True)  # the draft's name
+    version: str  # the draft's version
+    stack: str  # the active stack, JSON: [[name, version], ...]
+    record: int  # the record state: the newest assessment id then
+    state: str  # running | done | failed
+    phase: str = ""  # what the job is doing (batch.impact's phases)
+    done: int = 0
+    total: int = 0
+    started_at: float
+    heartbeat_at: float
+    finished_at: float | None = None
+    summary: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    result: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    error: str | None = None

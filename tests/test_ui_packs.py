@@ -59,6 +59,19 @@ def post(client: TestClient, path: str, data: dict[str, str]) -> object:
                        follow_redirects=False)
 
 
+def _reviewed(client: TestClient, name: str) -> str:
+    """The draft's page once its diff, tests and impact are there: they are worked out
+    in the background, and until then the page says so and reloads itself."""
+    deadline = time.monotonic() + 120
+    while True:
+        page = client.get(f"/ui/packs/{name}").text
+        if '<meta http-equiv="refresh"' not in page:
+            return page
+        assert "state-running" in page
+        assert time.monotonic() < deadline, page
+        time.sleep(0.2)
+
+
 def test_upload_review_and_four_eyes_activation(app: TestClient, db_url: str) -> None:
     viewer = as_person(app, db_url, "viewer", "vic")
     author = as_person(app, db_url, "rule-author", "rita")
@@ -77,7 +90,7 @@ def test_upload_review_and_four_eyes_activation(app: TestClient, db_url: str) ->
     assert done.status_code == 303 and done.headers["location"] == "/ui/packs/acme-lab"
     assert "<td>acme-lab</td>" in viewer.get("/ui/packs").text  # listed, not linked
     assert viewer.get("/ui/packs/acme-lab").status_code == 403  # the API's diff role
-    page = admin.get("/ui/packs/acme-lab").text
+    page = _reviewed(admin, "acme-lab")
     assert "uploaded by rita" in page
     assert "+ rule <code>acme.cyber.requires-asl3-security</code>" in page
     assert "~ <code>assessment.trigger.months</code>" in page  # the rule it replaces
@@ -203,6 +216,21 @@ def test_the_upload_has_the_api_batch_body_limit(db_url: str) -> None:
         assert big.status_code == 413 and "4,000-byte limit" in big.text
 
 
+def _finished_impact(client: TestClient, name: str) -> str:
+    """The draft's page once its impact job has finished (it runs in the background;
+    until then the page says how far it got and reloads itself)."""
+    deadline = time.monotonic() + 120
+    while True:
+        page = client.get(f"/ui/packs/{name}").text
+        section = page[page.index('id="impact"'):page.index('id="tests"')]
+        if 'id="impact-counts"' in section and "state-running" not in section:
+            return section
+        assert "could not be worked out" not in section, section
+        assert '<meta http-equiv="refresh" content="2">' in page  # live without JS
+        assert time.monotonic() < deadline, section
+        time.sleep(0.2)
+
+
 def test_a_draft_shows_which_stored_models_it_would_change(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/asl.db"
     stored = run_asl("batch", str(EXAMPLES), "--db", url)
@@ -211,13 +239,32 @@ def test_a_draft_shows_which_stored_models_it_would_change(tmp_path: Path) -> No
         author = as_person(app, url, "rule-author", "rhea")
         assert post(author, "/ui/packs", upload_form(packs.read_pack_files(ACME))
                     ).status_code == 303
-        page = author.get("/ui/packs/acme-lab").text
-    section = page[page.index('id="impact"'):page.index('id="tests"')]
-    # As `asl rules diff --portfolio` finds for the same evidence and packs.
-    cli = run_asl("rules", "diff", "rules/rsp-2.1", str(ACME), "--portfolio",
-                  str(EXAMPLES), "--format", "json")
+        section = _finished_impact(author, "acme-lab")
+        whole = author.get("/ui/packs/acme-lab/impact.json").json()
+        again = _reviewed(author, "acme-lab")  # done: kept, not worked out again
+        assert again[again.index('id="impact"'):again.index('id="tests"')] == section
+        # A new stored assessment is another record state: the impact is worked out
+        # again, and meanwhile the page shows the one it had, saying so.
+        restored = run_asl("batch", str(EXAMPLES / "security-gap-pause.yaml"), "--db", url,
+                           "--force")
+        assert restored.returncode == 0, restored.stderr
+        stale = author.get("/ui/packs/acme-lab").text
+        assert 'http-equiv="refresh"' in stale and "state-running" in stale
+        assert "Meanwhile, the impact worked out" in stale and 'id="impact-counts"' in stale
+        assert "Meanwhile" not in _finished_impact(author, "acme-lab")
+        assert author.get("/ui/packs/acme-lab/impact.json").json() == whole
+    # The one implementation: `asl impact --draft` on the same database and draft.
+    cli = run_asl("impact", "--draft", "acme-lab", "--db", url, "--format", "json")
     assert cli.returncode == 0, cli.stderr
-    expected = json.loads(cli.stdout)["portfolio"]
+    expected = json.loads(cli.stdout)
+    assert whole == {k: v for k, v in expected.items()
+                     if k not in ("draft", "version", "stack")}
+    # And what `asl rules diff --portfolio` finds for the same evidence and packs.
+    diff = run_asl("rules", "diff", "rules/rsp-2.1", str(ACME), "--portfolio",
+                   str(EXAMPLES), "--format", "json")
+    assert diff.returncode == 0, diff.stderr
+    portfolio = json.loads(diff.stdout)["portfolio"]
+    assert expected["models"] == portfolio["models"]
     headline = sorted(m for m, changes in expected["models"].items()
                       if {c["key"] for c in changes} & {"asl", "level", "decision"})
     assert headline == ["larkspur-heron-2"]
@@ -227,6 +274,6 @@ def test_a_draft_shows_which_stored_models_it_would_change(tmp_path: Path) -> No
         in section
     assert "<code>decision</code> <span class=\"old\">proceed</span> → " \
         "<span class=\"new\">pause" in section
-    checked = len(expected["models"]) + expected["unchanged"]
-    assert f"{checked} of {checked} stored models checked" in section
-    assert f"{expected['unchanged']} unchanged" in section
+    total = expected["stored"]
+    assert total == len(expected["models"]) + expected["unchanged"] == 10
+    assert f"{expected['unchanged']} unchanged, of {total} stored models" in section

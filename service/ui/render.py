@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -51,11 +52,17 @@ def url_part(text: str) -> str:
     return quote(text, safe="")
 
 
+def timestamp(seconds: float) -> str:
+    """Seconds since the epoch as the pages show a time: `2026-12-02 14:30:05` (UTC)."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["words"] = words
     env.filters["seg"] = url_part
+    env.filters["timestamp"] = timestamp
     env.globals.update(STATUSES=STATUSES, DECISIONS=DECISIONS, urlencode=urlencode,
                        decision_sentence=decision_sentence)
     return env

@@ -1,0 +1,129 @@
+"""A draft pack's impact over the stored record (batch.impact, `asl impact --draft`):
+only the models that could change are assessed again, and the answer is the one a
+full comparison of every stored model's evidence under both stacks gives."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from service_server import run_asl
+
+from batch.impact import candidates, draft_impact
+from engine.assess import evaluator_for
+from engine.packdiff import portfolio_changes
+from store import packs
+from store.db import connect
+from store.record import Store
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+LINEAGE = EXAMPLES / "portfolio" / "lineage.yaml"  # models carrying others' levels over
+ACME_RULES = EXAMPLES / "packs" / "acme-lab" / "rules" / "10-acme.yaml"
+
+
+def cadence_pack(directory: Path, months: int) -> Path:
+    """An overlay that only replaces one rule: a comprehensive assessment is due after
+    `months` months of gains (acme-lab's rule, another bar)."""
+    text = ACME_RULES.read_text()
+    rule = text[text.index("- id: assessment.trigger.months"):]
+    (directory / "rules").mkdir(parents=True)
+    (directory / "pack.yaml").write_text("name: cadence\ntitle: Another cadence\n")
+    (directory / "rules" / "10-cadence.yaml").write_text(
+        rule.replace("gte: 4", f"gte: {months}"))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def record(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """The examples stored, and a one-rule draft uploaded beside them."""
+    where = tmp_path_factory.mktemp("draftimpact")
+    url = f"sqlite:///{where}/asl.db"
+    done = run_asl("batch", str(EXAMPLES), str(LINEAGE), "--db", url)
+    assert done.returncode == 0, done.stderr
+    draft = cadence_pack(where / "cadence", 1)
+    engine = connect(url)
+    with engine.begin() as conn:
+        packs.save_draft(conn, "cadence", "v1", packs.read_pack_files(draft), "rhea",
+                         "2026-12-02T00:00:00Z")
+    engine.dispose()
+    return url, draft
+
+
+def test_only_models_that_could_change_are_assessed_and_the_answer_is_whole(
+        record: tuple[str, Path]) -> None:
+    url, draft = record
+    before, after = evaluator_for([]), evaluator_for([str(draft)])
+    store = Store(connect(url))
+    latest = list(store.all_latest(framework=before.pack.framework))
+    chosen = candidates(store, before.pack, after.pack, latest)
+    # The replaced rule needs a reference; fennwick-orca-1 has none and cannot change.
+    assert "fennwick-orca-1" not in chosen and len(chosen) < len(latest)
+    told: list[tuple[str, int, int]] = []
+    found = draft_impact(store, before, after, before.pack.framework,
+                         lambda *p: told.append(p))
+    # Every stored model's evidence assessed with both stacks gives the same changes.
+    full = portfolio_changes(before, after, [str(EXAMPLES), str(LINEAGE)])
+    assert found.models == full.models
+    assert {"larkspur-wren-3.1", "oriel-meridian-2.1", "corvid-atlas-5-chat"} <= set(
+        found.models)  # the last from the lineage portfolio
+    assert found.stored == len(latest) == len(found.models) + found.unchanged
+    assert found.reassessed == len(chosen)
+    assert told[-1] == ("assessing them with both stacks", len(chosen), len(chosen))
+    store.engine.dispose()
+
+
+def test_an_added_rule_reaches_only_the_models_with_the_kinds_it_needs(
+        tmp_path: Path, record: tuple[str, Path]) -> None:
+    url, _ = record
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "pack.yaml").write_text("name: findings\ntitle: Findings call for more\n")
+    (tmp_path / "rules" / "10-findings.yaml").write_text(
+        "- id: findings.trigger\n"
+        "  title: Any finding calls for the ASL-3 Security Standard\n"
+        "  cite: RSP v2.1 §3.1\n"
+        "  because: \"a finding was recorded\"\n"
+        "  when:\n"
+        "    - match: finding\n"
+        "      as: f\n"
+        "  then:\n"
+        "    requirement: {standard: security, level: ASL-3, rank: 3}\n")
+    before, after = evaluator_for([]), evaluator_for([str(tmp_path)])
+    store = Store(connect(url))
+    found = draft_impact(store, before, after, before.pack.framework)
+    kinds = store.kinds_present([s.id for s in store.all_latest()])
+    without = sum("finding" not in k for k in kinds.values())
+    # Those with a finding, and the models carrying a level over from them.
+    assert without > 0 and found.stored - without < found.reassessed < found.stored
+    assert found.models == portfolio_changes(before, after, [str(EXAMPLES), str(LINEAGE)]).models
+    assert found.models  # it does change some
+    store.engine.dispose()
+
+
+def test_asl_impact_draft_prints_the_same_in_text_and_json(record: tuple[str, Path]
+                                                           ) -> None:
+    url, _ = record
+    done = run_asl("impact", "--draft", "cadence", "--db", url, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["draft"] == "cadence" and found["stack"] == []
+    assert {"larkspur-wren-3.1", "oriel-meridian-2.1"} <= set(found["models"])
+    text = run_asl("impact", "--draft", "cadence", "--db", url)
+    assert text.returncode == 0, text.stderr
+    assert (f"{found['stored']} stored model(s), {found['reassessed']} could change"
+            in text.stdout)
+    assert "larkspur-wren-3.1\n  actions" in text.stdout
+
+
+def test_asl_impact_draft_refuses_what_it_cannot_use(record: tuple[str, Path],
+                                                     tmp_path: Path) -> None:
+    url, _ = record
+    missing = run_asl("impact", "--draft", "nope", "--db", url)
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr.strip() == f"asl: no draft pack 'nope' in {url}"
+    nodb = run_asl("impact", "--draft", "cadence", "--db", f"{tmp_path}/none.db")
+    assert nodb.returncode == 2 and "no database at" in nodb.stderr
+    assert len(nodb.stderr.splitlines()) == 1
+    both = run_asl("impact", "--draft", "cadence", "--db", url, "examples")
+    assert both.returncode == 2 and "give no FILES" in both.stderr
