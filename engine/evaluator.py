@@ -24,7 +24,7 @@ from engine.compiler import CompiledPack, compile_pack, gate_fact
 from engine.durable_adapter import ActivationOverflow, DurableRuleset, Session, Sessions
 from engine.errors import AssessmentError
 from engine.facts_id import render_value
-from engine.firing_plan import Because, Derive, Plan
+from engine.firing_plan import Because, Plan, firing_function
 from engine.loader import PLACEHOLDER
 from engine.model import ORIGIN_DERIVED, ORIGIN_PACK, Pack, Rule
 from engine.operators import BOOL, CLASS_TYPES, NUMBER, STR, mistyped
@@ -201,6 +201,8 @@ class Evaluator:
         compiled = self.compiled
         self._plans = {name: Plan(rule, compiled.stratum[rule.id], compiled.bindings[name])
                        for name, rule in compiled.rules.items()}
+        for plan in self._plans.values():
+            plan.fire = firing_function(plan, Firing, Fact, ORIGIN_DERIVED)
         self._texts: dict[str, str] = {}
         self._given_texts: dict[tuple[Any, ...], str] = {}
         self._gate_ids = [gate_fact(level)["id"] for level in compiled.gates]
@@ -357,42 +359,7 @@ class Evaluator:
             if plan is None:
                 raise AssessmentError(f"the matcher fired an unknown rule {name!r}")
             try:
-                keys = plan.keys
-                if plan.single:  # most rules match one fact: no loops
-                    fact_id = bindings[plan.aliases[0]]["id"]
-                    ids = [fact_id]
-                    bound = [facts[fact_id]]
-                    firing = Firing(plan.prefix + fact_id + "]", plan.rule,
-                                    ((keys[0], fact_id),), {keys[0]: bound[0]}, [], None,
-                                    plan.stratum, plan.because)
-                else:
-                    ids = [bindings[alias]["id"] for alias in plan.aliases]
-                    bound = [facts[fact_id] for fact_id in ids]
-                    firing = Firing(plan.prefix + "|".join(ids) + "]", plan.rule,
-                                    tuple(zip(keys, ids, strict=True)),
-                                    dict(zip(keys, bound, strict=True)), [], None,
-                                    plan.stratum, plan.because)
-                conclusions = firing.conclusions
-                for derive in plan.derive:
-                    refs = derive.refs
-                    if not refs:
-                        fid = derive.ids.build(())
-                        values = ()
-                    else:
-                        values = [ids[position] if field is None
-                                  else bound[position].values.get(field)
-                                  for _, _, _, position, field in refs]
-                        if None in values:
-                            raise self._lacking(derive, values, bound)
-                        fid = derive.ids.build([v if v.__class__ is str else render_value(v)
-                                                for v in values])
-                    conclusions.append(fid)
-                    if fid not in facts:
-                        set_values = derive.blank.copy()
-                        for fname, value in zip(derive.variables, values, strict=True):
-                            set_values[fname] = value
-                        fact = facts[fid] = Fact(fid, derive.kind, set_values, ORIGIN_DERIVED)
-                        new.append(fact)
+                firing = plan.fire(bindings, facts, new)
             except AssessmentError as exc:
                 if exc.rule is not None:
                     raise
@@ -406,16 +373,6 @@ class Evaluator:
                                       f"{run.budget.facts:,} facts (the budget per assessment;"
                                       f" ASL_BUDGET raises it): the rule derives one per "
                                       f"combination of its matches", plan.rule.id)
-
-    @staticmethod
-    def _lacking(derive: Derive, values: list[Any], bound: list[Fact]) -> AssessmentError:
-        """The error for a conclusion field whose source the matched fact leaves unset
-        (the first such field)."""
-        for (fname, name, source, position, _), value in zip(derive.refs, values, strict=True):
-            if value is None:
-                return AssessmentError(f"conclusion {derive.kind}.{fname} refers to "
-                                       f"{name}.{source}, which {bound[position].id} lacks")
-        raise AssertionError("no value is unset")
 
 
 class _Run:

@@ -41,23 +41,24 @@ def rendered(value: Any) -> str:
 
 class IdTemplate:
     """`fact_id` of one conclusion compiled once: its kind and constant fields written
-    out in advance, so the id of each fact it derives is the ready text with the
-    rendered values of its variable fields put in (no formatting per fact).
+    out in advance (`pieces`), so the id of each fact it derives is those pieces with
+    the rendered values of its variable fields between them (`holes`: which variable
+    goes after each piece but the last). The evaluator writes this out as code per rule
+    (`engine.firing_plan.firing_function`); `build` is the same in one call.
 
     >>> t = IdTemplate("status", {"value": "ruled_out"}, ("capability",))
-    >>> t.build(["CBRN-3"])
-    'status(capability=CBRN-3,value=ruled_out)'
+    >>> t.pieces, t.holes
+    (('status(capability=', ',value=ruled_out)'), (0,))
     >>> t.build(["CBRN-3"]) == fact_id("status", {"value": "ruled_out", "capability": "CBRN-3"})
     True
     >>> IdTemplate("pair", {}, ("b", "a")).build(["2", "1"])
     'pair(a=1,b=2)'
     """
 
-    __slots__ = ("_format", "_head", "_holes", "_tail", "build")
+    __slots__ = ("holes", "pieces")
 
     def __init__(self, kind: str, constants: Mapping[str, Any], variables: tuple[str, ...],
                  prefix: str = "") -> None:
-        # The text between the holes, in field order; which variable fills each hole.
         pieces: list[str] = [f"{prefix}{kind}("]
         holes: list[int] = []
         for position, name in enumerate(sorted([*constants, *variables])):
@@ -68,27 +69,13 @@ class IdTemplate:
                 holes.append(variables.index(name))
                 pieces.append("")
         pieces[-1] += ")"
-        self._holes = holes
-        self._head, self._tail = pieces[0], pieces[-1]
-        # Literal braces doubled: the pieces are `str.format` text around `{N}` holes.
-        self._format = "".join(piece.replace("{", "{{").replace("}", "}}")
-                               + (f"{{{holes[i]}}}" if i < len(holes) else "")
-                               for i, piece in enumerate(pieces))
-        # No variable: one id; one (most conclusions with any): concatenation, cheaper
-        # than format.
-        self.build = (self._constant if not variables else self._one if len(variables) == 1
-                      else self._many)
+        self.pieces, self.holes = tuple(pieces), tuple(holes)
 
-    def _constant(self, values: list[str]) -> str:
-        if values:
-            raise ValueError(f"{len(values)} values for no fields")
-        return self._head
-
-    def _one(self, values: list[str]) -> str:
-        (value,) = values
-        return self._head + value + self._tail
-
-    def _many(self, values: list[str]) -> str:
-        if len(values) != len(self._holes):
-            raise ValueError(f"{len(values)} values for {len(self._holes)} fields")
-        return self._format.format(*values)
+    def build(self, values: list[str]) -> str:
+        """The id, given the rendered values of the variable fields in their order."""
+        if len(values) != len(self.holes):
+            raise ValueError(f"{len(values)} values for {len(self.holes)} fields")
+        out = [self.pieces[0]]
+        for hole, piece in zip(self.holes, self.pieces[1:], strict=True):
+            out += (values[hole], piece)
+        return "".join(out)

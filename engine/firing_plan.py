@@ -7,8 +7,10 @@ it only looks values up by position and joins ready-made text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from engine.errors import AssessmentError
 from engine.facts_id import IdTemplate, render_value
 from engine.loader import PLACEHOLDER
 from engine.model import Conclusion, Rule
@@ -84,11 +86,12 @@ class Derive:
 class Plan:
     """What firing one compiled rule takes, worked out once per pack: the rule, its
     stratum, its matched names in sorted order with the matcher's alias for each
-    (`names`; also apart, as `keys` and `aliases`; `single` when there is one), and its
-    conclusions and `because` sentence compiled."""
+    (`names`; also apart, as `keys` and `aliases`), its
+    conclusions and `because` sentence compiled, and (`fire`) all of it as one function
+    (`firing_function`), set by the evaluator, which owns the fact and firing types."""
 
-    __slots__ = ("aliases", "because", "derive", "keys", "names", "prefix", "rule",
-                 "single", "stratum")
+    __slots__ = ("aliases", "because", "derive", "fire", "keys", "names", "prefix", "rule",
+                 "stratum")
 
     def __init__(self, rule: Rule, stratum: int, aliases: dict[str, str]) -> None:
         self.rule = rule
@@ -96,8 +99,79 @@ class Plan:
         self.names = sorted((name, alias) for alias, name in aliases.items())
         self.keys = tuple(name for name, _ in self.names)
         self.aliases = tuple(alias for _, alias in self.names)
-        self.single = len(self.names) == 1
         self.prefix = f"firing:{rule.id}["
         positions = {name: index for index, name in enumerate(self.keys)}
         self.derive = [Derive(c, positions) for c in rule.conclusions]
         self.because = Because(rule.because)
+
+
+def lacking(derive: Derive, values: list[Any], bound: list[Fact]) -> AssessmentError:
+    """The error for a conclusion field whose source the matched fact leaves unset (the
+    first such field), `values` being the sources' values in `derive.refs`' order and
+    `bound` the matched facts in the plan's order."""
+    for (fname, name, source, position, _), value in zip(derive.refs, values, strict=True):
+        if value is None:
+            return AssessmentError(f"conclusion {derive.kind}.{fname} refers to "
+                                   f"{name}.{source}, which {bound[position].id} lacks")
+    raise AssertionError("no value is unset")
+
+
+def firing_function(plan: Plan, firing_type: type, fact_type: type, origin: str
+                    ) -> Callable[[dict[str, dict[str, Any]], dict[str, Fact], list[Fact]],
+                                  Any]:
+    """The plan as one Python function, `fire(bindings, facts, new)`: the firing of one
+    activation (`bindings`: the matcher's facts by alias), each conclusion's id added
+    to the firing and each conclusion not yet in `facts` made (of `origin`) and added
+    to `facts` and `new`. It does what a loop over the plan would do, with the loops
+    unrolled and the id's text written out: the firings are most of an assessment's
+    Python, and the same rule fires in every assessment. Every value the code uses is
+    passed in by name (`C0`, `C1`, ...), never written into its text."""
+    constants: dict[str, Any] = {"Firing": firing_type, "Fact": fact_type,
+                                 "render_value": render_value, "lacking": lacking}
+
+    def const(value: Any) -> str:
+        name = f"C{len(constants)}"
+        constants[name] = value
+        return name
+
+    count = len(plan.aliases)
+    lines = ["def fire(bindings, facts, new):"]
+    lines += [f"    i{n} = bindings[{const(alias)}]['id']" for n, alias in enumerate(plan.aliases)]
+    lines += [f"    f{n} = facts[i{n}]" for n in range(count)]
+    ids = " + '|' + ".join(f"i{n}" for n in range(count)) or "''"
+    matched = "".join(f"({const(key)}, i{n}), " for n, key in enumerate(plan.keys))
+    bound = ", ".join(f"{const(key)}: f{n}" for n, key in enumerate(plan.keys))
+    lines.append(f"    firing = Firing({const(plan.prefix)} + {ids} + ']', {const(plan.rule)}, "
+                 f"({matched}), {{{bound}}}, [], None, {const(plan.stratum)}, "
+                 f"{const(plan.because)})")
+    lines.append("    conclusions = firing.conclusions")
+    for d, derive in enumerate(plan.derive):
+        values = [f"v{d}_{j}" for j in range(len(derive.refs))]
+        for value, (_, _, _, position, field) in zip(values, derive.refs, strict=True):
+            lines.append(f"    {value} = i{position}" if field is None
+                         else f"    {value} = f{position}.values.get({const(field)})")
+        if values:
+            unset = " or ".join(f"{v} is None" for v in values)
+            lines.append(f"    if {unset}:")
+            lines.append(f"        raise lacking({const(derive)}, [{', '.join(values)}], "
+                         f"[{', '.join(f'f{n}' for n in range(count))}])")
+        text = [const(derive.ids.pieces[0])]
+        for hole, piece in zip(derive.ids.holes, derive.ids.pieces[1:], strict=True):
+            value = values[hole]
+            text.append(value if derive.refs[hole][4] is None  # an id: a string
+                        else f"({value} if {value}.__class__ is str else render_value({value}))")
+            text.append(const(piece))
+        lines.append(f"    fid = {' + '.join(text)}")
+        lines.append("    conclusions.append(fid)")
+        lines.append("    if fid not in facts:")
+        lines.append(f"        values = {const(derive.blank)}.copy()")
+        lines += [f"        values[{const(fname)}] = {value}"
+                  for fname, value in zip(derive.variables, values, strict=True)]
+        lines.append(f"        fact = facts[fid] = Fact(fid, {const(derive.kind)}, values, "
+                     f"{const(origin)})")
+        lines.append("        new.append(fact)")
+    lines.append("    return firing")
+    namespace = dict(constants)
+    exec("\n".join(lines), namespace)  # our own text; every value is passed in
+    fire: Callable[..., Any] = namespace["fire"]
+    return fire
