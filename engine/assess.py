@@ -216,7 +216,22 @@ def contract(pack: Pack, derivation: Derivation, model: str) -> dict[str, Any]:
             return one(key.kind).values[key.field]
         names = (key.names if key.category is None
                  else sorted(c.name for c in pack.capabilities_of(key.category)))
-        return {name: one(key.kind, {key.by: name}).values[key.field] for name in names}
+        # The facts of the kind by their `by` value, in one pass (`one` per name, without
+        # reading every fact again for each name).
+        by: dict[Any, list[Fact]] = {}
+        try:
+            for fact in derivation.of_kind(key.kind):
+                by.setdefault(fact.values.get(key.by), []).append(fact)
+        except TypeError:  # a value that is not a key (a list): compare one by one
+            return {name: one(key.kind, {key.by: name}).values[key.field] for name in names}
+        out = {}
+        for name in names:
+            found = by.get(name, [])
+            if len(found) != 1:
+                raise AssessmentError(f"the pack concluded {len(found)} {key.kind} facts "
+                                      f"{ {key.by: name} } for {model}, expected exactly one")
+            out[name] = found[0].values[key.field]
+        return out
 
     spec = pack.spec
     headline = spec.level

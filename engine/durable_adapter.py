@@ -337,11 +337,7 @@ class Session:
         ruleset reads it, lacking only the session id: `assert_prepared` takes it. A
         fact's text is the same in every session of the ruleset, so a caller may keep it
         and assert it again in another assessment."""
-        for name in self._flagged.get(fact["kind"], ()):
-            fact[UNSET_PREFIX + name] = 0 if fact.get(name) is not None else 1
-        fact[ANCHOR_FIELD] = 0
-        fact.pop("sid", None)
-        return encode([fact])[1:-2]  # `[{...}]` -> `{...` : the sid and `}` come last
+        return prepare_fact(fact, self._flagged)
 
     def assert_facts(self, facts: list[dict[str, Any]]) -> list[Activation]:
         """Assert a batch and return every activation it caused, in the order durable
@@ -368,7 +364,7 @@ class Session:
         tail = f',"sid":"{self.sid}"}}'
         try:
             code, state_handle = durable_rules_engine.assert_facts(
-                self._handle, "[" + ",".join([text + tail for text in texts]) + "]")
+                self._handle, f"[{(tail + ',').join(texts)}{tail}]")
         except Exception as exc:  # durable raises bare Exception with an error code
             raise AssessmentError(f"durable-rules rejected a batch: {exc}") from exc
         if code == 1:
@@ -403,28 +399,57 @@ class Session:
 
     def _drain(self, state_handle: int, limit: int | None = None,
                deadline: float | None = None) -> list[Activation]:
-        activations: list[Activation] = []
+        """Take every pending activation of the batch, in durable's order. Each action's
+        message is kept as text until the batch is drained and then parsed all at once
+        (durable gives one rule's activation per action)."""
         handle = self._handle
+        messages: list[str] = []
         try:
             started = durable_rules_engine.start_action_for_state(handle, state_handle)
             if not started:
-                return activations
+                return []
             message = started[1]
-            while message:
-                for name, bindings in orjson.loads(message).items():
-                    if name != SINK_RULE:  # never fires; never the caller's business
-                        activations.append((name, bindings))
-                if limit is not None and (len(activations) > limit or (
-                        deadline is not None and not len(activations) % 256
-                        and time.perf_counter() > deadline)):
-                    durable_rules_engine.abandon_action(handle, state_handle)
-                    raise ActivationOverflow(activations)
-                message = durable_rules_engine.complete_and_start_action(handle, state_handle)
+            complete = durable_rules_engine.complete_and_start_action
+            if limit is None:
+                while message:
+                    messages.append(message)
+                    message = complete(handle, state_handle)
+            else:
+                taken = 0
+                while message:
+                    messages.append(message)
+                    taken += 1
+                    if taken > limit or (deadline is not None and not taken % 256
+                                         and time.perf_counter() > deadline):
+                        durable_rules_engine.abandon_action(handle, state_handle)
+                        raise ActivationOverflow(_activations(messages))
+                    message = complete(handle, state_handle)
         except ActivationOverflow:
             raise
         except Exception as exc:
             raise AssessmentError(f"durable-rules failed while firing rules: {exc}") from exc
-        return activations
+        return _activations(messages)
+
+
+def _activations(messages: list[str]) -> list[Activation]:
+    """The activations in durable's action messages (`{rule: {alias: fact}}` each),
+    in order; the sink rule's (it never fires) are never the caller's business."""
+    activations: list[Activation] = []
+    for fired in orjson.loads(f"[{','.join(messages)}]"):
+        for name, bindings in fired.items():
+            if name != SINK_RULE:
+                activations.append((name, bindings))
+    return activations
+
+
+def prepare_fact(fact: dict[str, Any], flagged: dict[str, tuple[str, ...]]) -> str:
+    """`Session.prepare`, for a ruleset whose kinds carry the `__unset_` flags of
+    `flagged` (`flagged_fields`)."""
+    for name in flagged.get(fact["kind"], ()):
+        fact[UNSET_PREFIX + name] = 0 if fact.get(name) is not None else 1
+    fact[ANCHOR_FIELD] = 0
+    fact.pop("sid", None)
+    return encode([fact])[1:-2]  # `[{...}]` -> `{...` : the sid and `}` come last
 
 
 class ActivationOverflow(AssessmentError):
@@ -564,6 +589,11 @@ class DurableRuleset:
         ruleset._parts = [RulesetHandle(ruleset._host, name, [], {})]
         ruleset._ruleset = ruleset._parts[0]
         return ruleset
+
+    def prepare(self, fact: dict[str, Any]) -> str:
+        """As `Session.prepare`, before any session is opened: the text is the same in
+        every session of this pack."""
+        return prepare_fact(fact, self._parts[0].flagged)
 
     @property
     def rulesets(self) -> int:

@@ -17,13 +17,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from engine.compiler import CompiledPack, compile_pack, gate_fact
-from engine.durable_adapter import ActivationOverflow, DurableRuleset, Session
+from engine.durable_adapter import ActivationOverflow, DurableRuleset, Session, Sessions
 from engine.errors import AssessmentError
-from engine.facts_id import render_value, rendered
-from engine.firing_plan import Because, Plan
+from engine.facts_id import render_value
+from engine.firing_plan import Because, Plan, firing_function
 from engine.loader import PLACEHOLDER
 from engine.model import ORIGIN_DERIVED, ORIGIN_PACK, Pack, Rule
 from engine.operators import BOOL, CLASS_TYPES, NUMBER, STR, mistyped
@@ -113,14 +114,26 @@ class Derivation:
     asserted: list[Fact] = field(default_factory=list, repr=False)
     _by_kind: dict[str, list[Fact]] | None = field(default=None, repr=False)
     _events: list[Event] | None = field(default=None, init=False, repr=False, compare=False)
+    _sorted: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
 
     def of_kind(self, kind: str) -> list[Fact]:
-        """The facts of one kind, sorted by id."""
-        if self._by_kind is None:
-            self._by_kind = {}
-            for fact in sorted(self.facts.values(), key=_by_id):
-                self._by_kind.setdefault(fact.kind, []).append(fact)
-        return self._by_kind.get(kind, [])
+        """The facts of one kind, sorted by id (each kind sorted when first asked for)."""
+        by_kind = self._by_kind
+        if by_kind is None:
+            by_kind = self._by_kind = {}
+            for fact in self.facts.values():
+                found = by_kind.get(fact.kind)
+                if found is None:
+                    by_kind[fact.kind] = [fact]
+                else:
+                    found.append(fact)
+        found = by_kind.get(kind)
+        if found is None:
+            return []
+        if kind not in self._sorted:
+            found.sort(key=_by_id)
+            self._sorted.add(kind)
+        return found
 
     @property
     def events(self) -> list[Event]:
@@ -144,9 +157,7 @@ class Derivation:
 _PLAIN = frozenset({(str, STR), (bool, BOOL), (int, NUMBER)})
 
 
-def _by_id(fact: Fact) -> str:
-    return fact.id
-
+_by_id = attrgetter("id")  # sort key of facts
 
 @dataclass(frozen=True)
 class Budget:
@@ -190,9 +201,15 @@ class Evaluator:
         compiled = self.compiled
         self._plans = {name: Plan(rule, compiled.stratum[rule.id], compiled.bindings[name])
                        for name, rule in compiled.rules.items()}
+        for plan in self._plans.values():
+            plan.fire = firing_function(plan, Firing, Fact, ORIGIN_DERIVED)
         self._texts: dict[str, str] = {}
         self._given_texts: dict[tuple[Any, ...], str] = {}
         self._gate_ids = [gate_fact(level)["id"] for level in compiled.gates]
+        # Each gate's stratum, id and text for the matcher, in stratum order.
+        self._gate_texts = [(level, gate_fact(level)["id"],
+                             self._ruleset.prepare(gate_fact(level)))
+                            for level in compiled.gates]
         # Each kind's fields whose values `_check_types` checks.
         self._typed = {name: {f: t for f, t in kind.fields.items() if t in CLASS_TYPES}
                        for name, kind in pack.kinds.items()}
@@ -208,30 +225,64 @@ class Evaluator:
         within `budget` (by default `Budget()`); the listeners are given the trace's
         events once it is complete."""
         facts: dict[str, Fact] = dict(self._pack_map)
-        given_facts = []
-        for fact in given:
-            if fact.id in facts:
-                raise AssessmentError(f"two input facts share the id {fact.id!r}")
-            self._check_types(fact)
-            facts[fact.id] = fact
-            given_facts.append(fact)
-        asserted = sorted(facts.values(), key=_by_id)
-        run = _Run(facts, budget or Budget(), len(facts))
-        gates = list(self.compiled.gates)
-        first_gate = gates.pop(0) if gates and gates[0] == 0 else None
         if len(self._texts) > self.TEXTS_KEPT or len(self._given_texts) > self.TEXTS_KEPT:
             self._texts.clear()
             self._given_texts.clear()
+        sent: list[tuple[str, str]] = []  # (id, text) of each given fact some rule reads
+        admit = self._admit
+        for fact in given:
+            if fact.id in facts:
+                raise AssessmentError(f"two input facts share the id {fact.id!r}")
+            facts[fact.id] = fact
+            text = admit(fact)
+            if text:
+                sent.append((fact.id, text))
+        asserted = sorted(facts.values(), key=_by_id)
+        run = _Run(facts, budget or Budget(), len(facts))
+        sent.sort()  # by id: ids are distinct
+        ids = [fact_id for fact_id, _ in sent]
+        texts = [text for _, text in sent]
+        gates = self._gate_texts
+        first = 0
+        if gates and gates[0][0] == 0:
+            first = 1
+            ids.append(gates[0][1])
+            texts.append(gates[0][2])
         with self._ruleset.session() as session:
-            self._fixpoint(session, sorted(given_facts, key=_by_id), run, first_gate)
-            for level in gates:
-                self._fixpoint(session, [], run, level)
+            self._fixpoint(session, texts, ids, run)
+            for _, gate_id, gate_text in gates[first:]:
+                self._fixpoint(session, [gate_text], [gate_id], run)
             session.retract_all(first=self._gate_ids)
         derivation = Derivation(facts, run.firings, run.trace, asserted)
         for listener in listeners:
             for event in derivation.events:
                 listener(event)
         return derivation
+
+    def _admit(self, fact: Fact) -> str:
+        """Check a given fact's types (`_check_types`) and return its text for the
+        matcher, or "" when no rule reads its kind. A fact whose values are all strings
+        (a safeguard, a channel: the same in many documents) is checked and prepared
+        once and its text kept, by its id, kind and values (so a kept text also says
+        the fact passed); any other is checked and prepared each time (a number or a
+        bool is kept out of the key: `1`, `1.0` and `True` are equal keys)."""
+        values = fact.values
+        key: tuple[Any, ...] | None = None
+        for value in values.values():
+            if value.__class__ is not str:
+                break
+        else:
+            key = (fact.id, fact.kind, *values.items())
+            text = self._given_texts.get(key)
+            if text is not None:
+                return text
+        self._check_types(fact)
+        kind = fact.kind
+        text = (self._ruleset.prepare(fact.wire(self._shape[kind]))
+                if kind in self.compiled.consumed else "")
+        if key is not None:
+            self._given_texts[key] = text
+        return text
 
     def _check_types(self, fact: Fact) -> None:
         """A given fact's values must have their fields' types: durable-rules would compare
@@ -255,22 +306,13 @@ class Evaluator:
                                       f"{typed[wrong[0]]}, not {wrong[1]!r}")
             return
 
-    def _fixpoint(self, session: Session, batch: list[Fact], run: _Run,
-                  gate: int | None) -> None:
-        """Assert `batch` (and the gate, if any), then every new conclusion some rule
-        reads, until the rules derive nothing new."""
+    def _fixpoint(self, session: Session | Sessions, texts: list[str], ids: list[str],
+                  run: _Run) -> None:
+        """Assert the facts whose texts are `texts` (their ids `ids`), then every new
+        conclusion some rule reads, until the rules derive nothing new."""
         consumed, shape, prepare = self.compiled.consumed, self._shape, session.prepare
         kept = self._texts
-        texts, ids = [], []
-        for given in batch:
-            if given.kind in consumed:
-                texts.append(self._given_text(given, prepare))
-                ids.append(given.id)
-        if gate is not None:
-            fact = gate_fact(gate)
-            texts.append(prepare(fact))
-            ids.append(fact["id"])
-        budget, plans = run.budget, self._plans
+        budget = run.budget
         while texts:
             try:
                 activations = session.assert_prepared(
@@ -278,11 +320,7 @@ class Evaluator:
             except ActivationOverflow as exc:
                 raise self._over_budget(run, exc.activations) from None
             new: list[Fact] = []
-            for name, bindings in activations:
-                plan = plans.get(name)
-                if plan is None:
-                    raise AssessmentError(f"the matcher fired an unknown rule {name!r}")
-                self._fire(plan, bindings, run, new)
+            self._fire(activations, run, new)
             if time.perf_counter() > run.deadline:
                 raise self._over_budget(run, activations)
             new.sort(key=_by_id)
@@ -294,21 +332,6 @@ class Evaluator:
                         text = kept[fact.id] = prepare(fact.wire(shape[fact.kind]))
                     texts.append(text)
                     ids.append(fact.id)
-
-    def _given_text(self, fact: Fact, prepare: Callable[[dict[str, Any]], str]) -> str:
-        """A given fact's text for the matcher. One whose values are all strings (a
-        safeguard, a channel: the same in many documents) is prepared once and kept,
-        by its id, kind and values; any other is prepared each time (a number or a
-        bool is kept out of the key: `1`, `1.0` and `True` are equal keys)."""
-        values = fact.values
-        for value in values.values():
-            if value.__class__ is not str:
-                return prepare(fact.wire(self._shape[fact.kind]))
-        key = (fact.id, fact.kind, *values.items())
-        text = self._given_texts.get(key)
-        if text is None:
-            text = self._given_texts[key] = prepare(fact.wire(self._shape[fact.kind]))
-        return text
 
     def _over_budget(self, run: _Run, activations: list[tuple[str, Any]]) -> AssessmentError:
         """The error that stops an assessment past its budget, naming the rule that fired
@@ -324,49 +347,32 @@ class Evaluator:
                                f"assessment; ASL_BUDGET raises it): the rule fires once per "
                                f"combination of its matches", rule)
 
-    def _fire(self, plan: Plan, bindings: dict[str, dict[str, Any]], run: _Run,
+    def _fire(self, activations: list[tuple[str, dict[str, dict[str, Any]]]], run: _Run,
               new: list[Fact]) -> None:
-        """Turn one activation into a firing and its conclusions; add the new facts to
-        `new`."""
-        facts = run.facts
-        rule = plan.rule
-        try:
-            bound = {name: facts[bindings[alias]["id"]] for name, alias in plan.names}
-            matched = tuple([(name, fact.id) for name, fact in bound.items()])
-            firing = Firing(plan.prefix + "|".join([i for _, i in matched]) + "]", rule,
-                            matched, bound, [], None, plan.stratum, plan.because)
-            conclusions = firing.conclusions
-            for derive in plan.derive:
-                values = []
-                for fname, name, source_field in derive.refs:
-                    fact = bound[name]
-                    value = fact.id if source_field == "id" else fact.values.get(source_field)
-                    if value is None:
-                        raise AssessmentError(
-                            f"conclusion {derive.kind}.{fname} refers to {name}.{source_field}"
-                            f", which {fact.id} lacks")
-                    values.append(value)
-                fid = derive.ids.build([rendered(v) for v in values])
-                conclusions.append(fid)
-                if fid not in facts:
-                    given = iter(values)
-                    fact = facts[fid] = Fact(fid, derive.kind, {
-                        fname: constant if ref is None else next(given)
-                        for fname, ref, constant in derive.fields}, ORIGIN_DERIVED)
-                    new.append(fact)
-        except AssessmentError as exc:
-            if exc.rule is not None:
-                raise
-            raise AssessmentError(str(exc), rule.id) from exc
-        except Exception as exc:  # any failure inside a rule's action is the rule's failure
-            raise AssessmentError(f"{type(exc).__name__}: {exc}", rule.id) from exc
-        run.firings[firing.id] = firing
-        run.trace.append(firing)
-        if len(facts) - run.given > run.budget.facts:
-            raise AssessmentError(f"the assessment was stopped after deriving more than "
-                                  f"{run.budget.facts:,} facts (the budget per assessment; "
-                                  f"ASL_BUDGET raises it): the rule derives one per "
-                                  f"combination of its matches", rule.id)
+        """Turn a batch of activations into firings and their conclusions, in order; add
+        the new facts to `new`. Everything about a rule that does not depend on the
+        facts it matched was worked out once (`engine.firing_plan`)."""
+        facts, firings, trace, plans = run.facts, run.firings, run.trace, self._plans
+        most = run.given + run.budget.facts  # facts in all, past which the budget stops
+        for name, bindings in activations:
+            plan = plans.get(name)
+            if plan is None:
+                raise AssessmentError(f"the matcher fired an unknown rule {name!r}")
+            try:
+                firing = plan.fire(bindings, facts, new)
+            except AssessmentError as exc:
+                if exc.rule is not None:
+                    raise
+                raise AssessmentError(str(exc), plan.rule.id) from exc
+            except Exception as exc:  # any failure inside a rule's action is the rule's
+                raise AssessmentError(f"{type(exc).__name__}: {exc}", plan.rule.id) from exc
+            firings[firing.id] = firing
+            trace.append(firing)
+            if len(facts) > most:
+                raise AssessmentError(f"the assessment was stopped after deriving more than "
+                                      f"{run.budget.facts:,} facts (the budget per assessment;"
+                                      f" ASL_BUDGET raises it): the rule derives one per "
+                                      f"combination of its matches", plan.rule.id)
 
 
 class _Run:

@@ -41,36 +41,41 @@ def rendered(value: Any) -> str:
 
 class IdTemplate:
     """`fact_id` of one conclusion compiled once: its kind and constant fields written
-    out in advance, so the id of each fact it derives is a join of ready pieces and
-    the rendered values of its variable fields (no formatting per fact).
+    out in advance (`pieces`), so the id of each fact it derives is those pieces with
+    the rendered values of its variable fields between them (`holes`: which variable
+    goes after each piece but the last). The evaluator writes this out as code per rule
+    (`engine.firing_plan.firing_function`); `build` is the same in one call.
 
     >>> t = IdTemplate("status", {"value": "ruled_out"}, ("capability",))
-    >>> t.build(["CBRN-3"])
-    'status(capability=CBRN-3,value=ruled_out)'
+    >>> t.pieces, t.holes
+    (('status(capability=', ',value=ruled_out)'), (0,))
     >>> t.build(["CBRN-3"]) == fact_id("status", {"value": "ruled_out", "capability": "CBRN-3"})
     True
+    >>> IdTemplate("pair", {}, ("b", "a")).build(["2", "1"])
+    'pair(a=1,b=2)'
     """
 
-    __slots__ = ("_holes", "_pieces")
+    __slots__ = ("holes", "pieces")
 
     def __init__(self, kind: str, constants: Mapping[str, Any], variables: tuple[str, ...],
                  prefix: str = "") -> None:
         pieces: list[str] = [f"{prefix}{kind}("]
-        holes: dict[str, int] = {}
+        holes: list[int] = []
         for position, name in enumerate(sorted([*constants, *variables])):
-            pieces.append(f"{',' if position else ''}{name}=")
+            pieces[-1] += f"{',' if position else ''}{name}="
             if name in constants:
-                pieces.append(render_value(constants[name]))
+                pieces[-1] += render_value(constants[name])
             else:
-                holes[name] = len(pieces)
+                holes.append(variables.index(name))
                 pieces.append("")
-        pieces.append(")")
-        self._pieces = pieces
-        self._holes = [holes[name] for name in variables]  # filled in variables' order
+        pieces[-1] += ")"
+        self.pieces, self.holes = tuple(pieces), tuple(holes)
 
     def build(self, values: list[str]) -> str:
         """The id, given the rendered values of the variable fields in their order."""
-        pieces = self._pieces.copy()
-        for hole, value in zip(self._holes, values, strict=True):
-            pieces[hole] = value
-        return "".join(pieces)
+        if len(values) != len(self.holes):
+            raise ValueError(f"{len(values)} values for {len(self.holes)} fields")
+        out = [self.pieces[0]]
+        for hole, piece in zip(self.holes, self.pieces[1:], strict=True):
+            out += (values[hole], piece)
+        return "".join(out)

@@ -1,13 +1,16 @@
 """Each rule of a compiled pack worked out once for firing it: which matched facts it
 names and in what order, each conclusion's fields and fact-id template, and its `because`
 sentence split into text and placeholders. The evaluator (`engine.evaluator`) turns
-every activation into a firing with these, without reading the rule again.
+every activation into a firing with these, without reading the rule again: per firing
+it only looks values up by position and joins ready-made text.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+from engine.errors import AssessmentError
 from engine.facts_id import IdTemplate, render_value
 from engine.loader import PLACEHOLDER
 from engine.model import Conclusion, Rule
@@ -16,65 +19,159 @@ if TYPE_CHECKING:
     from engine.evaluator import Fact
 
 
-class Because:
-    """A rule's `because` sentence split once into text and `{name.field}` placeholders,
-    filled per firing by a join (`fill_because` reads the same sentence the same way)."""
+def _literal(text: str) -> str:
+    """`text` as literal text inside a `str.format` template."""
+    return text.replace("{", "{{").replace("}", "}}")
 
-    __slots__ = ("_parts",)
+
+class Because:
+    """A rule's `because` sentence split once into text and `{name.field}` placeholders
+    and kept as a `str.format` template, filled per firing with each placeholder's
+    rendered value (`fill_because` reads the same sentence the same way)."""
+
+    __slots__ = ("_format", "_holes")
 
     def __init__(self, template: str) -> None:
-        parts: list[str | tuple[str, str]] = []
+        text: list[str] = []
+        holes: list[tuple[str, str | None]] = []
         for index, part in enumerate(PLACEHOLDER.split(template)):
             if index % 2:
                 name, _, fname = part.partition(".")
-                parts.append((name, fname))
-            elif part:
-                parts.append(part)
-        self._parts = parts
+                text.append(f"{{{len(holes)}}}")
+                holes.append((name, None if fname == "id" else fname))
+            else:
+                text.append(_literal(part))
+        self._format = "".join(text)
+        self._holes = tuple(holes)
 
     def fill(self, bound: dict[str, Fact]) -> str:
-        out = []
-        for part in self._parts:
-            if part.__class__ is str:
-                out.append(part)
-                continue
-            name, fname = part
+        """The sentence with each placeholder replaced by the matched fact's value (its
+        display id for `.id`), `(unset)` when the fact leaves the field unset."""
+        values = []
+        for name, fname in self._holes:
             fact = bound[name]
-            raw = fact.info.get("display_id", fact.id) if fname == "id" else fact.values.get(
-                fname)
-            out.append("(unset)" if raw is None else render_value(raw))
-        return "".join(out)
+            raw = (fact.info.get("display_id", fact.id) if fname is None
+                   else fact.values.get(fname))
+            values.append(raw if raw.__class__ is str
+                          else "(unset)" if raw is None else render_value(raw))
+        return self._format.format(*values)
 
 
 class Derive:
-    """One conclusion of a rule compiled once: its kind, each field's constant or source
-    (a matched name and field, in the conclusion's order) and its id template."""
+    """One conclusion of a rule compiled once: its kind, where each variable field's
+    value comes from (`refs`: the position of the matched fact among the plan's names
+    and its field, `None` for its id), the conclusion's values with the constants in
+    place (`blank`, in the conclusion's field order) and its id template."""
 
-    __slots__ = ("conclusion", "fields", "ids", "kind", "refs")
+    __slots__ = ("blank", "conclusion", "fields", "ids", "kind", "refs", "variables")
 
-    def __init__(self, conclusion: Conclusion) -> None:
+    def __init__(self, conclusion: Conclusion, positions: dict[str, int]) -> None:
         self.conclusion = conclusion
         self.kind = conclusion.kind
         self.fields = [(fname, operand.ref, operand.constant)
                        for fname, operand in conclusion.values]
-        self.refs = [(fname, *operand.ref) for fname, operand in conclusion.values
-                     if operand.ref is not None]
+        # (conclusion field, matched name, its field, position of the matched fact,
+        #  its field or None for its id)
+        self.refs = tuple((fname, name, source, positions[name],
+                           None if source == "id" else source)
+                          for fname, operand in conclusion.values if operand.ref is not None
+                          for name, source in (operand.ref,))
+        self.variables = tuple(fname for fname, *_ in self.refs)
+        self.blank: dict[str, Any] = {fname: constant for fname, _, constant in self.fields}
         self.ids = IdTemplate(conclusion.kind, {fname: operand.constant for fname, operand
                                                 in conclusion.values if operand.ref is None},
-                              tuple(fname for fname, _, _ in self.refs))
+                              self.variables)
 
 
 class Plan:
     """What firing one compiled rule takes, worked out once per pack: the rule, its
-    stratum, its matched names in sorted order with the matcher's alias for each, and
-    its conclusions and `because` sentence compiled."""
+    stratum, its matched names in sorted order with the matcher's alias for each
+    (`names`; also apart, as `keys` and `aliases`), its
+    conclusions and `because` sentence compiled, and (`fire`) all of it as one function
+    (`firing_function`), set by the evaluator, which owns the fact and firing types."""
 
-    __slots__ = ("because", "derive", "names", "prefix", "rule", "stratum")
+    __slots__ = ("aliases", "because", "derive", "fire", "keys", "names", "prefix", "rule",
+                 "stratum")
 
     def __init__(self, rule: Rule, stratum: int, aliases: dict[str, str]) -> None:
         self.rule = rule
         self.stratum = stratum
         self.names = sorted((name, alias) for alias, name in aliases.items())
+        self.keys = tuple(name for name, _ in self.names)
+        self.aliases = tuple(alias for _, alias in self.names)
         self.prefix = f"firing:{rule.id}["
-        self.derive = [Derive(c) for c in rule.conclusions]
+        positions = {name: index for index, name in enumerate(self.keys)}
+        self.derive = [Derive(c, positions) for c in rule.conclusions]
         self.because = Because(rule.because)
+
+
+def lacking(derive: Derive, values: list[Any], bound: list[Fact]) -> AssessmentError:
+    """The error for a conclusion field whose source the matched fact leaves unset (the
+    first such field), `values` being the sources' values in `derive.refs`' order and
+    `bound` the matched facts in the plan's order."""
+    for (fname, name, source, position, _), value in zip(derive.refs, values, strict=True):
+        if value is None:
+            return AssessmentError(f"conclusion {derive.kind}.{fname} refers to "
+                                   f"{name}.{source}, which {bound[position].id} lacks")
+    raise AssertionError("no value is unset")
+
+
+def firing_function(plan: Plan, firing_type: type, fact_type: type, origin: str
+                    ) -> Callable[[dict[str, dict[str, Any]], dict[str, Fact], list[Fact]],
+                                  Any]:
+    """The plan as one Python function, `fire(bindings, facts, new)`: the firing of one
+    activation (`bindings`: the matcher's facts by alias), each conclusion's id added
+    to the firing and each conclusion not yet in `facts` made (of `origin`) and added
+    to `facts` and `new`. It does what a loop over the plan would do, with the loops
+    unrolled and the id's text written out: the firings are most of an assessment's
+    Python, and the same rule fires in every assessment. Every value the code uses is
+    passed in by name (`C0`, `C1`, ...), never written into its text."""
+    constants: dict[str, Any] = {"Firing": firing_type, "Fact": fact_type,
+                                 "render_value": render_value, "lacking": lacking}
+
+    def const(value: Any) -> str:
+        name = f"C{len(constants)}"
+        constants[name] = value
+        return name
+
+    count = len(plan.aliases)
+    lines = ["def fire(bindings, facts, new):"]
+    lines += [f"    i{n} = bindings[{const(alias)}]['id']" for n, alias in enumerate(plan.aliases)]
+    lines += [f"    f{n} = facts[i{n}]" for n in range(count)]
+    ids = " + '|' + ".join(f"i{n}" for n in range(count)) or "''"
+    matched = "".join(f"({const(key)}, i{n}), " for n, key in enumerate(plan.keys))
+    bound = ", ".join(f"{const(key)}: f{n}" for n, key in enumerate(plan.keys))
+    lines.append(f"    firing = Firing({const(plan.prefix)} + {ids} + ']', {const(plan.rule)}, "
+                 f"({matched}), {{{bound}}}, [], None, {const(plan.stratum)}, "
+                 f"{const(plan.because)})")
+    lines.append("    conclusions = firing.conclusions")
+    for d, derive in enumerate(plan.derive):
+        values = [f"v{d}_{j}" for j in range(len(derive.refs))]
+        for value, (_, _, _, position, field) in zip(values, derive.refs, strict=True):
+            lines.append(f"    {value} = i{position}" if field is None
+                         else f"    {value} = f{position}.values.get({const(field)})")
+        if values:
+            unset = " or ".join(f"{v} is None" for v in values)
+            lines.append(f"    if {unset}:")
+            lines.append(f"        raise lacking({const(derive)}, [{', '.join(values)}], "
+                         f"[{', '.join(f'f{n}' for n in range(count))}])")
+        text = [const(derive.ids.pieces[0])]
+        for hole, piece in zip(derive.ids.holes, derive.ids.pieces[1:], strict=True):
+            value = values[hole]
+            text.append(value if derive.refs[hole][4] is None  # an id: a string
+                        else f"({value} if {value}.__class__ is str else render_value({value}))")
+            text.append(const(piece))
+        lines.append(f"    fid = {' + '.join(text)}")
+        lines.append("    conclusions.append(fid)")
+        lines.append("    if fid not in facts:")
+        lines.append(f"        values = {const(derive.blank)}.copy()")
+        lines += [f"        values[{const(fname)}] = {value}"
+                  for fname, value in zip(derive.variables, values, strict=True)]
+        lines.append(f"        fact = facts[fid] = Fact(fid, {const(derive.kind)}, values, "
+                     f"{const(origin)})")
+        lines.append("        new.append(fact)")
+    lines.append("    return firing")
+    namespace = dict(constants)
+    exec("\n".join(lines), namespace)  # our own text; every value is passed in
+    fire: Callable[..., Any] = namespace["fire"]
+    return fire
