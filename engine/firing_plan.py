@@ -119,59 +119,45 @@ def lacking(derive: Derive, values: list[Any], bound: list[Fact]) -> AssessmentE
 def firing_function(plan: Plan, firing_type: type, fact_type: type, origin: str
                     ) -> Callable[[dict[str, dict[str, Any]], dict[str, Fact], list[Fact]],
                                   Any]:
-    """The plan as one Python function, `fire(bindings, facts, new)`: the firing of one
+    """The plan as one function, `fire(bindings, facts, new)`: the firing of one
     activation (`bindings`: the matcher's facts by alias), each conclusion's id added
     to the firing and each conclusion not yet in `facts` made (of `origin`) and added
-    to `facts` and `new`. It does what a loop over the plan would do, with the loops
-    unrolled and the id's text written out: the firings are most of an assessment's
-    Python, and the same rule fires in every assessment. Every value the code uses is
-    passed in by name (`C0`, `C1`, ...), never written into its text."""
-    constants: dict[str, Any] = {"Firing": firing_type, "Fact": fact_type,
-                                 "render_value": render_value, "lacking": lacking}
+    to `facts` and `new`. Everything that does not depend on the matched facts is taken
+    out of the plan once, here, since the same rule fires in every assessment. A plain
+    closure over the plan's data: no code is generated, from the pack or otherwise."""
+    aliases, keys, prefix, rule = plan.aliases, plan.keys, plan.prefix, plan.rule
+    stratum, because = plan.stratum, plan.because
+    derives = [(derive, tuple((position, field) for *_, position, field in derive.refs),
+                derive.ids.pieces[0], tuple(zip(derive.ids.holes, derive.ids.pieces[1:],
+                                                strict=True)),
+                derive.blank, derive.variables, derive.kind)
+               for derive in plan.derive]
 
-    def const(value: Any) -> str:
-        name = f"C{len(constants)}"
-        constants[name] = value
-        return name
+    def fire(bindings: dict[str, dict[str, Any]], facts: dict[str, Fact], new: list[Fact]
+             ) -> Any:
+        ids = [bindings[alias]["id"] for alias in aliases]
+        bound = [facts[fid] for fid in ids]
+        firing = firing_type(prefix + "|".join(ids) + "]", rule, tuple(zip(keys, ids, strict=True)),
+                             dict(zip(keys, bound, strict=True)), [], None, stratum, because)
+        conclusions = firing.conclusions
+        for derive, refs, first, rest, blank, variables, kind in derives:
+            values = [ids[position] if field is None else bound[position].values.get(field)
+                      for position, field in refs]
+            for value in values:
+                if value is None:
+                    raise lacking(derive, values, bound)
+            text = [first]
+            for hole, piece in rest:
+                value = values[hole]
+                text.append(value if value.__class__ is str else render_value(value))
+                text.append(piece)
+            fid = "".join(text)
+            conclusions.append(fid)
+            if fid not in facts:
+                made = blank.copy()
+                made.update(zip(variables, values, strict=True))
+                fact = facts[fid] = fact_type(fid, kind, made, origin)
+                new.append(fact)
+        return firing
 
-    count = len(plan.aliases)
-    lines = ["def fire(bindings, facts, new):"]
-    lines += [f"    i{n} = bindings[{const(alias)}]['id']" for n, alias in enumerate(plan.aliases)]
-    lines += [f"    f{n} = facts[i{n}]" for n in range(count)]
-    ids = " + '|' + ".join(f"i{n}" for n in range(count)) or "''"
-    matched = "".join(f"({const(key)}, i{n}), " for n, key in enumerate(plan.keys))
-    bound = ", ".join(f"{const(key)}: f{n}" for n, key in enumerate(plan.keys))
-    lines.append(f"    firing = Firing({const(plan.prefix)} + {ids} + ']', {const(plan.rule)}, "
-                 f"({matched}), {{{bound}}}, [], None, {const(plan.stratum)}, "
-                 f"{const(plan.because)})")
-    lines.append("    conclusions = firing.conclusions")
-    for d, derive in enumerate(plan.derive):
-        values = [f"v{d}_{j}" for j in range(len(derive.refs))]
-        for value, (_, _, _, position, field) in zip(values, derive.refs, strict=True):
-            lines.append(f"    {value} = i{position}" if field is None
-                         else f"    {value} = f{position}.values.get({const(field)})")
-        if values:
-            unset = " or ".join(f"{v} is None" for v in values)
-            lines.append(f"    if {unset}:")
-            lines.append(f"        raise lacking({const(derive)}, [{', '.join(values)}], "
-                         f"[{', '.join(f'f{n}' for n in range(count))}])")
-        text = [const(derive.ids.pieces[0])]
-        for hole, piece in zip(derive.ids.holes, derive.ids.pieces[1:], strict=True):
-            value = values[hole]
-            text.append(value if derive.refs[hole][4] is None  # an id: a string
-                        else f"({value} if {value}.__class__ is str else render_value({value}))")
-            text.append(const(piece))
-        lines.append(f"    fid = {' + '.join(text)}")
-        lines.append("    conclusions.append(fid)")
-        lines.append("    if fid not in facts:")
-        lines.append(f"        values = {const(derive.blank)}.copy()")
-        lines += [f"        values[{const(fname)}] = {value}"
-                  for fname, value in zip(derive.variables, values, strict=True)]
-        lines.append(f"        fact = facts[fid] = Fact(fid, {const(derive.kind)}, values, "
-                     f"{const(origin)})")
-        lines.append("        new.append(fact)")
-    lines.append("    return firing")
-    namespace = dict(constants)
-    exec("\n".join(lines), namespace)  # our own text; every value is passed in
-    fire: Callable[..., Any] = namespace["fire"]
     return fire
