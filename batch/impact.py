@@ -32,10 +32,11 @@ import orjson
 
 from batch.runner import Batch, pack_fingerprint
 from engine.api import Body, ReferenceInfo, assess
-from engine.contract import KeyChange, contract_changes
+from engine.contract import KeyChange
 from engine.evaluator import Evaluator
 from engine.lineage import Lineage, Links
 from engine.model import Pack
+from engine.packdiff import tally_changes
 from store.record import Store, Summary
 from store.references import stored_references
 
@@ -163,7 +164,7 @@ def draft_impact(store: Store, before: Evaluator, after: Evaluator, framework: s
                   if summaries[m].evidence_hash in stored}
         content = b"".join(orjson.dumps(body) + b"\n" for body in bodies.values())
         outputs = old.assess(content, bodies), new.assess(content, bodies)
-        _compare(impact, *outputs)
+        tally_changes(impact, *outputs)
         tell(ASSESSING, start + len(part), len(chosen))
     impact.unchanged += impact.stored - impact.reassessed
     impact.only_old.sort()
@@ -171,15 +172,3 @@ def draft_impact(store: Store, before: Evaluator, after: Evaluator, framework: s
     impact.rejected_old, impact.rejected_new = old.rejected, new.rejected
     return impact
 
-
-def _compare(impact: StoredImpact, before: dict[str, dict[str, Any]],
-             after: dict[str, dict[str, Any]]) -> None:
-    """Add one chunk's two sets of results to `impact`, model by model."""
-    impact.only_old += sorted(before.keys() - after.keys())
-    impact.only_new += sorted(after.keys() - before.keys())
-    for model in sorted(before.keys() & after.keys()):
-        changes = sorted(contract_changes(before[model], after[model]), key=lambda c: c.key)
-        if changes:
-            impact.models[model] = changes
-        else:
-            impact.unchanged += 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from engine.api import assess
 from engine.casetest import show_value
@@ -161,13 +161,31 @@ def portfolio_changes(old: Evaluator, new: Evaluator, paths: Sequence[str]
         sides.append(({a.model: a.output for a in run.assessments},
                       [str(e) for e in run.rejected]))
     (before, rejected_old), (after, rejected_new) = sides
-    result = PortfolioChanges(rejected_old=rejected_old, rejected_new=rejected_new,
-                              only_old=sorted(before.keys() - after.keys()),
-                              only_new=sorted(after.keys() - before.keys()))
+    result = PortfolioChanges(rejected_old=rejected_old, rejected_new=rejected_new)
+    tally_changes(result, before, after)
+    return result
+
+
+class ChangeTally(Protocol):
+    """What `tally_changes` adds to: `PortfolioChanges`, and a draft's stored impact
+    (batch.impact), which adds to it a chunk of models at a time."""
+
+    models: dict[str, list[KeyChange]]
+    only_old: list[str]
+    only_new: list[str]
+    unchanged: int
+
+
+def tally_changes(into: ChangeTally, before: dict[str, dict[str, Any]],
+                  after: dict[str, dict[str, Any]]) -> None:
+    """Add to `into` the comparison of two sets of results (model -> its contract
+    output): models only one side has, and per model present on both the contract keys
+    whose value changes (sorted by key), or one more unchanged model."""
+    into.only_old += sorted(before.keys() - after.keys())
+    into.only_new += sorted(after.keys() - before.keys())
     for model in sorted(before.keys() & after.keys()):
         changes = sorted(contract_changes(before[model], after[model]), key=lambda c: c.key)
         if changes:
-            result.models[model] = changes
+            into.models[model] = changes
         else:
-            result.unchanged += 1
-    return result
+            into.unchanged += 1
