@@ -12,6 +12,7 @@ import orjson
 import rfc8785
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from json_values import EVERY_CHARACTER, json_values, outcome, scalars
 
 from batch.work import Entry
 from engine.api import Body, assess
@@ -21,7 +22,7 @@ from store import jcs
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES, DATA = REPO / "examples", REPO / "tests" / "data"
 # Every character, surrogates included (a lone one has no UTF-8 form).
-ANY_TEXT = st.text(st.characters(codec=None, categories=None), max_size=12)
+ANY_TEXT = EVERY_CHARACTER
 NUMBERS = st.one_of(
     st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1),
     st.integers(),  # also beyond the domain, where both refuse
@@ -31,20 +32,8 @@ NUMBERS = st.one_of(
     st.sampled_from([0.0, -0.0, 1.0, 0.1, 1e21, 1e-7, 1e-6, 5e-324, 1.7976931348623157e308,
                      2**53 + 0.0, 123456789012345680.0, 0.000001234]),
 )
-SCALARS = st.one_of(st.none(), st.booleans(), NUMBERS, ANY_TEXT)
-KEYS = st.one_of(ANY_TEXT, st.sampled_from(["a", "é", "\U0001f600", "\ue000", "ab", "B"]))
-VALUES = st.recursive(
-    SCALARS,
-    lambda inner: st.one_of(st.lists(inner, max_size=5), st.tuples(inner, inner),
-                            st.dictionaries(KEYS, inner, max_size=5)),
-    max_leaves=30)
-
-
-def outcome(encode: Any, value: Any) -> tuple[str, Any]:
-    try:
-        return "ok", encode(value)
-    except (ValueError, TypeError, RecursionError) as exc:
-        return "error", type(exc)
+SCALARS = scalars(NUMBERS, ANY_TEXT)
+VALUES = json_values(NUMBERS, ANY_TEXT, ["a", "é", "\U0001f600", "\ue000", "ab", "B"])
 
 
 @settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow], deadline=None)

@@ -13,6 +13,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from json_values import EVERY_CHARACTER, json_values, outcome, scalars
 
 from engine.api import Body, assess
 from engine.jsontext import dumps
@@ -21,7 +22,7 @@ from knowledge_graph.report import assessment_document
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 # Every character, surrogates included, and text that looks like a float with exponent.
 ANY_TEXT = st.one_of(
-    st.text(st.characters(codec=None, categories=None), max_size=12),
+    EVERY_CHARACTER,
     st.sampled_from(['1e-07', '": 1e-07', '1e+16,', ' 0.00001', 'x": 2e-05\n']))
 NUMBERS = st.one_of(
     st.integers(),  # beyond 64 bits too
@@ -31,20 +32,8 @@ NUMBERS = st.one_of(
     st.sampled_from([0.0, -0.0, 1.0, 0.1, 1e16, 1e-4, 1e-5, 5e-324, 2**53 + 0.0,
                      1.7976931348623157e308, 0.000001234]),
 )
-SCALARS = st.one_of(st.none(), st.booleans(), NUMBERS, ANY_TEXT)
-KEYS = st.one_of(ANY_TEXT, st.sampled_from(["a", "é", "\U0001f600", "\ue000", "B"]))
-VALUES = st.recursive(
-    SCALARS,
-    lambda inner: st.one_of(st.lists(inner, max_size=5), st.tuples(inner, inner),
-                            st.dictionaries(KEYS, inner, max_size=5)),
-    max_leaves=30)
-
-
-def outcome(encode: Any, value: Any) -> tuple[str, Any]:
-    try:
-        return "ok", encode(value)
-    except (ValueError, TypeError, RecursionError) as exc:
-        return "error", type(exc)
+SCALARS = scalars(NUMBERS, ANY_TEXT)
+VALUES = json_values(NUMBERS, ANY_TEXT, ["a", "é", "\U0001f600", "\ue000", "B"])
 
 
 def stdlib(value: Any) -> str:
