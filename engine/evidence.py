@@ -142,6 +142,7 @@ def load_evidence(
     for links, field_path, message in Lineage(seen.values()).cycles():
         rejected.add(links.model)
         errors.append(links.error(field_path, message))
+    # Kept forms that are the links themselves were not put in `kept` (it is then empty).
     documents = [item for ident, item in (kept if len(kept) == len(seen) else seen).items()
                  if ident not in rejected]
     return LoadResult(documents, sorted(errors))
