@@ -22,8 +22,9 @@ the rules that changed, and whatever carries over from them.
 from __future__ import annotations
 
 import json
+from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -65,6 +66,77 @@ class Outcome:
     changed: bool = False  # a contract key differs from the previous assessment
 
 
+class Outcomes(Mapping[str, Outcome]):
+    """The outcome of each model, by model id, held compactly: a hundred thousand
+    `Outcome` objects with their ids would hold some 20 MB for the whole of a batch (and
+    the summary reads them only at the end), so each is kept as a few numbers in arrays
+    (about 30 bytes) beside its place in a dict, and its level, decision, actions and
+    previous headline as indexes into the few distinct values seen. An `Outcome` is
+    built again when asked for. What stays per model is that dict entry (the id itself
+    is the string the batch's entry already holds) and those numbers."""
+
+    def __init__(self) -> None:
+        self._index: dict[str, int] = {}
+        self._ids = array("q")  # assessment_id
+        self._before_ids = array("q")  # before_id, or -1
+        self._codes = array("I")  # level, decision, actions, before: 4 a model
+        self._flags = array("B")  # 1: skipped, 2: changed
+        self._values: list[Any] = []
+        self._value_codes: dict[Any, int] = {}
+
+    def _code(self, value: Any) -> int:
+        code = self._value_codes.get(value)
+        if code is None:
+            code = self._value_codes[value] = len(self._values)
+            self._values.append(value)
+        return code
+
+    def __setitem__(self, model: str, outcome: Outcome) -> None:
+        """Record (or replace) the outcome of `model`."""
+        codes = [self._code(outcome.level), self._code(outcome.decision),
+                 self._code(outcome.actions), self._code(outcome.before)]
+        flags = outcome.skipped | outcome.changed << 1
+        before_id = -1 if outcome.before_id is None else outcome.before_id
+        at = self._index.get(model)
+        if at is None:
+            self._index[model] = len(self._ids)
+            self._ids.append(outcome.assessment_id)
+            self._before_ids.append(before_id)
+            self._codes.extend(codes)
+            self._flags.append(flags)
+        else:
+            self._ids[at] = outcome.assessment_id
+            self._before_ids[at] = before_id
+            self._codes[4 * at:4 * at + 4] = array("I", codes)
+            self._flags[at] = flags
+
+    def __getitem__(self, model: str) -> Outcome:
+        at = self._index[model]
+        level, decision, actions, before = (self._values[c]
+                                            for c in self._codes[4 * at:4 * at + 4])
+        before_id = self._before_ids[at]
+        flags = self._flags[at]
+        return Outcome(model, self._ids[at], level, decision, actions, bool(flags & 1),
+                       before, None if before_id < 0 else before_id, bool(flags & 2))
+
+    def __contains__(self, model: object) -> bool:
+        return model in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def skipped(self) -> int:
+        """How many were skipped as unchanged."""
+        return sum(flags & 1 for flags in self._flags)
+
+    def changed(self) -> list[str]:
+        """The models whose result changed, in the order recorded."""
+        return [m for m, at in self._index.items() if self._flags[at] & 2]
+
+
 @dataclass
 class BatchReport:
     """What a batch did: an outcome per model it kept, every rejection, and how many of
@@ -74,23 +146,23 @@ class BatchReport:
     batch_id: int
     pack_version: str
     stack: list[Layer] = field(default_factory=list)
-    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    outcomes: Outcomes = field(default_factory=Outcomes)
     rejected: list[InputError] = field(default_factory=list)
     other_stacks: Counter[tuple[tuple[str, str], ...]] = field(default_factory=Counter)
 
     @property
     def assessed(self) -> int:
-        return sum(not o.skipped for o in self.outcomes.values())
+        return len(self.outcomes) - self.skipped
 
     @property
     def skipped(self) -> int:
-        return sum(o.skipped for o in self.outcomes.values())
+        return self.outcomes.skipped()
 
     _shared: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def changed(self) -> list[Outcome]:
         """Models with a contract key that differs from their previous assessment."""
-        return [o for _, o in sorted(self.outcomes.items()) if o.changed]
+        return [self.outcomes[m] for m in sorted(self.outcomes.changed())]
 
     def _same(self, value: Any) -> Any:
         """One shared copy of an equal level, decision or list of actions: a hundred

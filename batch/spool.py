@@ -1,13 +1,14 @@
 """A portfolio's documents parked on disk while a batch runs, so that its memory does not
 grow with the portfolio's size.
 
-`asl batch` validates every document once as it reads the portfolio, then needs each
-document again only when its lineage generation comes. `Spool.keep` writes the validated
-document's compact JSON to an anonymous temporary file (gone when the process ends, killed
-included); `Spool.entries` then gives a `Spooled` per document: its references, where it
-came from and where its bytes lie, a few hundred bytes a model against a few kilobytes
-held as bytes or tens held as a validated document. `Spooled.resolve` reads the bytes
-back into the `Entry` a job carries.
+`asl batch` validates every document once as it reads the portfolio (a line or a
+document at a time, `engine.evidence_reading.iter_documents`), then needs each document
+again only when its lineage generation comes. `Spool.keep` writes the validated
+document's compact JSON to an anonymous temporary file (gone when the process ends,
+killed included) and gives the `Spooled` entry the batch holds meanwhile: its references,
+where it came from and where its bytes lie, about 250 bytes a model (its id included)
+against a few kilobytes held as bytes or tens held as a validated document.
+`Spooled.resolve` reads the bytes back into the `Entry` a job carries.
 """
 
 from __future__ import annotations
@@ -21,33 +22,27 @@ import orjson
 
 from batch.work import Entry, evidence_body, hash_bytes
 from engine.evidence import LoadedDocument
-from engine.lineage import Lineage, Links
+from engine.lineage import Links
 
 
 class Spool:
-    """An append-only temporary file of document bodies (in TMPDIR, or `directory`), and
-    beside it an index of what a batch needs of each document until its turn.
+    """An append-only temporary file of document bodies (in TMPDIR, or `directory`).
 
-    `keep` holds nothing in memory: a portfolio file's documents are parsed all at once,
-    and small objects kept per document meanwhile pin memory of that parse (Python's
-    allocator returns an arena only once every object in it is gone). `entries` builds
-    the compact `Spooled` entries once the reading is over. (Measured on 5,000 models in
-    one file: the parent's RSS after reading fell from 139 to 133 MiB; most of what
-    remains above the entries' own ~630 bytes a model is the parse's freed memory the
-    allocator keeps.)"""
+    What it hands out per document is kept small: a model id named again as another
+    model's reference is one string, not a copy per mention, and a place (`line 12`)
+    met in several files is one string (`_shared`, dropped by `done_reading`)."""
 
     def __init__(self, directory: str | None = None) -> None:
         # Held open for the batch's life (closed by `close` or the context manager).
         self._file: IO[bytes] = tempfile.TemporaryFile(  # noqa: SIM115
             prefix="asl-batch-", dir=directory)
-        self._index: IO[bytes] = tempfile.TemporaryFile(  # noqa: SIM115
-            prefix="asl-batch-index-", dir=directory)
         self._end = 0
         self._unflushed = False
+        self._shared: dict[str, str] = {}
 
-    def keep(self, loaded: LoadedDocument) -> None:
-        """Park a validated document: its body, and its line in the index (the `keep`
-        of `engine.evidence.load_evidence`). An OSError (disk full) propagates."""
+    def keep(self, loaded: LoadedDocument) -> Spooled:
+        """Park a validated document's body and give its entry (the `keep` of
+        `engine.evidence.load_evidence`). An OSError (disk full) propagates."""
         body = orjson.dumps(evidence_body(loaded.document), option=orjson.OPT_SORT_KEYS)
         at = self._end
         self._file.write(body)
@@ -55,25 +50,20 @@ class Spool:
         self._unflushed = True
         model = loaded.document.model
         lca = model.last_comprehensive_assessment
-        self._index.write(orjson.dumps([
-            model.id, model.predecessor, lca.model if lca is not None else None,
-            loaded.file, loaded.where, model.effective_compute_flop, at, len(body)]) + b"\n")
+        # One naming its own model is on a cycle (`a -> a`): the loader rejects it.
+        carried = lca.model if lca is not None else None
+        share = self._shared.setdefault
+        return Spooled(share(model.id, model.id),
+                       None if model.predecessor is None
+                       else share(model.predecessor, model.predecessor),
+                       None if carried is None else share(carried, carried),
+                       loaded.file, share(loaded.where, loaded.where),
+                       model.effective_compute_flop, at << 32 | len(body), self)
 
-    def entries(self) -> list[Spooled]:
-        """The entries of every document kept, in the order kept, but those on a cycle of
-        references (which the loader rejects, as `Lineage.cycles` finds them)."""
-        self._index.flush()
-        self._index.seek(0)
-        files: dict[str, str] = {}  # one string per file name, shared by its entries
-        found = []
-        for line in self._index:
-            model, predecessor, carried, file, where, compute, at, size = orjson.loads(line)
-            found.append(Spooled(model, predecessor, carried, files.setdefault(file, file),
-                                 where, compute, at, size, self))
-        self._index.seek(0)
-        self._index.truncate()
-        on_cycle = {links.model for links, _, _ in Lineage(found).cycles()}
-        return [_without_self(item) for item in found if item.model not in on_cycle]
+    def done_reading(self) -> None:
+        """Drop what `keep` shared strings through (one entry a model): the entries
+        keep the strings themselves."""
+        self._shared = {}
 
     def read(self, at: int, size: int) -> bytes:
         """The `size` bytes parked at offset `at`."""
@@ -84,22 +74,12 @@ class Spool:
 
     def close(self) -> None:
         self._file.close()
-        self._index.close()
 
     def __enter__(self) -> Spool:
         return self
 
     def __exit__(self, *_: object) -> None:
         self.close()
-
-
-def _without_self(item: Spooled) -> Spooled:
-    """The entry with a `last_comprehensive_assessment` naming its own model dropped:
-    such a reference carries nothing over (batch.work.carried_of)."""
-    if item.carried != item.model:
-        return item
-    return Spooled(item.model, item.predecessor, None, item.file, item.where, item.compute,
-                   item.at, item.size, item.spool)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -109,8 +89,7 @@ class Spooled(Links):
     its body lies."""
 
     compute: float | None = None
-    at: int = 0
-    size: int = 0
+    place: int = 0  # where its body lies: offset << 32 | size (one int, not two)
     spool: Spool | None = None
 
     @property
@@ -125,6 +104,6 @@ class Spooled(Links):
     def resolve(self) -> Entry:
         """The entry with its body read back (and hashed), for a job."""
         assert self.spool is not None
-        body = self.spool.read(self.at, self.size)
+        body = self.spool.read(self.place >> 32, self.place & 0xFFFFFFFF)
         return Entry(self.model, self.predecessor, self.carried, self.file, self.where,
                      self.compute, body, hash_bytes(body))

@@ -196,8 +196,9 @@ def _run(shown: Quiet, portfolios: tuple[str, ...], db: str | None, jobs: int,
                  f"set TMPDIR to choose another directory): {exc.strerror or exc}",
                  EXIT_FAILED)
         rejected = loaded.errors
+        entries = loaded.documents
         del loaded
-        entries = spool.entries()
+        spool.done_reading()
     shown.phase("finding what to re-assess" if reassess else "starting")
     work = _executor(executor, packs, jobs, scheduler)
 

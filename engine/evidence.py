@@ -24,8 +24,8 @@ from engine.evidence_reading import (
     Refused,
     Source,
     check_shape,
-    documents_in,
     evidence_files,
+    iter_documents,
     source_name,
 )
 from engine.evidence_schema import ModelDocument, Vocabulary, path_in, validate_document
@@ -108,7 +108,7 @@ def load_evidence(
     assessing the portfolio can stop the models referencing it.
 
     `keep` turns each valid document, as soon as it is validated, into the form the
-    caller holds on to (a batch keeps compact bytes), so that a large portfolio is never
+    caller holds on to (a batch keeps where it parked the bytes), so that a large portfolio is never
     held as validated documents all at once; without `keep_raw`, documents do not hold
     their raw data either (about a tenth of the memory of a large portfolio's run).
     """
@@ -118,7 +118,7 @@ def load_evidence(
     for path in paths:
         for source in evidence_files(path, errors):
             name = source_name(source)
-            for where, data in documents_in(source, stdin, errors):
+            for where, data in iter_documents(source, stdin, errors):
                 document, problems = validate_document(data, name, where, vocabulary)
                 errors += problems
                 if document is None:
@@ -130,11 +130,19 @@ def load_evidence(
                                              ident))
                     continue
                 item = LoadedDocument(document, name, where, data if keep_raw else None)
-                seen[ident] = Links.of(document.model, name, where)
-                kept[ident] = item if keep is None else keep(item)
+                value = item if keep is None else keep(item)
+                if isinstance(value, Links):
+                    # A kept form that is the document's links itself (a batch's spooled
+                    # entry) stands for them: one object a model, not two, and one dict.
+                    seen[ident] = value
+                else:
+                    seen[ident] = Links.of(document.model, name, where)
+                    kept[ident] = value
     rejected = set()
     for links, field_path, message in Lineage(seen.values()).cycles():
         rejected.add(links.model)
         errors.append(links.error(field_path, message))
-    documents = [item for ident, item in kept.items() if ident not in rejected]
+    # Kept forms that are the links themselves were not put in `kept` (it is then empty).
+    documents = [item for ident, item in (kept if len(kept) == len(seen) else seen).items()
+                 if ident not in rejected]
     return LoadResult(documents, sorted(errors))

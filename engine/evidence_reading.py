@@ -12,7 +12,9 @@ Validating each document is `engine.evidence_schema`'s.
 import contextlib
 import json
 import os
+import stat
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -191,7 +193,20 @@ def documents_in(
     source: str | Body, stdin: TextIO | None, errors: list[InputError]
 ) -> list[tuple[str, object]]:
     """(where, data) for each model document in one file (or body); its other problems
-    go to errors."""
+    go to errors. (`iter_documents`, all at once.)"""
+    return list(iter_documents(source, stdin, errors))
+
+
+def iter_documents(
+    source: str | Body, stdin: TextIO | None, errors: list[InputError]
+) -> Iterator[tuple[str, object]]:
+    """(where, data) for each model document in one file (or body), one at a time; its
+    other problems go to errors as they are met.
+
+    A JSON Lines file is read a line at a time, so that reading a portfolio holds one
+    line and one parsed document, not the file's bytes and every document parsed from
+    them (a 10,000-line file is some 30 MB of bytes and ten times that parsed). A YAML
+    or JSON file is one document or one `models:` list, parsed whole."""
     name, suffix = source_name(source), (f".{source.format}" if isinstance(source, Body)
                                    else ".yaml" if source == "-"
                                    else Path(source).suffix.lower())
@@ -202,33 +217,79 @@ def documents_in(
         if suffix not in EXTENSIONS:
             shown = repr(suffix) if suffix else "(no extension)"
             raise Refused(f"unsupported file type {shown}; expected {', '.join(EXTENSIONS)}")
-        content = _held(source.content) if isinstance(source, Body) else _read(source, stdin)
+        if suffix == ".jsonl" and not isinstance(source, Body) and _regular(source):
+            chunks: Iterable[tuple[str, bytes]] = _file_lines(source)
+        else:
+            content = (_held(source.content) if isinstance(source, Body)
+                       else _read(source, stdin))
+            chunks = [("", content)]
+            if suffix == ".jsonl":  # decoded line by line: one bad line is one document
+                chunks = ((f"line {number}", line)
+                          for number, line in enumerate(content.split(b"\n"), start=1)
+                          if line.strip())
     except Refused as exc:
         errors.append(InputError(name, "", str(exc)))
-        return []
-    chunks = [("", content)]
-    if suffix == ".jsonl":  # decoded line by line: one bad line is one rejected document
-        lines = enumerate(content.split(b"\n"), start=1)
-        chunks = [(f"line {number}", line) for number, line in lines if line.strip()]
-    found: list[tuple[str, object]] = []
-    for where, chunk in chunks:
-        try:
-            text = _decode(chunk, first=where in ("", "line 1"))
-            if suffix.startswith(".json"):
-                data = _parse_json(text, where)
+        return
+    empty = True
+    try:
+        for where, chunk in chunks:
+            empty = False
+            try:
+                text = _decode(chunk, first=where in ("", "line 1"))
+                if suffix.startswith(".json"):
+                    data = _parse_json(text, where)
+                else:
+                    data = _parse_stdin(text) if source == "-" else _parse_yaml(text)
+                del text
+                # A portfolio's documents are held to MAX_DEPTH one by one (see
+                # `_split_portfolio`), so that one too deep is the only one rejected.
+                sizes = check_shape(data, 4 * MAX_DEPTH if _is_portfolio(data) and not where
+                                     else MAX_DEPTH)
+            except Refused as exc:
+                errors.append(InputError(name, where, str(exc)))
             else:
-                data = _parse_stdin(text) if source == "-" else _parse_yaml(text)
-            # A portfolio's documents are held to MAX_DEPTH one by one (see
-            # `_split_portfolio`), so that one too deep is the only one rejected.
-            sizes = check_shape(data, 4 * MAX_DEPTH if _is_portfolio(data) and not where
-                                 else MAX_DEPTH)
-        except Refused as exc:
-            errors.append(InputError(name, where, str(exc)))
-        else:
-            found += _split_portfolio(data, name, where, errors, sizes)
-    if not chunks:
+                yield from _split_portfolio(data, name, where, errors, sizes)
+                del data, sizes
+    except Refused as exc:  # a file read a line at a time that could not be read on
+        errors.append(InputError(name, "", str(exc)))
+        return
+    if empty:
         errors.append(InputError(name, "", EMPTY))
-    return found
+
+
+def _regular(file: str) -> bool:
+    """Whether `file` is a regular file (read as it is, a line at a time); anything else
+    (a pipe, a device, a missing file) is read whole by `_read`, bounded, and refused
+    there if it cannot be."""
+    try:
+        return stat.S_ISREG(os.stat(file).st_mode)
+    except OSError:
+        return False
+
+
+def _file_lines(file: str) -> Iterator[tuple[str, bytes]]:
+    """(`line N`, bytes) for each line of a JSON Lines file that is not blank, read a line
+    at a time (split on newlines only, as the whole file's bytes would be). A file over
+    MAX_FILE_BYTES is refused unread (as `_read` does); one that grows past it while read,
+    or fails to read part way, is refused where it stops (`Refused`)."""
+    too_big = f"larger than the {MAX_FILE_BYTES:,}-byte limit (50 MB)"
+    try:
+        if os.stat(file).st_size > MAX_FILE_BYTES:
+            raise Refused(too_big)
+        with open(file, "rb") as handle:
+            read = 0
+            for number, line in enumerate(handle, start=1):
+                read += len(line)
+                if read > MAX_FILE_BYTES:
+                    raise Refused(too_big)
+                if line.endswith(b"\n"):
+                    line = line[:-1]
+                if line.strip():
+                    yield f"line {number}", line
+    except FileNotFoundError:
+        raise Refused("no such file or directory") from None
+    except OSError as exc:
+        raise Refused(exc.strerror or str(exc)) from None
 
 
 def source_name(source: str | Body) -> str:
