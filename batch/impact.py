@@ -7,7 +7,7 @@ the web UI's draft page runs it in service.packcheck's limited child, in the
 background; so both give the same answer for the same database and draft.
 
 Only the models that could change are assessed again, found as `asl batch --reassess`
-finds them (batch.runner.Batch._affected): against each stack, a model whose newest
+finds them (batch.runner.reachable): against each stack, a model whose newest
 result was made with another pack version is a candidate when that version's kinds,
 catalogue or pack facts differ, when a rule that fired for it changed or went, or when a
 changed or added rule needs only kinds of fact its assessment had. The candidates are
@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from batch.runner import Batch, pack_fingerprint
+from batch.runner import pack_fingerprint, reachable
 from engine.api import Body, ReferenceInfo, assess
 from engine.contract import KeyChange
 from engine.evaluator import Evaluator
@@ -74,17 +74,13 @@ class StoredImpact:
 
 def affected(store: Store, pack: Pack, latest: Sequence[Summary]) -> set[str]:
     """The models of `latest` whose result `pack` could change: `asl batch --reassess`'s
-    prefilter (Batch._affected) against `pack`'s fingerprint, for those whose newest
-    result was made with another version. It is run on a Batch made without its
-    constructor, which would record `pack`'s fingerprint in the store: a draft's is
-    not to be stored."""
+    prefilter (batch.runner.reachable) against `pack`'s fingerprint, for those whose
+    newest result was made with another version (a draft's fingerprint is not stored)."""
     stale = [s for s in latest if s.pack_version != pack.version]
     if not stale:
         return set()
-    probe = Batch.__new__(Batch)
-    probe.store = store
-    probe.rules, probe.base = pack_fingerprint(pack)
-    return probe._affected(stale)
+    rules, base = pack_fingerprint(pack)
+    return reachable(store, rules, base, stale)
 
 
 def _field(body: Any, *path: str) -> str | None:

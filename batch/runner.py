@@ -340,7 +340,8 @@ class Batch:
         with `force`), then whatever carries over from a model whose ASL changed."""
         latest = {s.model_id: s for s in self.store.all_latest()}
         stale = [s for s in latest.values() if s.pack_version != self.pack.version]
-        affected = {s.model_id for s in stale} if force else self._affected(stale)
+        affected = ({s.model_id for s in stale} if force
+                    else reachable(self.store, self.rules, self.base, stale))
         bodies = self.store.evidence(s.evidence_hash for s in latest.values())
         docs: dict[str, Entry] = {}
         report_rejected: list[InputError] = []
@@ -359,32 +360,35 @@ class Batch:
         return self.run(chosen, ["--reassess"], force=False, rejected=report_rejected,
                         must_run=affected)
 
-    def _affected(self, stale: Sequence[Summary]) -> set[str]:
-        """Models (of those made with another pack version) a rule change could reach:
-        everything not a rule changed; or a changed or removed rule fired for it; or a
-        changed or added rule needs only kinds of fact its assessment had."""
-        rules = self.rules
-        affected: set[str] = set()
-        by_version: dict[str, list[Summary]] = {}
-        for summary in stale:
-            by_version.setdefault(summary.pack_version, []).append(summary)
-        for version, summaries in by_version.items():
-            old = self.store.pack(version)
-            if old is None or old.base != self.base:
-                affected.update(s.model_id for s in summaries)
-                continue
-            changed = {r for r in rules.keys() & old.rules.keys()
-                       if old.rules[r]["hash"] != rules[r]["hash"]}
-            gone = changed | (old.rules.keys() - rules.keys())
-            new = [set(rules[r]["consumes"]) for r in changed | (rules.keys() - old.rules.keys())]
-            ids = [s.id for s in summaries]
-            fired = self.store.fired_rules(ids)
-            present = self.store.kinds_present(ids)
-            for summary in summaries:
-                if (fired[summary.id] & gone
-                        or any(needs <= present.get(summary.id, set()) for needs in new)):
-                    affected.add(summary.model_id)
-        return affected
+
+def reachable(store: Store, rules: dict[str, dict[str, Any]], base: Any,
+              stale: Sequence[Summary]) -> set[str]:
+    """Models (of `stale`: those made with another pack version) a pack with the
+    fingerprint (`rules`, `base`: `pack_fingerprint`) could change: everything, where
+    not only rules changed; or a changed or removed rule fired for it; or a changed or
+    added rule needs only kinds of fact its assessment had. `asl batch --reassess`'s
+    prefilter, and a draft's impact's (batch.impact)."""
+    affected: set[str] = set()
+    by_version: dict[str, list[Summary]] = {}
+    for summary in stale:
+        by_version.setdefault(summary.pack_version, []).append(summary)
+    for version, summaries in by_version.items():
+        old = store.pack(version)
+        if old is None or old.base != base:
+            affected.update(s.model_id for s in summaries)
+            continue
+        changed = {r for r in rules.keys() & old.rules.keys()
+                   if old.rules[r]["hash"] != rules[r]["hash"]}
+        gone = changed | (old.rules.keys() - rules.keys())
+        new = [set(rules[r]["consumes"]) for r in changed | (rules.keys() - old.rules.keys())]
+        ids = [s.id for s in summaries]
+        fired = store.fired_rules(ids)
+        present = store.kinds_present(ids)
+        for summary in summaries:
+            if (fired[summary.id] & gone
+                    or any(needs <= present.get(summary.id, set()) for needs in new)):
+                affected.add(summary.model_id)
+    return affected
 
 
 def contract_changes(store: Store, outcomes: Sequence[Outcome],
