@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from batch.executors import InProcess
 from batch.runner import Batch, BatchReport
@@ -33,6 +33,7 @@ from batch.work import Entry
 from engine.api import Body
 from engine.assess import vocabulary
 from engine.evidence import load_evidence
+from service.heartbeat import Heartbeat
 from service.state import ServiceState
 from store.audit import rfc3339_now
 from store.record import Store
@@ -42,7 +43,6 @@ SB = ServiceBatch.__table__  # type: ignore[attr-defined]
 log = logging.getLogger("asl.service")
 POLL_SECONDS = 2.0  # between looks for queued batches (a submission here wakes it at once)
 STALE_CHECK_SECONDS = 5.0  # between looks for batches whose runner stopped
-HEARTBEAT_SECONDS = 1.0
 SHOWN = 100  # rejections and changed models listed in a summary (the counts are whole)
 STATES = ("queued", "running", "done", "failed")
 RESUME_HINT = "POST /v1/batches/{id}/resume runs it again (what was stored is kept)"
@@ -118,37 +118,20 @@ def summary(report: BatchReport) -> dict[str, Any]:
                                for o in changed[:SHOWN]]}
 
 
-class _Progress:
-    """Progress of the batch in hand; a thread of its own writes it with the heartbeat
-    every HEARTBEAT_SECONDS, however long one step (loading, compiling) takes."""
+class _Progress(Heartbeat):
+    """Progress of the batch in hand, written with its heartbeat (`Heartbeat`), however
+    long one step (loading, compiling) takes; `advance` is where a stop request ends it."""
 
     def __init__(self, engine: Engine, batch_id: int, stop: threading.Event) -> None:
-        self.engine = engine
+        super().__init__(engine, f"asl-batch-{batch_id}")
         self.batch_id = batch_id
         self.stop = stop
         self.done = 0
         self.total = 0
-        self.finished = threading.Event()
-        self.thread = threading.Thread(target=self._beat, name=f"asl-batch-{batch_id}",
-                                       daemon=True)
 
-    def __enter__(self) -> _Progress:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.finished.set()
-        self.thread.join()
-
-    def _beat(self) -> None:
-        while not self.finished.wait(HEARTBEAT_SECONDS):
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(update(SB).where(SB.c.id == self.batch_id,
-                                                  SB.c.state == "running").values(
-                        done=self.done, total=self.total, heartbeat_at=rfc3339_now()))
-            except Exception as exc:  # a busy database: the next beat tries again
-                log.warning("batch %s heartbeat: %s", self.batch_id, exc)
+    def write(self, conn: Connection) -> None:
+        conn.execute(update(SB).where(SB.c.id == self.batch_id, SB.c.state == "running")
+                     .values(done=self.done, total=self.total, heartbeat_at=rfc3339_now()))
 
     def advance(self, count: int) -> None:
         self.done += count

@@ -34,9 +34,10 @@ from typing import Any
 
 import orjson
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 
+from service.heartbeat import Heartbeat
 from service.packcheck import DraftRunStopped, Layer, run_impact
 from service.state import ServiceState
 from store.packs import StoredPack
@@ -46,7 +47,6 @@ from store.ui_tables import DraftImpactJob
 J = DraftImpactJob.__table__  # type: ignore[attr-defined]
 SHOWN_COLUMNS = [c for c in J.c if c.name != "result"]  # the whole impact is read apart
 log = logging.getLogger("asl.service")
-BEAT_SECONDS = 1.0  # between writes of a running job's progress and heartbeat
 STALE_SECONDS = 30.0  # a running job without a beat this long is taken over
 SHOWN = 200  # models of each list the page shows (the counts are whole; the JSON has all)
 
@@ -231,39 +231,22 @@ def child_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-class _Beat:
-    """A running job's progress, written with its heartbeat every BEAT_SECONDS by a
-    thread of its own, however long one phase (reading the record) takes."""
+class _Beat(Heartbeat):
+    """A running job's progress, written with its heartbeat (`Heartbeat`), however long
+    one phase (reading the record) takes; `tell` is how the job says where it is."""
 
     def __init__(self, engine: Engine, key: str) -> None:
-        self.engine = engine
+        super().__init__(engine, f"asl-impact-beat-{key[:8]}")
         self.key = key
         self.told: tuple[str, int, int] = ("starting", 0, 0)
-        self.finished = threading.Event()
-        self.thread = threading.Thread(target=self._beat, name=f"asl-impact-beat-{key[:8]}",
-                                       daemon=True)
-
-    def __enter__(self) -> _Beat:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.finished.set()
-        self.thread.join()
 
     def tell(self, phase: str, done: int, total: int) -> None:
         self.told = (phase, done, total)
 
-    def _beat(self) -> None:
-        while not self.finished.wait(BEAT_SECONDS):
-            phase, done, total = self.told
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(update(J).where(J.c.key == self.key, J.c.state == "running")
-                                 .values(phase=phase, done=done, total=total,
-                                         heartbeat_at=time.time()))
-            except Exception as exc:  # a busy database: the next beat tries again
-                log.warning("draft impact %s heartbeat: %s", self.key[:12], exc)
+    def write(self, conn: Connection) -> None:
+        phase, done, total = self.told
+        conn.execute(update(J).where(J.c.key == self.key, J.c.state == "running")
+                     .values(phase=phase, done=done, total=total, heartbeat_at=time.time()))
 
 
 def _run(state: ServiceState, key: str, draft: StoredPack, layers: Sequence[Layer]) -> None:
