@@ -23,18 +23,34 @@ installs do not need it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
 from sqlalchemy import JSON, Integer, LargeBinary, Table
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from store.db import json_text
 
-# Each column's type as sent: JSON goes as its text (the server keeps a `json` value's
-# text as given, so it is what SQLAlchemy's json_serializer, store.db.json_text, writes).
 Encode = Callable[[Any], Any]
+
+NEXT_IDS = "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)"
+
+
+@contextmanager
+def _as_dbapi_error(statement: str) -> Iterator[None]:
+    """psycopg's errors raised here (the statements go to the driver's connection, past
+    SQLAlchemy) as SQLAlchemy raises them, DBAPIError, which is what the callers turn
+    into one line (a full disk, the server gone: cli.db.write_failed)."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, psycopg.Error,
+                                  hide_parameters=True) from exc
 
 
 def _wire_type(column: Any) -> str:
@@ -48,7 +64,9 @@ def _wire_type(column: Any) -> str:
 
 
 def _encoder(column: Any) -> Encode | None:
-    """What turns a row's value into what is sent (None: the value itself)."""
+    """What turns a row's value into what is sent (None: the value itself). JSON goes
+    as its text: the server keeps a `json` value's text as given, so it is the text
+    SQLAlchemy's json_serializer (store.db.json_text) would have sent."""
     if isinstance(column.type, JSON):
         return lambda value: None if value is None else json_text(value)
     return None
@@ -75,17 +93,17 @@ def insert_new(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]
     arrays = [[row[name] for row in rows] if encode is None
               else [encode(row[name]) for row in rows]
               for name, encode in zip(names, encoders, strict=True)]
-    with conn.connection.driver_connection.cursor(binary=True) as cursor:
-        cursor.execute(_insert_new_sql(table, names), arrays)
+    statement = _insert_new_sql(table, names)
+    with _as_dbapi_error(statement), \
+            conn.connection.driver_connection.cursor(binary=True) as cursor:
+        cursor.execute(statement, arrays)
 
 
 def next_ids(conn: Connection, table: Table, count: int) -> list[int]:
     """`count` values of `table`'s `id` sequence, ascending: the ids an INSERT of that
     many rows would give them, in order."""
-    with conn.connection.driver_connection.cursor() as cursor:
-        return sorted(aid for (aid,) in cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            (table.name, count)))
+    with _as_dbapi_error(NEXT_IDS), conn.connection.driver_connection.cursor() as cursor:
+        return sorted(aid for (aid,) in cursor.execute(NEXT_IDS, (table.name, count)))
 
 
 def copy_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> bool:
@@ -95,14 +113,15 @@ def copy_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]])
 
     names = tuple(rows[0])
     encoders = [_encoder(table.c[name]) for name in names]
-    try:
-        with conn.begin_nested(), conn.connection.driver_connection.cursor() as cursor, \
-                cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN "
-                            "(FORMAT BINARY)") as copy:
-            copy.set_types([_wire_type(table.c[name]) for name in names])
-            for row in rows:
-                copy.write_row([row[name] if encode is None else encode(row[name])
-                                for name, encode in zip(names, encoders, strict=True)])
-    except UniqueViolation:
-        return False
+    statement = f"COPY {table.name} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)"
+    with _as_dbapi_error(statement):
+        try:
+            with conn.begin_nested(), conn.connection.driver_connection.cursor() as cursor, \
+                    cursor.copy(statement) as copy:
+                copy.set_types([_wire_type(table.c[name]) for name in names])
+                for row in rows:
+                    copy.write_row([row[name] if encode is None else encode(row[name])
+                                    for name, encode in zip(names, encoders, strict=True)])
+        except UniqueViolation:
+            return False
     return True
