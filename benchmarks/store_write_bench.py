@@ -50,28 +50,6 @@ from engine.evidence import load_evidence
 from store.db import connect
 from store.record import A, NewAssessment, Store
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def server_cpu_s(data_dir: Path) -> float:
-    """CPU seconds of a PostgreSQL server: its postmaster (with the backends it has
-    reaped) and the processes it runs now."""
-    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
-    total = 0
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(name) == postmaster:
-            total += sum(int(x) for x in fields[11:15])  # own and reaped children's
-        elif int(fields[1]) == postmaster:
-            total += int(fields[11]) + int(fields[12])
-    return total / TICK
-
 
 @dataclass
 class Write:
@@ -82,7 +60,7 @@ class Write:
 
 
 def write_all(url: str, copy: bool, pack: Any, results: Sequence[NewAssessment],
-              data_dir: Path | None) -> Write:
+              server: pg_server.PostgresServer | None) -> Write:
     """Write `results` as `asl batch` does, into a fresh database at `url`."""
     store = Store(connect(url, bulk=True), copy=copy)
     try:
@@ -90,7 +68,7 @@ def write_all(url: str, copy: bool, pack: Any, results: Sequence[NewAssessment],
         store.ensure_pack(pack.version, pack.name, rules, base)
         stack = stack_of(pack, ())
         batch_id = store.start_batch(pack.version, ["bench"])
-        server = server_cpu_s(data_dir) if data_dir else 0.0
+        served = server.cpu_seconds() if server else 0.0
         wall, cpu = time.perf_counter(), time.process_time()
         for start in range(0, len(results), CHUNK):
             store.save_chunk(results[start:start + CHUNK], pack.name, pack.version, stack,
@@ -100,10 +78,10 @@ def write_all(url: str, copy: bool, pack: Any, results: Sequence[NewAssessment],
             count, largest = conn.execute(select(func.count(), func.max(A.c.id))).one()
     finally:
         store.engine.dispose()
-    if data_dir:
+    if server:
         time.sleep(0.2)  # the backend exits and is reaped: its CPU is the postmaster's
-        server = server_cpu_s(data_dir) - server
-    return Write(wall, cpu, server, (count, largest))
+        served = server.cpu_seconds() - served
+    return Write(wall, cpu, served, (count, largest))
 
 
 def main() -> None:
@@ -132,7 +110,7 @@ def main() -> None:
         print(f"load average before: {os.getloadavg()[0]:.2f} (1 min), "
               f"{os.getloadavg()[1]:.2f} (5 min) on {os.cpu_count()} CPUs")
         server = pg_server.start_server(bindir)
-        served = server_cpu_s(server.data_dir)
+        served = server.cpu_seconds()
         busy = busy_cpu_s()
         own = time.process_time()
         began = time.perf_counter()
@@ -143,13 +121,13 @@ def main() -> None:
             for round_ in range(args.rounds):
                 for label, copy in kinds.items():
                     if copy is None:
-                        url, data_dir = f"sqlite:///{tmp / f'w{round_}.db'}", None
+                        url, on = f"sqlite:///{tmp / f'w{round_}.db'}", None
                     else:
                         name = f"w{round_}_{'copy' if copy else 'many'}"
                         with server.connect_admin() as conn:
                             conn.execute(f'CREATE DATABASE "{name}"')
-                        url, data_dir = server.url(name), server.data_dir
-                    got = write_all(url, bool(copy), evaluator.pack, results, data_dir)
+                        url, on = server.url(name), server
+                    got = write_all(url, bool(copy), evaluator.pack, results, on)
                     if got.stored != (len(results), len(results)):
                         raise SystemExit(f"{label}: stored {got.stored} (count, largest id),"
                                          f" expected {len(results)} of each")
@@ -157,7 +135,7 @@ def main() -> None:
                     best[label] = got if kept is None else Write(
                         min(kept.wall, got.wall), min(kept.cpu, got.cpu),
                         min(kept.server, got.server), got.stored)
-            served = server_cpu_s(server.data_dir) - served
+            served = server.cpu_seconds() - served
         finally:
             pg_server.stop_server(bindir, server.base)
         elapsed = time.perf_counter() - began
