@@ -2,9 +2,10 @@
 
 Why not SQLAlchemy's executemany, as on SQLite: for a chunk of 64 assessments it builds
 one multi-row INSERT of some 1,300 parameters, which psycopg parses again every chunk
-(too long for its statement cache), and sends the models and documents as a statement a
-row; the batch's one writing process spent about 0.5 ms of CPU a model on that, more than
-the whole write costs it on SQLite. Here:
+(too long for its statement cache) and the server plans again, and it sends the models
+and documents as a statement a row. Writing a batch's assessments that way cost the
+writing process 0.34 ms of CPU a model and the server 0.38, twice SQLite's 0.37 in all;
+this way 0.14 and 0.29 (benchmarks/store_write_bench.py, docs/performance.md). Here:
 
 - models and evidence documents, which may well exist already (so COPY, which cannot
   skip a row, will not do), are one `INSERT ... SELECT ... FROM unnest(...) ON CONFLICT
