@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from knowledge_graph.stored import LEGACY_FIRST_BYTE, pack, unpack
-from store import audit
+from store import audit, pg_bulk
 from store.newest import newest
 from store.tables import BatchRun, EvidenceDocument, PackVersion, StoredAssessment, StoredModel
 
@@ -171,10 +171,13 @@ class Store:
     (store.audit) as `actor` with `role` (default: the command line's OS user)."""
 
     def __init__(self, engine: Engine, actor: str | None = None,
-                 role: str | None = None) -> None:
+                 role: str | None = None, copy: bool | None = None) -> None:
         self.engine = engine
         self.actor = actor
         self.role = role
+        # Whether save_chunk writes through store.pg_bulk (COPY): on PostgreSQL unless
+        # told not to (benchmarks/store_write_bench.py compares the two), never on SQLite.
+        self.copy = engine.dialect.name == "postgresql" if copy is None else copy
         # Statements built once: SQLAlchemy then reuses their compiled form.
         self._new_model = self._insert_new(M)
         self._new_document = self._insert_new(D)
@@ -252,9 +255,11 @@ class Store:
                    conn: Connection | None = None,
                    based_on: Mapping[str, int] | None = None) -> list[Saved]:
         """Store assessments that arrived together (one worker's chunk) in one
-        transaction, whole or not at all, each row kind in one executemany, with the
-        batch run's count of what it assessed (so a killed run's record is true); per
-        assessment, in order, its id and whether this call stored it.
+        transaction, whole or not at all, each row kind in one statement (on SQLite an
+        executemany; on PostgreSQL an insert of arrays, and COPY for the assessments:
+        store.pg_bulk), with the batch run's count of what it assessed (so a killed
+        run's record is true); per assessment, in order, its id and whether this call
+        stored it.
 
         `based_on`: each model's newest assessment id when the writer decided to assess it
         (a model missing from it had none). An assessment that another writer, deciding
@@ -270,11 +275,17 @@ class Store:
         framework = framework_of(layers)
         with self._transaction(conn) as conn:
             stamp = now()
-            conn.execute(self._new_model, [{"id": m, "first_assessed": stamp}
-                                           for m in dict.fromkeys(n.model_id for n in batch)])
-            conn.execute(self._new_document, list({n.evidence_hash: {
+            models = [{"id": m, "first_assessed": stamp}
+                      for m in dict.fromkeys(n.model_id for n in batch)]
+            documents = list({n.evidence_hash: {
                 "hash": n.evidence_hash, "model_id": n.model_id, "content": n.evidence,
-                "file": n.file, "received": stamp} for n in batch}.values()))
+                "file": n.file, "received": stamp} for n in batch}.values())
+            if self.copy:
+                pg_bulk.insert_new(conn, M, models)
+                pg_bulk.insert_new(conn, D, documents)
+            else:
+                conn.execute(self._new_model, models)
+                conn.execute(self._new_document, documents)
             done: dict[int, int] = {}  # position in `batch` -> id stored before
             if based_on is None:
                 newest = self._newest(conn, [n.model_id for n in batch])
@@ -298,8 +309,7 @@ class Store:
                 "actions": new.contract["actions"], "result": new.result,
                 "provenance": new.provenance, "fired": new.fired, "kinds": new.kinds,
                 "supersedes": supersedes[i]} for i, new in enumerate(batch) if i not in done]
-            inserted = {(row.model_id, row.input_hash): row.id
-                        for row in conn.execute(self._new_assessment, rows)} if rows else {}
+            inserted = self._insert_assessments(conn, rows) if rows else {}
             saved = []
             for i, new in enumerate(batch):
                 if i in done:
@@ -318,6 +328,21 @@ class Store:
                 conn.execute(update(B).where(B.c.id == batch_id).values(
                     assessed=B.c.assessed + count))
         return saved
+
+    def _insert_assessments(self, conn: Connection, rows: list[dict[str, Any]]
+                            ) -> dict[tuple[str, str], int]:
+        """Insert assessment rows, in order; the id of each stored, by model and input
+        hash (a row another writer stored first is not stored, and not in it). With
+        `copy`, numbered from the id sequence and written by COPY (store.pg_bulk), unless
+        a unique index refuses a row: then, with those ids, by the one INSERT ... ON
+        CONFLICT DO NOTHING that SQLite's rows take."""
+        if self.copy:
+            rows = [{"id": aid, **row} for aid, row in zip(
+                pg_bulk.next_ids(conn, A, len(rows)), rows, strict=True)]
+            if pg_bulk.copy_rows(conn, A, rows):
+                return {(row["model_id"], row["input_hash"]): row["id"] for row in rows}
+        return {(row.model_id, row.input_hash): row.id
+                for row in conn.execute(self._new_assessment, rows)}
 
     @staticmethod
     def _newest(conn: Connection, models: Sequence[str]) -> dict[str, tuple[int, str, str]]:

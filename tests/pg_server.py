@@ -116,6 +116,25 @@ class PostgresServer:
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{dbname}"
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds the server has used: its postmaster (with the backends it has
+        reaped) and the processes it runs now (for benchmarks: its share of a run)."""
+        postmaster = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        ticks = 0
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(name) == postmaster:
+                ticks += sum(int(x) for x in fields[11:15])  # own and reaped children's
+            elif int(fields[1]) == postmaster:
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def connect_admin(self) -> Any:
         """A psycopg autocommit connection to the maintenance database."""
         import psycopg
