@@ -8,9 +8,10 @@ in CPU time (time.process_time) right after the one before, on the same objects:
 - the parent's side: pickling a 64-model chunk's jobs for the pool, `batch.wire.unpack`
   of the chunk's results, the job's `input_hash` (batch.runner.Batch._job) and, for
   comparison only (store/record.py's), `Store.save_chunk` into a scratch SQLite file;
-- the worker's: unpickling the jobs, the document read back (`orjson.loads` of its
-  body, `parse_document`), the engine's assessment (`assess_document`: the reference
-  every ratio is against), `batch.wire.pack` of the chunk's results;
+- the worker's: unpickling the jobs, the document read back (`batch.work.read_back`, or
+  before it `orjson.loads` of its body and `parse_document`), the engine's assessment
+  (`assess_document`: the reference every ratio is against), `batch.wire.pack` of the
+  chunk's results;
 - `stored_form`'s parts: the firings' `because` texts (the engine fills them when first
   read, which storing does), `provenance.elements`, `stored.adjacency`, the node and
   edge table (`stored._table`; of which orjson, timed again on the same rows), zstd
@@ -70,7 +71,7 @@ def run(n: int, seed: int, code: Path) -> None:
     import orjson
     import synth
 
-    from batch import wire
+    from batch import wire, work
     from batch.runner import pack_fingerprint
     from batch.stack import stack_of
     from batch.work import Entry, Job, contract_digest, input_hash, stored_form
@@ -89,6 +90,8 @@ def run(n: int, seed: int, code: Path) -> None:
     from store.record import NewAssessment, Store, compress, pack_rules
 
     assert Path(stored.__file__).resolve().is_relative_to(code), stored.__file__
+    # how a worker reads a document back (`batch.work._assess_one`), as this code does it
+    read_back = getattr(work, "read_back", None)
     tune_for_throughput()
     evaluator = evaluator_for()
     words = vocabulary(evaluator.pack)
@@ -131,11 +134,10 @@ def run(n: int, seed: int, code: Path) -> None:
         for job in chunk:
             entry = job.entry
 
-            def read(entry: Entry = entry) -> tuple[Any, Any]:
-                body = orjson.loads(entry.body)
-                return body, parse_document(body, entry.file, entry.where, words)[0]
-
-            body, document = t("worker: read the document back", read)
+            body, document, _ = t("worker: read the document back", lambda e=entry: (
+                read_back(e, words) if read_back is not None else (
+                    (b := orjson.loads(e.body)),
+                    parse_document(b, e.file, e.where, words)[0], None)))
             a = t("engine: assess_document", lambda d=document, j=job: assess_document(
                 evaluator, d, j.ref, where=j.entry.where, file=j.entry.file))
             d = a.derivation

@@ -119,26 +119,26 @@ def adjacency(nodes: Iterable[tuple[Any, dict[str, Any]]],
     >>> a.succ, a.pred
     ({'x': {'y': {'r': 0}}, 'y': {}}, {'x': {}, 'y': {'x': {'r': 0}}})
     """
-    attrs: dict[Any, dict[str, Any]] = {}
-    succ: dict[Any, dict[Any, dict[str, Any]]] = {}
-    pred: dict[Any, dict[Any, dict[str, Any]]] = {}
-    for node, data in nodes:
-        if node in attrs:
-            attrs[node] = {**attrs[node], **data}
-        else:
-            attrs[node] = data
-            succ[node] = {}
-            pred[node] = {}
+    given = list(nodes)
+    attrs: dict[Any, dict[str, Any]] = dict(given)
+    if len(attrs) < len(given):  # a node given again: its attributes merged, in order
+        attrs = {}
+        for node, data in given:
+            attrs[node] = {**attrs[node], **data} if node in attrs else data
+    succ: dict[Any, dict[Any, dict[str, Any]]] = {node: {} for node in attrs}
+    pred: dict[Any, dict[Any, dict[str, Any]]] = {node: {} for node in attrs}
     for u, v, data in edges:
-        for end in (u, v):
-            if end not in attrs:
-                attrs[end] = {}
-                succ[end] = {}
-                pred[end] = {}
-        before = succ[u].get(v)
+        if u not in attrs or v not in attrs:
+            for end in (u, v):
+                if end not in attrs:
+                    attrs[end] = {}
+                    succ[end] = {}
+                    pred[end] = {}
+        out = succ[u]
+        before = out.get(v)
         if before is not None:
             data = {**before, **data}
-        succ[u][v] = pred[v][u] = data
+        out[v] = pred[v][u] = data
     return Adjacency(attrs, succ, pred)
 
 
@@ -166,11 +166,20 @@ def _table(graph: Adjacency) -> bytes:
     shape = shapes.setdefault
     position: dict[Any, int] = {}
     nodes = []
+    find = strings.get
     for node, attrs in graph.nodes.items():  # a string by position, anything else in a list
         position[node] = len(position)
         row = [text(node, len(strings)) if isinstance(node, str) else [node],
                shape(tuple(attrs), len(shapes))]
-        row += [text(x, len(strings)) if isinstance(x, str) else [x] for x in attrs.values()]
+        add = row.append
+        for x in attrs.values():  # as `text` does, without len() for a string seen before
+            if isinstance(x, str):
+                at = find(x)
+                if at is None:
+                    at = strings[x] = len(strings)
+                add(at)
+            else:
+                add([x])
         nodes.append(row)
     edges = []
     for u, v, attrs in _insertion_order(graph):
