@@ -5,8 +5,10 @@ Per synthetic model (benchmarks/synth.py, with lineage) and per public example, 
 order a batch worker does it (`batch.work._assess_one`, `stored_form`), each part timed
 in CPU time (time.process_time) right after the one before, on the same objects:
 
-- the parent's side: pickling a 64-model chunk's jobs for the pool, `batch.wire.unpack`
-  of the chunk's results, the job's `input_hash` (batch.runner.Batch._job) and, for
+- the parent's side: reading the synthetic portfolio as `asl batch` does (JSON Lines,
+  validated, each document parked in `batch.spool`; per model of the portfolio) and each
+  body read back, pickling a 64-model chunk's jobs for the pool, `batch.wire.unpack` of
+  the chunk's results, the job's `input_hash` (batch.runner.Batch._job) and, for
   comparison only (store/record.py's), `Store.save_chunk` into a scratch SQLite file;
 - the worker's: unpickling the jobs, the document read back (`batch.work.read_back`, or
   before it `orjson.loads` of its body and `parse_document`), the engine's assessment
@@ -41,6 +43,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CHUNK = 64  # results per wire message (batch.executors.CHUNK)
+# Parts timed over the synthetic portfolio alone (not the examples), per model of it.
+PORTFOLIO = ("parent: read + validate + spool", "parent: Spooled.resolve")
 
 
 class Parts:
@@ -73,6 +77,7 @@ def run(n: int, seed: int, code: Path) -> None:
 
     from batch import wire, work
     from batch.runner import pack_fingerprint
+    from batch.spool import Spool
     from batch.stack import stack_of
     from batch.work import Entry, Job, contract_digest, input_hash, stored_form
     from engine.api import assess_documents
@@ -125,6 +130,17 @@ def run(n: int, seed: int, code: Path) -> None:
     stack = stack_of(pack)
     parts, whole = Parts(), Parts()
     t = parts.time
+    # The parent's reading of the portfolio (as `asl batch` does: each valid document
+    # parked in the spool) and each entry's body read back when its generation comes.
+    portfolio = Path(scratch.name) / "portfolio.jsonl"
+    synth.write_portfolio(portfolio, synth.generate_models(n, seed=seed, lineage=True))
+    with Spool() as spool:
+        parked = t(PORTFOLIO[0], lambda: load_evidence(
+            [str(portfolio)], words, keep=spool.keep))
+        assert not parked.errors and len(parked.documents) == n, parked.errors
+        spool.done_reading()
+        for item in parked.documents:
+            t(PORTFOLIO[1], item.resolve)
     sizes = [0, 0, 0]
     for start in range(0, len(jobs), CHUNK):
         sent = t("parent: pickle the chunk's jobs", lambda s=start: pickle.dumps(
@@ -184,7 +200,9 @@ def run(n: int, seed: int, code: Path) -> None:
     engine = parts.cpu["engine: assess_document"]
     print(f"{'part':<40} {'CPU ms/model':>12} {'/ engine':>9}")
     sums = {"stored_form, its parts": 0.0, "worker, besides": 0.0, "parent, besides": 0.0}
-    for name, cpu in parts.cpu.items():
+    for name, cpu in parts.cpu.items():  # per model of the jobs (the portfolio: of its n)
+        per = n if name in PORTFOLIO else count
+        cpu *= count / per  # as if spent on every job, so that the ratios add up
         print(f"  {name:<38} {cpu / count * 1e3:12.3f} {cpu / engine:8.2f}x")
         if name.startswith("  ") or name.startswith("engine") or "save_chunk" in name:
             continue

@@ -164,15 +164,13 @@ def _table(graph: Adjacency) -> bytes:
     shapes: dict[tuple[str, ...], int] = {}  # each attributes' key set once
     text = strings.setdefault  # text(s, len(strings)): the position of s, added if new
     shape = shapes.setdefault
-    position: dict[Any, int] = {}
-    nodes = []
     find = strings.get
-    for node, attrs in graph.nodes.items():  # a string by position, anything else in a list
-        position[node] = len(position)
-        row = [text(node, len(strings)) if isinstance(node, str) else [node],
-               shape(tuple(attrs), len(shapes))]
+
+    def fill(row: list[Any], attrs: dict[str, Any]) -> list[Any]:
+        """`row` with `attrs`' values: a string by position, anything else in a list (as
+        `text` does, without len() for a string seen before)."""
         add = row.append
-        for x in attrs.values():  # as `text` does, without len() for a string seen before
+        for x in attrs.values():
             if isinstance(x, str):
                 at = find(x)
                 if at is None:
@@ -180,12 +178,16 @@ def _table(graph: Adjacency) -> bytes:
                 add(at)
             else:
                 add([x])
-        nodes.append(row)
-    edges = []
-    for u, v, attrs in _insertion_order(graph):
-        row = [position[u], position[v], shape(tuple(attrs), len(shapes))]
-        row += [text(x, len(strings)) if isinstance(x, str) else [x] for x in attrs.values()]
-        edges.append(row)
+        return row
+
+    position: dict[Any, int] = {}
+    nodes = []
+    for node, attrs in graph.nodes.items():
+        position[node] = len(position)
+        nodes.append(fill([text(node, len(strings)) if isinstance(node, str) else [node],
+                           shape(tuple(attrs), len(shapes))], attrs))
+    edges = [fill([position[u], position[v], shape(tuple(attrs), len(shapes))], attrs)
+             for u, v, attrs in _insertion_order(graph)]
     # the key sets' strings are added last, before the string table is complete
     key_sets = [[text(k, len(strings)) for k in keys] for keys in shapes]
     return orjson.dumps([list(strings), key_sets, nodes, edges])
