@@ -172,13 +172,15 @@ def run(n: int, seed: int, code: Path) -> None:
             new = t("NewAssessment.build", lambda e=entry, b=body, j=job, r=result, p=blob,
                     f=fired, k=kinds, h=digest: NewAssessment.build(
                         model_id=e.model, evidence_hash=e.evidence_hash, evidence_body=b,
-                        file=f"{e.file}: {e.where}", input_hash=j.input_hash, result=r,
+                        file=f"{e.file}: {e.where}" if e.where else e.file,
+                        input_hash=j.input_hash, result=r,
                         provenance=p, edges=f, kinds=k, contract_hash=h))
             t("  of which compress(result)", lambda r=result: compress(r))
             t("  of which compress(evidence)", lambda b=body: compress(b))
             t("  of which pack_rules", lambda f=fired: pack_rules(f))
             done.append(new)
             again = stored_form(entry, job.input_hash, a, body)  # the texts are filled now
+            assert again == new, entry.model  # the parts above are what stored_form does
             whole.time("stored_form", lambda e=entry, j=job, a=a, b=body: stored_form(
                 e, j.input_hash, a, b))
             sizes = [sizes[0] + len(again.provenance), sizes[1] + len(again.result),
@@ -191,6 +193,8 @@ def run(n: int, seed: int, code: Path) -> None:
     for job in jobs:
         t("parent: input_hash (Batch._job)",
           lambda j=job: input_hash(orjson.loads(j.entry.body), j.ref))
+    store.engine.dispose()
+    scratch.cleanup()
     count = len(jobs)
     load = os.getloadavg()
     print(f"code: {code}")
