@@ -43,12 +43,12 @@ FORMAT = b"\x01"  # node table + edges by index, zstd with derivation.zdict
 LEGACY_FIRST_BYTE = 0x78  # zlib's header: orjson of {"nodes": ..., "edges": ...}
 # How zstd compresses (not part of the format: any parameters give frames `unpack` reads).
 # Level 9 was chosen for size (0.4 KiB a graph smaller than level 6, 1.1 KiB than 3) and
-# cost about 1 ms a graph and 0.5 ms a result. These are level 9's search (lazy matching,
-# 2^5 attempts, a 256 KiB window) with matches of at least 6 bytes (level 9 takes 4) and
-# smaller tables: a third less CPU, and the graph and result together a little smaller
-# than at level 9 (benchmarks/stored_form_bench.py prints both), because what the
-# dictionary holds (whole rule titles, citations, `because` sentences and keys) is found
-# in long matches and short ones mostly cost more bits than the literals they replace.
+# cost about 1.3 ms a graph and 0.7 ms a result. These are level 9's search (lazy
+# matching, 2^5 attempts, a 256 KiB window) with matches of at least 6 bytes (level 9
+# takes 4) and a 2^17 hash table: about a quarter less CPU, and the graph, result and
+# evidence together slightly smaller than at level 9 (found by trying strategies, search
+# depths, match lengths and table sizes on synthetic portfolios; stored_form_bench.py
+# prints the CPU and the bytes).
 PARAMETERS = dict(strategy=zstandard.STRATEGY_LAZY, window_log=18, chain_log=16, hash_log=17,
                   search_log=5, min_match=6, target_length=32)
 
