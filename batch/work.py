@@ -29,9 +29,9 @@ from engine.assess import (
     tune_for_throughput,
     vocabulary,
 )
-from engine.errors import AssessmentError
-from engine.evidence import LoadedDocument, parse_document
-from engine.evidence_schema import ModelDocument, ModelInfo
+from engine.errors import AssessmentError, InputError
+from engine.evidence import LoadedDocument
+from engine.evidence_schema import ModelDocument, ModelInfo, Vocabulary, validate_document
 from engine.lineage import Links
 from knowledge_graph.compare import contract_values
 from knowledge_graph.provenance import record_of
@@ -158,13 +158,23 @@ def _assess_one(evaluator: Any, words: Any, job: Job) -> NewAssessment | Failed:
     """Everything the record stores for one job: assessment, provenance and result. Any
     failure here is the job's alone (`assess_jobs` reports it and goes on)."""
     entry = job.entry
-    body = orjson.loads(entry.body)
-    document, errors = parse_document(body, entry.file, entry.where, words)
+    body, document, errors = read_back(entry, words)
     if document is None:  # validated once already, with the same pack: not expected
         return Failed(job, "; ".join(str(e) for e in errors))
     assessment = assess_document(evaluator, document, job.ref, where=entry.where,
                                  file=entry.file)
     return stored_form(entry, job.input_hash, assessment, body)
+
+
+def read_back(entry: Entry, words: Vocabulary
+              ) -> tuple[dict[str, Any], ModelDocument | None, list[InputError]]:
+    """An entry's document as data and validated again into the engine's model (in a
+    worker, which is given its bytes), or None and why. Its shape is not checked again
+    (`parse_document` would): it is the JSON `Entry.of` wrote of a document already
+    read and validated with its whole file, so it is neither deep nor large."""
+    body = orjson.loads(entry.body)
+    document, errors = validate_document(body, entry.file, entry.where, words)
+    return body, document, errors
 
 
 def stored_form(entry: Entry, input_hash: str, assessment: Assessment,

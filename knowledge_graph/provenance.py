@@ -100,14 +100,15 @@ def elements(derivation: Derivation) -> tuple[list[Node], list[Edge]]:
         stood.add(fact.id)
     facts = derivation.facts
     for firing in derivation.trace:
-        nodes.append((firing.id, _firing_attrs(firing, firing.stratum)))
-        edges.extend((fact_id, firing.id, {"role": "used", "as": name})
-                     for name, fact_id in firing.matched)
+        fired = firing.id
+        nodes.append((fired, _firing_attrs(firing, firing.stratum)))
+        edges += [(fact_id, fired, {"role": "used", "as": name})
+                  for name, fact_id in firing.matched]
         for fact_id in firing.conclusions:
             if fact_id not in stood:
                 stood.add(fact_id)
                 nodes.append((fact_id, _fact_attrs(facts[fact_id], CONCLUSION)))
-            edges.append((firing.id, fact_id, {"role": "generated"}))
+            edges.append((fired, fact_id, {"role": "generated"}))
     return nodes, edges
 
 

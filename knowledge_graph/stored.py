@@ -30,7 +30,6 @@ import zlib
 from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib.resources import files
-from itertools import pairwise
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
@@ -42,7 +41,16 @@ if TYPE_CHECKING:  # imported by `decode` alone: `asl why MODEL` reads a record 
 
 FORMAT = b"\x01"  # node table + edges by index, zstd with derivation.zdict
 LEGACY_FIRST_BYTE = 0x78  # zlib's header: orjson of {"nodes": ..., "edges": ...}
-LEVEL = 9  # zstd level: ~0.2 ms a graph, 0.4 KiB smaller than level 6, 1.1 KiB than 3
+# How zstd compresses (not part of the format: any parameters give frames `unpack` reads).
+# Level 9 was chosen for size (0.4 KiB a graph smaller than level 6, 1.1 KiB than 3) and
+# cost about 1.3 ms a graph and 0.7 ms a result. These are level 9's search (lazy
+# matching, 2^5 attempts, a 256 KiB window) with matches of at least 6 bytes (level 9
+# takes 4) and a 2^17 hash table: about a quarter less CPU, and the graph, result and
+# evidence together slightly smaller than at level 9 (found by trying strategies, search
+# depths, match lengths and table sizes on synthetic portfolios; stored_form_bench.py
+# prints the CPU and the bytes).
+PARAMETERS = dict(strategy=zstandard.STRATEGY_LAZY, window_log=18, chain_log=16, hash_log=17,
+                  search_log=5, min_match=6, target_length=32)
 
 
 @cache
@@ -61,7 +69,8 @@ def _compressor() -> zstandard.ZstdCompressor:
     made = getattr(_local, "compressor", None)
     if made is None:
         made = _local.compressor = zstandard.ZstdCompressor(
-            level=LEVEL, dict_data=dictionary(), write_content_size=True, write_checksum=False)
+            dict_data=dictionary(), compression_params=zstandard.ZstdCompressionParameters(
+                write_content_size=True, write_checksum=False, **PARAMETERS))
     return made
 
 
@@ -110,26 +119,26 @@ def adjacency(nodes: Iterable[tuple[Any, dict[str, Any]]],
     >>> a.succ, a.pred
     ({'x': {'y': {'r': 0}}, 'y': {}}, {'x': {}, 'y': {'x': {'r': 0}}})
     """
-    attrs: dict[Any, dict[str, Any]] = {}
-    succ: dict[Any, dict[Any, dict[str, Any]]] = {}
-    pred: dict[Any, dict[Any, dict[str, Any]]] = {}
-    for node, data in nodes:
-        if node in attrs:
-            attrs[node] = {**attrs[node], **data}
-        else:
-            attrs[node] = data
-            succ[node] = {}
-            pred[node] = {}
+    given = list(nodes)
+    attrs: dict[Any, dict[str, Any]] = dict(given)
+    if len(attrs) < len(given):  # a node given again: its attributes merged, in order
+        attrs = {}
+        for node, data in given:
+            attrs[node] = {**attrs[node], **data} if node in attrs else data
+    succ: dict[Any, dict[Any, dict[str, Any]]] = {node: {} for node in attrs}
+    pred: dict[Any, dict[Any, dict[str, Any]]] = {node: {} for node in attrs}
     for u, v, data in edges:
-        for end in (u, v):
-            if end not in attrs:
-                attrs[end] = {}
-                succ[end] = {}
-                pred[end] = {}
-        before = succ[u].get(v)
+        if u not in attrs or v not in attrs:
+            for end in (u, v):
+                if end not in attrs:
+                    attrs[end] = {}
+                    succ[end] = {}
+                    pred[end] = {}
+        out = succ[u]
+        before = out.get(v)
         if before is not None:
             data = {**before, **data}
-        succ[u][v] = pred[v][u] = data
+        out[v] = pred[v][u] = data
     return Adjacency(attrs, succ, pred)
 
 
@@ -155,19 +164,30 @@ def _table(graph: Adjacency) -> bytes:
     shapes: dict[tuple[str, ...], int] = {}  # each attributes' key set once
     text = strings.setdefault  # text(s, len(strings)): the position of s, added if new
     shape = shapes.setdefault
+    find = strings.get
+
+    def fill(row: list[Any], attrs: dict[str, Any]) -> list[Any]:
+        """`row` with `attrs`' values: a string by position, anything else in a list (as
+        `text` does, without len() for a string seen before)."""
+        add = row.append
+        for x in attrs.values():
+            if isinstance(x, str):
+                at = find(x)
+                if at is None:
+                    at = strings[x] = len(strings)
+                add(at)
+            else:
+                add([x])
+        return row
+
     position: dict[Any, int] = {}
     nodes = []
-    for node, attrs in graph.nodes.items():  # a string by position, anything else in a list
+    for node, attrs in graph.nodes.items():
         position[node] = len(position)
-        row = [text(node, len(strings)) if isinstance(node, str) else [node],
-               shape(tuple(attrs), len(shapes))]
-        row += [text(x, len(strings)) if isinstance(x, str) else [x] for x in attrs.values()]
-        nodes.append(row)
-    edges = []
-    for u, v, attrs in _insertion_order(graph):
-        row = [position[u], position[v], shape(tuple(attrs), len(shapes))]
-        row += [text(x, len(strings)) if isinstance(x, str) else [x] for x in attrs.values()]
-        edges.append(row)
+        nodes.append(fill([text(node, len(strings)) if isinstance(node, str) else [node],
+                           shape(tuple(attrs), len(shapes))], attrs))
+    edges = [fill([position[u], position[v], shape(tuple(attrs), len(shapes))], attrs)
+             for u, v, attrs in _insertion_order(graph)]
     # the key sets' strings are added last, before the string table is complete
     key_sets = [[text(k, len(strings)) for k in keys] for keys in shapes]
     return orjson.dumps([list(strings), key_sets, nodes, edges])
@@ -189,36 +209,55 @@ def insertion_order(graph: nx.DiGraph) -> list[tuple[Any, Any, dict[str, Any]]]:
 
 
 def _insertion_order(graph: Adjacency) -> list[tuple[Any, Any, dict[str, Any]]]:
+    # Each edge waits for at most two others: the edge before it among its source's
+    # successors (in `graph.edges` order, the one just before it) and the one before it
+    # among its target's predecessors. Of the edges ready, the first by `graph.edges`
+    # goes next; the one just after it, when that becomes ready and comes before every
+    # other ready edge, goes at once, without the heap.
     edges: list[tuple[Any, Any, dict[str, Any]]] = []  # in the order of graph.edges
     index: dict[tuple[Any, Any], int] = {}
-    after: list[list[int]] = []  # what must wait for each edge
     waiting: list[int] = []  # how many edges each edge waits for
     for u, others in graph.succ.items():  # a node's successors, in order
-        first = len(edges)
+        first = True
         for v, data in others.items():
             index[u, v] = len(edges)
             edges.append((u, v, data))
-            after.append([])
-            waiting.append(0)
-        for i in range(first + 1, len(edges)):
-            after[i - 1].append(i)
-            waiting[i] = 1
-    for node, others in graph.pred.items():  # and its predecessors
-        chain = [index[other, node] for other in others]
-        for i, then in pairwise(chain):
-            after[i].append(then)
-            waiting[then] += 1
+            waiting.append(0 if first else 1)
+            first = False
+    follows = [bool(n) for n in waiting]  # whether an edge waits for the one before it
+    count = len(edges)
+    next_in: list[int] = [-1] * count  # the next edge into the same target, if any
+    for node, others in graph.pred.items():  # a node's predecessors, in order
+        if len(others) > 1:
+            before = -1
+            for other in others:
+                i = index[other, node]
+                if before >= 0:
+                    next_in[before] = i
+                    waiting[i] += 1
+                before = i
     ready = [i for i, n in enumerate(waiting) if n == 0]
     heapq.heapify(ready)
     pop, push = heapq.heappop, heapq.heappush
     order = []
     while ready:
         i = pop(ready)
-        order.append(edges[i])
-        for then in after[i]:
-            waiting[then] -= 1
-            if not waiting[then]:
-                push(ready, then)
+        while True:
+            order.append(edges[i])
+            then = next_in[i]
+            if then >= 0:
+                waiting[then] -= 1
+                if not waiting[then]:
+                    push(ready, then)
+            then = i + 1
+            if then < count and follows[then]:
+                waiting[then] -= 1
+                if not waiting[then]:
+                    if not ready or then < ready[0]:
+                        i = then
+                        continue
+                    push(ready, then)
+            break
     return order
 
 

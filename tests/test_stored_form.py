@@ -6,6 +6,7 @@ for every example and for a synthetic portfolio with lineage."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import networkx as nx
@@ -123,3 +124,24 @@ def test_adjacency_is_what_networkx_keeps() -> None:
     assert list(plain.nodes.items()) == list(graph.nodes(data=True))
     assert {n: list(p) for n, p in plain.pred.items()} == {
         n: list(p) for n, p in graph.pred.items()}
+
+
+def test_the_edge_order_keeps_every_nodes_successors_and_predecessors() -> None:
+    """`stored.insertion_order` on graphs whose predecessors were added in every sort of
+    order (random, self-loops, nodes without edges): a graph built from its nodes and that
+    edge order has each node's successors and predecessors in the original's order, and
+    a graph whose edges are already in that order keeps it."""
+    rng = random.Random(4)
+    for _ in range(400):
+        size = rng.randint(1, 9)
+        graph = nx.DiGraph()
+        graph.add_nodes_from(rng.sample(range(size), size))
+        graph.add_edges_from((rng.randrange(size), rng.randrange(size), {"i": i})
+                             for i in range(rng.randint(0, 25)))
+        order = stored.insertion_order(graph)
+        again = nx.DiGraph()
+        again.add_nodes_from(graph)
+        again.add_edges_from(order)
+        assert [list(again.succ[n]) for n in graph] == [list(graph.succ[n]) for n in graph]
+        assert [list(again.pred[n]) for n in graph] == [list(graph.pred[n]) for n in graph]
+        assert stored.insertion_order(again) == order
