@@ -19,7 +19,7 @@ in CPU time (time.process_time) right after the one before, on the same objects:
   edge table (`stored._table`; of which orjson, timed again on the same rows), zstd
   (`stored.pack` of the table), the fired rules and kinds, `assessment_document`,
   `contract_digest`, `NewAssessment.build` (of which the result's and the evidence's
-  `compress` and `pack_rules`, timed again).
+  `compress` and `pack_names`, timed again).
 
 And `stored_form` whole, again on each assessment, and the stored sizes. It imports
 the code under test from this checkout, or from `--code DIR` (another checkout, say
@@ -92,7 +92,7 @@ def run(n: int, seed: int, code: Path) -> None:
     from knowledge_graph import provenance, stored
     from knowledge_graph.report import assessment_document
     from store.db import connect
-    from store.record import NewAssessment, Store, compress, pack_rules
+    from store.record import NewAssessment, Store, compress, pack_names
 
     assert Path(stored.__file__).resolve().is_relative_to(code), stored.__file__
     # how a worker reads a document back (`batch.work._assess_one`), as this code does it
@@ -177,7 +177,7 @@ def run(n: int, seed: int, code: Path) -> None:
                         provenance=p, edges=f, kinds=k, contract_hash=h))
             t("  of which compress(result)", lambda r=result: compress(r))
             t("  of which compress(evidence)", lambda b=body: compress(b))
-            t("  of which pack_rules", lambda f=fired: pack_rules(f))
+            t("  of which pack_names", lambda f=fired: pack_names(f))
             done.append(new)
             again = stored_form(entry, job.input_hash, a, body)  # the texts are filled now
             assert again == new, entry.model  # the parts above are what stored_form does

@@ -81,12 +81,12 @@ class StoredAssessment(SQLModel, table=True):
     model_id: str = Field(foreign_key="model.id")
     evidence_hash: str = Field(foreign_key="evidence_document.hash")
     pack_name: str
-    pack_version: str = Field(foreign_key="pack_version.version", index=True)
+    pack_version: str = Field(foreign_key="pack_version.version")
     # Each loaded pack's {"name", "version"}, the base first (batch.stack); one entry,
     # the combined name and version, for results stored before revision 0002.
     pack_stack: list[dict[str, str]] = Field(sa_column=Column(JSON, nullable=False))
     framework: str = Field(index=True)  # the base pack's name
-    input_hash: str = Field(index=True)  # evidence + what a reference carried over
+    input_hash: str  # evidence + what a reference carried over
     assessed_at: str
     batch_id: int | None = Field(default=None, foreign_key="batch_run.id")
     level: str = Field(index=True)  # the framework's headline level (rsp-2.1: the ASL)
@@ -100,12 +100,14 @@ class StoredAssessment(SQLModel, table=True):
     actions: list[str] = Field(sa_column=Column(JSON, nullable=False))
     result: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # zlib'd JSON
     provenance: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    kinds: list[str] = Field(sa_column=Column(JSON, nullable=False))  # kinds of fact present
+    # The kinds of fact present (input, pack and derived), as `fired` keeps rule ids
+    # (`pack_names` in store.record): what --reassess asks of them.
+    kinds: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     # sha256 of the contract keys (knowledge_graph.compare.contract_values), so a batch
     # sees which results changed without reading them; None before revision 0002.
     contract_hash: str | None = None
-    # The ids of the rules that fired, sorted, one a line, zlib-compressed (`fired_rules`
-    # in store.record reads them): what --reassess asks of the derivation.
+    # The ids of the rules that fired, sorted, one a line, compressed (`pack_names` in
+    # store.record): what --reassess asks of the derivation.
     fired: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     # The model's newest assessment when this one was decided on (0: none), see above.
     supersedes: int = Field(default=0, sa_column_kwargs={"server_default": "0"})

@@ -48,7 +48,7 @@ from helpers import REPO
 from batch.executors import CHUNK
 from knowledge_graph.provenance import fired_rules
 from knowledge_graph.provenance import load as load_graph
-from store.record import decompress, unpack_rules
+from store.record import decompress, unpack_names
 
 SEED = 20250611
 PORTFOLIO_SIZE = 2000
@@ -219,7 +219,7 @@ def check_intact(db: Path) -> None:
             assert decompress(result)["conclusions"], f"assessment {aid}: conclusions"
             graph = load_graph(bytes(provenance))
             assert graph.number_of_edges() > 0, f"assessment {aid}: provenance"
-            assert unpack_rules(fired) == set(fired_rules(graph)), f"assessment {aid}: fired"
+            assert unpack_names(fired) == set(fired_rules(graph)), f"assessment {aid}: fired"
         for table, column, query in (
                 ("model", "id", "SELECT model_id FROM assessment"),
                 ("evidence_document", "hash", "SELECT evidence_hash FROM assessment")):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,9 @@ from test_batch import ACME, batch, changes, parse_summary, record
 import store.tables  # noqa: F401  (registers the tables on the metadata)
 from cli.main import main
 from knowledge_graph.provenance import load as load_graph
+from knowledge_graph.stored import FORMAT
 from store.db import HEAD_REVISION, _config, connect, current_revision, head_revision
-from store.record import decompress
+from store.record import Store, decompress, unpack_names
 
 LEGACY = Path(__file__).parent / "store_fixtures" / "asl-0001.db.gz"
 LEGACY_MODELS = ("larkspur-kite-4", "oriel-meridian-3")
@@ -109,7 +111,11 @@ def assessment_rows(url: str) -> list[dict[str, Any]]:
                     "scalars"):
             if isinstance(row.get(key), str):
                 row[key] = json.loads(row[key])
-        # Compared as what they decode to: revision 0008 stores them more compactly.
+        # Compared as what they decode to: revisions 0008 and 0011 store them more
+        # compactly.
+        for key in ("kinds", "fired"):
+            if isinstance(row.get(key), bytes | memoryview):
+                row[key] = sorted(unpack_names(bytes(row[key])))
         row["result"] = decompress(bytes(row["result"]))
         graph = load_graph(bytes(row["provenance"]))
         row["provenance"] = (list(graph.nodes(data=True)), list(graph.edges(data=True)))
@@ -250,6 +256,42 @@ def test_revision_0006_gives_service_batches_their_own_framework_column(
                 "jsonl framework=openai-pf-2", "yaml", "json framework=rsp-2.1"]
             assert "framework" not in {
                 c["name"] for c in inspect(conn).get_columns("service_batch")}
+    finally:
+        engine.dispose()
+
+
+def test_revision_0011_keeps_the_name_lists_compact_and_gives_them_back(db_url: str) -> None:
+    """0011 stores each assessment's kinds (a JSON list before) and fired rules (zlib'd
+    before) compressed with the derivations' dictionary and drops two unread indexes;
+    down and up again, every row's lists are the same sets, and what re-assessment
+    reads of them (`fired_rules`, `kinds_present`) does not change."""
+    assert batch(db_url, EXAMPLES).exit_code == 0
+    engine = connect(db_url)
+    try:
+        store = Store(engine)
+        ids = sorted(s.id for s in store.all_latest())
+        fired, kinds = store.fired_rules(ids), store.kinds_present(ids)
+        assert all(fired.values()) and all("model" in k for k in kinds.values())
+        rows = assessment_rows(db_url)
+        to_revision(engine, "0010", down=True)
+        with engine.connect() as conn:
+            old = {r.id: (r.kinds, bytes(r.fired)) for r in conn.execute(
+                text("SELECT id, kinds, fired FROM assessment"))}
+            indexes = {i["name"] for i in inspect(conn).get_indexes("assessment")}
+        assert {"ix_assessment_input_hash", "ix_assessment_pack_version"} <= indexes
+        for aid in ids:  # as 0010 kept them: a sorted JSON list, zlib'd lines
+            listed = old[aid][0] if isinstance(old[aid][0], list) else json.loads(old[aid][0])
+            assert listed == sorted(kinds[aid])
+            assert zlib.decompress(old[aid][1]).decode().split("\n") == sorted(fired[aid])
+        assert assessment_rows(db_url) == rows
+        to_revision(engine, "0011")
+        with engine.connect() as conn:
+            indexes = {i["name"] for i in inspect(conn).get_indexes("assessment")}
+            blobs = [bytes(b) for (b,) in conn.execute(text("SELECT kinds FROM assessment"))]
+        assert not {"ix_assessment_input_hash", "ix_assessment_pack_version"} & indexes
+        assert all(b[:1] == FORMAT for b in blobs)
+        assert (store.fired_rules(ids), store.kinds_present(ids)) == (fired, kinds)
+        assert assessment_rows(db_url) == rows
     finally:
         engine.dispose()
 

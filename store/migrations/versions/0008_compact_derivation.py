@@ -121,7 +121,7 @@ def upgrade() -> None:
     # Imported here: Alembic imports every migration to find the newest revision, and
     # each command checks the schema before it starts.
     from knowledge_graph.provenance import fired_rules
-    from store.record import pack_rules
+    from store.record import pack_names
 
     bind = op.get_bind()
     blob_default = sa.text("'\\x'::bytea") if bind.dialect.name == "postgresql" \
@@ -152,7 +152,7 @@ def upgrade() -> None:
                 "new_result": stored.pack(orjson.dumps(_json(bytes(row.result)),
                                                        option=orjson.OPT_SORT_KEYS)),
                 "new_provenance": stored.encode(graph),
-                "new_fired": pack_rules(fired_rules(graph)),
+                "new_fired": pack_names(fired_rules(graph)),
                 "new_supersedes": previous[row.id]})
         bind.execute(update, changed)
     _evidence_up(bind, blob_default)
