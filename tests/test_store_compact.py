@@ -222,7 +222,8 @@ def _new_assessments(engine: Any, aid: int) -> list[Any]:
     graph = load(store.provenance(aid))
     return [NewAssessment.build(row["model_id"], row["evidence_hash"], body, "f",
                                 row["input_hash"], result, dump(graph), edge_rows(graph),
-                                row["kinds"], row["contract_hash"])]
+                                sorted(store.kinds_present([aid])[aid]),
+                                row["contract_hash"])]
 
 
 def run_batch(db_url: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
