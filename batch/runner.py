@@ -32,7 +32,7 @@ from typing import Any, cast
 import orjson
 
 from batch.executors import Executor
-from batch.spool import Spooled
+from batch.spool import Spool, Spooled
 from batch.stack import same_stack, stack_of
 from batch.work import Entry, Failed, Job, contract_digest, digest, input_hash
 from engine.assess import ReferenceInfo
@@ -70,17 +70,23 @@ class Outcomes(Mapping[str, Outcome]):
     """The outcome of each model, by model id, held compactly: a hundred thousand
     `Outcome` objects with their ids would hold some 20 MB for the whole of a batch (and
     the summary reads them only at the end), so each is kept as a few numbers in arrays
-    (about 30 bytes) beside its place in a dict, and its level, decision, actions and
-    previous headline as indexes into the few distinct values seen. An `Outcome` is
-    built again when asked for. What stays per model is that dict entry (the id itself
-    is the string the batch's entry already holds) and those numbers."""
+    (about 21 bytes: two ids, one code for its level, decision, actions and previous
+    headline together, among the few distinct combinations seen, and its flags). An
+    `Outcome` is built again when asked for.
 
-    def __init__(self) -> None:
-        self._index: dict[str, int] = {}
-        self._ids = array("q")  # assessment_id
-        self._before_ids = array("q")  # before_id, or -1
-        self._codes = array("I")  # level, decision, actions, before: 4 a model
-        self._flags = array("B")  # 1: skipped, 2: changed
+    Where a model's numbers are is `index` (model id -> place) when given, for `size`
+    models: a batch's spool numbers its documents already (`batch.spool.Spool.positions`),
+    so no dict is held here; otherwise a dict of its own, growing as models are
+    recorded."""
+
+    def __init__(self, index: Mapping[str, int] | None = None, size: int = 0) -> None:
+        self._own: dict[str, int] | None = {} if index is None else None
+        self._index: Mapping[str, int] = self._own if self._own is not None else index or {}
+        self._ids = array("q", bytes(8 * size))  # assessment_id
+        self._before_ids = array("q", bytes(8 * size))  # before_id, or -1
+        self._codes = array("I", bytes(4 * size))  # (level, decision, actions, before)
+        self._flags = bytearray(size)  # 1: skipped, 2: changed, 4: recorded
+        self._count = 0
         self._values: list[Any] = []
         self._value_codes: dict[Any, int] = {}
 
@@ -93,48 +99,57 @@ class Outcomes(Mapping[str, Outcome]):
 
     def __setitem__(self, model: str, outcome: Outcome) -> None:
         """Record (or replace) the outcome of `model`."""
-        codes = [self._code(outcome.level), self._code(outcome.decision),
-                 self._code(outcome.actions), self._code(outcome.before)]
-        flags = outcome.skipped | outcome.changed << 1
+        code = self._code((outcome.level, outcome.decision, outcome.actions, outcome.before))
+        flags = outcome.skipped | outcome.changed << 1 | 4
         before_id = -1 if outcome.before_id is None else outcome.before_id
         at = self._index.get(model)
+        if at is None and self._own is not None:
+            at = self._own[model] = len(self._ids)
+            self._ids.append(0)
+            self._before_ids.append(0)
+            self._codes.append(0)
+            self._flags.append(0)
         if at is None:
-            self._index[model] = len(self._ids)
-            self._ids.append(outcome.assessment_id)
-            self._before_ids.append(before_id)
-            self._codes.extend(codes)
-            self._flags.append(flags)
-        else:
-            self._ids[at] = outcome.assessment_id
-            self._before_ids[at] = before_id
-            self._codes[4 * at:4 * at + 4] = array("I", codes)
-            self._flags[at] = flags
+            raise KeyError(model)
+        self._count += not self._flags[at] & 4
+        self._ids[at] = outcome.assessment_id
+        self._before_ids[at] = before_id
+        self._codes[at] = code
+        self._flags[at] = flags
+
+    def _at(self, model: object) -> int | None:
+        """Where the numbers of `model`'s outcome are, if one is recorded."""
+        at = self._index.get(model)  # type: ignore[call-overload]
+        return at if at is not None and self._flags[at] & 4 else None
 
     def __getitem__(self, model: str) -> Outcome:
-        at = self._index[model]
-        level, decision, actions, before = (self._values[c]
-                                            for c in self._codes[4 * at:4 * at + 4])
+        at = self._at(model)
+        if at is None:
+            raise KeyError(model)
+        level, decision, actions, before = self._values[self._codes[at]]
         before_id = self._before_ids[at]
         flags = self._flags[at]
         return Outcome(model, self._ids[at], level, decision, actions, bool(flags & 1),
                        before, None if before_id < 0 else before_id, bool(flags & 2))
 
     def __contains__(self, model: object) -> bool:
-        return model in self._index
+        return self._at(model) is not None
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._index)
+        """The models with an outcome (as recorded, or in the shared index's order)."""
+        flags = self._flags
+        return (m for m, at in self._index.items() if flags[at] & 4)
 
     def __len__(self) -> int:
-        return len(self._index)
+        return self._count
 
     def skipped(self) -> int:
         """How many were skipped as unchanged."""
-        return sum(flags & 1 for flags in self._flags)
+        return sum(flags & 5 == 5 for flags in self._flags)
 
     def changed(self) -> list[str]:
-        """The models whose result changed, in the order recorded."""
-        return [m for m, at in self._index.items() if self._flags[at] & 2]
+        """The models whose result changed (in the order of `__iter__`)."""
+        return [m for m, at in self._index.items() if self._flags[at] & 6 == 6]
 
 
 @dataclass
@@ -220,21 +235,23 @@ class Batch:
         self.rules, self.base = pack_fingerprint(pack)
         store.ensure_pack(pack.version, pack.name, self.rules, self.base)
 
-    def run(self, entries: Sequence[Entry | Spooled], inputs: Sequence[str],
+    def run(self, entries: Sequence[Entry] | Spool, inputs: Sequence[str],
             force: bool = False, rejected: Iterable[InputError] = (),
             must_run: set[str] | None = None) -> BatchReport:
-        """Assess `entries` (documents already validated) in lineage order; `rejected` are
-        the input's own problems, kept in the report. With `must_run` (re-assessment),
-        exactly those models are re-run, and any other only if what it carries over
-        changed. What is held per model meanwhile is its entry (a `Spooled` one holds no
-        document), the lineage's ids and its outcome: the documents, their previous
-        assessments and their results are read a window at a time."""
+        """Assess `entries` (documents already validated; or the spool they were parked
+        in) in lineage order; `rejected` are the input's own problems, kept in the
+        report. With `must_run` (re-assessment), exactly those models are re-run, and any
+        other only if what it carries over changed. What is held per model meanwhile is
+        its entry (a spool holds no document, and no object a model: its columns), the
+        lineage's order and its outcome: the documents, their previous assessments and
+        their results are read a window at a time."""
         self.total(len(entries))
         batch_id = self.store.start_batch(self.pack.version, inputs)
-        report = BatchReport(batch_id, self.pack.version, self.stack,
+        outcomes = Outcomes(*entries.positions()) if isinstance(entries, Spool) else Outcomes()
+        report = BatchReport(batch_id, self.pack.version, self.stack, outcomes,
                              rejected=list(rejected))
         gate = Gate(entries, report.rejected)  # an entry is its own Links
-        by_id = cast(dict[str, Entry | Spooled], gate.lineage.links)
+        by_id = cast(Mapping[str, Entry | Spooled], gate.lineage.links)
         stored_refs = self._stored_references(gate.outside())
         for generation in gate.generations():
             for start in range(0, len(generation), WINDOW):
@@ -251,7 +268,7 @@ class Batch:
                                 len(report.rejected))
         return report
 
-    def _job(self, item: Entry | Spooled, by_id: dict[str, Entry | Spooled],
+    def _job(self, item: Entry | Spooled, by_id: Mapping[str, Entry | Spooled],
              report: BatchReport, stored_refs: dict[str, ReferenceInfo],
              previous: dict[str, Summary], force: bool, must_run: set[str] | None,
              gate: Gate) -> Job | None:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from batch.executors import CHUNK, DaskExecutor, Executor, InProcess, LocalPool, Results
 from batch.runner import Batch, BatchReport, contract_changes
-from batch.spool import Spool, Spooled
+from batch.spool import Spool
 from batch.stack import describe_stacks
 from batch.work import Job
 from cli.db import db_check, refuse_if_damaged, write_failed
@@ -183,20 +183,18 @@ def _run(shown: Quiet, portfolios: tuple[str, ...], db: str | None, jobs: int,
     store = open_store(db)  # FULL: its decision-log entries must survive power loss
     refuse_if_damaged(store, db)
     rejected: list[InputError] = []
-    entries: list[Spooled] = []
     spool = Spool()  # each document's bytes wait on disk until their generation comes
     if not reassess:
         shown.phase("reading portfolios")
         try:
             loaded = load_evidence(portfolios, vocabulary(evaluator.pack), stdin=sys.stdin,
-                                   keep=spool.keep)
+                                   keep=spool.keep, table=spool)
         except OSError as exc:
             spool.close()
             fail(f"cannot park the portfolio in a temporary file ({tempfile.gettempdir()}, "
                  f"set TMPDIR to choose another directory): {exc.strerror or exc}",
                  EXIT_FAILED)
-        rejected = loaded.errors
-        entries = loaded.documents
+        rejected = loaded.errors  # the documents that passed are the spool's
         del loaded
         spool.done_reading()
     shown.phase("finding what to re-assess" if reassess else "starting")
@@ -212,7 +210,7 @@ def _run(shown: Quiet, portfolios: tuple[str, ...], db: str | None, jobs: int,
         if reassess:
             report = runner.reassess(vocabulary(evaluator.pack), force=force)
         else:
-            report = runner.run(entries, portfolios, force=force, rejected=rejected)
+            report = runner.run(spool, portfolios, force=force, rejected=rejected)
     finally:
         work.close()
         spool.close()

@@ -15,7 +15,7 @@ reading sources is `engine.evidence_reading`'s, the document model and its messa
 `engine.evidence_schema`'s.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TextIO, TypeVar, overload
 
@@ -89,12 +89,14 @@ def load_evidence(
 def load_evidence(
     paths: Sequence[Source], vocabulary: Vocabulary, stdin: TextIO | None = None, *,
     keep: Callable[[LoadedDocument], Kept], keep_raw: bool = True,
+    table: MutableMapping[str, Links] | None = None,
 ) -> LoadResult[Kept]: ...
 
 
 def load_evidence(
     paths: Sequence[Source], vocabulary: Vocabulary, stdin: TextIO | None = None, *,
     keep: Callable[[LoadedDocument], Any] | None = None, keep_raw: bool = True,
+    table: MutableMapping[str, Links] | None = None,
 ) -> LoadResult[Any]:
     """Load and validate every document the paths name, then check them as one portfolio.
 
@@ -111,9 +113,14 @@ def load_evidence(
     caller holds on to (a batch keeps where it parked the bytes), so that a large portfolio is never
     held as validated documents all at once; without `keep_raw`, documents do not hold
     their raw data either (about a tenth of the memory of a large portfolio's run).
+
+    `table` is where the documents' links are held by model id while loading, when `keep`
+    gives a document's links and puts them there itself (a batch's spool, which holds
+    them as columns: nothing is then held per document here); the rejected are taken
+    out of it at the end, and it, not `documents` (then empty), holds what passed.
     """
     errors: list[InputError] = []
-    seen: dict[str, Links] = {}  # by model id, in load order
+    seen: MutableMapping[str, Links] = {} if table is None else table  # in load order
     kept: dict[str, Any] = {}
     for path in paths:
         for source in evidence_files(path, errors):
@@ -139,9 +146,13 @@ def load_evidence(
                     seen[ident] = Links.of(document.model, name, where)
                     kept[ident] = value
     rejected = set()
-    for links, field_path, message in Lineage(seen.values()).cycles():
+    for links, field_path, message in Lineage(seen).cycles():
         rejected.add(links.model)
         errors.append(links.error(field_path, message))
+    if table is not None:
+        for ident in rejected:
+            del table[ident]
+        return LoadResult([], sorted(errors))
     # Kept forms that are the links themselves were not put in `kept` (it is then empty).
     documents = [item for ident, item in (kept if len(kept) == len(seen) else seen).items()
                  if ident not in rejected]

@@ -22,7 +22,7 @@ runner all use these; none builds its own graph.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -75,12 +75,19 @@ class Lineage:
     models on a cycle) is ordered by peeling models whose references are all placed, on
     plain dicts of ids; the networkx graph (`graph`) is built only when a cycle needs
     finding or `downstream` is asked, since for 100,000 models it would hold about a
-    hundred megabytes for the whole of a batch."""
+    hundred megabytes for the whole of a batch.
 
-    def __init__(self, links: Iterable[Links]) -> None:
-        self.links: dict[str, Links] = {}
-        for item in links:
-            self.links.setdefault(item.model, item)
+    `links` are the models' links, or a mapping of them by model id, used as it is (a
+    batch's spool, which holds them as columns and builds each when asked)."""
+
+    def __init__(self, links: Iterable[Links] | Mapping[str, Links]) -> None:
+        self.links: Mapping[str, Links]
+        if isinstance(links, Mapping):
+            self.links = links
+        else:
+            self.links = by_model = {}
+            for item in links:
+                by_model.setdefault(item.model, item)
         self._graph: nx.DiGraph | None = None
 
     @property
@@ -206,7 +213,8 @@ class Gate:
     an assessment that failed with `failed`.
     """
 
-    def __init__(self, links: Iterable[Links], rejected: Iterable[InputError] = ()) -> None:
+    def __init__(self, links: Iterable[Links] | Mapping[str, Links],
+                 rejected: Iterable[InputError] = ()) -> None:
         self.lineage = Lineage(links)
         self._unassessable: dict[str, _Unassessable] = {}
         for problem in sorted(rejected):
