@@ -96,6 +96,14 @@ def unpack(blob: bytes) -> bytes:
     return _decompressor().decompress(blob[1:])
 
 
+def inflate(blob: bytes) -> bytes:
+    """The bytes of a stored blob, whichever way it was compressed: `unpack` of one
+    `pack` made, or zlib's of one stored before it (first byte LEGACY_FIRST_BYTE)."""
+    if blob[:1] and blob[0] == LEGACY_FIRST_BYTE:
+        return zlib.decompress(blob)
+    return unpack(blob)
+
+
 class Adjacency(NamedTuple):
     """A graph as the plain dicts a networkx DiGraph keeps inside: each node's attributes,
     and each node's successors and predecessors with the edges' attributes (one dict per

@@ -15,7 +15,6 @@ ever).
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from sqlalchemy import Insert, Row, Select, bindparam, func, insert, select, upd
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from knowledge_graph.stored import LEGACY_FIRST_BYTE, pack, unpack
+from knowledge_graph.stored import inflate, pack
 from store import audit, pg_bulk
 from store.newest import newest
 from store.tables import BatchRun, EvidenceDocument, PackVersion, StoredAssessment, StoredModel
@@ -44,13 +43,14 @@ SUMMARY_COLUMNS = (A.c.id, A.c.model_id, A.c.assessed_at, A.c.pack_name, A.c.pac
                    A.c.input_hash, A.c.evidence_hash, A.c.level, A.c.required, A.c.scalars,
                    A.c.decision, A.c.missing_safeguards, A.c.actions, A.c.batch_id,
                    A.c.pack_stack, A.c.framework, A.c.contract_hash)
-# The newest assessment of each of the models bound to "models" (an IN list).
-_LATEST = select(*SUMMARY_COLUMNS).where(A.c.id.in_(
-    select(func.max(A.c.id)).where(A.c.model_id.in_(bindparam("models", expanding=True)))
-    .group_by(A.c.model_id)))
-_NEWEST = select(A.c.id, A.c.model_id, A.c.input_hash, A.c.pack_version).where(A.c.id.in_(
-    select(func.max(A.c.id)).where(A.c.model_id.in_(bindparam("models", expanding=True)))
-    .group_by(A.c.model_id)))  # Store._newest's: what a writer compares with
+# The id of the newest assessment of each of the models bound to "models" (an IN list),
+# and what `Store.latest` and `Store._newest` (what a writer compares with) read of it.
+_NEWEST_IDS = (select(func.max(A.c.id))
+               .where(A.c.model_id.in_(bindparam("models", expanding=True)))
+               .group_by(A.c.model_id))
+_LATEST = select(*SUMMARY_COLUMNS).where(A.c.id.in_(_NEWEST_IDS))
+_NEWEST = select(A.c.id, A.c.model_id, A.c.input_hash, A.c.pack_version).where(
+    A.c.id.in_(_NEWEST_IDS))
 # Contract keys every result has, whatever its framework, with columns of their own (or,
 # for model and pack, none needed); a result's other single-valued keys are `scalars`.
 NEUTRAL_KEYS = ("model", "framework", "level", "decision")
@@ -66,9 +66,7 @@ def compress(data: Any) -> bytes:
 
 def decompress(blob: bytes) -> Any:
     """Data stored by `compress` (or zlib'd, as results were before revision 0008)."""
-    if blob[:1] and blob[0] == LEGACY_FIRST_BYTE:
-        return orjson.loads(zlib.decompress(blob))
-    return orjson.loads(unpack(blob))
+    return orjson.loads(inflate(blob))
 
 
 def pack_names(names: Iterable[str]) -> bytes:
@@ -81,8 +79,7 @@ def pack_names(names: Iterable[str]) -> bytes:
 
 def unpack_names(blob: bytes) -> set[str]:
     """Names kept by `pack_names` (or zlib'd, as `fired` was before revision 0011)."""
-    text = (zlib.decompress(blob) if blob[:1] and blob[0] == LEGACY_FIRST_BYTE
-            else unpack(blob)).decode()
+    text = inflate(blob).decode()
     return set(text.split("\n")) if text else set()
 
 

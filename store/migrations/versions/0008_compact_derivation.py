@@ -74,8 +74,7 @@ edge = sa.table(
 
 
 def _json(blob: bytes) -> Any:
-    return orjson.loads(zlib.decompress(blob)) if blob[0] == stored.LEGACY_FIRST_BYTE \
-        else orjson.loads(stored.unpack(blob))
+    return orjson.loads(stored.inflate(blob))
 
 
 def _rows(bind: sa.Connection) -> Iterator[list[sa.Row[Any]]]:
