@@ -16,6 +16,7 @@ some 30 bytes of numbers, not an object, a float and a string each.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from array import array
@@ -29,7 +30,9 @@ from batch.work import Entry, evidence_body, hash_bytes
 from engine.evidence import LoadedDocument
 from engine.lineage import Links
 
-NO_COMPUTE = 1  # a `_flags` bit: the document states no effective compute
+# The compute column's value for a document that states none: the evidence's compute is
+# a finite positive number (engine.evidence_schema), never NaN.
+NO_COMPUTE = math.nan
 
 
 def _where_code(where: str) -> int | None:
@@ -77,8 +80,7 @@ class Spool(MutableMapping[str, "Spooled"]):
         self._file_of = array("I")  # n -> its file's place in _files
         self._where = array("q")  # n -> its place in the file, `_where_code`
         self._where_texts: dict[int, str] = {}  # n -> a place no number gives
-        self._compute = array("d")
-        self._flags = bytearray()  # n -> NO_COMPUTE
+        self._compute = array("d")  # n -> its effective compute, or NO_COMPUTE
         self._offsets = array("q", [0])  # n -> where its body starts; its end is n + 1's
 
     def keep(self, loaded: LoadedDocument) -> Spooled:
@@ -108,8 +110,7 @@ class Spool(MutableMapping[str, "Spooled"]):
             self._where_texts[n] = loaded.where
         self._where.append(where or 0)
         compute = model.effective_compute_flop
-        self._compute.append(0.0 if compute is None else compute)
-        self._flags.append(NO_COMPUTE if compute is None else 0)
+        self._compute.append(NO_COMPUTE if compute is None else compute)
         return self._entry(model.id, n)
 
     def done_reading(self) -> None:
@@ -123,7 +124,9 @@ class Spool(MutableMapping[str, "Spooled"]):
         return self._index, len(self._offsets) - 1
 
     def _entry(self, model: str, n: int) -> Spooled:
-        compute = None if self._flags[n] & NO_COMPUTE else self._compute[n]
+        compute: float | None = self._compute[n]
+        if math.isnan(compute):
+            compute = None
         where = self._where_texts.get(n)
         return Spooled(model, self._predecessor[n], self._carried[n],
                        self._files[self._file_of[n]],
