@@ -100,21 +100,16 @@ class DraftRunStopped(Exception):
 
 
 def run_draft(task: str, name: str, files: dict[str, str], stack: Sequence[Layer],
-              workdir: Path, portfolio: bytes | None = None) -> Any:
+              workdir: Path) -> Any:
     """`test` (as `asl rules test DRAFT` over `stack`: the draft's cases, its rules'
     coverage) or `diff` (as `asl rules diff` of `stack` and `stack` with the draft in
-    its place, or on top) of a stored, validated draft, in the limited child; or
-    `impact` (as `asl rules diff --portfolio` of the two: which models of `portfolio`,
-    JSON Lines evidence, change). File names are shown as the uploader knows them.
-    DraftRunStopped at the limits."""
+    its place, or on top) of a stored, validated draft, in the limited child (a draft's
+    portfolio impact is `run_impact`'s). File names are shown as the uploader knows
+    them. DraftRunStopped at the limits."""
     scratch = Path(tempfile.mkdtemp(dir=workdir, prefix=f"{task}-"))
     try:
         draft = _write_draft(name, files, scratch)
-        extra = {}
-        if portfolio is not None:
-            (scratch / "portfolio.jsonl").write_bytes(portfolio)
-            extra["portfolio"] = str(scratch / "portfolio.jsonl")
-        answer, stopped = _run_child(task, name, draft, stack, scratch, extra)
+        answer, stopped = _run_child(task, name, draft, stack, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if stopped is not None:
@@ -133,9 +128,7 @@ def run_impact(name: str, files: dict[str, str], stack: Sequence[Layer], workdir
     scratch = Path(tempfile.mkdtemp(dir=workdir, prefix="impact-"))
     try:
         draft = _write_draft(name, files, scratch)
-        request = {"task": "impact", "name": name, "base": stack[0].name,
-                   "draft": str(draft), "db": db_url,
-                   "stack": [[layer.name, str(layer.directory)] for layer in stack]}
+        request = _request("impact", name, draft, stack) | {"db": db_url}
         errors = (scratch / "stderr").open("w+", encoding="utf-8")
         child = subprocess.Popen(
             [sys.executable, "-m", "service.packcheck", str(IMPACT_MEMORY_BYTES),
@@ -184,12 +177,16 @@ def _child_env() -> dict[str, str]:
                                                                  "LC_"))}
 
 
-def _run_child(task: str, name: str, draft: Path, stack: Sequence[Layer], scratch: Path,
-               extra: dict[str, str] | None = None) -> tuple[Any, str | None]:
+def _request(task: str, name: str, draft: Path, stack: Sequence[Layer]) -> dict[str, Any]:
+    """What the child is told to do with the draft written at `draft` over `stack`."""
+    return {"task": task, "name": name, "base": stack[0].name, "draft": str(draft),
+            "stack": [[layer.name, str(layer.directory)] for layer in stack]}
+
+
+def _run_child(task: str, name: str, draft: Path, stack: Sequence[Layer], scratch: Path
+               ) -> tuple[Any, str | None]:
     """Run `task` in the limited child: its answer, or None and why it stopped."""
-    request = {"task": task, "name": name, "base": stack[0].name, "draft": str(draft),
-               "stack": [[layer.name, str(layer.directory)] for layer in stack],
-               **(extra or {})}
+    request = _request(task, name, draft, stack)
     what = "validation" if task == "validate" else f"the {task}"
     try:
         done = subprocess.run(
