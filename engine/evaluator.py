@@ -209,11 +209,11 @@ class Evaluator:
             plan.fire = firing_function(plan, Firing, Fact, ORIGIN_DERIVED)
         self._texts: dict[str, str] = {}
         self._given_texts: dict[tuple[Any, ...], str] = {}
-        self._gate_ids = [gate_fact(level)["id"] for level in compiled.gates]
         # Each gate's stratum, id and text for the matcher, in stratum order.
-        self._gate_texts = [(level, gate_fact(level)["id"],
-                             self._ruleset.prepare(gate_fact(level)))
-                            for level in compiled.gates]
+        gates = [(level, gate_fact(level)) for level in compiled.gates]
+        self._gate_texts = [(level, gate["id"], self._ruleset.prepare(gate))
+                            for level, gate in gates]
+        self._gate_ids = [gate["id"] for _, gate in gates]
         # Each kind's fields whose values `_check_types` checks.
         self._typed = {name: {f: t for f, t in kind.fields.items() if t in CLASS_TYPES}
                        for name, kind in pack.kinds.items()}

@@ -34,11 +34,6 @@ def _fact_id(kind: str, items: tuple[tuple[str, type, Any], ...], prefix: str) -
     return f"{prefix}{kind}({inner})"
 
 
-def rendered(value: Any) -> str:
-    """`render_value`, with strings (most values in ids) returned at once."""
-    return value if value.__class__ is str else render_value(value)
-
-
 class IdTemplate:
     """`fact_id` of one conclusion compiled once: its kind and constant fields written
     out in advance (`pieces`), so the id of each fact it derives is those pieces with

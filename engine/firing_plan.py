@@ -63,13 +63,11 @@ class Derive:
     and its field, `None` for its id), the conclusion's values with the constants in
     place (`blank`, in the conclusion's field order) and its id template."""
 
-    __slots__ = ("blank", "conclusion", "fields", "ids", "kind", "refs", "variables")
+    __slots__ = ("blank", "conclusion", "ids", "kind", "refs", "variables")
 
     def __init__(self, conclusion: Conclusion, positions: dict[str, int]) -> None:
         self.conclusion = conclusion
         self.kind = conclusion.kind
-        self.fields = [(fname, operand.ref, operand.constant)
-                       for fname, operand in conclusion.values]
         # (conclusion field, matched name, its field, position of the matched fact,
         #  its field or None for its id)
         self.refs = tuple((fname, name, source, positions[name],
@@ -77,7 +75,8 @@ class Derive:
                           for fname, operand in conclusion.values if operand.ref is not None
                           for name, source in (operand.ref,))
         self.variables = tuple(fname for fname, *_ in self.refs)
-        self.blank: dict[str, Any] = {fname: constant for fname, _, constant in self.fields}
+        self.blank: dict[str, Any] = {fname: operand.constant
+                                      for fname, operand in conclusion.values}
         self.ids = IdTemplate(conclusion.kind, {fname: operand.constant for fname, operand
                                                 in conclusion.values if operand.ref is None},
                               self.variables)
@@ -85,20 +84,19 @@ class Derive:
 
 class Plan:
     """What firing one compiled rule takes, worked out once per pack: the rule, its
-    stratum, its matched names in sorted order with the matcher's alias for each
-    (`names`; also apart, as `keys` and `aliases`), its
+    stratum, its matched names in sorted order (`keys`) with the matcher's alias for
+    each (`aliases`), its
     conclusions and `because` sentence compiled, and (`fire`) all of it as one function
     (`firing_function`), set by the evaluator, which owns the fact and firing types."""
 
-    __slots__ = ("aliases", "because", "derive", "fire", "keys", "names", "prefix", "rule",
-                 "stratum")
+    __slots__ = ("aliases", "because", "derive", "fire", "keys", "prefix", "rule", "stratum")
 
     def __init__(self, rule: Rule, stratum: int, aliases: dict[str, str]) -> None:
         self.rule = rule
         self.stratum = stratum
-        self.names = sorted((name, alias) for alias, name in aliases.items())
-        self.keys = tuple(name for name, _ in self.names)
-        self.aliases = tuple(alias for _, alias in self.names)
+        names = sorted((name, alias) for alias, name in aliases.items())
+        self.keys = tuple(name for name, _ in names)
+        self.aliases = tuple(alias for _, alias in names)
         self.prefix = f"firing:{rule.id}["
         positions = {name: index for index, name in enumerate(self.keys)}
         self.derive = [Derive(c, positions) for c in rule.conclusions]
