@@ -10,6 +10,7 @@ through the front door, `engine.api`.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,7 +140,10 @@ def document_facts(doc: ModelDocument, pack: Pack, ref: ReferenceInfo | None = N
                 info["determination_from"] = f"assessment of {lca.model}"
         ratio = None
         if ref_compute and model.effective_compute_flop:
-            ratio = model.effective_compute_flop / ref_compute
+            # Both are finite and positive (the evidence format), but their quotient can
+            # overflow: past the largest float it is still a ratio of 4 or more, and a
+            # fact's number must be finite.
+            ratio = min(model.effective_compute_flop / ref_compute, sys.float_info.max)
         info.update(model_compute=model.effective_compute_flop, reference_compute=ref_compute)
         facts.append(Fact(f"model:{model.id}.last_comprehensive_assessment", "reference", {
             "model": lca.model, "months_since": lca.months_since, "compute_ratio": ratio,

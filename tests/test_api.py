@@ -121,3 +121,15 @@ def test_a_model_referencing_a_rejected_body_document_is_not_assessed(tmp_path: 
                and "models[1].model.bogus: unknown field 'bogus'" in e.message
                for e in stopped)
     assert run.load_errors == [e for e in run.rejected if e not in stopped]
+
+
+def test_a_compute_ratio_past_the_largest_float_still_requires_a_comprehensive_assessment(
+        ) -> None:
+    body = json.dumps({"model": {"id": "m1", "effective_compute_flop": 1.7e308,
+                                 "last_comprehensive_assessment": {
+                                     "model": "m0", "effective_compute_flop": 0.1,
+                                     "months_since": 0}}}).encode()
+    run = assess([Body(body, "json", "m1.json")])
+    assert not run.rejected and not run.load_errors
+    (done,) = run.assessments
+    assert assessment_document(done)["comprehensive_assessment_required"] is True
