@@ -24,15 +24,16 @@ former client instead, 32 Python threads with httpx in this process, which costs
 machine milliseconds of CPU per request beside the server's; `--client both` runs each
 against a server and database of its own, with the same models, to compare them.
 
-Prints, per client and phase, requests/second, p50 and p99 latency (both clients: the
-rank round(p/100 * count + 0.5), as wrk takes it, over microseconds), CPU milliseconds
-per request of the server processes and of the client (wrk's process, or this one while
-the httpx threads ran); then the in-process rate, the ratio of the service's assess rate
-to twice the in-process rate (two workers), and CPU ratios. Targets (issue 11): ratio
->= 0.5; p99 < 250 ms for assess and < 50 ms for a stored `why`. Each phase sends at most
-N requests and stops after 300 s; nothing leaves the loopback interface. Exits 1 if a
-request was not sent, not answered or answered outside 2xx, or the database does not
-hold the assessments; 2 if wrk is needed and not installed.
+Prints the in-process rate, then per client and phase requests/second, p50 and p99
+latency (both clients: the rank round(p/100 * count + 0.5), as wrk takes it, over
+microseconds), CPU milliseconds per request of the server processes and of the client
+(wrk's process by its own clock when its last thread is done, or this process while the
+httpx threads ran), the ratio of the service's assess rate to twice the in-process rate
+(two workers), and CPU ratios; with `--client both`, wrk's figures over httpx's.
+Targets (issue 11): ratio >= 0.5; p99 < 250 ms for assess and < 50 ms for a stored
+`why`. Each phase sends at most N requests and stops after 300 s; nothing leaves the
+loopback interface. Exits 1 if a request was not sent, not answered or answered outside
+2xx, or the database does not hold the assessments; 2 if wrk is needed and not installed.
 
     python benchmarks/serve_bench.py               # 640 assessments, 640 reads, wrk
     python benchmarks/serve_bench.py -n 2000 --clients 32
@@ -455,10 +456,10 @@ def main() -> int:
           f"(loopback, SQLite); load average {load_start:.1f} at the start, "
           f"{load_served:.1f} after serving, {os.getloadavg()[0]:.1f} at the end "
           f"({os.cpu_count()} CPUs)")
-    for client, phases in runs.items():
-        report(client, phases, args.workers, rate, cpu_per_model)
     print(f"{'in-process assess':<22} {args.n:>6} mod  {rate:>8.1f} mod/s  "
           f"CPU {1000 * cpu_per_model:.2f} ms/model")
+    for client, phases in runs.items():
+        report(client, phases, args.workers, rate, cpu_per_model)
     if len(runs) == 2:
         compare(runs)
     return 1 if any(phase.failed() for phases in runs.values() for phase in phases) else 0
