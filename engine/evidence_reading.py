@@ -110,14 +110,59 @@ def _parse_yaml(text: str) -> object:
         raise Refused(TOO_DEEP) from None
 
 
+class DuplicateKey(ValueError):
+    """A JSON object repeats a key (json would silently keep the last value)."""
+
+
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object, refusing a repeated key (json would silently keep the last)."""
+    """A JSON object, refusing a repeated key."""
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise ValueError(f"duplicate key {key!r}")
+            raise DuplicateKey(f"duplicate key {key!r}")
         result[key] = value
     return result
+
+
+_REPEATED = object()  # what `_marking_keys` puts in place of a repeated key's value
+
+
+def _marking_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object with each repeated key's value replaced by `_REPEATED`."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        result[key] = _REPEATED if key in result else value
+    return result
+
+
+def _repeated_at(node: object, path: str = "") -> str | None:
+    """The path (`evaluations[2].score`, as validation names fields) of the first
+    repeated key in data read with `_marking_keys`, in document order."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{path}.{key}" if path else str(key)
+            if value is _REPEATED:
+                return here
+            found = _repeated_at(value, here)
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            found = _repeated_at(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _duplicate_key_path(text: str) -> str | None:
+    """Where in `text` (JSON that has a repeated key) the first repeated key is: json's
+    object hook is not told where it is, so the text is read again keeping the
+    repetition, and the data searched for it."""
+    try:
+        return _repeated_at(json.loads(text, object_pairs_hook=_marking_keys,
+                                       parse_int=_json_int))
+    except (ValueError, RecursionError):
+        return None
 
 
 def _json_int(digits: str) -> int | float:
@@ -134,7 +179,10 @@ def _parse_json(text: str, where: str) -> object:
     except json.JSONDecodeError as exc:
         at = "" if where else f"line {exc.lineno}, "  # a JSON Lines error is already at a line
         raise Refused(f"invalid JSON at {at}column {exc.colno}: {exc.msg}") from None
-    except ValueError as exc:  # a duplicate key, an integer too long to convert
+    except DuplicateKey as exc:
+        path = _duplicate_key_path(text)
+        raise Refused(f"invalid JSON{f' at {path}' if path else ''}: {exc}") from None
+    except ValueError as exc:  # an integer too long to convert
         raise Refused(f"invalid JSON: {exc}") from None
     except RecursionError:
         raise Refused(TOO_DEEP) from None

@@ -288,7 +288,10 @@ def test_parse_document_survives_self_referencing_data() -> None:
          "bad.json: invalid JSON at line 1, column 22: Expecting property name enclosed in "
          "double quotes"),
         ("dup.json", '{"model": {"id": "a", "id": "b"}}',
-         "dup.json: invalid JSON: duplicate key 'id'"),
+         "dup.json: invalid JSON at model.id: duplicate key 'id'"),
+        ("dup2.json", '{"model": {"id": "a"}, "evaluations": [{"id": "e1"}, '
+         '{"id": "e2", "score": 0.1, "score": 0.2}]}',
+         "dup2.json: invalid JSON at evaluations[1].score: duplicate key 'score'"),
         ("empty.yaml", "", "empty.yaml: empty; expected a model document or a portfolio"),
         ("empty.jsonl", "\n \n", "empty.jsonl: empty; expected a model document or a portfolio"),
         ("notes.txt", "model: {id: a}", "notes.txt: unsupported file type '.txt'; expected "
