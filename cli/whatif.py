@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from cli.options import (
     EXIT_REJECTED,
     assess_inputs,
+    deferred_pack_option,
     dumps,
     fail,
     load_evaluator,
@@ -262,9 +263,10 @@ def _render_rule(report: dict[str, Any]) -> str:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @db_option
-@pack_option
+@deferred_pack_option  # --draft reads the stored stack itself, with the draft
 def impact(files: tuple[str, ...], evidence_id: str | None, rule_id: str | None,
-           draft_name: str | None, fmt: str, db: str | None, packs: tuple[str, ...]) -> None:
+           draft_name: str | None, fmt: str, db: str | None,
+           packs: tuple[str, ...] | None) -> None:
     """List the models and conclusions in FILES (a portfolio) that rest on an evidence
     item, following carried-over determinations from model to model, or where a rule
     fired and what it concluded; with --draft, every stored model a draft pack would
@@ -281,7 +283,7 @@ def impact(files: tuple[str, ...], evidence_id: str | None, rule_id: str | None,
       asl impact --draft acme-lab --db asl.db
     """
     if draft_name is not None:
-        if files or evidence_id or rule_id or packs:
+        if files or evidence_id or rule_id or packs is not None:
             raise click.UsageError("--draft compares the database's active stack with the "
                                    "draft over the stored models: give no FILES, --evidence, "
                                    "--rule or --pack")
@@ -291,7 +293,7 @@ def impact(files: tuple[str, ...], evidence_id: str | None, rule_id: str | None,
         raise click.UsageError("give the portfolio FILES (or --draft NAME)")
     if (evidence_id is None) == (rule_id is None):
         raise click.UsageError("give exactly one of --evidence ID or --rule RULE_ID")
-    run = assess_inputs(files, packs)
+    run = assess_inputs(files, stored_overlays(db) if packs is None else packs)
     evaluator = run.evaluator
     G = portfolio_graph({a.model: provenance(a) for a in run.assessments},
                         rule_reads(evaluator.pack.rules), evaluator.pack.spec.level.kind)

@@ -5,6 +5,7 @@ full comparison of every stored model's evidence under both stacks gives."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,34 @@ def cadence_pack(directory: Path, months: int) -> Path:
     (directory / "rules" / "10-cadence.yaml").write_text(
         rule.replace("gte: 4", f"gte: {months}"))
     return directory
+
+
+def findings_pack(directory: Path) -> Path:
+    """An overlay that only adds a rule: any finding calls for the ASL-3 Security
+    Standard."""
+    (directory / "rules").mkdir(parents=True)
+    (directory / "pack.yaml").write_text("name: findings\ntitle: Findings call for more\n")
+    (directory / "rules" / "10-findings.yaml").write_text(
+        "- id: findings.trigger\n"
+        "  title: Any finding calls for the ASL-3 Security Standard\n"
+        "  cite: RSP v2.1 §3.1\n"
+        "  because: \"a finding was recorded\"\n"
+        "  when:\n"
+        "    - match: finding\n"
+        "      as: f\n"
+        "  then:\n"
+        "    requirement: {standard: security, level: ASL-3, rank: 3}\n")
+    return directory
+
+
+def copied(url: str, directory: Path) -> str:
+    """A copy of the SQLite record at `url` in `directory` (its URL), for a test that
+    changes it: the module's record stays as the other tests expect it."""
+    target = directory / "copy.db"
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as source, \
+            sqlite3.connect(target) as copy:
+        source.backup(copy)
+    return f"sqlite:///{target}"
 
 
 @pytest.fixture(scope="module")
@@ -77,19 +106,7 @@ def test_only_models_that_could_change_are_assessed_and_the_answer_is_whole(
 def test_an_added_rule_reaches_only_the_models_with_the_kinds_it_needs(
         tmp_path: Path, record: tuple[str, Path]) -> None:
     url, _ = record
-    (tmp_path / "rules").mkdir()
-    (tmp_path / "pack.yaml").write_text("name: findings\ntitle: Findings call for more\n")
-    (tmp_path / "rules" / "10-findings.yaml").write_text(
-        "- id: findings.trigger\n"
-        "  title: Any finding calls for the ASL-3 Security Standard\n"
-        "  cite: RSP v2.1 §3.1\n"
-        "  because: \"a finding was recorded\"\n"
-        "  when:\n"
-        "    - match: finding\n"
-        "      as: f\n"
-        "  then:\n"
-        "    requirement: {standard: security, level: ASL-3, rank: 3}\n")
-    before, after = evaluator_for([]), evaluator_for([str(tmp_path)])
+    before, after = evaluator_for([]), evaluator_for([str(findings_pack(tmp_path))])
     store = Store(connect(url))
     found = draft_impact(store, before, after, before.pack.framework)
     kinds = store.kinds_present([s.id for s in store.all_latest()])
@@ -127,3 +144,37 @@ def test_asl_impact_draft_refuses_what_it_cannot_use(record: tuple[str, Path],
     assert len(nodb.stderr.splitlines()) == 1
     both = run_asl("impact", "--draft", "cadence", "--db", url, "examples")
     assert both.returncode == 2 and "give no FILES" in both.stderr
+
+
+def test_asl_impact_draft_compares_over_the_active_stack_it_names(
+        record: tuple[str, Path], tmp_path: Path) -> None:
+    """With overlays active, the answer is the impact of the draft over that stack (the
+    draft in place of the active version of itself), and the stack it names is the one
+    both sides were assessed with."""
+    url, draft = record
+    url = copied(url, tmp_path)
+    findings = findings_pack(tmp_path / "findings")
+    active = cadence_pack(tmp_path / "cadence", 2)
+    engine = connect(url)
+    with engine.begin() as conn:
+        for name, directory in (("findings", findings), ("cadence", active)):
+            pending = packs.save_draft(conn, name, "a1", packs.read_pack_files(directory),
+                                       "rhea", "2026-12-01T00:00:00Z")
+            packs.activate(conn, pending, "rhea", "2026-12-01T00:00:00Z")
+        packs.save_draft(conn, "cadence", "v1", packs.read_pack_files(draft), "rhea",
+                         "2026-12-02T00:00:00Z")
+    engine.dispose()
+    done = run_asl("impact", "--draft", "cadence", "--db", url, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["stack"] == [{"name": "findings", "version": "a1"},
+                              {"name": "cadence", "version": "a1"}]
+    before = evaluator_for([str(findings), str(active)])
+    after = evaluator_for([str(findings), str(draft)])
+    store = Store(connect(url))
+    expected = draft_impact(store, before, after, before.pack.framework).to_json()
+    store.engine.dispose()
+    assert {k: found[k] for k in expected} == json.loads(json.dumps(expected))
+    # Not the impact over the built-in pack alone: the stack was used.
+    alone = run_asl("impact", "--draft", "cadence", "--db", record[0], "--format", "json")
+    assert json.loads(alone.stdout)["models"] != found["models"] != {}
