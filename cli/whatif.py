@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 import networkx as nx
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from cli.options import (
     EXIT_REJECTED,
@@ -310,26 +310,32 @@ def impact(files: tuple[str, ...], evidence_id: str | None, rule_id: str | None,
 
 def _draft_impact(name: str, fmt: str, db: str | None) -> None:
     """`asl impact --draft NAME`: batch.impact.draft_impact of the database's active
-    stack and that stack with the stored draft NAME, over every stored model."""
+    stack and that stack with the stored draft NAME, over every stored model. The stack
+    and the draft are read once, in one transaction, so the two evaluators and the stack
+    the answer names are the same stack however packs are activated meanwhile."""
     from batch.draft_stack import with_draft
     from batch.impact import draft_impact
     from store import packs as stored_packs
+    from store.db import reason
 
     url = existing_record(db)
     if url is None:
         fail(f"no database at {describe(database_url(db))}: the draft and the models it "
              "would change are stored there", EXIT_REJECTED)
-    overlays = stored_overlays(db)
     store = open_store(db, read_only=True)
     root = Path(tempfile.mkdtemp(prefix="asl-draft-"))
     try:
-        with store.engine.connect() as conn:
-            draft = stored_packs.draft(conn, name)
-            stack = [(p.name, p.version) for p in stored_packs.active_overlays(conn)]
+        try:
+            with store.engine.connect() as conn:
+                stack = stored_packs.active_overlays(conn)
+                draft = stored_packs.draft(conn, name)
+        except DBAPIError as exc:  # a damaged or foreign table: one line, never a traceback
+            fail(f"cannot use database {describe(url)}: its stored packs cannot be read: "
+                 f"{reason(exc)}", EXIT_REJECTED)
         if draft is None:
             fail(f"no draft pack {name!r} in {describe(url)}", EXIT_REJECTED)
-        before = load_evaluator(overlays)
-        layers = [(layer, Path(d)) for (layer, _), d in zip(stack, overlays, strict=True)]
+        layers = [(p.name, stored_packs.materialize(p, root)) for p in stack]
+        before = load_evaluator([str(d) for _, d in layers])
         after = load_evaluator([str(d) for d in with_draft(
             layers, name, stored_packs.materialize(draft, root))])
         with progress_for(None, sys.stderr) as shown:
@@ -339,7 +345,7 @@ def _draft_impact(name: str, fmt: str, db: str | None) -> None:
         shutil.rmtree(root, ignore_errors=True)
         store.engine.dispose()
     result = {"draft": name, "version": draft.version,
-              "stack": [{"name": n, "version": v} for n, v in stack],
+              "stack": [{"name": p.name, "version": p.version} for p in stack],
               **found.to_json()}
     click.echo(dumps(result) if fmt == "json" else _render_draft(result), nl=fmt == "json")
 

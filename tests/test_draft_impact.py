@@ -178,3 +178,18 @@ def test_asl_impact_draft_compares_over_the_active_stack_it_names(
     # Not the impact over the built-in pack alone: the stack was used.
     alone = run_asl("impact", "--draft", "cadence", "--db", record[0], "--format", "json")
     assert json.loads(alone.stdout)["models"] != found["models"] != {}
+
+
+def test_asl_impact_draft_refuses_a_damaged_pack_table_in_one_line(
+        record: tuple[str, Path], tmp_path: Path) -> None:
+    """A record whose stored packs cannot be read is one line, exit 2, as for every
+    command that reads the active stack (never a traceback)."""
+    url = copied(record[0], tmp_path)
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        conn.execute("ALTER TABLE pack_active RENAME TO pack_active_old")
+        conn.execute("CREATE TABLE pack_active (x INTEGER)")
+    done = run_asl("impact", "--draft", "cadence", "--db", url)
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert done.stderr.startswith(f"asl: cannot use database {url}: its stored packs "
+                                  "cannot be read: no such column")
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
