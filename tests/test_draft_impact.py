@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 from service_server import run_asl
+from sqlalchemy import event
 
-from batch.impact import candidates, draft_impact
+from batch.impact import _links, candidates, draft_impact
+from batch.runner import pack_fingerprint, reachable
 from engine.assess import evaluator_for
+from engine.lineage import Lineage
 from engine.packdiff import portfolio_changes
 from store import packs
 from store.db import connect
@@ -36,18 +39,18 @@ def cadence_pack(directory: Path, months: int) -> Path:
     return directory
 
 
-def findings_pack(directory: Path) -> Path:
-    """An overlay that only adds a rule: any finding calls for the ASL-3 Security
-    Standard."""
+def findings_pack(directory: Path, kind: str = "finding") -> Path:
+    """An overlay that only adds a rule: any fact of `kind` (a finding) calls for the
+    ASL-3 Security Standard."""
     (directory / "rules").mkdir(parents=True)
-    (directory / "pack.yaml").write_text("name: findings\ntitle: Findings call for more\n")
-    (directory / "rules" / "10-findings.yaml").write_text(
-        "- id: findings.trigger\n"
-        "  title: Any finding calls for the ASL-3 Security Standard\n"
+    (directory / "pack.yaml").write_text(f"name: {kind}s\ntitle: {kind}s call for more\n")
+    (directory / "rules" / f"10-{kind}s.yaml").write_text(
+        f"- id: {kind}s.trigger\n"
+        f"  title: Any {kind} calls for the ASL-3 Security Standard\n"
         "  cite: RSP v2.1 §3.1\n"
-        "  because: \"a finding was recorded\"\n"
+        f"  because: \"a {kind} was recorded\"\n"
         "  when:\n"
-        "    - match: finding\n"
+        f"    - match: {kind}\n"
         "      as: f\n"
         "  then:\n"
         "    requirement: {standard: security, level: ASL-3, rank: 3}\n")
@@ -100,6 +103,33 @@ def test_only_models_that_could_change_are_assessed_and_the_answer_is_whole(
     assert found.stored == len(latest) == len(found.models) + found.unchanged
     assert found.reassessed == len(chosen)
     assert told[-1] == ("assessing them with both stacks", len(chosen), len(chosen))
+    store.engine.dispose()
+
+
+def test_the_candidates_of_two_stacks_read_the_record_once(
+        tmp_path: Path, record: tuple[str, Path]) -> None:
+    """Where the stored results were made with neither stack, each stored version's
+    rules fired and kinds present are read once for both stacks, and the candidates are
+    those either stack finds alone (here a model with a precaution and no reference, and
+    models with a reference and none)."""
+    url, draft = record
+    before = evaluator_for([str(findings_pack(tmp_path / "precautions", "precaution"))]).pack
+    after = evaluator_for([str(draft)]).pack
+    store = Store(connect(url))
+    latest = list(store.all_latest(framework=before.framework))
+    assert {s.pack_version for s in latest}.isdisjoint({before.version, after.version})
+    alone = [reachable(store, {p.version: pack_fingerprint(p)}, latest)
+             for p in (before, after)]
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda _c, _k, statement, *_: statements.append(statement))
+    chosen = candidates(store, before, after, latest)
+    versions = len({s.pack_version for s in latest})
+    assert [sum(f"assessment.{column}" in s for s in statements)
+            for column in ("fired", "kinds")] == [versions, versions]
+    assert alone[0] - alone[1] and alone[1] - alone[0]  # each stack finds its own
+    lineage = Lineage(_links(store, latest))
+    assert set(chosen) == lineage.downstream(alone[0] | alone[1])
     store.engine.dispose()
 
 
