@@ -72,17 +72,6 @@ class StoredImpact:
         return found
 
 
-def affected(store: Store, pack: Pack, latest: Sequence[Summary]) -> set[str]:
-    """The models of `latest` whose result `pack` could change: `asl batch --reassess`'s
-    prefilter (batch.runner.reachable) against `pack`'s fingerprint, for those whose
-    newest result was made with another version (a draft's fingerprint is not stored)."""
-    stale = [s for s in latest if s.pack_version != pack.version]
-    if not stale:
-        return set()
-    rules, base = pack_fingerprint(pack)
-    return reachable(store, rules, base, stale)
-
-
 def _field(body: Any, *path: str) -> str | None:
     for key in path:
         body = body.get(key) if isinstance(body, dict) else None
@@ -104,7 +93,8 @@ def candidates(store: Store, before: Pack, after: Pack, latest: Sequence[Summary
                ) -> list[str]:
     """The models of `latest` either stack could give another result than the stored
     one, and those carrying a determination over from them, in lineage order."""
-    found = affected(store, before, latest) | affected(store, after, latest)
+    found = reachable(store, {pack.version: pack_fingerprint(pack) for pack in (before, after)},
+                      latest)
     if not found:
         return []
     lineage = Lineage(_links(store, latest))

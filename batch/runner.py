@@ -358,7 +358,8 @@ class Batch:
         latest = {s.model_id: s for s in self.store.all_latest()}
         stale = [s for s in latest.values() if s.pack_version != self.pack.version]
         affected = ({s.model_id for s in stale} if force
-                    else reachable(self.store, self.rules, self.base, stale))
+                    else reachable(self.store, {self.pack.version: (self.rules, self.base)},
+                                   stale))
         bodies = self.store.evidence(s.evidence_hash for s in latest.values())
         docs: dict[str, Entry] = {}
         report_rejected: list[InputError] = []
@@ -378,32 +379,44 @@ class Batch:
                         must_run=affected)
 
 
-def reachable(store: Store, rules: dict[str, dict[str, Any]], base: Any,
-              stale: Sequence[Summary]) -> set[str]:
-    """Models (of `stale`: those made with another pack version) a pack with the
-    fingerprint (`rules`, `base`: `pack_fingerprint`) could change: everything, where
-    not only rules changed; or a changed or removed rule fired for it; or a changed or
-    added rule needs only kinds of fact its assessment had. `asl batch --reassess`'s
-    prefilter, and a draft's impact's (batch.impact)."""
+def reachable(store: Store, packs: Mapping[str, tuple[dict[str, dict[str, Any]], Any]],
+              latest: Iterable[Summary]) -> set[str]:
+    """Models of `latest` (newest results) that one of `packs` (each pack version with its
+    fingerprint, `pack_fingerprint`'s rules and base) could change, against a result made
+    with another version: everything, where not only rules changed; or a changed or
+    removed rule fired for it; or a changed or added rule needs only kinds of fact its
+    assessment had. What the record holds of each stored version (its fingerprint, the
+    rules that fired, the kinds present) is read once, however many packs are compared
+    with it. `asl batch --reassess`'s prefilter (one pack), and a draft's impact's
+    (batch.impact: the active stack and the stack with the draft)."""
     affected: set[str] = set()
     by_version: dict[str, list[Summary]] = {}
-    for summary in stale:
+    for summary in latest:
         by_version.setdefault(summary.pack_version, []).append(summary)
     for version, summaries in by_version.items():
+        against = [fingerprint for other, fingerprint in packs.items() if other != version]
+        if not against:
+            continue
         old = store.pack(version)
-        if old is None or old.base != base:
+        if old is None or any(old.base != base for _, base in against):
             affected.update(s.model_id for s in summaries)
             continue
-        changed = {r for r in rules.keys() & old.rules.keys()
-                   if old.rules[r]["hash"] != rules[r]["hash"]}
-        gone = changed | (old.rules.keys() - rules.keys())
-        new = [set(rules[r]["consumes"]) for r in changed | (rules.keys() - old.rules.keys())]
+        # per pack: the rules whose firing matters, and the kinds each new rule needs
+        tests: list[tuple[set[str], list[set[str]]]] = []
+        for rules, _ in against:
+            changed = {r for r in rules.keys() & old.rules.keys()
+                       if old.rules[r]["hash"] != rules[r]["hash"]}
+            gone = changed | (old.rules.keys() - rules.keys())
+            new = [set(rules[r]["consumes"])
+                   for r in changed | (rules.keys() - old.rules.keys())]
+            tests.append((gone, new))
         ids = [s.id for s in summaries]
         fired = store.fired_rules(ids)
         present = store.kinds_present(ids)
         for summary in summaries:
-            if (fired[summary.id] & gone
-                    or any(needs <= present.get(summary.id, set()) for needs in new)):
+            kinds = present.get(summary.id, set())
+            if any(fired[summary.id] & gone or any(needs <= kinds for needs in new)
+                   for gone, new in tests):
                 affected.add(summary.model_id)
     return affected
 

@@ -92,7 +92,8 @@ pack_option = _pack_options
 
 
 def deferred_pack_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    """`pack_option` for a command that may not assess at all (see `_pack_options`)."""
+    """`pack_option` for a command that may not assess at all, or reads the stored stack
+    itself (see `_pack_options`)."""
     return _pack_options(command, deferred=True)
 
 

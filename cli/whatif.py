@@ -21,11 +21,12 @@ from typing import Any
 
 import click
 import networkx as nx
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from cli.options import (
     EXIT_REJECTED,
     assess_inputs,
+    deferred_pack_option,
     dumps,
     fail,
     load_evaluator,
@@ -262,9 +263,10 @@ def _render_rule(report: dict[str, Any]) -> str:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @db_option
-@pack_option
+@deferred_pack_option  # --draft reads the stored stack itself, with the draft
 def impact(files: tuple[str, ...], evidence_id: str | None, rule_id: str | None,
-           draft_name: str | None, fmt: str, db: str | None, packs: tuple[str, ...]) -> None:
+           draft_name: str | None, fmt: str, db: str | None,
+           packs: tuple[str, ...] | None) -> None:
     """List the models and conclusions in FILES (a portfolio) that rest on an evidence
     item, following carried-over determinations from model to model, or where a rule
     fired and what it concluded; with --draft, every stored model a draft pack would
@@ -281,7 +283,7 @@ def impact(files: tuple[str, ...], evidence_id: str | None, rule_id: str | None,
       asl impact --draft acme-lab --db asl.db
     """
     if draft_name is not None:
-        if files or evidence_id or rule_id or packs:
+        if files or evidence_id or rule_id or packs is not None:
             raise click.UsageError("--draft compares the database's active stack with the "
                                    "draft over the stored models: give no FILES, --evidence, "
                                    "--rule or --pack")
@@ -291,7 +293,7 @@ def impact(files: tuple[str, ...], evidence_id: str | None, rule_id: str | None,
         raise click.UsageError("give the portfolio FILES (or --draft NAME)")
     if (evidence_id is None) == (rule_id is None):
         raise click.UsageError("give exactly one of --evidence ID or --rule RULE_ID")
-    run = assess_inputs(files, packs)
+    run = assess_inputs(files, stored_overlays(db) if packs is None else packs)
     evaluator = run.evaluator
     G = portfolio_graph({a.model: provenance(a) for a in run.assessments},
                         rule_reads(evaluator.pack.rules), evaluator.pack.spec.level.kind)
@@ -308,26 +310,32 @@ def impact(files: tuple[str, ...], evidence_id: str | None, rule_id: str | None,
 
 def _draft_impact(name: str, fmt: str, db: str | None) -> None:
     """`asl impact --draft NAME`: batch.impact.draft_impact of the database's active
-    stack and that stack with the stored draft NAME, over every stored model."""
+    stack and that stack with the stored draft NAME, over every stored model. The stack
+    and the draft are read once, in one transaction, so the two evaluators and the stack
+    the answer names are the same stack however packs are activated meanwhile."""
     from batch.draft_stack import with_draft
     from batch.impact import draft_impact
     from store import packs as stored_packs
+    from store.db import reason
 
     url = existing_record(db)
     if url is None:
         fail(f"no database at {describe(database_url(db))}: the draft and the models it "
              "would change are stored there", EXIT_REJECTED)
-    overlays = stored_overlays(db)
     store = open_store(db, read_only=True)
     root = Path(tempfile.mkdtemp(prefix="asl-draft-"))
     try:
-        with store.engine.connect() as conn:
-            draft = stored_packs.draft(conn, name)
-            stack = [(p.name, p.version) for p in stored_packs.active_overlays(conn)]
+        try:
+            with store.engine.connect() as conn:
+                stack = stored_packs.active_overlays(conn)
+                draft = stored_packs.draft(conn, name)
+        except DBAPIError as exc:  # a damaged or foreign table: one line, never a traceback
+            fail(f"cannot use database {describe(url)}: its stored packs cannot be read: "
+                 f"{reason(exc)}", EXIT_REJECTED)
         if draft is None:
             fail(f"no draft pack {name!r} in {describe(url)}", EXIT_REJECTED)
-        before = load_evaluator(overlays)
-        layers = [(layer, Path(d)) for (layer, _), d in zip(stack, overlays, strict=True)]
+        layers = [(p.name, stored_packs.materialize(p, root)) for p in stack]
+        before = load_evaluator([str(d) for _, d in layers])
         after = load_evaluator([str(d) for d in with_draft(
             layers, name, stored_packs.materialize(draft, root))])
         with progress_for(None, sys.stderr) as shown:
@@ -337,7 +345,7 @@ def _draft_impact(name: str, fmt: str, db: str | None) -> None:
         shutil.rmtree(root, ignore_errors=True)
         store.engine.dispose()
     result = {"draft": name, "version": draft.version,
-              "stack": [{"name": n, "version": v} for n, v in stack],
+              "stack": [{"name": p.name, "version": p.version} for p in stack],
               **found.to_json()}
     click.echo(dumps(result) if fmt == "json" else _render_draft(result), nl=fmt == "json")
 

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import yaml
 
@@ -32,6 +32,7 @@ EXTENSIONS = (".yaml", ".yml", ".json", ".jsonl")
 STDIN_NAME = "<stdin>"
 TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
 EMPTY = "empty; expected a model document or a portfolio"
+TOO_BIG = f"larger than the {MAX_FILE_BYTES:,}-byte limit (50 MB)"
 
 
 class Refused(Exception):
@@ -188,29 +189,40 @@ def _parse_json(text: str, where: str) -> object:
         raise Refused(TOO_DEEP) from None
 
 
+@contextlib.contextmanager
+def _refusing_os_errors() -> Iterator[None]:
+    """An OSError while a file is opened or read, as the `Refused` its InputError
+    carries: one wording for every way a file is read."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise Refused("no such file or directory") from None
+    except OSError as exc:
+        raise Refused(exc.strerror or str(exc)) from None
+
+
+def _open(file: str) -> BinaryIO:
+    """`file` open to read its bytes, refused unread when it is over MAX_FILE_BYTES (a
+    pipe or device has no size: what is read of it is bounded by the reader)."""
+    if os.stat(file).st_size > MAX_FILE_BYTES:
+        raise Refused(TOO_BIG)
+    return open(file, "rb")
+
+
 def _read(file: str, stdin: TextIO | None) -> bytes:
     """The bytes of a file, or of standard input for `-` (read from its bytes where the
     stream has them, so that it is decoded exactly as a file is), refusing more than
     MAX_FILE_BYTES."""
-    too_big = f"larger than the {MAX_FILE_BYTES:,}-byte limit (50 MB)"
-    try:
+    with _refusing_os_errors():
         if file == "-":
             stream = stdin or sys.stdin
             read = getattr(stream, "buffer", stream).read(MAX_FILE_BYTES + 1)
             content = read if isinstance(read, bytes) else read.encode("utf-8",
                                                                         "surrogateescape")
-        elif os.stat(file).st_size > MAX_FILE_BYTES:
-            raise Refused(too_big)  # refused unread
         else:
-            with open(file, "rb") as handle:  # bounded: a pipe or device has no size
+            with _open(file) as handle:
                 content = handle.read(MAX_FILE_BYTES + 1)
-        if len(content) > MAX_FILE_BYTES:
-            raise Refused(too_big)
-        return content
-    except FileNotFoundError:
-        raise Refused("no such file or directory") from None
-    except OSError as exc:
-        raise Refused(exc.strerror or str(exc)) from None
+    return _held(content)
 
 
 def _decode(content: bytes, first: bool = True) -> str:
@@ -320,24 +332,16 @@ def _file_lines(file: str) -> Iterator[tuple[str, bytes]]:
     at a time (split on newlines only, as the whole file's bytes would be). A file over
     MAX_FILE_BYTES is refused unread (as `_read` does); one that grows past it while read,
     or fails to read part way, is refused where it stops (`Refused`)."""
-    too_big = f"larger than the {MAX_FILE_BYTES:,}-byte limit (50 MB)"
-    try:
-        if os.stat(file).st_size > MAX_FILE_BYTES:
-            raise Refused(too_big)
-        with open(file, "rb") as handle:
-            read = 0
-            for number, line in enumerate(handle, start=1):
-                read += len(line)
-                if read > MAX_FILE_BYTES:
-                    raise Refused(too_big)
-                if line.endswith(b"\n"):
-                    line = line[:-1]
-                if line.strip():
-                    yield f"line {number}", line
-    except FileNotFoundError:
-        raise Refused("no such file or directory") from None
-    except OSError as exc:
-        raise Refused(exc.strerror or str(exc)) from None
+    with _refusing_os_errors(), _open(file) as handle:
+        read = 0
+        for number, line in enumerate(handle, start=1):
+            read += len(line)
+            if read > MAX_FILE_BYTES:
+                raise Refused(TOO_BIG)
+            if line.endswith(b"\n"):
+                line = line[:-1]
+            if line.strip():
+                yield f"line {number}", line
 
 
 def source_name(source: str | Body) -> str:
@@ -348,9 +352,10 @@ def source_name(source: str | Body) -> str:
 
 
 def _held(content: bytes) -> bytes:
-    """Bytes held in memory, refused over MAX_FILE_BYTES as a file would be."""
+    """Bytes held in memory (a body, or what was read of a file or standard input),
+    refused over MAX_FILE_BYTES."""
     if len(content) > MAX_FILE_BYTES:
-        raise Refused(f"larger than the {MAX_FILE_BYTES:,}-byte limit (50 MB)")
+        raise Refused(TOO_BIG)
     return content
 
 

@@ -6,7 +6,7 @@ before."""
 from pathlib import Path
 
 from engine.errors import InputError
-from engine.evidence_reading import Body, iter_documents
+from engine.evidence_reading import MAX_FILE_BYTES, Body, iter_documents
 
 LINES = [
     b'\xef\xbb\xbf{"model": {"id": "a"}}',  # a byte-order mark on line 1 is allowed
@@ -49,3 +49,20 @@ def test_a_blank_json_lines_file_is_empty_either_way(tmp_path: Path) -> None:
     assert streamed == whole
     assert [str(e) for e in streamed[1]] == [
         f"{tmp_path / 'p.jsonl'}: empty; expected a model document or a portfolio"]
+
+
+def test_a_file_over_the_size_limit_is_refused_alike_however_it_is_read(
+        tmp_path: Path) -> None:
+    """A JSON Lines file (read a line at a time) and a YAML file (read whole) over the
+    limit are refused unread, in the same words; so are bytes held in memory."""
+    found = []
+    for name in ("huge.jsonl", "huge.yaml"):
+        with open(tmp_path / name, "wb") as handle:
+            handle.truncate(MAX_FILE_BYTES + 1)  # sparse: costs no disk and no reading
+        errors: list[InputError] = []
+        assert list(iter_documents(str(tmp_path / name), None, errors)) == []
+        found.append([(e.path, e.message) for e in errors])
+    errors = []
+    assert list(iter_documents(Body(bytes(MAX_FILE_BYTES + 1), "jsonl"), None, errors)) == []
+    found.append([(e.path, e.message) for e in errors])
+    assert found == [[("", "larger than the 52,428,800-byte limit (50 MB)")]] * 3

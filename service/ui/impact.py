@@ -136,21 +136,23 @@ def _impact(blob: bytes) -> Impact:
                   stored=data["stored"], rejected=data["rejected"])
 
 
-def record_state(engine: Engine) -> int:
+def record_state(conn: Connection) -> int:
     """The newest assessment's id (0 with none): assessments are only ever added, so
     any new result, whoever stored it, changes it."""
-    with engine.connect() as conn:
-        return int(conn.execute(select(func.max(A.c.id))).scalar() or 0)
+    return int(conn.execute(select(func.max(A.c.id))).scalar() or 0)
 
 
-def job_key(draft: StoredPack, stack: Sequence[StoredPack], record: int) -> str:
-    """The job of this draft version over this active stack and record state."""
-    parts = [draft.name, draft.version, [[p.name, p.version] for p in stack], record]
+def _stack_versions(stack: Sequence[StoredPack]) -> list[list[str]]:
+    """The active stack as a job is keyed by it and its row keeps it: each pack's name
+    and version."""
+    return [[p.name, p.version] for p in stack]
+
+
+def job_key(draft: StoredPack, versions: list[list[str]], record: int) -> str:
+    """The job of this draft version over this active stack (`_stack_versions`) and record
+    state."""
+    parts = [draft.name, draft.version, versions, record]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
-
-
-def _stack_text(stack: Sequence[StoredPack]) -> str:
-    return json.dumps([[p.name, p.version] for p in stack])
 
 
 def _job(row: Any, current: bool = True) -> Job:
@@ -168,9 +170,10 @@ def draft_job(state: ServiceState, draft: StoredPack, stack: Sequence[StoredPack
     worker stopped): what starts its thread is added to `starts`, for the caller to
     run once the page is sent. And, while the job has not finished, the last finished
     job of the same draft, if any, to show meanwhile."""
-    record = record_state(state.engine)
-    key = job_key(draft, stack, record)
+    versions = _stack_versions(stack)
     with state.engine.connect() as conn:  # the usual case, read only (no write lock)
+        record = record_state(conn)
+        key = job_key(draft, versions, record)
         row = conn.execute(select(*SHOWN_COLUMNS).where(J.c.key == key)).first()
     if row is not None and row.state == "done":
         return _job(row), None
@@ -183,7 +186,7 @@ def draft_job(state: ServiceState, draft: StoredPack, stack: Sequence[StoredPack
                 with conn.begin_nested():
                     conn.execute(insert(J).values(
                         key=key, draft=draft.name, version=draft.version,
-                        stack=_stack_text(stack), record=record, state="running",
+                        stack=json.dumps(versions), record=record, state="running",
                         phase="starting", done=0, total=0, started_at=now,
                         heartbeat_at=now))
                 start = True
