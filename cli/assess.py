@@ -16,9 +16,13 @@ from knowledge_graph.report import assessment_document, summary_text
               show_default=True, help="text: a summary per model; json: the output "
               "contract (an object, or an array for several models); jsonl: one per line.")
 @pack_option
-def assess(files: tuple[str, ...], fmt: str, packs: tuple[str, ...]) -> None:
+def assess(files: tuple[str, ...], fmt: str, db: str | None, packs: tuple[str, ...]) -> None:
     """Assess the models in FILES (model documents, portfolios, JSON Lines files or
     directories; - reads standard input).
+
+    The rules are the active pack stack stored in the database (--db, as for every
+    command: the built-in pack and the overlays activated with asl serve), unless
+    --pack or --framework chooses the packs.
 
     \b
     Examples:
@@ -26,6 +30,7 @@ def assess(files: tuple[str, ...], fmt: str, packs: tuple[str, ...]) -> None:
       asl assess examples/portfolio/lineage.yaml --format json
       cat model.yaml | asl assess - --format jsonl
       asl assess --pack examples/packs/acme-lab examples/packs/acme-lab/example-model.yaml
+      asl assess --db /srv/asl/asl.db model.yaml   # with the stack activated there
     """
     run = assess_inputs(files, packs)
     if fmt == "text":

@@ -91,7 +91,6 @@ def _check_output(output: str | None) -> None:
 
 @click.command("batch")
 @click.argument("portfolios", nargs=-1)
-@db_option
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=os.cpu_count() or 1,
               show_default="the number of CPUs", help="Worker processes (or Dask workers).")
 @click.option("--executor", type=click.Choice(["local", "dask"]), default="local",

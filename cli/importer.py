@@ -50,7 +50,7 @@ def import_group() -> None:
               "auto uses inspect-ai when it is installed. Both give the same result.")
 @pack_option
 def inspect_command(logs: tuple[str, ...], mapping_file: str, into_file: str | None,
-                    output: str | None, latest: bool, reader: str,
+                    output: str | None, latest: bool, reader: str, db: str | None,
                     packs: tuple[str, ...]) -> None:
     """Import Inspect eval logs (.eval or .json) as evidence: each log's metric, as the
     mapping says, becomes an `evaluations` entry with its threshold, scores, `source`

@@ -5,10 +5,13 @@ is an overlay pack loaded over the framework's built-in pack (default rsp-2.1), 
 order given; a pack whose pack.yaml says `standalone: true` is loaded without the
 built-in (it must come first). Without `--pack` or `--framework`, a command uses the
 active stack stored in the database (the overlays `asl serve` activated), as the service
-does; `--pack` overrides it for that command only. `load_evaluator` loads and compiles
-that stack once, or reports every pack problem and exits with 1;
-`assess_inputs` runs the engine's front door (`engine.api.assess`) on the command's
-evidence and prints every rejection.
+does; `--pack` overrides it for that command only. So `pack_option` brings `db_option`
+too, the one `--db` option: every command that may read the stored stack chooses the
+database alike (`--db`, else ASL_DATABASE_URL, else ./asl.db) and refuses one it cannot
+use in the same line; with `--pack` or `--framework`, `--db` is taken but not read for
+the stack. `load_evaluator` loads and compiles that stack once, or reports every pack
+problem and exits with 1; `assess_inputs` runs the engine's front door
+(`engine.api.assess`) on the command's evidence and prints every rejection.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import click
 from engine.errors import InputError, PackError
 from engine.jsontext import dumps as dumps  # JSON as every command prints it
 from engine.packstack import BUILTIN_PACK, builtin_frameworks, pack_stack
+from store.dbinfo import ENV_VAR
 
 if TYPE_CHECKING:  # the engine is imported by the steps that assess, not by every
     # command that takes these options (`asl why MODEL` answers from the record)
@@ -33,6 +37,15 @@ EXIT_FAILED = 1
 EXIT_REJECTED = 2
 
 
+
+# The one `--db` option of every command that opens the database (for its record, its
+# tokens or decision log, or only the active pack stack): `pack_option` adds it, and
+# commands without `--pack` (cli.store_options re-exports it) declare it themselves.
+db_option = click.option(
+    "--db", "db", metavar="URL", envvar=ENV_VAR, show_envvar=True,
+    help="The database (assessments, the active pack stack, tokens, the decision log): a "
+    "SQLite path or URL, or postgresql://user@host/db (default: the SQLite file asl.db in "
+    "the current directory).")
 
 FRAMEWORK_KEY = "asl.framework"  # where --framework leaves its value for --pack
 DEFER_KEY = "asl_defer_stack"  # marks a command whose stored stack is read on use
@@ -49,8 +62,11 @@ def _packs(ctx: click.Context, _param: click.Parameter, packs: tuple[str, ...]
     """`--pack` as given, with the chosen framework's pack first when `--framework`
     named one (then the command loads that stack, and so does every batch worker).
     Without either, the overlays of the active pack stack stored in the database
-    (`--db` where the command has it, else ASL_DATABASE_URL or ./asl.db), which `asl
-    serve` activates: the service and the command line assess with the same rules."""
+    (`--db`, else ASL_DATABASE_URL or ./asl.db), which `asl serve` activates: the
+    service and the command line assess with the same rules. (`--db` is read first
+    whenever it matters: given on the command line, click processes it before an option
+    that is not; otherwise it is declared before `--pack`, or comes from the same
+    environment variable.)"""
     framework = ctx.meta.get(FRAMEWORK_KEY)
     if framework is None:
         if packs:
@@ -68,9 +84,11 @@ def _packs(ctx: click.Context, _param: click.Parameter, packs: tuple[str, ...]
 
 
 def _pack_options(command: Callable[..., Any], deferred: bool = False) -> Callable[..., Any]:
-    """`--framework NAME` and `--pack DIR` (repeatable), the stack a command loads;
-    `deferred`: without either, the command's `packs` is None and it reads the stored
-    stack itself, when it comes to assess (`asl why MODEL` never does)."""
+    """`--framework NAME` and `--pack DIR` (repeatable), the stack a command loads, and
+    `--db URL`, where the stack is stored otherwise (the command takes `db` as well as
+    `packs`); `deferred`: without --pack or --framework, the command's `packs` is None
+    and it reads the stored stack itself, when it comes to assess (`asl why MODEL`
+    never does)."""
     if deferred:
         setattr(command, DEFER_KEY, True)  # click keeps the function as the callback
     command = click.option(
@@ -79,13 +97,14 @@ def _pack_options(command: Callable[..., Any], deferred: bool = False) -> Callab
         help="Overlay rule pack directory, loaded over the framework's pack (repeatable: "
         "later packs go over earlier ones). A pack.yaml saying `standalone: true` is "
         "loaded in place of the framework's. Without --pack or --framework: the active "
-        "stack stored in the database (the built-in pack and the overlays activated with "
-        "asl serve).")(command)
-    return click.option(
+        "stack stored in the --db database (the built-in pack and the overlays activated "
+        "with asl serve).")(command)
+    command = click.option(
         "--framework", metavar="NAME", is_eager=True, expose_value=False,
         callback=_framework, type=click.Choice(sorted(builtin_frameworks())),
         help=f"The framework to assess under: a built-in pack (default {BUILTIN_PACK}).",
     )(command)
+    return db_option(command)  # declared first of the three
 
 
 pack_option = _pack_options

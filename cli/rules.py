@@ -75,7 +75,9 @@ def rules() -> None:
     given, except a first one that is a base pack itself (its pack.yaml says
     `standalone: true`, or declares the evidence kinds, as a copy of rules/rsp-2.1
     does): that one is loaded in the built-in's place. `asl assess --pack` and every
-    other command read pack directories the same way.
+    other command read pack directories the same way. Without --pack or --framework,
+    list, show, reference, validate and test read the active stack stored in the
+    database (--db, as for every command); diff and new read only their directories.
 
     \b
     Examples:
@@ -99,13 +101,14 @@ def _rule_row(pack: Pack, rule: Rule) -> dict[str, Any]:
 @rules.command("list")
 @pack_option
 @format_option
-def list_rules(packs: tuple[str, ...], fmt: str) -> None:
+def list_rules(db: str | None, packs: tuple[str, ...], fmt: str) -> None:
     """List every rule in force: id, stratum, pack, citation and title.
 
     \b
     Examples:
       asl rules list
       asl rules list --pack examples/packs/acme-lab --format json
+      asl rules list --db /srv/asl/asl.db   # the stack activated in that database
     """
     pack = _load(pack_stack(packs))
     rows = [_rule_row(pack, r) for r in pack.rules]
@@ -122,7 +125,7 @@ def list_rules(packs: tuple[str, ...], fmt: str) -> None:
 
 @rules.command()
 @pack_option
-def reference(packs: tuple[str, ...]) -> None:
+def reference(db: str | None, packs: tuple[str, ...]) -> None:
     """Print the rule reference (every rule's id, title, citation, `because` and
     stratum, one table per rule file) as Markdown.
 
@@ -138,7 +141,7 @@ def reference(packs: tuple[str, ...]) -> None:
 @click.argument("rule_id")
 @pack_option
 @format_option
-def show(rule_id: str, packs: tuple[str, ...], fmt: str) -> None:
+def show(rule_id: str, db: str | None, packs: tuple[str, ...], fmt: str) -> None:
     """Show one rule: its YAML source, the kinds it consumes, negates and produces, and
     the rules that feed it and that it feeds.
 
@@ -183,7 +186,7 @@ def show(rule_id: str, packs: tuple[str, ...], fmt: str) -> None:
 @paths_argument
 @pack_option
 @format_option
-def validate(paths: tuple[str, ...], packs: tuple[str, ...], fmt: str) -> None:
+def validate(paths: tuple[str, ...], db: str | None, packs: tuple[str, ...], fmt: str) -> None:
     """Check rule packs: every load stage, then rules that can never fire, conflicting
     conclusions, rules without a test case, malformed citations, and misspelt kinds,
     fields, capabilities and safeguard ids. One line per problem, `file:line: code:
@@ -264,8 +267,8 @@ def _render_run(run: CaseRun, verbose: bool) -> None:
               help="Exit with status 1 when rule coverage is below N percent.")
 @click.option("--verbose", "-v", is_flag=True, help="Also list the rules each case fired.")
 @format_option
-def test(paths: tuple[str, ...], packs: tuple[str, ...], fail_under: float | None,
-         verbose: bool, fmt: str) -> None:
+def test(paths: tuple[str, ...], db: str | None, packs: tuple[str, ...],
+         fail_under: float | None, verbose: bool, fmt: str) -> None:
     """Run the packs' YAML test cases: PASS or FAIL per case, what a failing case
     expected against what was derived, then rule coverage per rule file. Exit status 1
     when a case fails or coverage is below --fail-under.

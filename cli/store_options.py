@@ -1,5 +1,7 @@
-"""The `--db` option, opening the record for a command, and reading the active pack
-stack stored there (a clear error, exit 2, when the database cannot be used)."""
+"""Opening the record for a command, and reading the active pack stack stored there (a
+clear error, exit 2, when the database cannot be used). `db_option`, the `--db` option,
+is declared in cli.options (`pack_option` adds it) and taken from here by the commands
+that open the record without loading packs."""
 
 from __future__ import annotations
 
@@ -10,11 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import click
-
 from cli.extras import require
 from cli.options import EXIT_REJECTED, fail
-from store.dbinfo import ENV_VAR, StoreError, database_url
+from cli.options import db_option as db_option  # the commands that open the record take it here
+from store.dbinfo import StoreError, database_url
 from store.sqlite_reader import STACK_ROWS, STACK_TABLE
 
 if TYPE_CHECKING:  # SQLAlchemy (store.db), store.record (sqlmodel's tables) and
@@ -23,11 +24,6 @@ if TYPE_CHECKING:  # SQLAlchemy (store.db), store.record (sqlmodel's tables) and
     from sqlalchemy.engine import Engine
 
     from store.record import Store, Summary
-
-db_option = click.option(
-    "--db", "db", metavar="URL", envvar=ENV_VAR, show_envvar=True,
-    help="Where assessments are stored: a SQLite path or URL, or postgresql://user@host/db "
-    "(default: the SQLite file asl.db in the current directory).")
 
 
 def open_store(db: str | None, read_only: bool = False, bulk: bool = False) -> Store:

@@ -34,7 +34,7 @@ from cli.options import (
     report,
 )
 from cli.progress import Quiet, progress_for
-from cli.store_options import db_option, existing_record, open_store, stored_overlays
+from cli.store_options import existing_record, open_store, stored_overlays
 from engine.api import AssessmentRun, assess
 from engine.errors import AssessmentError, InputError
 from engine.evidence_reading import STDIN_NAME
@@ -112,8 +112,7 @@ def _render_whatif(result: WhatIf, changes: list[dict[str, Any]],
               help="Remove a field or a whole entry (evaluations[ID]). Repeatable.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="json: {changes, conclusion_changes, before, after}.")
-@db_option
-@pack_option
+@pack_option  # and --db
 def what_if(file: str, model_id: str | None, sets: tuple[str, ...], unsets: tuple[str, ...],
             fmt: str, db: str | None, packs: tuple[str, ...]) -> None:
     """Re-assess FILE with some evidence changed, and show every contract key and
@@ -262,8 +261,7 @@ def _render_rule(report: dict[str, Any]) -> str:
               "models would get another result once it is active. Takes no FILES.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
-@db_option
-@deferred_pack_option  # --draft reads the stored stack itself, with the draft
+@deferred_pack_option  # and --db; --draft reads the stored stack itself, with the draft
 def impact(files: tuple[str, ...], evidence_id: str | None, rule_id: str | None,
            draft_name: str | None, fmt: str, db: str | None,
            packs: tuple[str, ...] | None) -> None:

@@ -21,7 +21,6 @@ from cli.output import write_output
 from cli.store_options import (
     check_assessment,
     check_stored_stack,
-    db_option,
     open_engine,
     open_store,
     stored_history,
@@ -67,8 +66,7 @@ TREE_FORMATS = ("text", "json")  # explained from a stored record's adjacency
 @click.option("--assessment", "assessment_id", type=int,
               help="With a stored MODEL: explain this assessment (an id from asl history) "
               "instead of the newest.")
-@db_option
-@deferred_pack_option  # the stored stack is read only for a FILE, which is assessed
+@deferred_pack_option  # and --db; the stored stack is read only for a FILE, which is assessed
 def why(file: str, model_id: str | None, selector: str | None, fmt: str, output: str | None,
         color: bool | None, assessment_id: int | None, db: str | None,
         packs: tuple[str, ...] | None) -> None:

@@ -48,7 +48,7 @@ from knowledge_graph.whynot_changes import MAX_SIZE, Change, smallest_changes
               show_default=True)
 @pack_option
 def why_not_command(file: str, target: str, model_id: str | None, fmt: str,
-                    packs: tuple[str, ...]) -> None:
+                    db: str | None, packs: tuple[str, ...]) -> None:
     """Show what stands in the way of TARGET for the model in FILE: the conclusions
     that prevent it (with their evidence), and for each rule that would conclude it,
     the condition that failed and by how much.
