@@ -7,7 +7,9 @@ run with another stack than the stored results' can say so, and `asl list` can s
 later filter by) the framework and overlays. A layer's version is the sha256 of its own
 files, `pack.yaml` and `rules/*.yaml` (each with its path inside the pack directory), so
 any edit of a pack's files, a comment's included, makes another stack. Test cases
-(`tests/`) play no part in a result and are left out.
+(`tests/`) play no part in a result and are left out: so this is not the pack's own
+version (store.packs.files_version, which the service shows and activates by, and
+which its tests change), though it hashes the same way, over fewer files.
 
 Results stored before the stack was recorded (schema revision 0001) hold a stack of one
 entry: their combined pack name and version (`rsp-2.1+acme-lab`, `sha256:...`). That

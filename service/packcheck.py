@@ -62,10 +62,10 @@ def _problem(file: str, line: int, code: str, message: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class DraftCheck:
-    """What checking a draft found: its problems (none: it is valid) and its version."""
+    """What checking a draft found: its problems (none: it is valid). (Its version is
+    the hash of its files, store.packs.files_version, which needs no checking.)"""
 
     problems: list[dict[str, Any]]
-    version: str
 
 
 def _write_draft(name: str, files: dict[str, str], scratch: Path) -> Path:
@@ -80,17 +80,14 @@ def check_draft(name: str, files: dict[str, str], stack: Sequence[Layer], workdi
                 ) -> DraftCheck:
     """The problems `asl rules validate` finds in the draft `name` (`files`: name ->
     text, names already checked) over the packs of `stack`, plus any with its name:
-    it must declare `name: NAME` and overlay the base; and the draft's version, as a
-    result's pack stack records it (batch.stack.layer_version)."""
-    from batch.stack import layer_version  # the server's side only: the child needs less
-
+    it must declare `name: NAME` and overlay the base."""
     scratch = Path(tempfile.mkdtemp(dir=workdir, prefix="check-"))
     try:
         draft = _write_draft(name, files, scratch)
         answer, stopped = _run_child("validate", name, draft, stack, scratch)
         if stopped is not None:
-            return DraftCheck([_problem("", 0, "limits", stopped)], layer_version(draft))
-        return DraftCheck(list(answer), layer_version(draft))
+            return DraftCheck([_problem("", 0, "limits", stopped)])
+        return DraftCheck(list(answer))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

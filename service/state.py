@@ -51,17 +51,29 @@ class UnknownFramework(ValueError):
 class LoadedStack:
     """The active stack as stored, its directories, the pack loaded from them and
     compiled (one evaluator per stack and process: the engine adapter serialises its
-    use between threads)."""
+    use between threads), and the hash of each pack's rules a result records."""
 
     packs: tuple[packs.StoredPack, ...]
     dirs: tuple[Path, ...]
     pack: Pack
     evaluator: Evaluator
+    rule_versions: tuple[str, ...]  # batch.stack.layer_version of each of `dirs`
+
+    @classmethod
+    def load(cls, stored: tuple[packs.StoredPack, ...], dirs: tuple[Path, ...]
+             ) -> LoadedStack:
+        """The packs `stored`, whose files are in `dirs`, loaded and compiled."""
+        pack = load_pack(dirs)
+        return cls(stored, dirs, pack, Evaluator(pack), tuple(layer_version(d) for d in dirs))
 
     @property
     def stack(self) -> list[Layer]:
-        """Each pack's name and version, the base first, as a stored result records it."""
-        return [{"name": p.name, "version": p.version} for p in self.packs]
+        """Each pack's name and the hash of its pack.yaml and rules, the base first, as
+        a stored result records it and as `asl batch` computes it (batch.stack.stack_of),
+        so both skip the same unchanged models: not the pack's own version, which its
+        test cases change too."""
+        return [{"name": p.name, "version": v}
+                for p, v in zip(self.packs, self.rule_versions, strict=True)]
 
     def layer_dir(self, layer: str) -> Path | None:
         """The directory of the stacked pack called `layer`."""
@@ -93,8 +105,7 @@ class ServiceState:
         workdir = Path(tempfile.mkdtemp(prefix="asl-serve-"))
         limiter = RateLimiter(config.rate_limit) if config.rate_limit else None
         base = builtin_pack_dir()
-        return cls(config, engine, workdir, limiter,
-                   packs.installed_base(BUILTIN_PACK, layer_version(base), base))
+        return cls(config, engine, workdir, limiter, packs.installed_base(BUILTIN_PACK, base))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -134,8 +145,8 @@ class ServiceState:
             loaded = self._loaded
             if loaded is None or _layers(loaded.packs) != _layers(stored):
                 dirs = tuple(packs.materialize(p, self.workdir / "packs") for p in stored)
-                pack = load_pack(dirs)
-                loaded = LoadedStack(stored, dirs, pack, Evaluator(pack))
+                loaded = LoadedStack.load(stored, dirs)
+                pack = loaded.pack
                 self.store.ensure_pack(pack.version, pack.name, *pack_fingerprint(pack))
                 self._loaded = loaded
             return loaded
@@ -155,9 +166,9 @@ class ServiceState:
             loaded = self._frameworks.get(framework)
             if loaded is None:
                 directory = known[framework]
-                base = packs.installed_base(framework, layer_version(directory), directory)
-                pack = load_pack([directory])
-                loaded = LoadedStack((base,), (directory,), pack, Evaluator(pack))
+                base = packs.installed_base(framework, directory)
+                loaded = LoadedStack.load((base,), (directory,))
+                pack = loaded.pack
                 self.store.ensure_pack(pack.version, pack.name, *pack_fingerprint(pack))
                 self._frameworks[framework] = loaded
             return loaded

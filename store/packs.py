@@ -1,9 +1,12 @@
 """Overlay packs kept in the database: drafts awaiting review, and the active stack.
 
 A pack is its files (`pack.yaml`, `rules/*.yaml`, `tests/*.yaml`) as text, stored in
-the database rather than on a disk the server could be made to serve, with its version
-as the caller computed it (the service uses batch.stack.layer_version, the version every
-result's pack stack records). The active stack is the built-in base pack and the
+the database rather than on a disk the server could be made to serve, with its version:
+the hash of all of those files (`files_version`), so a draft whose test cases changed
+after review is another version, and activating the reviewed one is refused. (A result
+records another hash of each pack it was made with, of its `pack.yaml` and rules only,
+batch.stack.layer_version: test cases play no part in a result, so a change of them
+alone must not make stored results look stale.) The active stack is the built-in base pack and the
 activated overlays in activation order; both the service and the command line read it
 from here, and `materialize` writes a stored pack into a directory of the caller's
 (private to it) for the loader.
@@ -38,6 +41,20 @@ AC = ActivePack.__table__  # type: ignore[attr-defined]
 _LAYERS = select(AC.c.name, AC.c.version).order_by(AC.c.position)
 
 
+def files_version(files: Mapping[str, str]) -> str:
+    """A pack's version: the sha256 of every one of its own files (`pack.yaml`,
+    `rules/*.yaml`, `tests/*.yaml`), each file's name and text (UTF-8, CRLF line endings
+    as LF, each length-prefixed) in the order of their names, so a change of any file,
+    a test case's or a comment's included, is another version, and the same files are
+    the same version however they were uploaded or checked out."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        label = name.encode("utf-8")
+        text = files[name].replace("\r\n", "\n").encode("utf-8")
+        digest.update(b"%d:%s%d:%s" % (len(label), label, len(text), text))
+    return "sha256:" + digest.hexdigest()
+
+
 def read_pack_files(directory: Path) -> dict[str, str]:
     """A pack directory's own files, by their names inside it."""
     names = ["pack.yaml", *(f"{sub}/{p.name}" for sub in ("rules", "tests")
@@ -70,10 +87,11 @@ class StoredPack:
                 "position": self.position, "files": sorted(self.files)}
 
 
-def installed_base(name: str, version: str, directory: Path) -> StoredPack:
+def installed_base(name: str, directory: Path) -> StoredPack:
     """The base pack installed in `directory` (the built-in one: the engine knows where),
-    at the bottom of every stack."""
-    return StoredPack(name, version, BASE, read_pack_files(directory), position=0,
+    at the bottom of every stack, at the version of its files."""
+    files = read_pack_files(directory)
+    return StoredPack(name, files_version(files), BASE, files, position=0,
                       directory=directory)
 
 
@@ -99,10 +117,11 @@ def _draft(row: Any) -> StoredPack:
                       row["uploaded_by"], row["uploaded_at"])
 
 
-def save_draft(conn: Connection, name: str, version: str, files: Mapping[str, str],
-               person: str, stamp: str) -> StoredPack:
-    """Store `files` as the draft `name` at `version` (replacing an earlier draft of that
-    name)."""
+def save_draft(conn: Connection, name: str, files: Mapping[str, str], person: str,
+               stamp: str) -> StoredPack:
+    """Store `files` as the draft `name`, at the version of its files (replacing an
+    earlier draft of that name)."""
+    version = files_version(files)
     conn.execute(delete(DR).where(DR.c.name == name))
     conn.execute(insert(DR), {"name": name, "version": version, "files": dict(files),
                               "uploaded_by": person, "uploaded_at": stamp})
@@ -132,7 +151,8 @@ def materialize(pack: StoredPack, root: Path) -> Path:
     against FILE_NAME, so a stored name can never reach outside the directory."""
     if pack.directory is not None:
         return pack.directory
-    # Named by all of its files: a version may leave some out (tests, for one).
+    # Named by a hash of exactly these files made here, not by the stored version (which
+    # only its writer computed), so the directory can never hold other files.
     target = root / f"{pack.name}-{hashlib.sha256(canonical_json(pack.files)).hexdigest()[:32]}"
     if target.is_dir():
         return target

@@ -67,7 +67,7 @@ class PackDraft(SQLModel, table=True):
     __tablename__ = "pack_draft"
 
     name: str = Field(primary_key=True)
-    version: str  # sha256 of the canonical JSON of `files`
+    version: str  # store.packs.files_version of `files` (all of them, tests included)
     files: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # path -> text
     uploaded_by: str  # the person
     uploaded_at: str
@@ -81,7 +81,7 @@ class ActivePack(SQLModel, table=True):
 
     name: str = Field(primary_key=True)
     position: int = Field(unique=True)
-    version: str
+    version: str  # the draft's version when it was activated (store.packs.files_version)
     files: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     uploaded_by: str
     uploaded_at: str

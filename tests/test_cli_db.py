@@ -19,7 +19,6 @@ import pytest
 from click.testing import CliRunner, Result
 from helpers import EXAMPLES
 
-from batch.stack import layer_version
 from cli.main import main
 from store import audit, packs
 from store.db import connect
@@ -55,9 +54,8 @@ def activated(url: str) -> str:
     engine = connect(url)
     try:
         with engine.begin() as conn:
-            draft = packs.save_draft(conn, "acme-lab", layer_version(ACME),
-                                     packs.read_pack_files(ACME), "author",
-                                     audit.rfc3339_now())
+            draft = packs.save_draft(conn, "acme-lab", packs.read_pack_files(ACME),
+                                     "author", audit.rfc3339_now())
             packs.activate(conn, draft, "admin", audit.rfc3339_now())
     finally:
         engine.dispose()

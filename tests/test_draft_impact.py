@@ -77,7 +77,7 @@ def record(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     draft = cadence_pack(where / "cadence", 1)
     engine = connect(url)
     with engine.begin() as conn:
-        packs.save_draft(conn, "cadence", "v1", packs.read_pack_files(draft), "rhea",
+        packs.save_draft(conn, "cadence", packs.read_pack_files(draft), "rhea",
                          "2026-12-02T00:00:00Z")
     engine.dispose()
     return url, draft
@@ -188,17 +188,19 @@ def test_asl_impact_draft_compares_over_the_active_stack_it_names(
     engine = connect(url)
     with engine.begin() as conn:
         for name, directory in (("findings", findings), ("cadence", active)):
-            pending = packs.save_draft(conn, name, "a1", packs.read_pack_files(directory),
+            pending = packs.save_draft(conn, name, packs.read_pack_files(directory),
                                        "rhea", "2026-12-01T00:00:00Z")
             packs.activate(conn, pending, "rhea", "2026-12-01T00:00:00Z")
-        packs.save_draft(conn, "cadence", "v1", packs.read_pack_files(draft), "rhea",
+        packs.save_draft(conn, "cadence", packs.read_pack_files(draft), "rhea",
                          "2026-12-02T00:00:00Z")
     engine.dispose()
     done = run_asl("impact", "--draft", "cadence", "--db", url, "--format", "json")
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout)
-    assert found["stack"] == [{"name": "findings", "version": "a1"},
-                              {"name": "cadence", "version": "a1"}]
+    assert found["stack"] == [
+        {"name": name, "version": packs.files_version(packs.read_pack_files(directory))}
+        for name, directory in (("findings", findings), ("cadence", active))]
+    assert found["version"] == packs.files_version(packs.read_pack_files(draft))
     before = evaluator_for([str(findings), str(active)])
     after = evaluator_for([str(findings), str(draft)])
     store = Store(connect(url))

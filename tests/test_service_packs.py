@@ -78,7 +78,7 @@ def test_upload_review_and_four_eyes_activation(server: Server, tmp_path: Path) 
     uploaded = bob_author.put("/v1/packs/acme-lab", json={"files": files})
     assert uploaded.status_code == 201, uploaded.text
     draft = uploaded.json()
-    version = layer_version(ACME)  # as each result's pack stack records it
+    version = packs.files_version(files)  # all of its files, its tests' included
     assert draft["version"] == version and draft["state"] == "draft"
     assert draft["uploader"] == "bob"
     entry = log_entries(server)[-1]
@@ -124,15 +124,69 @@ def test_upload_review_and_four_eyes_activation(server: Server, tmp_path: Path) 
     assert again.status_code == 201, again.text
     states = [(p["name"], p["state"], p["version"])
               for p in alice.get("/v1/packs").json()["packs"]]
-    (tmp_path / "rules").mkdir()
-    for name in ("pack.yaml", "rules/10-acme.yaml"):
-        (tmp_path / name).write_text(changed[name])
     assert states[1:] == [("acme-lab", "active", version),
-                          ("acme-lab", "draft", layer_version(tmp_path))]
-    assert again.json()["version"] == layer_version(tmp_path) != version
+                          ("acme-lab", "draft", packs.files_version(changed))]
+    assert again.json()["version"] == packs.files_version(changed) != version
     for client in (bob_author, bob_admin, alice):
         client.close()
     assert run_asl("audit", "verify", "--db", server.db_url).returncode == 0
+
+
+def test_a_draft_whose_tests_changed_after_review_is_another_version(server: Server) -> None:
+    """A pack's version is the hash of all of its files: a draft whose test cases were
+    changed, or added to, after review is refused activation at the reviewed version
+    (409). What a result records of the pack is the hash of its rules, which its tests
+    do not change: activating such a version re-assesses nothing."""
+    files = acme_files()
+    author = server.client(token=server.token("rule-author", "bob"))
+    alice = server.client(token=server.token("admin", "alice"))
+    analyst = server.client("analyst")
+    model = (ACME / "example-model.yaml").read_text()
+    # acme-lab in force as it is, and a model assessed and stored with it.
+    live = author.put("/v1/packs/acme-lab", json={"files": files}).json()["version"]
+    assert alice.post("/v1/packs/acme-lab/activate", json={"version": live}).status_code == 200
+    first = analyst.post("/v1/assess", content=model,
+                         headers={"Content-Type": "application/yaml"})
+    assert first.status_code == 200, first.text
+    history = analyst.get("/v1/models/acme-quill-3/history").json()
+
+    reviewed = author.put("/v1/packs/acme-lab", json={"files": files})
+    assert reviewed.status_code == 201, reviewed.text
+    version = reviewed.json()["version"]
+    assert version == packs.files_version(files)
+    assert author.put("/v1/packs/acme-lab", json={"files": files}).json()["version"] == version
+    case = files["tests/10-acme.yaml"]
+    assert "- name: Cyber operations not ruled out" in case
+    edited = acme_files(**{"tests/10-acme.yaml": case.replace(
+        "- name: Cyber operations not ruled out", "- name: Cyber operations open")})
+    added = acme_files(**{"tests/20-more.yaml": case})
+    for changed in (edited, added):
+        uploaded = author.put("/v1/packs/acme-lab", json={"files": changed})
+        assert uploaded.status_code == 201, uploaded.text
+        assert uploaded.json()["version"] == packs.files_version(changed) != version
+        [draft] = [p for p in alice.get("/v1/packs").json()["packs"] if p["state"] == "draft"]
+        assert draft["version"] == uploaded.json()["version"]
+        refused = problem(alice.post("/v1/packs/acme-lab/activate",
+                                     json={"version": version}), 409)
+        assert "has changed since" in refused["detail"]
+
+    # The last upload, reviewed at its own version, goes live; the stored model is not
+    # assessed again for it, and its result's stack names the rules' hash.
+    activated = alice.post("/v1/packs/acme-lab/activate",
+                           json={"version": packs.files_version(added)})
+    assert activated.status_code == 200, activated.text
+    health = httpx.get(f"{server.url}/health").json()["packs"]
+    assert health[1] == {"name": "acme-lab", "version": packs.files_version(added)}
+    again = analyst.post("/v1/assess", content=model,
+                         headers={"Content-Type": "application/yaml"})
+    assert again.json()["results"] == first.json()["results"]
+    assert analyst.get("/v1/models/acme-quill-3/history").json() == history
+    stored = [row for row in json.loads(CliRunner().invoke(
+        main, ["list", "--db", server.db_url, "--format", "json"]).stdout)
+        if row["model"] == "acme-quill-3"]
+    assert [layer["version"] for layer in stored[0]["pack_stack"]][1] == layer_version(ACME)
+    for client in (author, alice, analyst):
+        client.close()
 
 
 def test_problems_are_what_asl_rules_validate_reports(server: Server, tmp_path: Path) -> None:

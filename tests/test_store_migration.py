@@ -18,27 +18,34 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import signal
 import zlib
 from pathlib import Path
 from typing import Any
 
+import httpx
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner, Result
 from helpers import EXAMPLES
+from service_server import make_token, start_server
 from sqlalchemy import Integer, MetaData, create_engine, inspect, select, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import SQLModel
 from test_batch import ACME, batch, changes, parse_summary, record
 
 import store.tables  # noqa: F401  (registers the tables on the metadata)
+from batch.stack import layer_version
 from cli.main import main
+from engine.packstack import builtin_pack_dir
 from knowledge_graph.provenance import load as load_graph
 from knowledge_graph.stored import FORMAT
+from store import packs
 from store.db import HEAD_REVISION, _config, connect, current_revision, head_revision
 from store.record import Store, decompress, unpack_names
 
+BUILTIN = builtin_pack_dir()
 LEGACY = Path(__file__).parent / "store_fixtures" / "asl-0001.db.gz"
 LEGACY_MODELS = ("larkspur-kite-4", "oriel-meridian-3")
 LEGACY_FILES = (EXAMPLES / "security-gap-pause.yaml", EXAMPLES / "cbrn4-asl4-pause.yaml")
@@ -301,3 +308,59 @@ def test_the_head_revision_constant_is_alembics_head() -> None:
     alembic; it must name the newest migration, or every database would be re-checked
     (and a new migration never applied on the fast path's say-so)."""
     assert head_revision() == HEAD_REVISION
+
+
+def test_revision_0012_gives_stored_packs_the_version_of_all_their_files(
+        db_url: str, tmp_path: Path) -> None:
+    """Before 0012 a stored pack's version hashed its pack.yaml and rules only, so a
+    draft that changed nothing but a test case had the active pack's version. Upgrading
+    gives every stored pack the version of all of its files; the service started on the
+    upgraded database shows those, refuses the old version and activates the shown one;
+    downgrading gives the old versions back."""
+    active = packs.read_pack_files(ACME)
+    draft = {**active, "tests/10-acme.yaml": active["tests/10-acme.yaml"].replace(
+        "- name: Cyber operations not ruled out", "- name: Cyber operations open")}
+    old = layer_version(ACME)  # what revision 0011's service stored for either
+    engine = connect(db_url)
+    try:
+        to_revision(engine, "0011", down=True)
+        with engine.begin() as conn:
+            conn.execute(packs.AC.insert().values(
+                name="acme-lab", position=1, version=old, files=active, uploaded_by="bob",
+                uploaded_at="2026-12-01T00:00:00Z", activated_by="alice",
+                activated_at="2026-12-01T01:00:00Z"))
+            conn.execute(packs.DR.insert().values(
+                name="acme-lab", version=old, files=draft, uploaded_by="bob",
+                uploaded_at="2026-12-02T00:00:00Z"))
+    finally:
+        engine.dispose()
+
+    server = start_server(db_url, tmp_path / "serve.log")  # opening it upgrades it
+    try:
+        admin = {"Authorization": f"Bearer {make_token(db_url, 'admin', 'alice')}"}
+        shown = httpx.get(f"{server.url}/v1/packs", headers=admin).json()["packs"]
+        assert [(p["name"], p["state"], p["version"]) for p in shown] == [
+            ("rsp-2.1", "base", packs.files_version(packs.read_pack_files(BUILTIN))),
+            ("acme-lab", "active", packs.files_version(active)),
+            ("acme-lab", "draft", packs.files_version(draft))]
+        health = httpx.get(f"{server.url}/health").json()["packs"]
+        assert health[1] == {"name": "acme-lab", "version": packs.files_version(active)}
+        url = f"{server.url}/v1/packs/acme-lab/activate"
+        assert httpx.post(url, json={"version": old}, headers=admin).status_code == 409
+        done = httpx.post(url, json={"version": packs.files_version(draft)}, headers=admin)
+        assert done.status_code == 200, done.text
+    finally:
+        assert server.stop() in (0, -signal.SIGTERM), server.log_text()
+    # The command line reads the upgraded stack as before.
+    assessed = run("assess", "--db", db_url, ACME / "example-model.yaml", "--format", "json")
+    assert json.loads(assessed.stdout)["pack"]["name"] == "rsp-2.1+acme-lab"
+
+    engine = connect(db_url, migrate=False)
+    try:
+        with engine.connect() as conn:
+            assert packs.active_layers(conn) == [("acme-lab", packs.files_version(draft))]
+        to_revision(engine, "0011", down=True)
+        with engine.connect() as conn:
+            assert packs.active_layers(conn) == [("acme-lab", old)]
+    finally:
+        engine.dispose()

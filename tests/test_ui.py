@@ -14,7 +14,6 @@ import pytest
 from fastapi.testclient import TestClient
 from service_server import make_token, run_asl
 
-from batch.stack import layer_version
 from service.app import create_app
 from service.config import ServiceConfig
 from service.ui.session import COOKIE, Sessions
@@ -66,9 +65,8 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     engine = connect(url)
     try:
         with engine.begin() as conn:
-            draft = packs.save_draft(conn, "acme-lab", layer_version(pack_dir),
-                                     packs.read_pack_files(pack_dir), "author",
-                                     audit.rfc3339_now())
+            draft = packs.save_draft(conn, "acme-lab", packs.read_pack_files(pack_dir),
+                                     "author", audit.rfc3339_now())
             packs.activate(conn, draft, "admin", audit.rfc3339_now())
     finally:
         engine.dispose()

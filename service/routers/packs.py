@@ -3,7 +3,8 @@
 A rule author uploads a draft overlay (`PUT /v1/packs/{name}`): its file names are
 checked, then it is validated, over the active stack, in a separate limited process
 (service.packcheck) by what `asl rules validate` runs; a valid draft is stored with its
-version (the hash of its files) and its uploader. An admin who is not that person
+version (the hash of all of its files, its test cases' included: store.packs) and its
+uploader. An admin who is not that person
 activates the version they reviewed (`POST .../activate`); it is validated again over
 the stack as it is then, and goes on top of the stack (or in its old place, for a new
 version of an active pack). Each upload and activation appends a decision-log entry in
@@ -73,9 +74,9 @@ def _file_problems(files: dict[str, str]) -> list[dict[str, Any]]:
 
 
 async def _validated(state: ServiceState, name: str, files: dict[str, str]
-                     ) -> tuple[list[packs.StoredPack], str]:
-    """The active stack the draft was validated over, and the draft's version; 422 with
-    the problems if there are any."""
+                     ) -> list[packs.StoredPack]:
+    """The active stack the draft was validated over; 422 with the problems if there
+    are any."""
     stack = await run_in_threadpool(state.active_packs)
     layers = [Layer(p.name, packs.materialize(p, state.workdir / "packs"))
               for p in [stack[0], *(p for p in stack[1:] if p.name != name)]]
@@ -83,7 +84,7 @@ async def _validated(state: ServiceState, name: str, files: dict[str, str]
     if found.problems:
         raise Problem(422, f"the pack has {len(found.problems)} problem(s)",
                       problems=found.problems)
-    return stack, found.version
+    return stack
 
 
 def _versions(stack: list[packs.StoredPack]) -> list[tuple[str, str]]:
@@ -111,12 +112,11 @@ async def upload_draft(state: ServiceState, name: str, files: dict[str, str],
                       "message": f"{name} is the base pack; only overlay packs are taken"})
     if found:
         raise Problem(422, f"the upload has {len(found)} problem(s)", problems=found)
-    _, version = await _validated(state, name, files)
+    await _validated(state, name, files)
 
     def store() -> dict[str, Any]:
         with state.engine.begin() as conn:
-            draft = packs.save_draft(conn, name, version, files, who.person,
-                                     audit.rfc3339_now())
+            draft = packs.save_draft(conn, name, files, who.person, audit.rfc3339_now())
             entry = audit.append(conn, actor=who.person, role=who.role, action="pack.upload",
                                  pack=name, pack_version=draft.version,
                                  input_sha256=audit.sha256_of({"name": name,
@@ -159,7 +159,7 @@ async def activate_draft(state: ServiceState, name: str, version: str, who: Prin
 
     draft = await run_in_threadpool(pending)
     try:
-        validated_over, _ = await _validated(state, name, draft.files)
+        validated_over = await _validated(state, name, draft.files)
     except Problem as exc:
         raise Problem(409, "the draft no longer validates over the active stack; upload "
                       "a corrected version", problems=exc.extra["problems"]) from None
