@@ -12,6 +12,12 @@ heartbeat is older than the configured limit is marked failed (by any worker, wh
 read or when a runner looks for work); resuming it queues it again, and running it again
 skips what was stored unchanged, as `asl batch` does.
 
+Every batch's end is in the decision log. A run that finishes is logged by the record
+(`batch.finish`, as `asl batch` runs are); a batch marked failed (its runner stopped
+heartbeating, the server shut down, or the run could not be made) gets a `batch.finish`
+entry in the same transaction, with the pack version of the run it started, if any
+(which a batch notes when it starts one: `batch_run_id`).
+
 All state lives in the database, so any worker answers `GET /v1/batches/{id}`.
 """
 
@@ -21,6 +27,7 @@ import logging
 import threading
 import time
 import zlib
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,11 +42,16 @@ from engine.assess import vocabulary
 from engine.evidence import load_evidence
 from service.heartbeat import Heartbeat
 from service.state import ServiceState
+from store import audit
 from store.audit import rfc3339_now
 from store.record import Store
 from store.service_tables import ServiceBatch
+from store.tables import BatchRun, PackVersion
 
 SB = ServiceBatch.__table__  # type: ignore[attr-defined]
+B = BatchRun.__table__  # type: ignore[attr-defined]
+P = PackVersion.__table__  # type: ignore[attr-defined]
+RUN_ROLE = "analyst"  # the role a batch runs, and is logged, with (its submitter's person)
 log = logging.getLogger("asl.service")
 POLL_SECONDS = 2.0  # between looks for queued batches (a submission here wakes it at once)
 STALE_CHECK_SECONDS = 5.0  # between looks for batches whose runner stopped
@@ -71,16 +83,48 @@ def _cutoff(stale_seconds: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def mark_failed(conn: Connection, batch_id: int, error: str, **values: Any) -> bool:
+    """Mark the running batch `batch_id` failed, saying why (`error`; `values`: other
+    columns to set), and append its `batch.finish` entry, in the caller's transaction;
+    whether it was running (a batch already ended is left as it is, unlogged).
+
+    The entry is the submitter's, as its run's `batch.start` is, with the pack and
+    version of the run the batch started (none if it started none); its input is
+    `{"batch": ID}` (the id `batch.submit` and `batch.resume` name) and its result
+    `{"batch": ID, "run": RUN, "state": "failed", "done": N, "total": M}` (RUN: the
+    batch run `batch.start` named, or null)."""
+    ended = conn.execute(update(SB).where(SB.c.id == batch_id, SB.c.state == "running")
+                         .values(state="failed", finished_at=rfc3339_now(), error=error,
+                                 **values))
+    if ended.rowcount != 1:
+        return False
+    row = conn.execute(select(SB.c.submitted_by, SB.c.done, SB.c.total, SB.c.batch_run_id)
+                       .where(SB.c.id == batch_id)).one()
+    pack = version = None
+    if row.batch_run_id is not None:
+        found = conn.execute(select(B.c.pack_version, P.c.name)
+                             .join(P, P.c.version == B.c.pack_version, isouter=True)
+                             .where(B.c.id == row.batch_run_id)).first()
+        if found is not None:
+            version, pack = found.pack_version, found.name
+    audit.append(conn, actor=row.submitted_by, role=RUN_ROLE, action="batch.finish",
+                 pack=pack, pack_version=version,
+                 input_sha256=audit.sha256_of({"batch": batch_id}),
+                 result_sha256=audit.sha256_of({"batch": batch_id, "run": row.batch_run_id,
+                                                "state": "failed", "done": row.done,
+                                                "total": row.total}))
+    return True
+
+
 def fail_stale(engine: Engine, stale_seconds: float) -> None:
-    """Mark failed every running batch whose runner stopped heartbeating."""
+    """Mark failed every running batch whose runner stopped heartbeating, each with its
+    decision-log entry."""
     with engine.begin() as conn:
         stale = conn.execute(select(SB.c.id).where(
             SB.c.state == "running", SB.c.heartbeat_at < _cutoff(stale_seconds))).scalars()
         for batch_id in stale.all():  # (one short transaction when there is none)
-            conn.execute(update(SB).where(SB.c.id == batch_id, SB.c.state == "running")
-                         .values(state="failed", finished_at=rfc3339_now(),
-                                 error="its runner stopped (the server was stopped or "
-                                 "restarted); " + RESUME_HINT.format(id=batch_id)))
+            mark_failed(conn, batch_id, "its runner stopped (the server was stopped or "
+                        "restarted); " + RESUME_HINT.format(id=batch_id))
 
 
 def status(engine: Engine, batch_id: int, stale_seconds: float) -> dict[str, Any] | None:
@@ -101,7 +145,8 @@ def status(engine: Engine, batch_id: int, stale_seconds: float) -> dict[str, Any
 def resume(conn: Any, batch_id: int) -> bool:
     """Queue a failed batch again (in the caller's transaction); whether it was failed."""
     done = conn.execute(update(SB).where(SB.c.id == batch_id, SB.c.state == "failed")
-                        .values(state="queued", error=None, finished_at=None, done=0))
+                        .values(state="queued", error=None, finished_at=None, done=0,
+                                batch_run_id=None))
     return bool(done.rowcount == 1)
 
 
@@ -140,6 +185,23 @@ class _Progress(Heartbeat):
 
     def set_total(self, total: int) -> None:
         self.total = total
+
+
+class _RunStore(Store):
+    """The record a service batch runs into, which notes on the batch the run it starts
+    (`batch_run_id`), so that a failure found later, by any worker, is logged with the
+    run's pack version."""
+
+    def __init__(self, engine: Engine, batch_id: int, person: str) -> None:
+        super().__init__(engine, actor=person, role=RUN_ROLE)
+        self.batch_id = batch_id
+
+    def start_batch(self, pack_version: str, inputs: Sequence[str]) -> int:
+        run_id = super().start_batch(pack_version, inputs)
+        with self.engine.begin() as conn:
+            conn.execute(update(SB).where(SB.c.id == self.batch_id)
+                         .values(batch_run_id=run_id))
+        return run_id
 
 
 class BatchRunner:
@@ -195,9 +257,14 @@ class BatchRunner:
         return int(batch_id) if won.rowcount == 1 else None
 
     def _finish(self, batch_id: int, **values: Any) -> None:
+        """The batch done: its run's own `batch.finish` is logged by the record."""
         with self.state.engine.begin() as conn:
             conn.execute(update(SB).where(SB.c.id == batch_id, SB.c.state == "running")
-                         .values(finished_at=rfc3339_now(), **values))
+                         .values(state="done", finished_at=rfc3339_now(), **values))
+
+    def _fail(self, batch_id: int, error: str, **values: Any) -> None:
+        with self.state.engine.begin() as conn:
+            mark_failed(conn, batch_id, error, **values)
 
     def _run(self, batch_id: int) -> None:
         engine = self.state.engine
@@ -209,18 +276,17 @@ class BatchRunner:
                 report = self._assess(batch_id, zlib.decompress(row.body), row.format,
                                       row.submitted_by, progress, row.framework)
         except Stopped:
-            self._finish(batch_id, state="failed", done=progress.done,
-                         error="stopped when the server shut down; "
-                         + RESUME_HINT.format(id=batch_id))
+            self._fail(batch_id, "stopped when the server shut down; "
+                       + RESUME_HINT.format(id=batch_id), done=progress.done)
             return
         except Exception as exc:
             log.error("batch %s failed: %s", batch_id, exc, exc_info=exc)
-            self._finish(batch_id, state="failed", done=progress.done,
-                         error=f"the batch could not be run ({type(exc).__name__}); the "
-                         "server log has the details; " + RESUME_HINT.format(id=batch_id))
+            self._fail(batch_id, f"the batch could not be run ({type(exc).__name__}); the "
+                       "server log has the details; " + RESUME_HINT.format(id=batch_id),
+                       done=progress.done)
             return
         if report is not None:
-            self._finish(batch_id, state="done", done=progress.total, total=progress.total,
+            self._finish(batch_id, done=progress.total, total=progress.total,
                          batch_run_id=report.batch_id, summary=summary(report))
 
     def _assess(self, batch_id: int, content: bytes, fmt: str, person: str,
@@ -233,17 +299,16 @@ class BatchRunner:
         entries, rejected = loaded.documents, loaded.errors
         del loaded
         if not entries and rejected:
-            self._finish(batch_id, state="failed", error=f"nothing could be read: "
-                         f"{rejected[0]}", summary={
-                             "rejected": len(rejected),
-                             "errors": [{"file": e.file, "path": e.path,
-                                         "message": e.message} for e in rejected[:SHOWN]]})
+            self._fail(batch_id, f"nothing could be read: {rejected[0]}", summary={
+                "rejected": len(rejected),
+                "errors": [{"file": e.file, "path": e.path, "message": e.message}
+                           for e in rejected[:SHOWN]]})
             return None
         # The packs over the built-in rsp-2.1 base; another framework's base pack stands
         # in its place when given first (engine.packstack.pack_stack), so it is given.
         first = 1 if stack.packs[0].name == self.state.base.name else 0
         overlays = [str(d) for d in stack.dirs[first:]]
-        runner = Batch(Store(self.state.engine, actor=person, role="analyst"), stack.pack,
+        runner = Batch(_RunStore(self.state.engine, batch_id, person), stack.pack,
                        InProcess(overlays), progress=progress.advance, overlays=overlays,
                        total=progress.set_total)
         return runner.run(entries, [f"batch {batch_id}"], rejected=rejected)
