@@ -11,15 +11,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
+from service.auth import VIEWER, bearer, require
 from service.batches import BatchRunner
 from service.config import ServiceConfig
 from service.guard import Guard
-from service.problems import install
+from service.problems import Problem, install, problem_response
 from service.routers import assess, batches, decisions, health, imports, models, packs, rules
 from service.state import ServiceState
 from service.ui import mount as mount_ui
+from service.ui import unmatched as unmatched_page
 
 ROUTERS = (health.router, assess.router, imports.router, models.router, rules.router,
            packs.router, batches.router, decisions.router)
@@ -30,6 +34,27 @@ rule packs, for a team. Every endpoint but `/health` and `/openapi.json` takes
 `Authorization: Bearer TOKEN` (`asl tokens create`). Errors are
 `application/problem+json`.
 """
+
+
+API_PREFIX = "/v1"
+
+
+async def unmatched(request: Request) -> Response | None:
+    """For a request no endpoint matched: under `/v1/`, the check every endpoint there
+    makes first, the bearer token (service.auth.require: 401 with `WWW-Authenticate:
+    Bearer`, logged to the security log, for none or a bad one; the token's rate
+    limit), so that only a caller with a live token gets the 404 or 405; under `/ui/`,
+    the pages' own (service.ui.unmatched: the login page without a session). None: the
+    404 or 405 stands."""
+    path = request.url.path
+    if path == API_PREFIX or path.startswith(f"{API_PREFIX}/"):
+        try:
+            # Any live token's role may be told what exists (viewer is under every role).
+            await run_in_threadpool(require(VIEWER), request, await bearer(request))
+        except Problem as refused:
+            return problem_response(refused)
+        return None
+    return await unmatched_page(request)
 
 
 def fastapi_app(config: ServiceConfig) -> FastAPI:
@@ -50,7 +75,7 @@ def fastapi_app(config: ServiceConfig) -> FastAPI:
 
     app = FastAPI(title="asl", version="1", description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url="/openapi.json")
-    install(app)
+    install(app, unmatched)
     for router in ROUTERS:
         app.include_router(router)
     mount_ui(app)

@@ -4,12 +4,19 @@ Handlers raise `Problem`; the handlers installed here turn it, FastAPI's own err
 an unusable database and anything unexpected into a problem body with `status`,
 `title` and `detail`. No traceback ever reaches a client: an unexpected error is logged
 with a reference that the client's body repeats.
+
+A request that no endpoint matched (404, 405) is first put to the check the endpoints
+of its prefix make before anything else (`install`'s `unmatched`: under `/v1/`, the
+bearer token), so that without credentials it is refused as any of them refuses it
+(401), whether or not the path exists, and only a caller who may ask learns that it
+does not.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -23,6 +30,9 @@ from starlette.responses import Response
 
 PROBLEM_TYPE = "application/problem+json"
 log = logging.getLogger("asl.service")
+# For a request no endpoint matched: the response to give instead of its 404 or 405
+# (the refusal an endpoint of its prefix would give it), or None to give that.
+Unmatched = Callable[[Request], Awaitable[Response | None]]
 
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -74,14 +84,27 @@ async def _on_problem(_request: Request, exc: Exception) -> Response:
     return problem_response(exc)
 
 
-async def _on_http(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    if exc.status_code == 404 and detail == "Not Found":
-        detail = "no such endpoint; GET /openapi.json lists them"
-    elif exc.status_code == 405:
-        detail = "this endpoint does not take that method"
-    return problem_response(Problem(exc.status_code, detail, dict(exc.headers or {})))
+def _http_handler(unmatched: Unmatched | None
+                  ) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """The handler of Starlette's HTTPException: the routing's own 404 (no such path)
+    and 405 (not that method), put to `unmatched` first, and any other."""
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        detail = (exc.detail if isinstance(exc.detail, str)
+                  else HTTPStatus(exc.status_code).phrase)
+        routing = exc.status_code == 405 or (exc.status_code == 404 and detail == "Not Found")
+        if routing and unmatched is not None:
+            instead = await unmatched(request)
+            if instead is not None:
+                return instead
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "no such endpoint; GET /openapi.json lists them"
+        elif exc.status_code == 405:
+            detail = "this endpoint does not take that method"
+        return problem_response(Problem(exc.status_code, detail, dict(exc.headers or {})))
+
+    return on_http
 
 
 def _place(loc: tuple[Any, ...]) -> str:
@@ -111,10 +134,11 @@ async def _on_unexpected(_request: Request, exc: Exception) -> Response:
                                     f"under ref {ref}"))
 
 
-def install(app: FastAPI) -> None:
-    """Render every error of `app` as problem+json."""
+def install(app: FastAPI, unmatched: Unmatched | None = None) -> None:
+    """Render every error of `app` as problem+json; a request no endpoint matched is
+    put to `unmatched` first (see the module's docstring)."""
     app.add_exception_handler(Problem, _on_problem)
-    app.add_exception_handler(HTTPException, _on_http)
+    app.add_exception_handler(HTTPException, _http_handler(unmatched))
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(DBAPIError, _on_database)
     app.add_exception_handler(PoolTimeout, _on_database)

@@ -6,11 +6,13 @@ same stored assessments."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner, Result
 from service_server import Server, make_token, problem, run_asl, start_server
@@ -117,6 +119,72 @@ def test_v1_needs_a_live_bearer_token(server: Server, path: str) -> None:
             response = client.get(path, headers=headers)
         problem(response, 401)
         assert response.headers["www-authenticate"] == "Bearer"
+
+
+# Paths no endpoint has, and methods an endpoint does not take.
+V1_UNMATCHED = [("GET", "/v1/nonexistent", 404), ("DELETE", "/v1/models", 405),
+                ("GET", "/v1", 404), ("GET", "/v1/", 404), ("PUT", "/v1/models/x/history", 405),
+                ("GET", "/v1/packs/acme-lab/activate", 405), ("POST", "/v1/models/x/y/z", 404)]
+
+
+def test_a_path_or_method_no_v1_endpoint_has_is_401_without_a_live_token(
+        server: Server) -> None:
+    """Before 404 or 405, the token every /v1/ endpoint checks first: without a live
+    one the answer is the same 401 (problem body, WWW-Authenticate, the security log),
+    whether the path exists or not; with one, the 404 or 405."""
+    revoked = make_token(server.db_url, "viewer", "ivan")
+    name = next(t["name"] for t in json.loads(run_asl(
+        "tokens", "list", "--format", "json", "--db", server.db_url).stdout)
+        if t["id"] == revoked[4:20])
+    assert run_asl("tokens", "revoke", name, "--db", server.db_url).returncode == 0
+    with server.client() as anonymous:
+        known = problem(anonymous.get("/v1/models"), 401)
+        for method, path, _ in V1_UNMATCHED:
+            for headers in ({}, {"Authorization": f"Bearer {revoked}"},
+                            {"Authorization": "Bearer asl_nonsense"},
+                            {"Authorization": f"Basic {server.token('admin')}"}):
+                response = anonymous.request(method, path, headers=headers)
+                body = problem(response, 401)
+                assert response.headers["www-authenticate"] == "Bearer", (method, path)
+                if not headers:
+                    assert body == known
+                assert "allow" not in response.headers
+            assert f"401 {method} {path} from" in server.log_text()
+    with server.client("viewer") as viewer:
+        for method, path, status in V1_UNMATCHED:
+            response = viewer.request(method, path)
+            problem(response, status)
+            assert "www-authenticate" not in response.headers
+            if status == 405:
+                assert response.headers["allow"]
+    assert revoked[21:] not in server.log_text()
+
+
+def test_a_ui_path_that_is_no_page_sends_a_browser_without_session_to_log_in(
+        server: Server) -> None:
+    """The UI's pages answer a browser without a session with the login page; a path
+    that is no page (or a method no page takes) does the same, and only a session
+    gets its 404 or 405. The login page and the static files stay public."""
+    unmatched = [("GET", "/ui/nonexistent", 404), ("DELETE", "/ui/models", 405),
+                 ("POST", "/ui/models/x/y/z", 404)]
+    with server.client() as anonymous:
+        for method, path, _ in [*unmatched, ("GET", "/ui/models", 200)]:
+            response = anonymous.request(method, path)
+            assert (response.status_code, response.headers["location"]) == (303, "/ui/login")
+        assert anonymous.get("/ui/static/no-such-file.css").status_code == 404
+        assert anonymous.delete("/ui/login").status_code == 405
+        form = anonymous.get("/ui/login")
+        assert form.status_code == 200
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf is not None
+        login = anonymous.post("/ui/login", data={"token": server.token("viewer"),
+                                                  "csrf": csrf.group(1)},
+                               headers={"Origin": server.url})
+        assert login.status_code == 303 and login.headers["location"] == "/ui/models"
+        session = {"asl_session": login.cookies["asl_session"]}
+        for method, path, status in unmatched:
+            response = httpx.request(method, f"{server.url}{path}", cookies=session)
+            assert response.status_code == status, (method, path)
 
 
 def test_roles(server: Server) -> None:
