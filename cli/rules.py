@@ -27,7 +27,7 @@ from engine.loader import load_pack, pack_stack
 from engine.model import Pack, Rule
 from engine.packdiff import PackDiff, PortfolioChanges, diff_packs, portfolio_changes
 from engine.reference import reference_markdown
-from engine.ruletext import rule_links, rule_row, rule_source
+from engine.ruletext import catalogue, catalogue_entry, rule_links, rule_row, rule_source
 from engine.scaffold import ScaffoldError, pack_yaml, scaffold
 from engine.validate import validate_pack
 
@@ -138,25 +138,41 @@ def reference(db: str | None, packs: tuple[str, ...]) -> None:
 
 
 @rules.command()
-@click.argument("rule_id")
+@click.argument("rule_id", metavar="[RULE_ID|NAME]", required=False)
 @pack_option
 @format_option
-def show(rule_id: str, db: str | None, packs: tuple[str, ...], fmt: str) -> None:
+def show(rule_id: str | None, db: str | None, packs: tuple[str, ...], fmt: str) -> None:
     """Show one rule: its YAML source, the kinds it consumes, negates and produces, and
-    the rules that feed it and that it feeds.
+    the rules that feed it and that it feeds. Given a capability name or a safeguard id
+    instead, show that entry of the pack's catalogue; given nothing, list the catalogue:
+    every threshold name and safeguard id evidence may use with these packs.
 
     \b
     Examples:
       asl rules show requirements.highest
       asl rules show acme.cyber.requires-asl3-security --pack examples/packs/acme-lab
+      asl rules show                       # capability names and safeguard ids
+      asl rules show CBRN-3
     """
     pack = _load(pack_stack(packs))
+    if rule_id is None:
+        _show_catalogue(catalogue(pack), fmt)
+        return
     ids = [r.id for r in pack.rules]
     if rule_id not in ids:
-        close = difflib.get_close_matches(rule_id, ids, n=3, cutoff=0.5)
+        entry = catalogue_entry(pack, rule_id)
+        if entry is not None:
+            _show_entry(entry, fmt)
+            return
+        listed = catalogue(pack)
+        names = [*ids, *(c["name"] for c in listed["capabilities"]),
+                 *(s["id"] for s in listed["safeguards"]),
+                 *(e["id"] for s in listed["safeguards"] for e in s["elements"])]
+        close = difflib.get_close_matches(rule_id, names, n=3, cutoff=0.5)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else \
-            "; `asl rules list` lists them"
-        fail(f"no rule {rule_id!r} in {pack.name}{hint}", EXIT_USAGE)
+            "; `asl rules list` lists the rules, `asl rules show` the catalogue's names"
+        fail(f"no rule {rule_id!r} in {pack.name}, nor a capability or safeguard of that "
+             f"name{hint}", EXIT_USAGE)
     rule = pack.rule(rule_id)
     data = {**_rule_row(pack, rule), "consumes": sorted(rule.consumes),
             "negates": sorted(rule.negates), "produces": sorted(rule.produces),
@@ -180,6 +196,49 @@ def show(rule_id: str, db: str | None, packs: tuple[str, ...], fmt: str) -> None
 
 
 # --- validate -------------------------------------------------------------------------
+
+
+
+def _show_catalogue(listed: dict[str, Any], fmt: str) -> None:
+    """The catalogue as `asl rules show` prints it without a name."""
+    if fmt == "json":
+        click.echo(dumps({**listed, "capabilities": [{**c, "file": _rel(c["file"])} if c["file"]
+                                                     else c for c in listed["capabilities"]],
+                          "safeguards": [{**s, "file": _rel(s["file"])} if s["file"] else s
+                                         for s in listed["safeguards"]]}))
+        return
+    click.echo(f"{listed['pack']}: the names evidence may use\n")
+    click.echo("capabilities (evaluations[].threshold, findings[].threshold)")
+    width = max((len(c["name"]) for c in listed["capabilities"]), default=0)
+    for c in listed["capabilities"]:
+        click.echo(f"  {c['name'].ljust(width)}  {c['category']:<10}  {c['title']}"
+                   f"  [{c['pack']}]")
+    click.echo("\nsafeguards (safeguards[].id: a standard, or one of its elements)")
+    for s in listed["safeguards"]:
+        click.echo(f"  {s['id']}  {s['title']}  [{s['pack']}]")
+        for e in s["elements"]:
+            click.echo(f"    {e['id']}" + (f"  [{e['pack']}]" if e["pack"] != s["pack"] else ""))
+
+
+def _show_entry(entry: dict[str, Any], fmt: str) -> None:
+    """One catalogue entry as `asl rules show NAME` prints it."""
+    if entry.get("file"):
+        entry = {**entry, "file": _rel(entry["file"])}
+    if fmt == "json":
+        click.echo(dumps(entry))
+        return
+    name = entry.get("name") or entry["id"]
+    title = entry.get("title") or f"an element of {entry.get('standard')}"
+    click.echo(f"{name}: {title}")
+    rows = {"capability": (("category", entry.get("category")),),
+            "standard": (("level", entry.get("level")),
+                         ("elements", ", ".join(e["id"] for e in entry.get("elements", [])))),
+            "element": (("standard", entry.get("standard")),)}[entry["entry"]]
+    for label, value in (("entry", entry["entry"]), *rows, ("pack", entry["pack"]),
+                         ("file", f"{entry['file']}:{entry['line']}" if entry.get("file")
+                          else None)):
+        if value:
+            click.echo(f"  {label:<9} {value}")
 
 
 @rules.command()

@@ -154,3 +154,45 @@ def rule_links(pack: Pack, rule: Rule) -> dict[str, list[str]]:
         for _, _, data in graph.out_edges(kind, data=True):
             feeds.add(f"{data['rule']} ({'none ' if data['negated'] else ''}{kind})")
     return {"fed_by": sorted(fed_by), "feeds": sorted(feeds), "given": sorted(given)}
+
+
+def catalogue(pack: Pack) -> dict[str, Any]:
+    """The names evidence may use under `pack`, as its catalogue states them: each
+    capability (the `threshold` of evaluations and findings) with its category, and each
+    safeguard standard with its elements (the `id`s of `safeguards`), in catalogue order,
+    with the title, the pack that declared it and where."""
+    stated = {(fact.kind, fact.values.get("name")): fact for fact in pack.facts
+              if fact.kind in ("capability", "standard")}
+
+    def where(kind: str, name: str) -> dict[str, Any]:
+        fact = stated.get((kind, name))
+        if fact is None:
+            return {"title": name, "file": "", "line": 0}
+        return {"title": fact.title, "file": fact.file, "line": fact.line}
+
+    return {
+        "pack": pack.name,
+        "capabilities": [{"name": c.name, "category": c.category, "pack": c.pack,
+                          **where("capability", c.name)} for c in pack.capabilities],
+        "safeguards": [{"id": s.id, "level": s.attributes.get("level"), "pack": s.pack,
+                        **where("standard", s.id),
+                        "elements": [{"id": e, "pack": s.element_packs.get(e, s.pack)}
+                                     for e in s.elements]}
+                       for s in pack.standards],
+    }
+
+
+def catalogue_entry(pack: Pack, name: str) -> dict[str, Any] | None:
+    """The catalogue's entry for `name` (a capability, a standard or an element, as
+    `catalogue` gives it, with `entry` saying which), or None when the pack has none."""
+    listed = catalogue(pack)
+    for capability in listed["capabilities"]:
+        if capability["name"] == name:
+            return {"entry": "capability", **capability}
+    for standard in listed["safeguards"]:
+        if standard["id"] == name:
+            return {"entry": "standard", **standard}
+        for element in standard["elements"]:
+            if element["id"] == name:
+                return {"entry": "element", **element, "standard": standard["id"]}
+    return None

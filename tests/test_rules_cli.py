@@ -16,6 +16,8 @@ from click.testing import CliRunner, Result
 from helpers import EXAMPLES, REPO
 
 from cli.main import main
+from engine.assess import evaluator_for, vocabulary
+from engine.packstack import pack_stack
 
 BUILTIN = REPO / "rules" / "rsp-2.1"
 ACME = EXAMPLES / "packs" / "acme-lab"
@@ -103,8 +105,46 @@ def test_show_json_and_an_overlay_rule() -> None:
 
 def test_show_an_unknown_rule_suggests_the_closest() -> None:
     line = one_line_error(run("show", "status.impled"), 2)
-    assert line.startswith("asl: no rule 'status.impled' in rsp-2.1; did you mean "
-                           "'status.implied'")
+    assert line.startswith("asl: no rule 'status.impled' in rsp-2.1, nor a capability or "
+                           "safeguard of that name; did you mean 'status.implied'")
+
+
+@pytest.mark.parametrize("framework", ["rsp-2.1", "openai-pf-2"])
+def test_show_without_a_rule_lists_every_name_evidence_may_use(framework: str) -> None:
+    words = vocabulary(evaluator_for(pack_stack(framework=framework)).pack)
+    listed = json.loads(run("show", "--framework", framework, "--format", "json").stdout)
+    capabilities = [c["name"] for c in listed["capabilities"]]
+    safeguards = [s["id"] for s in listed["safeguards"]]
+    safeguards += [e["id"] for s in listed["safeguards"] for e in s["elements"]]
+    assert sorted(capabilities) == sorted(words.capabilities)
+    assert sorted(safeguards) == sorted(words.safeguards)
+    assert all(c["title"] and c["category"] and c["file"] for c in listed["capabilities"])
+    text = run("show", "--framework", framework).stdout
+    assert all(name in text for name in [*capabilities, *safeguards])
+
+
+def test_show_lists_an_overlays_names_with_their_pack() -> None:
+    listed = json.loads(run("show", "--pack", str(EXAMPLES / "packs" / "acme-lab"),
+                            "--format", "json").stdout)
+    elements = {e["id"]: e["pack"] for s in listed["safeguards"] for e in s["elements"]}
+    assert elements["asl3-security.internal-red-team-rotation"] == "acme-lab"
+    assert elements["asl3-security.audits"] == "rsp-2.1"
+
+
+@pytest.mark.parametrize(("name", "entry", "key", "value"), [
+    ("CBRN-3", "capability", "category", "threshold"),
+    ("asl3-security", "standard", "level", "ASL-3"),
+    ("asl3-security.audits", "element", "standard", "asl3-security"),
+])
+def test_show_a_catalogue_name(name: str, entry: str, key: str, value: str) -> None:
+    shown = json.loads(run("show", name, "--format", "json").stdout)
+    assert shown["entry"] == entry and shown[key] == value
+    assert run("show", name).stdout.startswith(f"{name}: ")
+
+
+def test_show_an_unknown_name_suggests_a_catalogue_name_too() -> None:
+    line = one_line_error(run("show", "CBRN3"), 2)
+    assert "did you mean 'CBRN-3'" in line
 
 
 def test_reference_is_the_generated_document() -> None:
