@@ -379,8 +379,12 @@ class Store:
     def _in_chunks(self, query: Callable[[list[Any]], Select[Any]], values: Iterable[Any]
                    ) -> Iterator[Row[Any]]:
         """The rows of `query(chunk)` for `values` in chunks (one IN (...) per chunk, so
-        a hundred thousand ids never make one statement)."""
+        a hundred thousand ids never make one statement); none, without taking a
+        connection, for no values (a service request whose references are not stored
+        asks for their evidence with none)."""
         wanted = list(values)
+        if not wanted:
+            return
         with self.engine.connect() as conn:
             for start in range(0, len(wanted), CHUNK):
                 yield from conn.execute(query(wanted[start:start + CHUNK]))
