@@ -80,21 +80,25 @@ def _indented(data: dict[str, Any] | list[Any]) -> str:
     return _RESPELL.sub(_repr, text) if _exponent(compact) else text
 
 
-def encode_parsed(data: Any) -> bytes:
+def encode_parsed(data: Any, floats: bool = True) -> bytes:
     """`dumps(data).encode()` for `data` made of what `orjson.loads` returns (dicts with
     text keys, lists, text, integers, finite floats, booleans and None, as JSON read
     back from the record is), written by orjson alone: such data holds nothing json
     refuses or converts. A float orjson may spell otherwise than `repr` (orjson writes
     `1e-7` and `0.00001` where repr writes `1e-07` and `1e-05`) has an exponent or
     `0.0000` in orjson's text too; then each number token is written by repr, as in
-    `dumps`. A lone scalar, and anything orjson refuses (an integer beyond 64 bits,
-    another type), goes to `dumps`."""
+    `dumps`. `floats=False`: the caller knows `data` holds no float (say, from
+    store.jcs.from_sorted of its JSON), so the text is not searched for one. A lone
+    scalar, and anything orjson refuses (an integer beyond 64 bits, another type), goes
+    to `dumps`."""
     if not isinstance(data, dict | list):  # a lone scalar, as in `dumps`
         return dumps(data).encode()
     try:
         raw = orjson.dumps(data, option=_INDENTED | _PASSTHROUGH)
     except TypeError:
         return dumps(data).encode()
+    if not floats:
+        return raw
     text = raw.decode()
     if "0.0000" in text or _exponent(text):
         return _RESPELL.sub(_repr, text).encode()

@@ -74,10 +74,11 @@ def dumps(data: Any) -> bytes:
 
 def from_sorted(raw: bytes) -> bytes:
     """`dumps(orjson.loads(raw))` for `raw` as `orjson.dumps(data,
-    option=orjson.OPT_SORT_KEYS)` writes it, without parsing it: `raw` itself when no
-    number in it needs writing again (the common case for a result, which holds no
-    float), else `raw` with each float written as rfc8785 writes it. What the fast path
-    cannot vouch for goes the long way, which answers or raises as `dumps` does."""
+    option=orjson.OPT_SORT_KEYS)` writes it, without parsing it: `raw` itself (the same
+    object, so a caller can tell that `raw` holds no float) when no number in it needs
+    writing again (the common case for a result), else `raw` with each float written as
+    rfc8785 writes it. What the fast path cannot vouch for goes the long way, which
+    answers or raises as `dumps` does."""
     try:
         return _numbers_fixed(raw)
     except _Fallback:

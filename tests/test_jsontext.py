@@ -93,3 +93,14 @@ def test_parsed_json_is_written_as_the_standard_library_writes_it(value: Any) ->
 def test_what_orjson_refuses_is_written_as_dumps_writes_it() -> None:
     for value in ([2**70], {"when": [1, 2**65]}):
         assert encode_parsed(value) == stdlib(value).encode()
+
+
+@given(json_values(st.integers(min_value=-(2**63), max_value=2**64 - 1), ANY_TEXT,
+                   ["a", "é", "B"]))
+def test_parsed_json_without_floats_needs_no_search(value: Any) -> None:
+    """Told that the data holds no float, `encode_parsed` writes the same text."""
+    try:
+        parsed = orjson.loads(orjson.dumps(value))
+    except TypeError:
+        return
+    assert encode_parsed(parsed, floats=False) == stdlib(parsed).encode()

@@ -100,9 +100,10 @@ def assess_and_store(state: ServiceState, who: Principal, content: bytes, fmt: s
 
 def _assess_and_store(state: ServiceState, who: Principal, content: bytes, fmt: str,
                       store: bool, action: str | None = None, logged: Any = None,
-                      framework: str | None = None) -> tuple[dict[str, Any], bool]:
-    """`assess_and_store`, and whether every result in it is parsed JSON (each was
-    stored, and is its stored JSON read back), which `encode_parsed` may answer.
+                      framework: str | None = None) -> tuple[dict[str, Any], bool, bool]:
+    """`assess_and_store`, whether every result in it is parsed JSON (each was stored,
+    and is its stored JSON read back), which `encode_parsed` may answer, and whether
+    any of those may hold a float (the answer's text is then searched for one).
 
     Each document and each stored result is serialised once, as the record keeps it
     (compact, keys sorted); the decision log's hashes are taken from those bytes
@@ -118,6 +119,7 @@ def _assess_and_store(state: ServiceState, who: Principal, content: bytes, fmt: 
     new: list[NewAssessment] = []
     results = []
     canonical = []  # each result's canonical JSON, for the result hash
+    floats = False  # whether a stored result may hold a float (none does, as a rule)
     previous = ({} if not store else references.newest if references.newest is not None
                 else state.store.latest(entries))
     for assessment in ordered:
@@ -136,6 +138,7 @@ def _assess_and_store(state: ServiceState, who: Principal, content: bytes, fmt: 
         new.append(stored)
         results.append(orjson.loads(result_json))
         canonical.append(jcs.from_sorted(result_json))
+        floats = floats or canonical[-1] is not result_json  # it had numbers to fix
     hashes = (audit.sha256_of(logged) if logged is not None
               else audit.sha256_of_canonical(_input_json(entries, run)),
               audit.sha256_of_canonical(b"[" + b",".join(canonical) + b"]"))
@@ -146,7 +149,7 @@ def _assess_and_store(state: ServiceState, who: Principal, content: bytes, fmt: 
         entry_row = log(conn, who, action or ("assess" if store else "assess.unstored"),
                          stack, hashes)
     return ({"decision_id": entry_row.decision_id, "results": results},
-            len(new) == len(results))
+            len(new) == len(results), floats)
 
 
 def _input_json(entries: dict[str, Entry], run: AssessmentRun) -> bytes:
@@ -190,10 +193,11 @@ async def assess_evidence(request: Request, who: Analyst,
     state: ServiceState = request.app.state.asl
 
     def answer() -> Response:  # serialised in the thread too, not on the event loop
-        data, parsed = _assess_and_store(state, who, content, fmt, store,
-                                         framework=framework)
+        data, parsed, floats = _assess_and_store(state, who, content, fmt, store,
+                                                 framework=framework)
         if parsed:  # as cli_json_bytes writes it, without json's check of parsed JSON
-            return Response(encode_parsed(data) + b"\n", media_type="application/json")
+            return Response(encode_parsed(data, floats) + b"\n",
+                            media_type="application/json")
         return cli_json_bytes(data)
 
     return await anyio.to_thread.run_sync(answer, limiter=state.work_slots())
