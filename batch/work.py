@@ -36,7 +36,7 @@ from engine.lineage import Links
 from knowledge_graph.compare import contract_values
 from knowledge_graph.provenance import record_of
 from knowledge_graph.report import assessment_document
-from store.record import NewAssessment
+from store.record import NewAssessment, sorted_json
 
 
 def digest(data: Any) -> str:
@@ -180,16 +180,27 @@ def read_back(entry: Entry, words: Vocabulary
 def stored_form(entry: Entry, input_hash: str, assessment: Assessment,
                 body: dict[str, Any] | None = None) -> NewAssessment:
     """What the record stores of one assessment of `entry` (its result, provenance and
-    the rows behind them); the service stores its assessments through this too. `body`
-    is the entry's document as data, when the caller has it already."""
+    the rows behind them). `body` is the entry's document as data, when the caller has
+    it already."""
+    return stored_parts(entry, input_hash, assessment, body)[0]
+
+
+def stored_parts(entry: Entry, input_hash: str, assessment: Assessment,
+                 body: dict[str, Any] | None = None) -> tuple[NewAssessment, bytes]:
+    """`stored_form`, and the result as the JSON it stores compressed (store.record.
+    sorted_json: what `decompress` parses back): the service stores its assessments
+    through this, and answers and hashes each result from those bytes rather than
+    serialising it again."""
     record = record_of(assessment.derivation)  # what dump, fired_rules and kinds of
     result = assessment_document(assessment)  # its graph give, without building it
+    result_json = sorted_json(result)
     return NewAssessment.build(
         model_id=entry.model, evidence_hash=entry.evidence_hash,
         evidence_body=orjson.loads(entry.body) if body is None else body,
         file=_place(entry), input_hash=input_hash, result=result,
         provenance=record.blob, edges=record.fired, kinds=record.kinds,
-        contract_hash=contract_digest(result))
+        contract_hash=contract_digest(result), result_json=result_json,
+        evidence_json=entry.body), result_json
 
 
 def warm(packs: Sequence[str]) -> None:

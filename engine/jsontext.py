@@ -20,6 +20,12 @@ standard library decides:
 - integers beyond 64 bits, lone surrogates: orjson refuses them, and `json.dumps` takes
   them.
 
+`encode_parsed` is the same text, as UTF-8, for data that is parsed JSON (what
+`orjson.loads` returns, such as results read back from the record): nothing in it is
+refused or converted by json, so the standard library's check, which encodes the whole
+value a second time, is left out, and whether a float may be spelled otherwise is
+looked for in orjson's own text.
+
 tests/test_jsontext.py checks the equality with hypothesis.
 """
 
@@ -33,6 +39,9 @@ from typing import Any
 import orjson
 
 _INDENTED = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+# What orjson would write but json would not take as it is: refused, for the long way.
+_PASSTHROUGH = (orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+                | orjson.OPT_PASSTHROUGH_SUBCLASS)
 # What json refuses (NaN, infinities, unknown types) or converts (keys that are not
 # strings): the C encoder raises for the first, orjson for the second.
 _CHECK = json.JSONEncoder(allow_nan=False, check_circular=False, ensure_ascii=False)
@@ -71,12 +80,36 @@ def _indented(data: dict[str, Any] | list[Any]) -> str:
     return _RESPELL.sub(_repr, text) if _exponent(compact) else text
 
 
+def encode_parsed(data: Any, floats: bool = True) -> bytes:
+    """`dumps(data).encode()` for `data` made of what `orjson.loads` returns (dicts with
+    text keys, lists, text, integers, finite floats, booleans and None, as JSON read
+    back from the record is), written by orjson alone: such data holds nothing json
+    refuses or converts. A float orjson may spell otherwise than `repr` (orjson writes
+    `1e-7` and `0.00001` where repr writes `1e-07` and `1e-05`) has an exponent or
+    `0.0000` in orjson's text too; then each number token is written by repr, as in
+    `dumps`. `floats=False`: the caller knows `data` holds no float (say, from
+    store.jcs.from_sorted of its JSON), so the text is not searched for one. A lone
+    scalar, and anything orjson refuses (an integer beyond 64 bits, another type), goes
+    to `dumps`."""
+    if not isinstance(data, dict | list):  # a lone scalar, as in `dumps`
+        return dumps(data).encode()
+    try:
+        raw = orjson.dumps(data, option=_INDENTED | _PASSTHROUGH)
+    except TypeError:
+        return dumps(data).encode()
+    if not floats:
+        return raw
+    text = raw.decode()
+    if "0.0000" in text or _exponent(text):
+        return _RESPELL.sub(_repr, text).encode()
+    return raw
+
+
 def _exponent(compact: str) -> bool:
-    """Whether the standard library's text (which spells every float as `repr`) may
-    hold a float with an exponent (`1e-05`, `1e+16`): the only floats orjson spells
-    otherwise. Looked for with str.find, since a regular expression scanning the whole
-    text cost more than the encoding saved; text in a string that looks like one only
-    sends it the longer way."""
+    """Whether the standard library's text (which spells every float as `repr`), or
+    orjson's, may hold a float with an exponent (`1e-05`, `1e+16`). Looked for with
+    str.find, since a regular expression scanning the whole text cost more than the
+    encoding saved; text in a string that looks like one only sends it the longer way."""
     for mark in ("e-", "e+"):
         found = compact.find(mark)
         while found != -1:

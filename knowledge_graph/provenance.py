@@ -9,7 +9,7 @@ incoming edges: that is the whole record of "derived twice, asserted once".
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import networkx as nx
@@ -131,9 +131,12 @@ def record_of(derivation: Derivation) -> Record:
     """`Record(dump(g), fired_rules(g), kinds(g))` of `g = graph_of(derivation)`, the same
     bytes and lists, written from the derivation's `elements` without building the graph
     (what a batch worker and the service store of each assessment)."""
-    graph = stored.adjacency(*elements(derivation))
-    attrs = graph.nodes.values()
-    return Record(stored.encode_adjacency(graph), rules_among(attrs), kinds_among(attrs))
+    nodes, edges = elements(derivation)
+    attrs: Mapping[str, dict[str, Any]] = dict(nodes)  # each node's, as the graph has them
+    if len(attrs) < len(nodes):  # a node given twice: its attributes merged
+        attrs = stored.adjacency(nodes, ()).nodes
+    return Record(stored.encode_elements(nodes, edges), rules_among(attrs.values()),
+                  kinds_among(attrs.values()))
 
 
 def _firing_attrs(firing: Firing, stratum: int) -> dict[str, Any]:

@@ -13,7 +13,8 @@ About 3.3 KiB per model instead of 9 KiB for zlib'd JSON, and `decode` gives bac
 same nodes, edges and attributes in the same order (attribute keys, and each node's
 successors and predecessors, in the same order too). `encode` writes a networkx graph;
 `encode_adjacency` writes the same bytes from the plain dicts such a graph keeps
-(`adjacency`), which is how an assessment is stored (provenance.record_of): no networkx
+(`adjacency`), and `encode_elements` from the lists of nodes and edges such a graph is
+built of, which is how an assessment is stored (provenance.record_of): no networkx
 graph is built until something reads the record back.
 
 The first byte says the format: FORMAT for this one; a record stored before revision
@@ -27,7 +28,7 @@ from __future__ import annotations
 import heapq
 import threading
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -104,6 +105,10 @@ def inflate(blob: bytes) -> bytes:
     return unpack(blob)
 
 
+Node = tuple[Any, dict[str, Any]]  # a node id and its attributes
+Edge = tuple[Any, Any, dict[str, Any]]  # source, target and the edge's attributes
+
+
 class Adjacency(NamedTuple):
     """A graph as the plain dicts a networkx DiGraph keeps inside: each node's attributes,
     and each node's successors and predecessors with the edges' attributes (one dict per
@@ -159,8 +164,19 @@ def encode(graph: nx.DiGraph) -> bytes:
 
 def encode_adjacency(graph: Adjacency) -> bytes:
     """`encode` of the networkx graph with this adjacency, the same bytes, without
-    building it (how an assessment's provenance is stored: provenance.record_of)."""
+    building it."""
     return pack(_table(graph))
+
+
+def encode_elements(nodes: Sequence[Node], edges: Sequence[Edge]) -> bytes:
+    """`encode_adjacency(adjacency(nodes, edges))`, the same bytes (how an assessment's
+    provenance is stored: provenance.record_of). When no node and no edge is given twice
+    and every edge's ends are among the nodes, as in an assessment's `elements`, the
+    graph's order is read off the two lists without building the adjacency's dicts."""
+    order = _plain_order(nodes, edges)
+    if order is None:
+        return encode_adjacency(adjacency(nodes, edges))
+    return pack(_rows(nodes, order))
 
 
 def table(graph: nx.DiGraph) -> bytes:
@@ -170,6 +186,12 @@ def table(graph: nx.DiGraph) -> bytes:
 
 
 def _table(graph: Adjacency) -> bytes:
+    return _rows(graph.nodes.items(), _insertion_order(graph))
+
+
+def _rows(nodes: Iterable[Node], edges: Iterable[Edge]) -> bytes:
+    """The node table and edges by index of these nodes and these edges, in this order
+    (the edges in `_insertion_order`'s)."""
     strings: dict[str, int] = {}  # each string once, by position in the table
     shapes: dict[tuple[str, ...], int] = {}  # each attributes' key set once
     text = strings.setdefault  # text(s, len(strings)): the position of s, added if new
@@ -191,16 +213,16 @@ def _table(graph: Adjacency) -> bytes:
         return row
 
     position: dict[Any, int] = {}
-    nodes = []
-    for node, attrs in graph.nodes.items():
+    rows = []
+    for node, attrs in nodes:
         position[node] = len(position)
-        nodes.append(fill([text(node, len(strings)) if isinstance(node, str) else [node],
+        rows.append(fill([text(node, len(strings)) if isinstance(node, str) else [node],
                            shape(tuple(attrs), len(shapes))], attrs))
-    edges = [fill([position[u], position[v], shape(tuple(attrs), len(shapes))], attrs)
-             for u, v, attrs in _insertion_order(graph)]
+    links = [fill([position[u], position[v], shape(tuple(attrs), len(shapes))], attrs)
+             for u, v, attrs in edges]
     # the key sets' strings are added last, before the string table is complete
     key_sets = [[text(k, len(strings)) for k in keys] for keys in shapes]
-    return orjson.dumps([list(strings), key_sets, nodes, edges])
+    return orjson.dumps([list(strings), key_sets, rows, links])
 
 
 def insertion_order(graph: nx.DiGraph) -> list[tuple[Any, Any, dict[str, Any]]]:
@@ -221,9 +243,7 @@ def insertion_order(graph: nx.DiGraph) -> list[tuple[Any, Any, dict[str, Any]]]:
 def _insertion_order(graph: Adjacency) -> list[tuple[Any, Any, dict[str, Any]]]:
     # Each edge waits for at most two others: the edge before it among its source's
     # successors (in `graph.edges` order, the one just before it) and the one before it
-    # among its target's predecessors. Of the edges ready, the first by `graph.edges`
-    # goes next; the one just after it, when that becomes ready and comes before every
-    # other ready edge, goes at once, without the heap.
+    # among its target's predecessors.
     edges: list[tuple[Any, Any, dict[str, Any]]] = []  # in the order of graph.edges
     index: dict[tuple[Any, Any], int] = {}
     waiting: list[int] = []  # how many edges each edge waits for
@@ -235,8 +255,7 @@ def _insertion_order(graph: Adjacency) -> list[tuple[Any, Any, dict[str, Any]]]:
             waiting.append(0 if first else 1)
             first = False
     follows = [bool(n) for n in waiting]  # whether an edge waits for the one before it
-    count = len(edges)
-    next_in: list[int] = [-1] * count  # the next edge into the same target, if any
+    next_in: list[int] = [-1] * len(edges)  # the next edge into the same target, if any
     for node, others in graph.pred.items():  # a node's predecessors, in order
         if len(others) > 1:
             before = -1
@@ -246,6 +265,55 @@ def _insertion_order(graph: Adjacency) -> list[tuple[Any, Any, dict[str, Any]]]:
                     next_in[before] = i
                     waiting[i] += 1
                 before = i
+    return [edges[i] for i in _first_order(follows, waiting, next_in)]
+
+
+def _plain_order(nodes: Sequence[Node], edges: Sequence[Edge]) -> list[Edge] | None:
+    """`_insertion_order(adjacency(nodes, edges))` read off the two lists, or None when
+    a node or an edge is given twice or an edge has an end that is not a node (then
+    the adjacency merges or adds something, and decides). A graph's edges (in
+    `graph.edges` order) are these edges by their source's place, then as given; a
+    node's predecessors are the sources of its edges as given."""
+    at = dict(zip([node for node, _ in nodes], range(len(nodes)), strict=True))
+    if len(at) < len(nodes):
+        return None
+    try:
+        sources = [at[u] for u, _, _ in edges]
+        targets = [at[v] for _, v, _ in edges]
+    except KeyError:
+        return None
+    if len(set(zip(sources, targets, strict=True))) < len(edges):
+        return None
+    by_source = sorted(range(len(edges)), key=sources.__getitem__)  # graph.edges order
+    waiting = [0] * len(edges)
+    rank = [0] * len(edges)  # each given edge's place in graph.edges order
+    previous = -1
+    for place, i in enumerate(by_source):
+        rank[i] = place
+        if sources[i] == previous:  # after the one before it among its source's edges
+            waiting[place] = 1
+        previous = sources[i]
+    follows = [bool(n) for n in waiting]
+    next_in = [-1] * len(edges)
+    last_into: dict[int, int] = {}  # each target's latest edge so far, by place
+    for i, target in enumerate(targets):
+        place = rank[i]
+        before = last_into.get(target)
+        if before is not None:
+            next_in[before] = place
+            waiting[place] += 1
+        last_into[target] = place
+    return [edges[by_source[place]] for place in _first_order(follows, waiting, next_in)]
+
+
+def _first_order(follows: list[bool], waiting: list[int], next_in: list[int]) -> list[int]:
+    """The first topological order (by place) of edges numbered in `graph.edges` order,
+    where an edge that `follows` waits for the one just before it (its source's
+    previous successor) and an edge waits for its target's previous predecessor
+    (`next_in` chains those); `waiting` counts both, and is used up. Of the edges
+    ready, the first goes next; the one just after it, when that becomes ready and
+    comes before every other ready edge, goes at once, without the heap."""
+    count = len(waiting)
     ready = [i for i, n in enumerate(waiting) if n == 0]
     heapq.heapify(ready)
     pop, push = heapq.heappop, heapq.heappush
@@ -253,7 +321,7 @@ def _insertion_order(graph: Adjacency) -> list[tuple[Any, Any, dict[str, Any]]]:
     while ready:
         i = pop(ready)
         while True:
-            order.append(edges[i])
+            order.append(i)
             then = next_in[i]
             if then >= 0:
                 waiting[then] -= 1
@@ -269,10 +337,6 @@ def _insertion_order(graph: Adjacency) -> list[tuple[Any, Any, dict[str, Any]]]:
                     push(ready, then)
             break
     return order
-
-
-Node = tuple[Any, dict[str, Any]]  # a node id and its attributes
-Edge = tuple[Any, Any, dict[str, Any]]  # source, target and the edge's attributes
 
 
 def decode(blob: bytes) -> nx.DiGraph:

@@ -50,7 +50,13 @@ def canonical_json(data: Any) -> bytes:
 
 def sha256_of(data: Any) -> str:
     """SHA-256 (hex) of the canonical JSON of `data`."""
-    return hashlib.sha256(canonical_json(data)).hexdigest()
+    return sha256_of_canonical(canonical_json(data))
+
+
+def sha256_of_canonical(text: bytes) -> str:
+    """SHA-256 (hex) of canonical JSON already written (`sha256_of` of the data it is
+    the canonical form of): for a caller that has it from store.jcs.from_sorted."""
+    return hashlib.sha256(text).hexdigest()
 
 
 def rfc3339_now() -> str:

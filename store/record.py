@@ -61,7 +61,13 @@ Layer = dict[str, str]  # one pack of a result's stack: {"name": ..., "version":
 def compress(data: Any) -> bytes:
     """JSON data (keys sorted) compressed as results are stored: zstd with the shared
     dictionary of knowledge_graph.stored (about 1.7 KiB a result, zlib took 3.7)."""
-    return pack(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
+    return pack(sorted_json(data))
+
+
+def sorted_json(data: Any) -> bytes:
+    """JSON data as `compress` serialises it before compressing: compact, keys sorted
+    (what `decompress` parses back; store.jcs.from_sorted gives its canonical form)."""
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
 
 
 def decompress(blob: bytes) -> Any:
@@ -156,15 +162,21 @@ class NewAssessment:
     def build(cls, model_id: str, evidence_hash: str, evidence_body: dict[str, Any],
               file: str, input_hash: str, result: dict[str, Any], provenance: bytes,
               edges: Sequence[tuple[str, str, str, str | None, str] | str], kinds: list[str],
-              contract_hash: str) -> NewAssessment:
+              contract_hash: str, result_json: bytes | None = None,
+              evidence_json: bytes | None = None) -> NewAssessment:
         """Serialise a result for `Store.save`; of the provenance rows `edges`
         (provenance.edge_rows) it keeps the rule ids, or takes `edges` as those rule ids
-        (provenance.fired_rules) when given as strings."""
+        (provenance.fired_rules) when given as strings. `result_json` and
+        `evidence_json`: `result` and `evidence_body` as `compress` serialises them
+        (`sorted_json`), when the caller has them already, so that they are not
+        serialised again."""
         rules = (edge if isinstance(edge, str) else edge[4] for edge in edges)
         return cls(model_id, evidence_hash, evidence_body, file, input_hash,
-                   {k: v for k, v in result.items() if k != "conclusions"}, compress(result),
+                   {k: v for k, v in result.items() if k != "conclusions"},
+                   pack(sorted_json(result) if result_json is None else result_json),
                    provenance, pack_names(rules), pack_names(kinds), contract_hash,
-                   compress(evidence_body))
+                   pack(sorted_json(evidence_body) if evidence_json is None
+                        else evidence_json))
 
 
 class Store:
@@ -367,8 +379,12 @@ class Store:
     def _in_chunks(self, query: Callable[[list[Any]], Select[Any]], values: Iterable[Any]
                    ) -> Iterator[Row[Any]]:
         """The rows of `query(chunk)` for `values` in chunks (one IN (...) per chunk, so
-        a hundred thousand ids never make one statement)."""
+        a hundred thousand ids never make one statement); none, without taking a
+        connection, for no values (a service request whose references are not stored
+        asks for their evidence with none)."""
         wanted = list(values)
+        if not wanted:
+            return
         with self.engine.connect() as conn:
             for start in range(0, len(wanted), CHUNK):
                 yield from conn.execute(query(wanted[start:start + CHUNK]))

@@ -66,3 +66,51 @@ def test_real_results_and_their_inputs() -> None:
     for loaded in run.documents:
         body = orjson.loads(Entry.of(loaded).body)
         assert jcs.dumps(body) == rfc8785.dumps(body)
+
+
+def _sorted_json(value: Any) -> bytes | None:
+    """orjson's compact text of `value` with keys sorted, as the record stores JSON
+    (store.record.sorted_json); None for what orjson refuses."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return None
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.one_of(VALUES, st.lists(st.sampled_from(
+    ['a"b', 'x\\\\"', "\U0001f600", "1.5", "e", 'tru"e', "é"]), max_size=3)))
+def test_from_sorted_is_the_canonical_form_of_what_the_text_parses_to(value: Any) -> None:
+    """Whatever orjson wrote (floats, long integers, escaped quotes, text beyond U+FFFF),
+    `from_sorted` of it is rfc8785's form of the data it parses back to, or the same
+    error."""
+    raw = _sorted_json(value)
+    if raw is not None:
+        assert outcome(jcs.from_sorted, raw) == outcome(rfc8785.dumps, orjson.loads(raw))
+
+
+def test_from_sorted_keeps_text_without_floats_and_writes_floats_again() -> None:
+    plain = b'{"a":[1,-2,true,false,null],"b":"1.5e+27, true","c":{"d":"x"}}'
+    assert jcs.from_sorted(plain) is plain  # nothing to write again: the same bytes
+    floats = orjson.dumps({"b": [1.0, -0.0, 1e21, 1e-7, 1.72e27, 0.5], "a": "2.0"},
+                          option=orjson.OPT_SORT_KEYS)
+    assert jcs.from_sorted(floats) == b'{"a":"2.0","b":[1,0,1e+21,1e-7,1.72e+27,0.5]}'
+    with_exponent = b'{"a":1e-7,"t":true}'  # a float with no point
+    assert jcs.from_sorted(with_exponent) == rfc8785.dumps(orjson.loads(with_exponent))
+    for beyond in (b"[9007199254740992]", b'{"a":[-12345678901234567]}'):
+        assert outcome(jcs.from_sorted, beyond) == outcome(rfc8785.dumps,
+                                                           orjson.loads(beyond))
+        assert outcome(jcs.from_sorted, beyond)[0] == "error"
+    assert jcs.from_sorted(b"[9007199254740991]") == b"[9007199254740991]"
+
+
+def test_real_results_and_inputs_from_their_stored_json() -> None:
+    """What the service hashes from the record's JSON: results and the documents."""
+    files = sorted([*EXAMPLES.glob("*.yaml"), *DATA.glob("**/*.yaml")])
+    run = assess([Body(path.read_bytes(), "yaml", str(path)) for path in files])
+    for assessment in run.assessments:
+        raw = orjson.dumps(assessment_document(assessment), option=orjson.OPT_SORT_KEYS)
+        assert jcs.from_sorted(raw) == rfc8785.dumps(orjson.loads(raw))
+    for loaded in run.documents:
+        body = Entry.of(loaded).body
+        assert jcs.from_sorted(body) == rfc8785.dumps(orjson.loads(body))

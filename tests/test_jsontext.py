@@ -11,12 +11,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from json_values import EVERY_CHARACTER, json_values, outcome, scalars
 
 from engine.api import Body, assess
-from engine.jsontext import dumps
+from engine.jsontext import dumps, encode_parsed
 from knowledge_graph.report import assessment_document
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -67,3 +68,39 @@ def test_assessment_documents_as_the_cli_printed_them() -> None:
     for document in documents:
         assert dumps(document) == stdlib(document)
     assert dumps(documents) == stdlib(documents)
+
+
+PARSED_NUMBERS = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e-3, max_value=1e-3),
+    st.floats(allow_nan=False, allow_infinity=False, min_value=1e14, max_value=1e23),
+    st.sampled_from([0.0, -0.0, 1.0, 1e16, 1e-4, 1e-5, 1.5e-7, 5e-324, 0.000001234]))
+PARSED = json_values(PARSED_NUMBERS, ANY_TEXT, ["a", "é", "\U0001f600", "B"])
+
+
+@settings(max_examples=800, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(PARSED)
+def test_parsed_json_is_written_as_the_standard_library_writes_it(value: Any) -> None:
+    """`encode_parsed` of what orjson parses back gives `dumps`'s text, as UTF-8."""
+    try:
+        parsed = orjson.loads(orjson.dumps(value))
+    except TypeError:  # a lone surrogate: orjson writes no such text, nor parses any
+        return
+    assert encode_parsed(parsed) == stdlib(parsed).encode()
+
+
+def test_what_orjson_refuses_is_written_as_dumps_writes_it() -> None:
+    for value in ([2**70], {"when": [1, 2**65]}):
+        assert encode_parsed(value) == stdlib(value).encode()
+
+
+@given(json_values(st.integers(min_value=-(2**63), max_value=2**64 - 1), ANY_TEXT,
+                   ["a", "é", "B"]))
+def test_parsed_json_without_floats_needs_no_search(value: Any) -> None:
+    """Told that the data holds no float, `encode_parsed` writes the same text."""
+    try:
+        parsed = orjson.loads(orjson.dumps(value))
+    except TypeError:
+        return
+    assert encode_parsed(parsed, floats=False) == stdlib(parsed).encode()

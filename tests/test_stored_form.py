@@ -145,3 +145,31 @@ def test_the_edge_order_keeps_every_nodes_successors_and_predecessors() -> None:
         assert [list(again.succ[n]) for n in graph] == [list(graph.succ[n]) for n in graph]
         assert [list(again.pred[n]) for n in graph] == [list(graph.pred[n]) for n in graph]
         assert stored.insertion_order(again) == order
+
+
+def test_elements_are_encoded_as_the_graph_built_of_them() -> None:
+    """`stored.encode_elements` of nodes and edges in every sort of order (self-loops,
+    nodes without edges, predecessors added in another order than their sources) gives
+    the bytes of the networkx graph built of them, whether it reads the graph's order
+    off the lists (each node and edge once, every end a node) or, for a node or an edge
+    given twice or an edge to a node never given, through the adjacency."""
+    rng = random.Random(11)
+    plain = 0
+    for trial in range(1500):
+        size = rng.randint(1, 8)
+        nodes = [(rng.randrange(size), {"k": rng.randrange(3), "s": f"t{rng.randrange(4)}"})
+                 for _ in range(rng.randint(1, size + 2))]
+        edges = [(rng.randrange(size + 1), rng.randrange(size + 1), {"i": f"e{i}"})
+                 for i in range(rng.randint(0, 15))]
+        if trial % 3:  # each node and each edge once, every end a node
+            nodes = list(dict(nodes).items())
+            known = [node for node, _ in nodes]
+            ends = {(rng.choice(known), rng.choice(known)): {"i": f"e{i}", "n": i}
+                    for i in range(rng.randint(0, 15))}
+            edges = [(u, v, data) for (u, v), data in ends.items()]
+            plain += 1
+        graph = nx.DiGraph()
+        graph.add_nodes_from(nodes)
+        graph.add_edges_from(edges)
+        assert stored.encode_elements(nodes, edges) == stored.encode(graph), (nodes, edges)
+    assert plain == 1000

@@ -21,10 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from batch.stack import same_stack
-from batch.work import Entry, input_hash, stored_form
+from batch.work import Entry, input_hash, stored_parts
 from engine.api import AssessmentRun, Body, assess
 from engine.assess import ReferenceInfo
 from engine.errors import AssessmentError
+from engine.jsontext import encode_parsed
 from engine.whatif import SET, UNSET, EditRejected, parse_edit
 from engine.whatif import what_if as run_what_if
 from knowledge_graph.report import assessment_document
@@ -46,9 +47,9 @@ from service.evidence import (
 from service.problems import AUTHENTICATED, Problem, problem_responses
 from service.routers.models import JSON_CONTENT, cli_json_bytes
 from service.state import LoadedStack, ServiceState
-from store import audit
-from store.canonical import evidence_input, run_input
-from store.record import NewAssessment, decompress
+from store import audit, jcs
+from store.canonical import run_input
+from store.record import NewAssessment
 
 router = APIRouter(prefix="/v1", tags=["assess"],
                    responses=problem_responses(*AUTHENTICATED, 400, 413, 415))
@@ -94,6 +95,20 @@ def assess_and_store(state: ServiceState, who: Principal, content: bytes, fmt: s
     """Assess a body (under `framework`, default the active stack); store what changed
     with its framework and log the request (as `action`, with `logged` as its input
     when given), in one transaction."""
+    return _assess_and_store(state, who, content, fmt, store, action, logged, framework)[0]
+
+
+def _assess_and_store(state: ServiceState, who: Principal, content: bytes, fmt: str,
+                      store: bool, action: str | None = None, logged: Any = None,
+                      framework: str | None = None) -> tuple[dict[str, Any], bool, bool]:
+    """`assess_and_store`, whether every result in it is parsed JSON (each was stored,
+    and is its stored JSON read back), which `encode_parsed` may answer, and whether
+    any of those may hold a float (the answer's text is then searched for one).
+
+    Each document and each stored result is serialised once, as the record keeps it
+    (compact, keys sorted); the decision log's hashes are taken from those bytes
+    (store.jcs.from_sorted) and the answer is parsed from them, as `decompress` of the
+    stored result would give it."""
     stack, run, references = assess_body(state, content, fmt, keep_inputs=True,
                                          framework=framework, newest=store)
     ordered = run.in_input_order()
@@ -103,6 +118,8 @@ def assess_and_store(state: ServiceState, who: Principal, content: bytes, fmt: s
     bodies = {model: orjson.loads(entry.body) for model, entry in entries.items()}
     new: list[NewAssessment] = []
     results = []
+    canonical = []  # each result's canonical JSON, for the result hash
+    floats = False  # whether a stored result may hold a float (none does, as a rule)
     previous = ({} if not store else references.newest if references.newest is not None
                 else state.store.latest(entries))
     for assessment in ordered:
@@ -112,20 +129,37 @@ def assess_and_store(state: ServiceState, who: Principal, content: bytes, fmt: s
         if not store or (last is not None and last.input_hash == hashed
                          and last.pack_version == stack.pack.version
                          and same_stack(last.pack_stack, stack.stack, stack.pack)):
-            results.append(assessment_document(assessment))
+            document = assessment_document(assessment)
+            results.append(document)
+            canonical.append(jcs.dumps(document))
             continue
-        stored = stored_form(entry, hashed, assessment, bodies[assessment.model])
+        stored, result_json = stored_parts(entry, hashed, assessment,
+                                           bodies[assessment.model])
         new.append(stored)
-        results.append(decompress(stored.result))
-    given = evidence_input([bodies[m] for m in run.models], run.single)
-    hashes = digests(given if logged is None else logged, results)
+        results.append(orjson.loads(result_json))
+        canonical.append(jcs.from_sorted(result_json))
+        floats = floats or canonical[-1] is not result_json  # it had numbers to fix
+    hashes = (audit.sha256_of(logged) if logged is not None
+              else audit.sha256_of_canonical(_input_json(entries, run)),
+              audit.sha256_of_canonical(b"[" + b",".join(canonical) + b"]"))
     with state.engine.begin() as conn:
         if new:
             state.store.save_many(new, stack.pack.name, stack.pack.version, stack.stack,
                                   conn=conn)
         entry_row = log(conn, who, action or ("assess" if store else "assess.unstored"),
                          stack, hashes)
-    return {"decision_id": entry_row.decision_id, "results": results}
+    return ({"decision_id": entry_row.decision_id, "results": results},
+            len(new) == len(results), floats)
+
+
+def _input_json(entries: dict[str, Entry], run: AssessmentRun) -> bytes:
+    """The canonical JSON of the body's evidence (`store.canonical.evidence_input` of
+    its documents: one document itself, a portfolio `{"models": [...]}` in input
+    order), from each document's compact JSON (`Entry.body`)."""
+    documents = [jcs.from_sorted(entries[model].body) for model in run.models]
+    if run.single and len(documents) == 1:
+        return documents[0]
+    return b'{"models":[' + b",".join(documents) + b"]}"
 
 
 def digests(given: Any, result: Any) -> tuple[str, str]:
@@ -159,8 +193,12 @@ async def assess_evidence(request: Request, who: Analyst,
     state: ServiceState = request.app.state.asl
 
     def answer() -> Response:  # serialised in the thread too, not on the event loop
-        return cli_json_bytes(assess_and_store(state, who, content, fmt, store,
-                                               framework=framework))
+        data, parsed, floats = _assess_and_store(state, who, content, fmt, store,
+                                                 framework=framework)
+        if parsed:  # as cli_json_bytes writes it, without json's check of parsed JSON
+            return Response(encode_parsed(data, floats) + b"\n",
+                            media_type="application/json")
+        return cli_json_bytes(data)
 
     return await anyio.to_thread.run_sync(answer, limiter=state.work_slots())
 
