@@ -10,6 +10,7 @@ at all (or not UTF-8) 400; evidence that breaks the format 422 with one
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from typing import Annotated, Any
 
@@ -28,6 +29,7 @@ from store.references import stored_references
 BODY = "body"  # what errors call the request body, in place of a file name
 MAX_MODELS = 1000  # per POST /v1/assess; more goes to a batch
 SYNTAX = ("invalid JSON", "invalid YAML", "not UTF-8")  # the body is not data at all
+_LINE = re.compile(r"line [0-9]+")  # where a JSON Lines body's line is refused
 FRAMEWORK_PATH = "query.framework"  # where a problem with ?framework= is, as validation says
 Framework = Annotated[str | None, Query(
     max_length=100, description="the framework to assess under, a built-in pack's name "
@@ -60,8 +62,10 @@ def error_json(error: InputError) -> dict[str, str]:
 
 
 def rejection(errors: list[InputError]) -> Problem:
-    """400 when the body is not JSON or YAML (or not UTF-8); 422 with every problem."""
-    syntax = [e for e in errors if not e.path and e.message.startswith(SYNTAX)]
+    """400 when the body, or a line of a JSON Lines body, is not JSON or YAML (or not
+    UTF-8); 422 with every problem."""
+    syntax = [e for e in errors if (not e.path or _LINE.fullmatch(e.path))
+              and e.message.startswith(SYNTAX)]
     if syntax:
         return Problem(400, f"{BODY}: {syntax[0].message}",
                        errors=[error_json(e) for e in syntax])

@@ -121,6 +121,8 @@ def test_the_models_a_rejected_one_stops_are_named_too(server: Server) -> None:
     (b"model: {id: x}", "text/plain", 415),
     (b"", "application/json", 400),
     (b"a: &a [1]\nb: *a\n", "application/yaml", 422),
+    (b'{"model":\n', "application/jsonl", 400),
+    (b'{"model": {"id": "a"}}\n{"model": \n', "application/x-ndjson", 400),
 ])
 def test_bad_bodies_get_their_status(server: Server, content: bytes, media: str,
                                      status: int) -> None:
