@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from engine.tuning import tune_for_throughput
 from service.auth import VIEWER, bearer, require
 from service.batches import BatchRunner
 from service.config import ServiceConfig
@@ -62,6 +63,7 @@ def fastapi_app(config: ServiceConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tune_for_throughput()  # a worker's requests assess, as the CLI and batch workers do
         state = ServiceState.open(config)
         app.state.asl = state
         runner = BatchRunner(state)
