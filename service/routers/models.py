@@ -22,7 +22,6 @@ from engine.framework import (
     known_levels,
 )
 from engine.jsontext import dumps
-from knowledge_graph.provenance import load as load_graph
 from knowledge_graph.provenance import subjects_for
 from knowledge_graph.report import provenance
 from knowledge_graph.whynot import TargetError, parse_target, why_not
@@ -151,8 +150,8 @@ def why(request: Request, model: ModelId, _: Viewer,
         found = chosen, _stored_framework(state, chosen), state.store.provenance(chosen)
     _, framework, stored = found
     spec = builtin_spec(framework or "") or default_spec()
-    return Response(explain(model, load_graph(stored), conclusion or spec.level.key or "level",
-                            format, subjects_for(spec)), media_type=MEDIA_TYPES[format])
+    return Response(explain(model, stored, conclusion or spec.level.key or "level", format,
+                            subjects_for(spec)), media_type=MEDIA_TYPES[format])
 
 
 _FRAMEWORK = select(A.c.framework).where(A.c.id == bindparam("id"))  # built once
