@@ -4,8 +4,8 @@ A token reads `asl_<id>_<secret>`: `id` is 16 hex digits, stored in the clear an
 to find the token; `secret` is 32 random bytes, base64url, of which only the SHA-256 is
 stored and which is compared in constant time. Each token belongs to a person and has
 one role. Every check reads the database, so a revocation takes effect on the next
-request in every worker. Making and revoking a token each append a decision-log entry
-in the same transaction.
+request in every worker (the check is one read by primary key, `store.db.Read`). Making
+and revoking a token each append a decision-log entry in the same transaction.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from store import audit
+from store.db import Read
 from store.service_tables import ApiToken
 
 ROLES = ("viewer", "analyst", "rule-author", "admin")
@@ -34,7 +35,6 @@ LAST_USE_EVERY_S = 60  # `last_used_at` is written at most this often per token
 MAX_EXPIRY_DAYS = 36_500
 
 T = ApiToken.__table__  # type: ignore[attr-defined]
-_BY_ID = select(T).where(T.c.id == bindparam("token_id"))  # built once: checked per request
 _DUMMY_HASH = hashlib.sha256(b"no such token").hexdigest()
 
 
@@ -70,6 +70,11 @@ class Token:
 
 def _token(row: Any) -> Token:
     return Token(**{name: row[name] for name in Token.__dataclass_fields__})
+
+
+# What a request's check reads: the secret's hash, then a Token's fields in order.
+_BY_ID = Read(select(T.c.secret_sha256, *(T.c[name] for name in Token.__dataclass_fields__))
+              .where(T.c.id == bindparam("token_id")))
 
 
 def _secret_hash(secret: str) -> str:
@@ -157,13 +162,12 @@ def authenticate(engine: Engine, presented: str) -> Token | None:
     if found is None:
         return None
     token_id, secret = found.groups()
-    with engine.connect() as conn:
-        row = conn.execute(_BY_ID, {"token_id": token_id}).mappings().first()
-    stored = row["secret_sha256"] if row is not None else _DUMMY_HASH
+    row = _BY_ID.first(engine, token_id=token_id)
+    stored = row[0] if row is not None else _DUMMY_HASH
     matches = hmac.compare_digest(_secret_hash(secret), stored)
     if row is None or not matches:
         return None
-    token = _token(row)
+    token = Token(*row[1:])
     now = audit.rfc3339_now()
     if token.state(now) != "active":
         return None

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import bindparam, select
+from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from engine.api import Body, assess
@@ -40,7 +41,8 @@ from service.explain import MEDIA_TYPES, explain
 from service.problems import AUTHENTICATED, Problem, problem_responses
 from service.state import ServiceState
 from store.browse import Filters, latest_page, summary_json
-from store.record import Store, Summary
+from store.db import Read
+from store.record import SUMMARY_COLUMNS, Summary
 from store.tables import StoredAssessment
 
 router = APIRouter(prefix="/v1/models", tags=["models"],
@@ -71,15 +73,26 @@ def cli_json_bytes(data: Any) -> Response:
     return Response(f"{dumps(data)}\n".encode(), media_type="application/json")
 
 
-def _history(store: Store, model: str) -> list[Summary]:
-    found = [] if "\x00" in model else store.history(model)
+# Store.history's statement, run as a store.db.Read (no Connection, no BEGIN): a
+# model's history is read by most requests here, and is the floor request's one read.
+_HISTORY = Read(select(*SUMMARY_COLUMNS).where(A.c.model_id == bindparam("model"))
+                .order_by(A.c.id))
+_SUMMARY_FIELDS = tuple(column.name for column in SUMMARY_COLUMNS)
+
+
+def _history(engine: Engine, model: str) -> list[Summary]:
+    """Every stored assessment of `model`, oldest first, as `Store.history` gives them;
+    404 when there is none."""
+    found = [] if "\x00" in model else [
+        Summary(**dict(zip(_SUMMARY_FIELDS, row, strict=True)))
+        for row in _HISTORY.all(engine, model=model)]
     if not found:
         raise Problem(404, f"no stored assessment of a model {model!r}")
     return found
 
 
-def _chosen(store: Store, model: str, assessment: int | None) -> int:
-    found = _history(store, model)
+def _chosen(engine: Engine, model: str, assessment: int | None) -> int:
+    found = _history(engine, model)
     if assessment is None:
         return found[-1].id
     if assessment not in {s.id for s in found}:
@@ -117,15 +130,15 @@ def _listed(s: Summary) -> dict[str, Any]:
 @router.get("/{model}", responses={200: {"content": JSON_CONTENT}})
 def newest(request: Request, model: ModelId, _: Viewer) -> Response:
     """The newest stored assessment of `model`, as `asl assess --format json` gives it."""
-    store = request.app.state.asl.store
-    chosen = _chosen(store, model, None)
-    return cli_json_bytes(store.results([chosen])[chosen])
+    state: ServiceState = request.app.state.asl
+    chosen = _chosen(state.engine, model, None)
+    return cli_json_bytes(state.store.results([chosen])[chosen])
 
 
 @router.get("/{model}/history", responses={200: {"content": JSON_CONTENT}})
 def history(request: Request, model: ModelId, _: Viewer) -> Response:
     """Every stored assessment of `model`, newest first."""
-    found = _history(request.app.state.asl.store, model)
+    found = _history(request.app.state.asl.engine, model)
     return json_bytes({"model": model,
                        "assessments": [summary_json(s) for s in reversed(found)]})
 
@@ -146,7 +159,7 @@ def why(request: Request, model: ModelId, _: Viewer,
     found = state.store.newest(model) if assessment is None and "\x00" not in model \
         else None
     if found is None:  # an assessment named, or none stored: checked against history
-        chosen = _chosen(state.store, model, assessment)
+        chosen = _chosen(state.engine, model, assessment)
         found = chosen, _stored_framework(state, chosen), state.store.provenance(chosen)
     _, framework, stored = found
     spec = builtin_spec(framework or "") or default_spec()
