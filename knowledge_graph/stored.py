@@ -315,14 +315,18 @@ class StoredGraph:
         self.edges = edges
         self.ids = [strings[row[0]] if type(row[0]) is int else row[0][0] for row in nodes]
         self.index = {node: i for i, node in enumerate(self.ids)}
-        # each node's out- and in-edges (positions in `edges`), in the stored order
-        # (which gives every node its successors and predecessors back in order)
-        self.out: list[list[int]] = [[] for _ in nodes]
-        self.into: list[list[int]] = [[] for _ in nodes]
-        for i, edge in enumerate(edges):
-            self.out[edge[0]].append(i)
-            self.into[edge[1]].append(i)
         self._edge_attrs: dict[int, dict[str, Any]] = {}
+        self._out: list[list[int]] | None = None
+        self._into: list[list[int]] | None = None
+
+    def _ends(self, end: int) -> list[list[int]]:
+        """Each node's edges (positions in `edges`) whose end `end` (0: source, 1:
+        target) it is, in the stored order, which gives every node its successors and
+        predecessors back in order; found once, when first needed."""
+        by_node: list[list[int]] = [[] for _ in self.rows]
+        for i, edge in enumerate(self.edges):
+            by_node[edge[end]].append(i)
+        return by_node
 
     def _attrs(self, row: list[Any], first: int, shape: int) -> dict[str, Any]:
         """The attributes of a node or edge row: a string by its position in the table,
@@ -346,13 +350,17 @@ class StoredGraph:
 
     def successors(self, i: int) -> dict[Any, dict[str, Any]]:
         """The successors of the node at position `i`, with the edges' attributes."""
+        if self._out is None:
+            self._out = self._ends(0)
         ids, edges = self.ids, self.edges
-        return {ids[edges[e][1]]: self.edge(e) for e in self.out[i]}
+        return {ids[edges[e][1]]: self.edge(e) for e in self._out[i]}
 
     def predecessors(self, i: int) -> dict[Any, dict[str, Any]]:
         """The predecessors of the node at position `i`, with the edges' attributes."""
+        if self._into is None:
+            self._into = self._ends(1)
         ids, edges = self.ids, self.edges
-        return {ids[edges[e][0]]: self.edge(e) for e in self.into[i]}
+        return {ids[edges[e][0]]: self.edge(e) for e in self._into[i]}
 
 
 class _Lazy(Mapping[Any, dict[Any, Any]]):
