@@ -236,7 +236,12 @@ class Read:
             compiled = self._compiled[dialect.name] = _Compiled.of(self.statement, dialect)
         args: Any = params if compiled.names is None else tuple(
             params[name] for name in compiled.names)
-        conn = engine.raw_connection()
+        error = dialect.loaded_dbapi.Error
+        try:
+            conn = engine.raw_connection()
+        except error as exc:  # the database cannot be reached (or opened)
+            raise DBAPIError.instance(None, None, exc, error, hide_parameters=True,
+                                      dialect=dialect) from exc
         try:
             cursor = conn.cursor()
             try:
@@ -244,11 +249,11 @@ class Read:
                 got = cursor.fetchmany(1) if one else cursor.fetchall()
             finally:
                 cursor.close()
-        except dialect.loaded_dbapi.Error as exc:
+        except error as exc:
             if dialect.is_disconnect(exc, conn.dbapi_connection, None):
                 conn.invalidate(exc)
-            raise DBAPIError.instance(compiled.sql, None, exc, dialect.loaded_dbapi.Error,
-                                      hide_parameters=True) from exc
+            raise DBAPIError.instance(compiled.sql, None, exc, error, hide_parameters=True,
+                                      dialect=dialect) from exc
         finally:
             conn.close()  # back to the pool, which ends a transaction the read began
         convert = compiled.processors
