@@ -155,9 +155,20 @@ def revoke(engine: Engine, name: str, actor: str | None = None,
 
 def authenticate(engine: Engine, presented: str) -> Token | None:
     """The live token `presented` is, or None (malformed, unknown, wrong secret, expired
-    or revoked). The secret's hash is compared in constant time, and a hash is compared
-    even for an unknown id, so timing says nothing about which ids exist. Records the
-    use (at most once a minute per token)."""
+    or revoked), as `check` finds it; records the use (at most once a minute per
+    token)."""
+    now = audit.rfc3339_now()
+    token = check(engine, presented, now)
+    if token is not None and use_due(token, now):
+        record_use(engine, token.id, now)
+    return token
+
+
+def check(engine: Engine, presented: str, now: str) -> Token | None:
+    """The live token `presented` is at `now` (an audit.rfc3339_now stamp), or None
+    (malformed, unknown, wrong secret, expired or revoked): one read by primary key,
+    nothing written. The secret's hash is compared in constant time, and a hash is
+    compared even for an unknown id, so timing says nothing about which ids exist."""
     found = TOKEN_FORMAT.fullmatch(presented)
     if found is None:
         return None
@@ -168,14 +179,20 @@ def authenticate(engine: Engine, presented: str) -> Token | None:
     if row is None or not matches:
         return None
     token = Token(*row[1:])
-    now = audit.rfc3339_now()
-    if token.state(now) != "active":
-        return None
-    if token.last_used_at is None or _seconds_between(token.last_used_at, now) \
-            >= LAST_USE_EVERY_S:
-        with engine.begin() as conn:
-            conn.execute(update(T).where(T.c.id == token_id).values(last_used_at=now))
-    return token
+    return token if token.state(now) == "active" else None
+
+
+def use_due(token: Token, now: str) -> bool:
+    """Whether a use of `token` at `now` is to be recorded: its first, or the first
+    LAST_USE_EVERY_S or more after the one recorded."""
+    return token.last_used_at is None or _seconds_between(token.last_used_at, now) \
+        >= LAST_USE_EVERY_S
+
+
+def record_use(engine: Engine, token_id: str, now: str) -> None:
+    """Record `now` as the token's last use (a write: it may wait for the write lock)."""
+    with engine.begin() as conn:
+        conn.execute(update(T).where(T.c.id == token_id).values(last_used_at=now))
 
 
 def _seconds_between(earlier: str, later: str) -> float:
