@@ -10,6 +10,7 @@ full SQLAlchemy way.
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import subprocess
 import sys
@@ -115,6 +116,24 @@ def test_the_adjacency_decoded_as_read_is_the_graphs(record: Path) -> None:
         assert dict(light.nodes) == dict(full.nodes(data=True))
         with pytest.raises(KeyError):
             light.nodes["no such node"]
+
+
+def test_an_explanation_leaves_no_reference_cycle(record: Path) -> None:
+    """Explaining a stored record builds nothing that only the cyclic garbage collector
+    could free: a cycle kept each request's decoded graph alive past its request, and
+    the collections it brought on cost the service more CPU than the walk."""
+    for _, framework, blob in _newest(record)[:5]:
+        subjects = subjects_for(builtin_spec(framework) or default_spec())
+        gc.collect()
+        gc.disable()
+        try:
+            graph = stored.decode_adjacency(blob)
+            tree = why_tree(graph, find_conclusion(graph, "decision", subjects))
+            assert render_text(tree) and dumps(tree)
+            del graph, tree
+            assert gc.collect() == 0
+        finally:
+            gc.enable()
 
 
 def _why(*args: str) -> tuple[int, str, str]:
