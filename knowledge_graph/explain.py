@@ -42,41 +42,47 @@ def why_tree(graph: Graph, node: str) -> dict[str, Any]:
     """The explanation of `node` as nested plain data (JSON-ready), from a networkx
     graph or a stored record's adjacency alike (knowledge_graph.reading)."""
     seen: set[str] = set()
-
-    def fact(fact_id: str) -> dict[str, Any]:
-        data = graph.nodes[fact_id]
-        out: dict[str, Any] = {"id": fact_id, "node": data["node"], "kind": data["kind"],
-                               "values": data["values"]}
-        info = data.get("info", {})
-        if data["node"] == EVIDENCE:
-            out["entry"] = info.get("entry")
-            out["label"] = data.get("label")
-            out.update({k: info[k] for k in _SHOWN_INFO if k in info})
-        elif data["node"] == DEFAULT:
-            out["title"] = info.get("title", "")
-            out["pack"] = info.get("pack")
-            if "file" in info:
-                out["defined_at"] = f"{info['file']}:{info.get('line', 0)}"
-        if fact_id in seen:
-            out["see_above"] = True
-            return out
-        seen.add(fact_id)
-        if data["node"] == CONCLUSION:
-            out["derived_by"] = [firing(f) for f in supports(graph, fact_id)]
-        return out
-
-    def firing(firing_id: str) -> dict[str, Any]:
-        data = graph.nodes[firing_id]
-        out = {"rule": data["rule"], "title": data["title"], "cite": data["cite"],
-               "because": data["because"], "pack": data["pack"]}
-        if data.get("replaces"):
-            out.update(replaces=data["replaces"], rationale=data["rationale"])
-        out["matched"] = [fact(f) for f in matched(graph, firing_id)]
-        return out
-
     if graph.nodes[node]["node"] == FIRING:
-        return firing(node)
-    return fact(node)
+        return _firing(graph, seen, node)
+    return _fact(graph, seen, node)
+
+
+# The walk is two module functions rather than two closures calling each other: such
+# closures hold each other (and the graph) in a reference cycle, which only the cyclic
+# garbage collector frees, so every explanation's graph outlived its request.
+
+
+def _fact(graph: Graph, seen: set[str], fact_id: str) -> dict[str, Any]:
+    data = graph.nodes[fact_id]
+    out: dict[str, Any] = {"id": fact_id, "node": data["node"], "kind": data["kind"],
+                           "values": data["values"]}
+    info = data.get("info", {})
+    if data["node"] == EVIDENCE:
+        out["entry"] = info.get("entry")
+        out["label"] = data.get("label")
+        out.update({k: info[k] for k in _SHOWN_INFO if k in info})
+    elif data["node"] == DEFAULT:
+        out["title"] = info.get("title", "")
+        out["pack"] = info.get("pack")
+        if "file" in info:
+            out["defined_at"] = f"{info['file']}:{info.get('line', 0)}"
+    if fact_id in seen:
+        out["see_above"] = True
+        return out
+    seen.add(fact_id)
+    if data["node"] == CONCLUSION:
+        out["derived_by"] = [_firing(graph, seen, f) for f in supports(graph, fact_id)]
+    return out
+
+
+def _firing(graph: Graph, seen: set[str], firing_id: str) -> dict[str, Any]:
+    data = graph.nodes[firing_id]
+    out = {"rule": data["rule"], "title": data["title"], "cite": data["cite"],
+           "because": data["because"], "pack": data["pack"]}
+    if data.get("replaces"):
+        out.update(replaces=data["replaces"], rationale=data["rationale"])
+    out["matched"] = [_fact(graph, seen, f) for f in matched(graph, firing_id)]
+    return out
 
 
 def describe_values(values: dict[str, Any]) -> str:
@@ -138,16 +144,18 @@ def render_text(tree: dict[str, Any]) -> str:
     """The explanation tree as indented text: conclusions, then each rule (title,
     citation, `because`), down to evidence (id, values, source) and pack defaults."""
     out: list[str] = []
-
-    def walk(node: dict[str, Any], depth: int) -> None:
-        pad = "  " * depth
-        out.extend(pad + line.indent + "".join(text for text, _ in line.spans)
-                   for line in label(node))
-        for child in children(node):  # a rule one level in, what it matched two more
-            walk(child, depth + (2 if "rule" in node else 1))
-
-    walk(tree, 0)
+    _walk(out, tree, 0)
     return "\n".join(out) + "\n"
+
+
+def _walk(out: list[str], node: dict[str, Any], depth: int) -> None:
+    """Append the lines of `node` and what it rests on, indented from `depth` (a module
+    function: a closure calling itself is a reference cycle)."""
+    pad = "  " * depth
+    out.extend(pad + line.indent + "".join(text for text, _ in line.spans)
+               for line in label(node))
+    for child in children(node):  # a rule one level in, what it matched two more
+        _walk(out, child, depth + (2 if "rule" in node else 1))
 
 
 def render_rich(tree: dict[str, Any]) -> Tree:

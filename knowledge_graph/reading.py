@@ -109,7 +109,8 @@ def find_conclusion(graph: Graph, selector: str,
     subject = known.get(name, Subject(name))  # any other kind: its first conclusion
     kind = subject.kind
     wanted = {subject.key: arg} if subject.key is not None else {}
-    for node, data in sorted(nodes.items()):
+    for node in sorted(nodes):  # by id; a stored record's nodes decoded as they are read
+        data = nodes[node]
         if data["node"] == CONCLUSION and data["kind"] == kind and all(
                 data["values"].get(k) == v for k, v in wanted.items()):
             return node

@@ -28,7 +28,7 @@ from __future__ import annotations
 import heapq
 import threading
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import cache
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -351,10 +351,110 @@ def decode(blob: bytes) -> nx.DiGraph:
 
 
 def decode_adjacency(blob: bytes) -> Adjacency:
-    """What `decode` gives of a stored graph, as the plain dicts a networkx DiGraph
-    keeps (`adjacency` of the same nodes and edges, in the same order): what
-    knowledge_graph.reading and explain read, without building the graph."""
-    return adjacency(*decode_elements(blob))
+    """What `decode` gives of a stored graph, as the mappings a networkx DiGraph keeps
+    (equal to `adjacency` of the same nodes and edges, in the same order): what
+    knowledge_graph.reading and explain read, without building the graph. Each node's
+    attributes, successors and predecessors are decoded when first read
+    (`StoredGraph`): an explanation reads a conclusion and what it rests on, a sixth of
+    the nodes or less, and decoding the rest cost more than all else `why` does."""
+    if blob[:1] and blob[0] == LEGACY_FIRST_BYTE:
+        return adjacency(*_decode_legacy(blob))
+    graph = StoredGraph(*orjson.loads(unpack(blob)))
+    return Adjacency(_Lazy(graph.index, graph.node),
+                     _Lazy(graph.index, graph.successors),
+                     _Lazy(graph.index, graph.predecessors))
+
+
+class StoredGraph:
+    """A stored graph's tables (`_table`: strings, key sets, nodes, edges by index),
+    read on demand: a node's attributes, successors or predecessors are decoded from
+    its rows when asked for, and each edge's attributes once, one dict shared by both
+    its ends as in a networkx graph."""
+
+    def __init__(self, strings: list[str], shapes: list[list[int]], nodes: list[list[Any]],
+                 edges: list[list[Any]]) -> None:
+        self.strings = strings
+        self.keys = [[strings[k] for k in shape] for shape in shapes]
+        self.rows = nodes
+        self.edges = edges
+        self.ids = [strings[row[0]] if type(row[0]) is int else row[0][0] for row in nodes]
+        self.index = {node: i for i, node in enumerate(self.ids)}
+        self._edge_attrs: dict[int, dict[str, Any]] = {}
+        self._out: list[list[int]] | None = None
+        self._into: list[list[int]] | None = None
+
+    def _ends(self, end: int) -> list[list[int]]:
+        """Each node's edges (positions in `edges`) whose end `end` (0: source, 1:
+        target) it is, in the stored order, which gives every node its successors and
+        predecessors back in order; found once, when first needed."""
+        by_node: list[list[int]] = [[] for _ in self.rows]
+        for i, edge in enumerate(self.edges):
+            by_node[edge[end]].append(i)
+        return by_node
+
+    def _attrs(self, row: list[Any], first: int, shape: int) -> dict[str, Any]:
+        """The attributes of a node or edge row: a string by its position in the table,
+        any other value in a list of one."""
+        strings = self.strings
+        return dict(zip(self.keys[shape], [strings[x] if type(x) is int else x[0]
+                                           for x in row[first:]], strict=True))
+
+    def node(self, i: int) -> dict[str, Any]:
+        """The attributes of the node at position `i`."""
+        row = self.rows[i]
+        return self._attrs(row, 2, row[1])
+
+    def edge(self, i: int) -> dict[str, Any]:
+        """The attributes of the edge at position `i` (the same dict every time)."""
+        found = self._edge_attrs.get(i)
+        if found is None:
+            row = self.edges[i]
+            found = self._edge_attrs[i] = self._attrs(row, 3, row[2])
+        return found
+
+    def successors(self, i: int) -> dict[Any, dict[str, Any]]:
+        """The successors of the node at position `i`, with the edges' attributes."""
+        if self._out is None:
+            self._out = self._ends(0)
+        ids, edges = self.ids, self.edges
+        return {ids[edges[e][1]]: self.edge(e) for e in self._out[i]}
+
+    def predecessors(self, i: int) -> dict[Any, dict[str, Any]]:
+        """The predecessors of the node at position `i`, with the edges' attributes."""
+        if self._into is None:
+            self._into = self._ends(1)
+        ids, edges = self.ids, self.edges
+        return {ids[edges[e][0]]: self.edge(e) for e in self._into[i]}
+
+
+class _Lazy(Mapping[Any, dict[Any, Any]]):
+    """A mapping of a stored graph's nodes, in order, to what `make` decodes for a
+    node's position, made on first access and kept (a later access gives the same
+    dict). Iterating, `len` and `in` decode nothing; `items()` and `values()` decode
+    every node, as they must."""
+
+    __slots__ = ("_index", "_made", "_make")
+
+    def __init__(self, index: dict[Any, int], make: Callable[[int], dict[Any, Any]]) -> None:
+        self._index = index
+        self._make = make
+        self._made: list[dict[Any, Any] | None] = [None] * len(index)
+
+    def __getitem__(self, node: Any) -> dict[Any, Any]:
+        i = self._index[node]
+        made = self._made[i]
+        if made is None:
+            made = self._made[i] = self._make(i)
+        return made
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, node: object) -> bool:
+        return node in self._index
 
 
 def decode_elements(blob: bytes) -> tuple[list[Node], list[Edge]]:
@@ -365,15 +465,14 @@ def decode_elements(blob: bytes) -> tuple[list[Node], list[Edge]]:
         return _decode_legacy(blob)
     strings, shapes, nodes, edges = orjson.loads(unpack(blob))
     keys = [[strings[k] for k in shape] for shape in shapes]
-
-    def value(item: Any) -> Any:
-        return strings[item] if isinstance(item, int) else item[0]
-
-    ids = [value(node[0]) for node in nodes]
-    return ([(ids[i], {k: value(v) for k, v in zip(keys[node[1]], node[2:], strict=True)})
+    # A value is a string's position in the table or any other value in a list of one
+    # (`_table`); read inline, without a call per value.
+    ids = [strings[node[0]] if type(node[0]) is int else node[0][0] for node in nodes]
+    return ([(ids[i], dict(zip(keys[node[1]], [
+                strings[x] if type(x) is int else x[0] for x in node[2:]], strict=True)))
              for i, node in enumerate(nodes)],
-            [(ids[edge[0]], ids[edge[1]],
-              {k: value(v) for k, v in zip(keys[edge[2]], edge[3:], strict=True)})
+            [(ids[edge[0]], ids[edge[1]], dict(zip(keys[edge[2]], [
+                strings[x] if type(x) is int else x[0] for x in edge[3:]], strict=True)))
              for edge in edges])
 
 

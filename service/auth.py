@@ -12,16 +12,18 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
 
 from service.config import RateLimit
 from service.problems import Problem
-from store import tokens
+from store import audit, tokens
 
 VIEWER, ANALYST, RULE_AUTHOR, ADMIN = tokens.ROLES
 # Who may do what a role may: viewer is under every role; admin may do everything.
@@ -32,6 +34,7 @@ GRANTED_TO: dict[str, frozenset[str]] = {
     ADMIN: frozenset({ADMIN}),
 }
 security_log = logging.getLogger("asl.security")
+T = TypeVar("T")
 bearer = HTTPBearer(auto_error=False, scheme_name="token",
                     description="`asl_<id>_<secret>`, made with `asl tokens create`")
 
@@ -81,19 +84,39 @@ def _unauthorized(request: Request, reason: str) -> Problem:
                    "makes one)", {"WWW-Authenticate": "Bearer"})
 
 
-def require(role: str) -> Callable[..., Principal]:
+async def run_read(engine: Engine, read: Callable[..., T], *args: Any) -> T:
+    """`read(*args)`: a short read of the database and what it computes from it, with no
+    other wait in it. On SQLite it runs in the event loop: a WAL reader never waits for
+    a writer, and the hop to a worker thread and back cost more CPU than a token check
+    or a model's history, and under load its threads' contention for the GIL cost more
+    still. On any other database it runs in a worker thread, as a sync handler does: a
+    round trip to the server, or a wait for a pooled connection, must not hold up the
+    event loop. Never for a write (which may wait for the write lock), nor for work
+    that runs a program or sleeps."""
+    if engine.dialect.name == "sqlite":
+        return read(*args)
+    return await run_in_threadpool(read, *args)
+
+
+def require(role: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency admitting the holders of a live token whose role may do what `role`
-    may, within the rate limit."""
+    may, within the rate limit. The token is read from the database on every request,
+    so that a revocation or an expiry takes effect at once in every worker; its use is
+    recorded (at most once a minute per token: tokens.use_due) in a worker thread."""
     granted = GRANTED_TO[role]
 
-    def authorised(request: Request, credentials: Annotated[
+    async def authorised(request: Request, credentials: Annotated[
             HTTPAuthorizationCredentials | None, Security(bearer)]) -> Principal:
         state = request.app.state.asl
         if credentials is None:
             raise _unauthorized(request, "no bearer token")
-        token = tokens.authenticate(state.engine, credentials.credentials)
+        now = audit.rfc3339_now()
+        token = await run_read(state.engine, tokens.check, state.engine,
+                               credentials.credentials, now)
         if token is None:
             raise _unauthorized(request, "the token is unknown, expired or revoked")
+        if tokens.use_due(token, now):
+            await run_in_threadpool(tokens.record_use, state.engine, token.id, now)
         if state.limiter is not None:
             wait = state.limiter.wait(token.id)
             if wait > 0:

@@ -23,15 +23,15 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 # Which database, the schema revision and the SQLite file check, shared with the
@@ -48,6 +48,7 @@ from store.dbinfo import database_url as database_url
 if TYPE_CHECKING:  # alembic (and the migration scripts) are read only when the stored
     # schema is not HEAD_REVISION: opening a current database does not import them
     from alembic.config import Config
+    from sqlalchemy.sql import Select, TextualSelect
 
 SYNC_DURABLE = "FULL"  # every commit synced: survives power loss
 SYNC_BULK = "NORMAL"  # survives a crash, not power loss: for writes that can be redone
@@ -200,6 +201,85 @@ class SQLiteEngine(Engine):
                 self._writer_lock.release()
 
 
+class Read:
+    """A SELECT a hot path runs on every request (the service's token check, the newest
+    assessment `why` explains, a model's history), run on a pooled connection of the
+    driver's own, past SQLAlchemy's Connection and execution layer, which cost several
+    times the read itself (and, on SQLite, a BEGIN and a ROLLBACK around it).
+
+    One statement reads one consistent snapshot by itself: in SQLite's autocommit mode,
+    and in PostgreSQL's implicit transaction, which the pool ends (rollback) when the
+    connection is returned. The statement is compiled once for each database dialect;
+    its columns come back as SQLAlchemy would give them (each type's result processor
+    for the dialect: JSON decoded on SQLite, ...); its parameters, strings and integers,
+    go to the driver as they are. A driver's error is raised as SQLAlchemy raises it
+    (DBAPIError), and a connection the database dropped is not returned to the pool."""
+
+    def __init__(self, statement: Select[Any] | TextualSelect) -> None:
+        self.statement = statement
+        self._compiled: dict[str, _Compiled] = {}  # by dialect name
+
+    def first(self, engine: Engine, **params: Any) -> tuple[Any, ...] | None:
+        """The first row, None when there is none."""
+        rows = self._run(engine, params, one=True)
+        return rows[0] if rows else None
+
+    def all(self, engine: Engine, **params: Any) -> list[tuple[Any, ...]]:
+        """Every row."""
+        return self._run(engine, params, one=False)
+
+    def _run(self, engine: Engine, params: dict[str, Any], one: bool
+             ) -> list[tuple[Any, ...]]:
+        dialect = engine.dialect
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            compiled = self._compiled[dialect.name] = _Compiled.of(self.statement, dialect)
+        args: Any = params if compiled.names is None else tuple(
+            params[name] for name in compiled.names)
+        error = dialect.loaded_dbapi.Error
+        try:
+            conn = engine.raw_connection()
+        except error as exc:  # the database cannot be reached (or opened)
+            raise DBAPIError.instance(None, None, exc, error, hide_parameters=True,
+                                      dialect=dialect) from exc
+        try:
+            cursor = conn.cursor()
+            try:
+                cursor.execute(compiled.sql, args)
+                got = cursor.fetchmany(1) if one else cursor.fetchall()
+            finally:
+                cursor.close()
+        except error as exc:
+            if dialect.is_disconnect(exc, conn.dbapi_connection, None):
+                conn.invalidate(exc)
+            raise DBAPIError.instance(compiled.sql, None, exc, error, hide_parameters=True,
+                                      dialect=dialect) from exc
+        finally:
+            conn.close()  # back to the pool, which ends a transaction the read began
+        convert = compiled.processors
+        if not any(convert):
+            return [tuple(row) for row in got]
+        return [tuple(value if f is None or value is None else f(value)
+                      for f, value in zip(convert, row, strict=True)) for row in got]
+
+
+class _Compiled(NamedTuple):
+    """A `Read`'s statement for one dialect: its SQL, the order of its parameters (None
+    when the driver takes them by name) and each column's result processor."""
+
+    sql: str
+    names: tuple[str, ...] | None
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    @classmethod
+    def of(cls, statement: Select[Any] | TextualSelect, dialect: Dialect) -> _Compiled:
+        compiled = statement.compile(dialect=dialect)
+        names = tuple(compiled.positiontup) if compiled.positiontup is not None else None
+        processors = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None)
+                           for column in statement.selected_columns)
+        return cls(compiled.string, names, processors)
+
+
 def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
     """WAL, a busy timeout, `synchronous`, foreign keys; BEGIN IMMEDIATE for a writer's
     transaction (`engine.begin()`) and a deferred BEGIN for a reader's."""
@@ -218,8 +298,14 @@ def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        writing = conn.get_execution_options().get(WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+        # on the driver's connection: a statement of SQLAlchemy's own here cost more
+        # than a small read it begins; its errors raised as SQLAlchemy would raise them
+        statement = "BEGIN IMMEDIATE" if conn.get_execution_options().get(
+            WRITE_OPTION, False) else "BEGIN"
+        try:
+            conn.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
 
 def _set_wal(cursor: Any) -> None:

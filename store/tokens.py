@@ -4,8 +4,8 @@ A token reads `asl_<id>_<secret>`: `id` is 16 hex digits, stored in the clear an
 to find the token; `secret` is 32 random bytes, base64url, of which only the SHA-256 is
 stored and which is compared in constant time. Each token belongs to a person and has
 one role. Every check reads the database, so a revocation takes effect on the next
-request in every worker. Making and revoking a token each append a decision-log entry
-in the same transaction.
+request in every worker (the check is one read by primary key, `store.db.Read`). Making
+and revoking a token each append a decision-log entry in the same transaction.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from store import audit
+from store.db import Read
 from store.service_tables import ApiToken
 
 ROLES = ("viewer", "analyst", "rule-author", "admin")
@@ -34,7 +35,6 @@ LAST_USE_EVERY_S = 60  # `last_used_at` is written at most this often per token
 MAX_EXPIRY_DAYS = 36_500
 
 T = ApiToken.__table__  # type: ignore[attr-defined]
-_BY_ID = select(T).where(T.c.id == bindparam("token_id"))  # built once: checked per request
 _DUMMY_HASH = hashlib.sha256(b"no such token").hexdigest()
 
 
@@ -70,6 +70,11 @@ class Token:
 
 def _token(row: Any) -> Token:
     return Token(**{name: row[name] for name in Token.__dataclass_fields__})
+
+
+# What a request's check reads: the secret's hash, then a Token's fields in order.
+_BY_ID = Read(select(T.c.secret_sha256, *(T.c[name] for name in Token.__dataclass_fields__))
+              .where(T.c.id == bindparam("token_id")))
 
 
 def _secret_hash(secret: str) -> str:
@@ -150,28 +155,44 @@ def revoke(engine: Engine, name: str, actor: str | None = None,
 
 def authenticate(engine: Engine, presented: str) -> Token | None:
     """The live token `presented` is, or None (malformed, unknown, wrong secret, expired
-    or revoked). The secret's hash is compared in constant time, and a hash is compared
-    even for an unknown id, so timing says nothing about which ids exist. Records the
-    use (at most once a minute per token)."""
+    or revoked), as `check` finds it; records the use (at most once a minute per
+    token)."""
+    now = audit.rfc3339_now()
+    token = check(engine, presented, now)
+    if token is not None and use_due(token, now):
+        record_use(engine, token.id, now)
+    return token
+
+
+def check(engine: Engine, presented: str, now: str) -> Token | None:
+    """The live token `presented` is at `now` (an audit.rfc3339_now stamp), or None
+    (malformed, unknown, wrong secret, expired or revoked): one read by primary key,
+    nothing written. The secret's hash is compared in constant time, and a hash is
+    compared even for an unknown id, so timing says nothing about which ids exist."""
     found = TOKEN_FORMAT.fullmatch(presented)
     if found is None:
         return None
     token_id, secret = found.groups()
-    with engine.connect() as conn:
-        row = conn.execute(_BY_ID, {"token_id": token_id}).mappings().first()
-    stored = row["secret_sha256"] if row is not None else _DUMMY_HASH
+    row = _BY_ID.first(engine, token_id=token_id)
+    stored = row[0] if row is not None else _DUMMY_HASH
     matches = hmac.compare_digest(_secret_hash(secret), stored)
     if row is None or not matches:
         return None
-    token = _token(row)
-    now = audit.rfc3339_now()
-    if token.state(now) != "active":
-        return None
-    if token.last_used_at is None or _seconds_between(token.last_used_at, now) \
-            >= LAST_USE_EVERY_S:
-        with engine.begin() as conn:
-            conn.execute(update(T).where(T.c.id == token_id).values(last_used_at=now))
-    return token
+    token = Token(*row[1:])
+    return token if token.state(now) == "active" else None
+
+
+def use_due(token: Token, now: str) -> bool:
+    """Whether a use of `token` at `now` is to be recorded: its first, or the first
+    LAST_USE_EVERY_S or more after the one recorded."""
+    return token.last_used_at is None or _seconds_between(token.last_used_at, now) \
+        >= LAST_USE_EVERY_S
+
+
+def record_use(engine: Engine, token_id: str, now: str) -> None:
+    """Record `now` as the token's last use (a write: it may wait for the write lock)."""
+    with engine.begin() as conn:
+        conn.execute(update(T).where(T.c.id == token_id).values(last_used_at=now))
 
 
 def _seconds_between(earlier: str, later: str) -> float:

@@ -207,6 +207,23 @@ def test_roles(server: Server) -> None:
     assert "403 GET /v1/decisions" in server.log_text()  # the security log
 
 
+def test_a_request_records_the_tokens_last_use_once_a_minute(server: Server) -> None:
+    token = make_token(server.db_url, "viewer", "ivan")
+
+    def last_use() -> str | None:
+        listed = json.loads(run_asl("tokens", "list", "--format", "json", "--db",
+                                    server.db_url).stdout)
+        return next(t["last_used_at"] for t in listed if t["id"] == token[4:20])
+
+    assert last_use() is None
+    with server.client(token=token) as client:
+        assert client.get("/v1/models").status_code == 200
+        first = last_use()
+        assert first is not None
+        assert client.get("/v1/packs").status_code == 200
+        assert last_use() == first  # recorded at most once a minute
+
+
 def test_revocation_and_expiry_take_effect_on_the_next_request(server: Server) -> None:
     token = make_token(server.db_url, "viewer", "frank")
     with server.client(token=token) as client:

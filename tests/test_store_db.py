@@ -179,6 +179,40 @@ def test_two_processes_connecting_at_once_migrate_once(db_url: str,
 # ---------------------------------------------------------------- SQLite files
 
 
+def test_a_read_gives_what_sqlalchemy_gives_and_fails_as_it_fails(
+        db_url: str, engines: list[Engine]) -> None:
+    """store.db.Read runs a statement past SQLAlchemy's Connection: the same rows, with
+    each column converted as SQLAlchemy converts it (JSON decoded), nothing left open,
+    and a database error raised as SQLAlchemy raises it."""
+    from sqlalchemy import bindparam, select
+    from sqlalchemy.exc import DBAPIError
+
+    engine = connect(db_url)
+    engines.append(engine)
+    table = SQLModel.metadata.tables["pack_draft"]
+    files = {"pack.yaml": "name: p\n", "rules/é.yaml": "[]"}
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [
+            {"name": f"p{i}", "version": str(i), "files": {**files, "n": str(i)},
+             "uploaded_by": "ann", "uploaded_at": f"2026-01-0{i}T00:00:00Z"} for i in (1, 2)])
+    statement = (select(table).where(table.c.uploaded_by == bindparam("who"))
+                 .order_by(table.c.name))
+    with engine.connect() as conn:
+        expected = [tuple(row) for row in conn.execute(statement, {"who": "ann"})]
+    read = store.db.Read(statement)
+    for _ in range(2):  # compiled once, then reused
+        assert read.all(engine, who="ann") == expected
+        assert read.first(engine, who="ann") == expected[0]
+        assert read.first(engine, who="nobody") is None and read.all(engine, who="x") == []
+    assert [row[table.c.keys().index("files")] for row in expected] == [
+        {**files, "n": "1"}, {**files, "n": "2"}]
+    assert engine.pool.checkedout() == 0
+    missing = store.db.Read(select(table.c.name).where(text("no_such_column = 1")))
+    with pytest.raises(DBAPIError):
+        missing.first(engine)
+    assert engine.pool.checkedout() == 0
+
+
 def test_connect_waits_for_a_writer_on_a_new_sqlite_file(tmp_path: Path,
                                                          engines: list[Engine]) -> None:
     # What a second asl process meets when it opens a new file a first one is writing:

@@ -10,6 +10,7 @@ full SQLAlchemy way.
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import subprocess
 import sys
@@ -91,6 +92,48 @@ def test_every_stored_conclusion_is_explained_alike_from_the_adjacency_and_netwo
             assert render_text(why_tree(light, node)) == render_text(tree)
             compared += 1
     assert compared > 1000
+
+
+def test_the_adjacency_decoded_as_read_is_the_graphs(record: Path) -> None:
+    """`decode_adjacency` decodes each node's attributes, successors and predecessors
+    when they are first read: what it gives, read in any order, is what networkx keeps
+    of the decoded graph (the same mappings in the same order, one attribute dict per
+    edge shared by both its ends, the same dict each time it is read)."""
+    for _, _, blob in _newest(record):
+        full = stored.decode(blob)
+        light = stored.decode_adjacency(blob)
+        ids = list(full.nodes)
+        assert list(light.nodes) == ids and len(light.nodes) == len(ids)
+        assert all(node in light.nodes for node in ids) and "no such node" not in light.nodes
+        for node in reversed(ids):  # read out of order: each from its own rows
+            assert list(light.pred[node].items()) == list(full.pred[node].items())
+            assert light.nodes[node] == full.nodes[node]
+        for node in ids:
+            assert list(light.succ[node].items()) == list(full.succ[node].items())
+            for other in light.succ[node]:
+                assert light.succ[node][other] is light.pred[other][node]
+            assert light.nodes[node] is light.nodes[node]
+        assert dict(light.nodes) == dict(full.nodes(data=True))
+        with pytest.raises(KeyError):
+            light.nodes["no such node"]
+
+
+def test_an_explanation_leaves_no_reference_cycle(record: Path) -> None:
+    """Explaining a stored record builds nothing that only the cyclic garbage collector
+    could free: a cycle kept each request's decoded graph alive past its request, and
+    the collections it brought on cost the service more CPU than the walk."""
+    for _, framework, blob in _newest(record)[:5]:
+        subjects = subjects_for(builtin_spec(framework) or default_spec())
+        gc.collect()
+        gc.disable()
+        try:
+            graph = stored.decode_adjacency(blob)
+            tree = why_tree(graph, find_conclusion(graph, "decision", subjects))
+            assert render_text(tree) and dumps(tree)
+            del graph, tree
+            assert gc.collect() == 0
+        finally:
+            gc.enable()
 
 
 def _why(*args: str) -> tuple[int, str, str]:

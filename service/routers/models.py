@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import bindparam, select
+from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from engine.api import Body, assess
@@ -22,11 +23,10 @@ from engine.framework import (
     known_levels,
 )
 from engine.jsontext import dumps
-from knowledge_graph.provenance import load as load_graph
 from knowledge_graph.provenance import subjects_for
 from knowledge_graph.report import provenance
 from knowledge_graph.whynot import TargetError, parse_target, why_not
-from service.auth import VIEWER, Principal, require
+from service.auth import VIEWER, Principal, require, run_read
 from service.bodies import json_model, openapi_body
 from service.evidence import (
     BODY,
@@ -37,11 +37,12 @@ from service.evidence import (
     stored_evidence,
     stored_framework,
 )
-from service.explain import MEDIA_TYPES, explain
+from service.explain import GRAPH_FORMATS, MEDIA_TYPES, explain
 from service.problems import AUTHENTICATED, Problem, problem_responses
 from service.state import ServiceState
 from store.browse import Filters, latest_page, summary_json
-from store.record import Store, Summary
+from store.db import Read
+from store.record import SUMMARY_COLUMNS, Summary
 from store.tables import StoredAssessment
 
 router = APIRouter(prefix="/v1/models", tags=["models"],
@@ -72,21 +73,35 @@ def cli_json_bytes(data: Any) -> Response:
     return Response(f"{dumps(data)}\n".encode(), media_type="application/json")
 
 
-def _history(store: Store, model: str) -> list[Summary]:
-    found = [] if "\x00" in model else store.history(model)
+# Store.history's statement, run as a store.db.Read (no Connection, no BEGIN): a
+# model's history is read by most requests here, and is the floor request's one read.
+_HISTORY = Read(select(*SUMMARY_COLUMNS).where(A.c.model_id == bindparam("model"))
+                .order_by(A.c.id))
+_SUMMARY_FIELDS = tuple(column.name for column in SUMMARY_COLUMNS)
+
+
+def _history(engine: Engine, model: str) -> list[Summary]:
+    """Every stored assessment of `model`, oldest first, as `Store.history` gives them;
+    404 when there is none."""
+    found = [] if "\x00" in model else [
+        Summary(**dict(zip(_SUMMARY_FIELDS, row, strict=True)))
+        for row in _HISTORY.all(engine, model=model)]
     if not found:
         raise Problem(404, f"no stored assessment of a model {model!r}")
     return found
 
 
-def _chosen(store: Store, model: str, assessment: int | None) -> int:
-    found = _history(store, model)
+def _chosen(engine: Engine, model: str, assessment: int | None) -> Summary:
+    """The stored assessment `assessment` of `model` (by default its newest); 404 when
+    `model` has none, or none by that id."""
+    found = _history(engine, model)
     if assessment is None:
-        return found[-1].id
-    if assessment not in {s.id for s in found}:
-        raise Problem(404, f"{model}: no assessment {assessment}; its assessments are "
-                      f"{', '.join(str(s.id) for s in found)}")
-    return assessment
+        return found[-1]
+    for summary in found:
+        if summary.id == assessment:
+            return summary
+    raise Problem(404, f"{model}: no assessment {assessment}; its assessments are "
+                  f"{', '.join(str(s.id) for s in found)}")
 
 
 @router.get("", responses={200: {"content": JSON_CONTENT}})
@@ -118,51 +133,60 @@ def _listed(s: Summary) -> dict[str, Any]:
 @router.get("/{model}", responses={200: {"content": JSON_CONTENT}})
 def newest(request: Request, model: ModelId, _: Viewer) -> Response:
     """The newest stored assessment of `model`, as `asl assess --format json` gives it."""
-    store = request.app.state.asl.store
-    chosen = _chosen(store, model, None)
-    return cli_json_bytes(store.results([chosen])[chosen])
+    state: ServiceState = request.app.state.asl
+    chosen = _chosen(state.engine, model, None).id
+    return cli_json_bytes(state.store.results([chosen])[chosen])
 
 
 @router.get("/{model}/history", responses={200: {"content": JSON_CONTENT}})
-def history(request: Request, model: ModelId, _: Viewer) -> Response:
+async def history(request: Request, model: ModelId, _: Viewer) -> Response:
     """Every stored assessment of `model`, newest first."""
-    found = _history(request.app.state.asl.store, model)
+    engine = request.app.state.asl.engine
+    found = await run_read(engine, _history, engine, model)
     return json_bytes({"model": model,
                        "assessments": [summary_json(s) for s in reversed(found)]})
 
 
 @router.get("/{model}/why", responses={
     200: {"content": {media: {} for media in sorted(set(MEDIA_TYPES.values()))}}})
-def why(request: Request, model: ModelId, _: Viewer,
-        conclusion: Annotated[str | None, Query(max_length=300)] = None,
-        format: Annotated[Format, Query()] = "json",
-        assessment: Annotated[int | None, Query(ge=1, le=ROW_ID_MAX)] = None) -> Response:
+async def why(request: Request, model: ModelId, _: Viewer,
+              conclusion: Annotated[str | None, Query(max_length=300)] = None,
+              format: Annotated[Format, Query()] = "json",
+              assessment: Annotated[int | None, Query(ge=1, le=ROW_ID_MAX)] = None
+              ) -> Response:
     """As `asl why MODEL --conclusion C --format F [--assessment ID]`: the chain from a
     conclusion (default: the headline level of the framework the assessment was made
     under, rsp-2.1's `asl`) through each rule down to the evidence, from the stored
     graph, with that framework's selectors."""
     state: ServiceState = request.app.state.asl
+    args = (state, model, conclusion, format, assessment)
+    # A tree is a read and a walk of part of the graph; a graph format decodes all of
+    # it and may run Graphviz: in a worker thread.
+    data = await (run_in_threadpool(_why, *args) if format in GRAPH_FORMATS
+                  else run_read(state.engine, _why, *args))
+    return Response(data, media_type=MEDIA_TYPES[format])
+
+
+# An assessment's stored provenance graph, by primary key.
+_PROVENANCE = Read(select(A.c.provenance).where(A.c.id == bindparam("id")))
+
+
+def _why(state: ServiceState, model: str, conclusion: str | None, fmt: str,
+         assessment: int | None) -> bytes:
     # The newest one, its framework and graph read as `asl why MODEL` reads them (one
-    # connection, by index then by primary key).
+    # statement: by index, then by primary key).
     found = state.store.newest(model) if assessment is None and "\x00" not in model \
         else None
     if found is None:  # an assessment named, or none stored: checked against history
-        chosen = _chosen(state.store, model, assessment)
-        found = chosen, _stored_framework(state, chosen), state.store.provenance(chosen)
+        chosen = _chosen(state.engine, model, assessment)
+        row = _PROVENANCE.first(state.engine, id=chosen.id)
+        if row is None:  # removed since its history was read
+            raise Problem(404, f"no stored assessment of a model {model!r}")
+        found = chosen.id, chosen.framework, row[0]
     _, framework, stored = found
     spec = builtin_spec(framework or "") or default_spec()
-    return Response(explain(model, load_graph(stored), conclusion or spec.level.key or "level",
-                            format, subjects_for(spec)), media_type=MEDIA_TYPES[format])
-
-
-_FRAMEWORK = select(A.c.framework).where(A.c.id == bindparam("id"))  # built once
-
-
-def _stored_framework(state: ServiceState, chosen: int) -> str | None:
-    """The framework the stored assessment `chosen` was made under (one lookup by
-    primary key)."""
-    with state.engine.connect() as conn:
-        return conn.execute(_FRAMEWORK, {"id": chosen}).scalar()
+    return explain(model, stored, conclusion or spec.level.key or "level", fmt,
+                   subjects_for(spec))
 
 
 class WhyNotRequest(BaseModel):
