@@ -26,3 +26,21 @@ def assess_paths(*paths: str | Path) -> list[Assessment]:
     run = assess([str(p) for p in paths])
     assert run.rejected == []
     return run.assessments
+
+
+def activate_overlay(url: str, pack_dir: Path, author: str = "author",
+                     admin: str = "admin") -> str:
+    """The database at `url` with the overlay pack in `pack_dir` uploaded as a draft by
+    `author` and activated by `admin`, as the service stores it; returns `url`."""
+    from store import audit, packs
+    from store.db import connect
+
+    engine = connect(url)
+    try:
+        with engine.begin() as conn:
+            draft = packs.save_draft(conn, pack_dir.name, packs.read_pack_files(pack_dir),
+                                     author, audit.rfc3339_now())
+            packs.activate(conn, draft, admin, audit.rfc3339_now())
+    finally:
+        engine.dispose()
+    return url

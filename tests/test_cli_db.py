@@ -17,11 +17,9 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner, Result
-from helpers import EXAMPLES
+from helpers import EXAMPLES, activate_overlay
 
 from cli.main import main
-from store import audit, packs
-from store.db import connect
 from store.dbinfo import ENV_VAR
 
 ACME = EXAMPLES / "packs" / "acme-lab"
@@ -51,15 +49,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> Result:
 def activated(url: str) -> str:
     """`url` with the acme-lab overlay uploaded by one person and activated by another,
     as the service stores it."""
-    engine = connect(url)
-    try:
-        with engine.begin() as conn:
-            draft = packs.save_draft(conn, "acme-lab", packs.read_pack_files(ACME),
-                                     "author", audit.rfc3339_now())
-            packs.activate(conn, draft, "admin", audit.rfc3339_now())
-    finally:
-        engine.dispose()
-    return url
+    return activate_overlay(url, ACME)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from helpers import activate_overlay
 from service_server import make_token, run_asl
 
 from service.app import create_app
@@ -61,16 +62,7 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
                                     encoding="utf-8")
     again = run_asl("batch", str(tmp / "later.yaml"), "--db", url)
     assert again.returncode == 0, again.stderr
-    pack_dir = _evil_pack(tmp / "acme-lab")
-    engine = connect(url)
-    try:
-        with engine.begin() as conn:
-            draft = packs.save_draft(conn, "acme-lab", packs.read_pack_files(pack_dir),
-                                     "author", audit.rfc3339_now())
-            packs.activate(conn, draft, "admin", audit.rfc3339_now())
-    finally:
-        engine.dispose()
-    return url
+    return activate_overlay(url, _evil_pack(tmp / "acme-lab"))
 
 
 @pytest.fixture(scope="module")
