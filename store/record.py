@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from knowledge_graph.stored import inflate, pack
 from store import audit, pg_bulk
+from store.db import Read
 from store.newest import newest
 from store.tables import BatchRun, EvidenceDocument, PackVersion, StoredAssessment, StoredModel
 
@@ -43,6 +44,10 @@ SUMMARY_COLUMNS = (A.c.id, A.c.model_id, A.c.assessed_at, A.c.pack_name, A.c.pac
                    A.c.input_hash, A.c.evidence_hash, A.c.level, A.c.required, A.c.scalars,
                    A.c.decision, A.c.missing_safeguards, A.c.actions, A.c.batch_id,
                    A.c.pack_stack, A.c.framework, A.c.contract_hash)
+# A model's history, as a store.db.Read (compiled once per dialect, no BEGIN/ROLLBACK).
+_HISTORY = Read(select(*SUMMARY_COLUMNS).where(A.c.model_id == bindparam("model"))
+                .order_by(A.c.id))
+_SUMMARY_FIELDS = tuple(column.name for column in SUMMARY_COLUMNS)
 # The id of the newest assessment of each of the models bound to "models" (an IN list),
 # and what `Store.latest` and `Store._newest` (what a writer compares with) read of it.
 _NEWEST_IDS = (select(func.max(A.c.id))
@@ -418,11 +423,10 @@ class Store:
                 yield Summary(**row)
 
     def history(self, model_id: str) -> list[Summary]:
-        """Every assessment of a model, oldest first."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(*SUMMARY_COLUMNS).where(A.c.model_id == model_id)
-                                .order_by(A.c.id)).mappings().all()
-        return [Summary(**row) for row in rows]
+        """Every assessment of a model, oldest first (one statement, run past a
+        Connection: the service reads a history in most requests)."""
+        return [Summary(**dict(zip(_SUMMARY_FIELDS, row, strict=True)))
+                for row in _HISTORY.all(self.engine, model=model_id)]
 
     def results(self, assessment_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """The full results (output contract with conclusions) of these assessments."""

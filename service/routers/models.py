@@ -11,7 +11,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import bindparam, select
-from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from engine.api import Body, assess
@@ -42,7 +41,7 @@ from service.problems import AUTHENTICATED, Problem, problem_responses
 from service.state import ServiceState
 from store.browse import Filters, latest_page, summary_json
 from store.db import Read
-from store.record import SUMMARY_COLUMNS, Summary
+from store.record import Store, Summary
 from store.tables import StoredAssessment
 
 router = APIRouter(prefix="/v1/models", tags=["models"],
@@ -73,28 +72,19 @@ def cli_json_bytes(data: Any) -> Response:
     return Response(f"{dumps(data)}\n".encode(), media_type="application/json")
 
 
-# Store.history's statement, run as a store.db.Read (no Connection, no BEGIN): a
-# model's history is read by most requests here, and is the floor request's one read.
-_HISTORY = Read(select(*SUMMARY_COLUMNS).where(A.c.model_id == bindparam("model"))
-                .order_by(A.c.id))
-_SUMMARY_FIELDS = tuple(column.name for column in SUMMARY_COLUMNS)
-
-
-def _history(engine: Engine, model: str) -> list[Summary]:
-    """Every stored assessment of `model`, oldest first, as `Store.history` gives them;
-    404 when there is none."""
-    found = [] if "\x00" in model else [
-        Summary(**dict(zip(_SUMMARY_FIELDS, row, strict=True)))
-        for row in _HISTORY.all(engine, model=model)]
+def _history(store: Store, model: str) -> list[Summary]:
+    """Every stored assessment of `model`, oldest first (`Store.history`); 404 when
+    there is none."""
+    found = [] if "\x00" in model else store.history(model)
     if not found:
         raise Problem(404, f"no stored assessment of a model {model!r}")
     return found
 
 
-def _chosen(engine: Engine, model: str, assessment: int | None) -> Summary:
+def _chosen(store: Store, model: str, assessment: int | None) -> Summary:
     """The stored assessment `assessment` of `model` (by default its newest); 404 when
     `model` has none, or none by that id."""
-    found = _history(engine, model)
+    found = _history(store, model)
     if assessment is None:
         return found[-1]
     for summary in found:
@@ -134,15 +124,15 @@ def _listed(s: Summary) -> dict[str, Any]:
 def newest(request: Request, model: ModelId, _: Viewer) -> Response:
     """The newest stored assessment of `model`, as `asl assess --format json` gives it."""
     state: ServiceState = request.app.state.asl
-    chosen = _chosen(state.engine, model, None).id
+    chosen = _chosen(state.store, model, None).id
     return cli_json_bytes(state.store.results([chosen])[chosen])
 
 
 @router.get("/{model}/history", responses={200: {"content": JSON_CONTENT}})
 async def history(request: Request, model: ModelId, _: Viewer) -> Response:
     """Every stored assessment of `model`, newest first."""
-    engine = request.app.state.asl.engine
-    found = await run_read(engine, _history, engine, model)
+    state: ServiceState = request.app.state.asl
+    found = await run_read(state.engine, _history, state.store, model)
     return json_bytes({"model": model,
                        "assessments": [summary_json(s) for s in reversed(found)]})
 
@@ -178,7 +168,7 @@ def _why(state: ServiceState, model: str, conclusion: str | None, fmt: str,
     found = state.store.newest(model) if assessment is None and "\x00" not in model \
         else None
     if found is None:  # an assessment named, or none stored: checked against history
-        chosen = _chosen(state.engine, model, assessment)
+        chosen = _chosen(state.store, model, assessment)
         row = _PROVENANCE.first(state.engine, id=chosen.id)
         if row is None:  # removed since its history was read
             raise Problem(404, f"no stored assessment of a model {model!r}")
