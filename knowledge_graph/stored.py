@@ -463,17 +463,10 @@ def decode_elements(blob: bytes) -> tuple[list[Node], list[Edge]]:
     graph's order (`decode` adds them to a DiGraph in this order)."""
     if blob[:1] and blob[0] == LEGACY_FIRST_BYTE:
         return _decode_legacy(blob)
-    strings, shapes, nodes, edges = orjson.loads(unpack(blob))
-    keys = [[strings[k] for k in shape] for shape in shapes]
-    # A value is a string's position in the table or any other value in a list of one
-    # (`_table`); read inline, without a call per value.
-    ids = [strings[node[0]] if type(node[0]) is int else node[0][0] for node in nodes]
-    return ([(ids[i], dict(zip(keys[node[1]], [
-                strings[x] if type(x) is int else x[0] for x in node[2:]], strict=True)))
-             for i, node in enumerate(nodes)],
-            [(ids[edge[0]], ids[edge[1]], dict(zip(keys[edge[2]], [
-                strings[x] if type(x) is int else x[0] for x in edge[3:]], strict=True)))
-             for edge in edges])
+    graph = StoredGraph(*orjson.loads(unpack(blob)))
+    ids, attrs = graph.ids, graph._attrs
+    return ([(ids[i], attrs(node, 2, node[1])) for i, node in enumerate(graph.rows)],
+            [(ids[edge[0]], ids[edge[1]], attrs(edge, 3, edge[2])) for edge in graph.edges])
 
 
 def encode_legacy(graph: nx.DiGraph) -> bytes:
