@@ -1,17 +1,20 @@
 """`asl serve` as a process: it refuses a database it cannot use with one line, finishes
-a request in flight when stopped, shares revocations across workers, limits the rate
+a request in flight when stopped, spreads connections over its workers, shares
+revocations across workers, limits the rate
 per token, and answers /health with 503 when the database goes away."""
 
 from __future__ import annotations
 
 import json
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from pg_server import PostgresServer
 from service_server import run_asl, start_server
@@ -80,6 +83,35 @@ def test_a_stop_lets_the_request_in_flight_finish(tmp_path: Path) -> None:
         engine.dispose()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{server.url}/health", timeout=5)
+
+
+def test_connections_made_at_once_are_spread_over_the_workers(tmp_path: Path) -> None:
+    """Each worker listens on a socket of its own (SO_REUSEPORT). On the one socket
+    uvicorn shares, the worker that woke first took every connection waiting: 32
+    keep-alive clients connecting at once all went to one worker."""
+    db = f"sqlite:///{tmp_path}/asl.db"
+    server = start_server(db, tmp_path / "serve.log", "--workers", "2")
+    request = (f"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+               f"{server.token('viewer')}\r\n\r\n").encode()
+    # all connected (in the kernel's accept queues) before any worker accepts one
+    connections = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(16)]
+    try:
+        for connection in connections:
+            connection.sendall(request)
+        for connection in connections:
+            connection.settimeout(60)
+            assert connection.recv(12) == b"HTTP/1.1 200"
+        held = {worker.pid: sum(1 for c in worker.net_connections("tcp")
+                                if c.status == psutil.CONN_ESTABLISHED
+                                and c.laddr.port == server.port)
+                for worker in psutil.Process(server.proc.pid).children()}
+        # 16 connections hashed over 2 sockets: all on one has a chance of 2 in 65,536
+        assert sum(held.values()) == 16
+        assert sum(1 for count in held.values() if count) == 2, held
+    finally:
+        for connection in connections:
+            connection.close()
+        assert server.stop() in (0, -signal.SIGTERM)
 
 
 def test_workers_share_revocation(tmp_path: Path) -> None:
