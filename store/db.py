@@ -36,6 +36,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 # Which database, the schema revision and the SQLite file check, shared with the
 # standard-library reader (store.sqlite_reader); imported from here as ever.
+from store import turns
 from store.dbinfo import BUSY_TIMEOUT_S as BUSY_TIMEOUT_S
 from store.dbinfo import DEFAULT_URL as DEFAULT_URL
 from store.dbinfo import ENV_VAR as ENV_VAR
@@ -180,24 +181,36 @@ class SQLiteEngine(Engine):
     for reads begin deferred.
 
     The writers of one process take turns on a lock of the engine's first, so that of
-    many threads wanting to write (the service's request threads) one at a time waits
-    in SQLite's busy handler, which polls with sleeps of up to 100 ms, and the others
-    are woken as soon as the lock is free."""
+    many threads wanting to write (the service's request threads) one at a time goes on,
+    and the others are woken as soon as the lock is free; the one then takes the
+    writers' turn across processes (`store.turns`) before BEGIN IMMEDIATE, so that it
+    does not wait in SQLite's busy handler, which polls with sleeps of up to 100 ms."""
 
     _writer_lock: threading.RLock
+    _writer_depth: int  # this process's nested begin()s: only the outermost takes a turn
+    _database: str | None  # the SQLite file, None in memory
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        # Waiting for the lock is bounded like SQLite's own wait: past it, this writer
+        # Waiting for either lock is bounded like SQLite's own wait: past it, this writer
         # goes on to SQLite's (and fails there, as ever, if the database stays locked).
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
         turn = self._writer_lock.acquire(timeout=BUSY_TIMEOUT_S)
+        shared = None
         try:
+            if turn:
+                self._writer_depth += 1
+                if self._writer_depth == 1 and self._database is not None:
+                    shared = turns.take(self._database, deadline)
             with self.connect() as conn:
                 conn.execution_options(**{WRITE_OPTION: True})
                 with conn.begin():
                     yield conn
         finally:
+            if shared is not None:
+                turns.give_back(shared)
             if turn:
+                self._writer_depth -= 1
                 self._writer_lock.release()
 
 
@@ -285,6 +298,11 @@ def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
     transaction (`engine.begin()`) and a deferred BEGIN for a reader's."""
     engine.__class__ = SQLiteEngine  # the same engine, with the writer's begin()
     engine._writer_lock = threading.RLock()  # re-entrant: a nested begin() waits in SQLite
+    engine._writer_depth = 0
+    database = engine.url.database
+    engine._database = (str(Path(database).resolve())
+                        if database and database != ":memory:" and not database.startswith("file:")
+                        else None)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

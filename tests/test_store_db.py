@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from sqlmodel import SQLModel
 
 import store.db
 import store.tables  # registers the tables on SQLModel.metadata
+from store import turns
 from store.db import (
     DEFAULT_URL,
     ENV_VAR,
@@ -384,3 +386,73 @@ def test_a_bare_path_is_a_sqlite_url(given: str, url: str,
     assert database_url(given) == url
     monkeypatch.setenv(ENV_VAR, given)
     assert database_url(None) == url
+
+
+# ---------------------------------------------------------------- writers' turns (SQLite)
+
+
+def test_a_writers_turn_is_had_by_one_open_file_at_a_time(tmp_path: Path) -> None:
+    database = str(tmp_path / "asl.db")
+    first = turns.take(database, deadline=time.monotonic())
+    assert first is not None and Path(turns.lock_path(database)).is_file()
+    try:
+        assert turns.take(database, deadline=time.monotonic() + 0.05) is None  # held
+    finally:
+        turns.give_back(first)
+    second = turns.take(database, deadline=time.monotonic())
+    assert second is not None
+    turns.give_back(second)
+
+
+def test_a_sqlite_writer_holds_the_turn_for_its_transaction_and_no_longer(
+        tmp_path: Path, engines: list[Engine]) -> None:
+    """Across processes (and open files), one asl writer at a time: while a transaction
+    `begin()` opened is open, the turn is taken; once it ends, free."""
+    engine = connect(f"sqlite:///{tmp_path}/asl.db")
+    engines.append(engine)
+    database = str(tmp_path / "asl.db")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        assert turns.take(database, deadline=time.monotonic()) is None
+    fd = turns.take(database, deadline=time.monotonic())
+    assert fd is not None
+    turns.give_back(fd)
+
+
+def test_a_writer_waits_for_the_turn_another_holds(tmp_path: Path,
+                                                   engines: list[Engine]) -> None:
+    engine = connect(f"sqlite:///{tmp_path}/asl.db")
+    engines.append(engine)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    held = turns.take(str(tmp_path / "asl.db"), deadline=time.monotonic())
+    assert held is not None
+    entered = threading.Event()
+
+    def write() -> None:
+        with engine.begin() as conn:
+            entered.set()
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert not entered.wait(0.3)  # not before the turn is given back
+    finally:
+        turns.give_back(held)
+    writer.join(timeout=60)
+    assert entered.is_set()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 1
+
+
+def test_a_writer_without_a_lock_file_relies_on_sqlite_alone(
+        tmp_path: Path, engines: list[Engine]) -> None:
+    Path(turns.lock_path(str(tmp_path / "asl.db"))).mkdir()  # cannot be opened as a file
+    engine = connect(f"sqlite:///{tmp_path}/asl.db")  # which writes (its migration)
+    engines.append(engine)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 1
