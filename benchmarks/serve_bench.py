@@ -43,6 +43,7 @@ loopback interface. Exits 1 if a request was not sent, not answered or answered 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -343,9 +344,14 @@ def serve_and_load(client: str, args: argparse.Namespace, bodies: list[bytes],
                               "--rate-limit", "0")
         try:
             token = make_token(db, "analyst", "bench")
-            with httpx.Client(base_url=server.url, timeout=120,
-                              headers={"Authorization": f"Bearer {token}"}) as warm:
-                for body in bodies[:4]:  # each worker compiles the pack once
+            # Each worker compiles the pack once, on its first assessment: warmed here on
+            # as many connections as the load has, each a worker's, as the kernel spreads
+            # them (all on one worker: a chance of 2 in 2**clients), not on one
+            # connection, which one worker would hold (the other's first requests then
+            # waited for its compile, in the load's latencies).
+            for body in itertools.islice(itertools.cycle(bodies), args.clients):
+                with httpx.Client(base_url=server.url, timeout=120,
+                                  headers={"Authorization": f"Bearer {token}"}) as warm:
                     answer = warm.post("/v1/assess?store=false", content=body,
                                        headers={"Content-Type": "application/json"})
                     answer.raise_for_status()
