@@ -31,6 +31,7 @@ from service.auth import RateLimiter
 from service.config import ServiceConfig
 from store import packs
 from store.db import connect
+from store.group_commit import GroupCommit
 from store.record import Layer, Store
 
 WORK_SLOTS = 2  # assessments one worker process runs at once: one computes while one commits
@@ -97,6 +98,7 @@ class ServiceState:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _store: Store | None = None
     _slots: anyio.CapacityLimiter | None = None
+    _commits: GroupCommit | None = None
 
     @classmethod
     def open(cls, config: ServiceConfig) -> ServiceState:
@@ -117,6 +119,15 @@ class ServiceState:
         if self._store is None:
             self._store = Store(self.engine)
         return self._store
+
+    @property
+    def commits(self) -> GroupCommit:
+        """The writes of this process's request threads, committed in groups (one per
+        process, as the engine is)."""
+        with self._lock:
+            if self._commits is None:
+                self._commits = GroupCommit(self.engine)
+            return self._commits
 
     def work_slots(self) -> anyio.CapacityLimiter:
         """The limit on assessments this process runs at once (WORK_SLOTS; created in

@@ -11,6 +11,7 @@ version and stack match its newest stored assessment is not stored again, as in
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -95,15 +96,41 @@ def assess_and_store(state: ServiceState, who: Principal, content: bytes, fmt: s
     """Assess a body (under `framework`, default the active stack); store what changed
     with its framework and log the request (as `action`, with `logged` as its input
     when given), in one transaction."""
-    return _assess_and_store(state, who, content, fmt, store, action, logged, framework)[0]
+    return _assessed(state, who, content, fmt, store, action, logged, framework).commit()
 
 
-def _assess_and_store(state: ServiceState, who: Principal, content: bytes, fmt: str,
-                      store: bool, action: str | None = None, logged: Any = None,
-                      framework: str | None = None) -> tuple[dict[str, Any], bool, bool]:
-    """`assess_and_store`, whether every result in it is parsed JSON (each was stored,
-    and is its stored JSON read back), which `encode_parsed` may answer, and whether
-    any of those may hold a float (the answer's text is then searched for one).
+@dataclass
+class _Assessed:
+    """A body's results, ready to store: what is written, and how to answer."""
+
+    state: ServiceState
+    who: Principal
+    stack: LoadedStack
+    new: list[NewAssessment]  # the stored results (unchanged ones are not stored again)
+    action: str
+    hashes: tuple[str, str]  # the decision-log entry's input and result hashes
+    results: list[Any]
+    parsed: bool  # every result is its stored JSON parsed (`encode_parsed` may answer)
+    floats: bool  # one of those may hold a float (the answer's text is searched for one)
+
+    def write(self, conn: Any) -> audit.Decision:
+        """Store the new results and log the request, in `conn`'s transaction."""
+        if self.new:
+            self.state.store.save_many(self.new, self.stack.pack.name,
+                                       self.stack.pack.version, self.stack.stack, conn=conn)
+        return log(conn, self.who, self.action, self.stack, self.hashes)
+
+    def commit(self) -> dict[str, Any]:
+        """Write, in a transaction this process's other request threads may share
+        (store.group_commit), and the answer once committed."""
+        entry = self.state.commits.run(self.write)
+        return {"decision_id": entry.decision_id, "results": self.results}
+
+
+def _assessed(state: ServiceState, who: Principal, content: bytes, fmt: str,
+              store: bool, action: str | None = None, logged: Any = None,
+              framework: str | None = None) -> _Assessed:
+    """The assessment half of `assess_and_store`: everything but the write.
 
     Each document and each stored result is serialised once, as the record keeps it
     (compact, keys sorted); the decision log's hashes are taken from those bytes
@@ -142,14 +169,9 @@ def _assess_and_store(state: ServiceState, who: Principal, content: bytes, fmt: 
     hashes = (audit.sha256_of(logged) if logged is not None
               else audit.sha256_of_canonical(_input_json(entries, run)),
               audit.sha256_of_canonical(b"[" + b",".join(canonical) + b"]"))
-    with state.engine.begin() as conn:
-        if new:
-            state.store.save_many(new, stack.pack.name, stack.pack.version, stack.stack,
-                                  conn=conn)
-        entry_row = log(conn, who, action or ("assess" if store else "assess.unstored"),
-                         stack, hashes)
-    return ({"decision_id": entry_row.decision_id, "results": results},
-            len(new) == len(results), floats)
+    return _Assessed(state, who, stack, new,
+                     action or ("assess" if store else "assess.unstored"), hashes, results,
+                     len(new) == len(results), floats)
 
 
 def _input_json(entries: dict[str, Entry], run: AssessmentRun) -> bytes:
@@ -191,16 +213,21 @@ async def assess_evidence(request: Request, who: Analyst,
     fmt = body_format(request)
     content = await request.body()
     state: ServiceState = request.app.state.asl
+    # Assessed in a work slot; written and answered outside it, so that while one
+    # request's write waits its turn the slot assesses the next, whose write may then
+    # share that turn's transaction (store.group_commit).
+    assessed = await anyio.to_thread.run_sync(
+        lambda: _assessed(state, who, content, fmt, store, framework=framework),
+        limiter=state.work_slots())
 
     def answer() -> Response:  # serialised in the thread too, not on the event loop
-        data, parsed, floats = _assess_and_store(state, who, content, fmt, store,
-                                                 framework=framework)
-        if parsed:  # as cli_json_bytes writes it, without json's check of parsed JSON
-            return Response(encode_parsed(data, floats) + b"\n",
+        data = assessed.commit()
+        if assessed.parsed:  # as cli_json_bytes writes it, without json's check of parsed JSON
+            return Response(encode_parsed(data, assessed.floats) + b"\n",
                             media_type="application/json")
         return cli_json_bytes(data)
 
-    return await anyio.to_thread.run_sync(answer, limiter=state.work_slots())
+    return await anyio.to_thread.run_sync(answer)
 
 
 def _what_if(state: ServiceState, who: Principal, body: WhatIfRequest,
