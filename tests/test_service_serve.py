@@ -91,6 +91,10 @@ def test_connections_made_at_once_are_spread_over_the_workers(tmp_path: Path) ->
     keep-alive clients connecting at once all went to one worker."""
     db = f"sqlite:///{tmp_path}/asl.db"
     server = start_server(db, tmp_path / "serve.log", "--workers", "2")
+    deadline = time.monotonic() + 120  # both listening: start_server waits for one
+    while server.log_text().count("Application startup complete.") < 2:
+        assert time.monotonic() < deadline, server.log_text()
+        time.sleep(0.1)
     request = (f"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
                f"{server.token('viewer')}\r\n\r\n").encode()
     # all connected (in the kernel's accept queues) before any worker accepts one
