@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import URL
+from starlette.routing import Match
 
 from engine.tuning import tune_for_throughput
 from service.auth import VIEWER, bearer, require
@@ -39,13 +41,34 @@ rule packs, for a team. Every endpoint but `/health` and `/openapi.json` takes
 API_PREFIX = "/v1"
 
 
+def slash_redirect(request: Request) -> Response | None:
+    """The redirect Starlette's router gives (`redirect_slashes`, turned off on this
+    app: see `unmatched`) to a request no route matches, when its path with the final
+    slash taken off, or with one added, is one a route matches: 307 to that path. None
+    otherwise (and for a request a route matched, whose method it does not take)."""
+    scope = request.scope
+    routes = request.app.router.routes
+    # A route that matched (a mount's 404, a 405) left its endpoint in the scope, and
+    # perhaps a root path of its own: the request is not matched again.
+    if "endpoint" in scope or scope["path"] == "/" or any(
+            route.matches(scope)[0] is not Match.NONE for route in routes):
+        return None
+    path = scope["path"]
+    other = {**scope, "path": path.rstrip("/") if path.endswith("/") else f"{path}/"}
+    if any(route.matches(other)[0] is not Match.NONE for route in routes):
+        return RedirectResponse(str(URL(scope=other)))
+    return None
+
+
 async def unmatched(request: Request) -> Response | None:
     """For a request no endpoint matched: under `/v1/`, the check every endpoint there
     makes first, the bearer token (service.auth.require: 401 with `WWW-Authenticate:
     Bearer`, logged to the security log, for none or a bad one; the token's rate
-    limit), so that only a caller with a live token gets the 404 or 405; under `/ui/`,
-    the pages' own (service.ui.unmatched: the login page without a session). None: the
-    404 or 405 stands."""
+    limit), so that only a caller with a live token gets the 404 or 405, or the
+    redirect of a path with a slash too many or too few (`slash_redirect`: the router's
+    own, which would answer before any check, is off); under `/ui/`, that redirect,
+    else the pages' own check (service.ui.unmatched: the login page without a
+    session). None: the 404 or 405 stands."""
     path = request.url.path
     if path == API_PREFIX or path.startswith(f"{API_PREFIX}/"):
         try:
@@ -53,8 +76,8 @@ async def unmatched(request: Request) -> Response | None:
             await require(VIEWER)(request, await bearer(request))
         except Problem as refused:
             return problem_response(refused)
-        return None
-    return await unmatched_page(request)
+        return slash_redirect(request)
+    return slash_redirect(request) or await unmatched_page(request)
 
 
 def fastapi_app(config: ServiceConfig) -> FastAPI:
@@ -75,7 +98,9 @@ def fastapi_app(config: ServiceConfig) -> FastAPI:
             state.close()
 
     app = FastAPI(title="asl", version="1", description=DESCRIPTION, lifespan=lifespan,
-                  docs_url=None, redoc_url=None, openapi_url="/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json",
+                  # Given by `unmatched` instead, after the token check under /v1/.
+                  redirect_slashes=False)
     install(app, unmatched)
     for router in ROUTERS:
         app.include_router(router)

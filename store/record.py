@@ -25,6 +25,7 @@ import orjson
 from sqlalchemy import Insert, Row, Select, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import NoResultFound
 
 from knowledge_graph.stored import inflate, pack
 from store import audit, pg_bulk
@@ -48,6 +49,8 @@ SUMMARY_COLUMNS = (A.c.id, A.c.model_id, A.c.assessed_at, A.c.pack_name, A.c.pac
 _HISTORY = Read(select(*SUMMARY_COLUMNS).where(A.c.model_id == bindparam("model"))
                 .order_by(A.c.id))
 _SUMMARY_FIELDS = tuple(column.name for column in SUMMARY_COLUMNS)
+# An assessment's stored provenance graph, by primary key, as a store.db.Read.
+_PROVENANCE = Read(select(A.c.provenance).where(A.c.id == bindparam("id")))
 # The id of the newest assessment of each of the models bound to "models" (an IN list),
 # and what `Store.latest` and `Store._newest` (what a writer compares with) read of it.
 _NEWEST_IDS = (select(func.max(A.c.id))
@@ -439,10 +442,20 @@ class Store:
         return newest(self.engine, model_id)
 
     def provenance(self, assessment_id: int) -> bytes:
-        """The stored provenance graph of an assessment (knowledge_graph.provenance.dump)."""
-        with self.engine.connect() as conn:
-            return bytes(conn.execute(select(A.c.provenance).where(A.c.id == assessment_id))
-                         .scalar_one())
+        """The stored provenance graph of an assessment (knowledge_graph.provenance.dump);
+        NoResultFound when there is no such assessment."""
+        found = self.find_provenance(assessment_id)
+        if found is None:
+            raise NoResultFound("No row was found when one was required")
+        return found
+
+    def find_provenance(self, assessment_id: int) -> bytes | None:
+        """`provenance`, or None when there is no such assessment (the service's `why`
+        answers 404 for one removed since its history was read). One statement, run past
+        a Connection, as `history` is: `why` reads both on a request naming an
+        assessment."""
+        row = _PROVENANCE.first(self.engine, id=assessment_id)
+        return None if row is None else bytes(row[0])
 
     def evidence(self, hashes: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Stored evidence documents by hash."""

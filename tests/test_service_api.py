@@ -160,6 +160,39 @@ def test_a_path_or_method_no_v1_endpoint_has_is_401_without_a_live_token(
     assert revoked[21:] not in server.log_text()
 
 
+# Paths of an endpoint but for a final slash (the router's 307 to the endpoint's path).
+V1_SLASHED = [("GET", "/v1/models/", "/v1/models"), ("GET", "/v1/rules/", "/v1/rules"),
+              ("GET", "/v1/models/x/history/", "/v1/models/x/history"),
+              ("POST", "/v1/packs/acme-lab/activate/", "/v1/packs/acme-lab/activate")]
+
+
+def test_a_v1_path_with_a_final_slash_is_401_without_a_live_token(server: Server) -> None:
+    """The redirect to the path without the final slash, too, comes after the token
+    check: without a live token, the 401 of any /v1/ path, so the redirect does not
+    say which paths exist; with one, the 307 as before. Outside /v1/ the redirect
+    stands for anyone."""
+    with server.client() as anonymous:
+        known = problem(anonymous.get("/v1/models"), 401)
+        for method, path, _ in V1_SLASHED:
+            for headers in ({}, {"Authorization": "Bearer asl_nonsense"}):
+                response = anonymous.request(method, path, headers=headers)
+                body = problem(response, 401)
+                assert response.headers["www-authenticate"] == "Bearer", (method, path)
+                assert "location" not in response.headers
+                if not headers:
+                    assert body == known
+            assert f"401 {method} {path} from" in server.log_text()
+        health = anonymous.get("/health/")
+        assert (health.status_code, health.headers["location"]) == (307,
+                                                                    f"{server.url}/health")
+    with server.client("viewer") as viewer:
+        for method, path, target in V1_SLASHED:
+            response = viewer.request(method, path)
+            assert response.status_code == 307, (method, path)
+            assert response.headers["location"] == f"{server.url}{target}"
+            assert "www-authenticate" not in response.headers
+
+
 def test_a_ui_path_that_is_no_page_sends_a_browser_without_session_to_log_in(
         server: Server) -> None:
     """The UI's pages answer a browser without a session with the login page; a path

@@ -27,6 +27,7 @@ import networkx as nx
 import pytest
 from helpers import EXAMPLES, assess_paths
 from sqlalchemy import MetaData, create_engine, inspect, select, text
+from sqlalchemy.exc import NoResultFound
 from test_batch import LINEAGE, parse_summary, record
 from test_store_migration import LEGACY, legacy_database, to_revision
 
@@ -247,6 +248,29 @@ def test_two_concurrent_batches_store_each_model_once(db_url: str) -> None:
     stored = record(db_url)
     assert stored.assessments == 15 and len(stored.latest) == 15
     assert sorted(run[1] for run in stored.runs) == sorted(p.assessed for p in printed)
+
+
+def test_an_assessments_graph_is_read_by_id_and_none_when_there_is_none(
+        db_url: str) -> None:
+    """Store.provenance and Store.find_provenance are the one reader of a stored graph by
+    id (the service's `why` of a named assessment reads it there): the graph `asl why`
+    reads as the newest; None, or NoResultFound from `provenance`, for no such id."""
+    assert run_batch(db_url, EXAMPLES).returncode == 0
+    engine = connect(db_url)
+    store = Store(engine)
+    latest = list(store.all_latest())
+    assert latest
+    for summary in latest:
+        newest = store.newest(summary.model_id)
+        assert newest is not None
+        graph = store.find_provenance(summary.id)
+        assert graph == store.provenance(summary.id) == newest[2]
+        assert type(graph) is bytes
+    missing = max(s.id for s in latest) + 1
+    assert store.find_provenance(missing) is None
+    with pytest.raises(NoResultFound):
+        store.provenance(missing)
+    engine.dispose()
 
 
 def test_why_names_the_graph_formats_export_draws() -> None:

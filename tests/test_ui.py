@@ -4,16 +4,20 @@ same-origin checks, CSP, roles as the API checks them, escaping of ids and rule 
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 from helpers import activate_overlay
 from service_server import make_token, run_asl
+from sqlalchemy import event
 
 from service.app import create_app
 from service.config import ServiceConfig
@@ -135,6 +139,37 @@ def test_a_wrong_token_gets_the_form_again_and_no_session(browser: TestClient,
     assert response.status_code == 401
     assert "unknown, expired or revoked" in response.text
     assert COOKIE not in response.headers.get("set-cookie", "")
+
+
+def test_the_login_form_reads_the_token_off_the_event_loop(app: TestClient,
+                                                          db_url: str) -> None:
+    """Logging in reads the token and records its first use (a write, which may wait for
+    the write lock): done in the event loop's thread, that wait would hold up every
+    request the worker has. No database connection is taken in that thread."""
+    engine = app.app.app.state.asl.engine  # type: ignore[attr-defined]
+    seen: list[str] = []  # the threads connections were taken in
+    in_loop: list[str] = []
+
+    def taken(*_: Any) -> None:
+        seen.append(threading.current_thread().name)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # a worker thread: no loop runs in it
+            return
+        in_loop.append(threading.current_thread().name)
+
+    token = make_token(db_url, "viewer", "lena")
+    event.listen(engine, "checkout", taken)
+    try:
+        wrong = login(client_of(app), token[:-3] + "xyz")
+        right = login(client_of(app), token)
+    finally:
+        event.remove(engine, "checkout", taken)
+    assert (wrong.status_code, right.status_code) == (401, 303)
+    assert len(seen) >= 3  # two reads of the token and the record of its use
+    assert in_loop == []
+    lena = next(t for t in tokens.list_tokens(engine) if t.person == "lena")
+    assert lena.last_used_at is not None
 
 
 @pytest.mark.parametrize("path", [*READ_PAGES, "/ui/models/larkspur-kite-4/what-if"])

@@ -10,7 +10,6 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import bindparam, select
 from starlette.concurrency import run_in_threadpool
 
 from engine.api import Body, assess
@@ -40,9 +39,7 @@ from service.explain import GRAPH_FORMATS, MEDIA_TYPES, explain
 from service.problems import AUTHENTICATED, Problem, problem_responses
 from service.state import ServiceState
 from store.browse import Filters, latest_page, summary_json
-from store.db import Read
 from store.record import Store, Summary
-from store.tables import StoredAssessment
 
 router = APIRouter(prefix="/v1/models", tags=["models"],
                    responses=problem_responses(*AUTHENTICATED, 404))
@@ -57,7 +54,6 @@ ASL = Literal[tuple(known_levels(_SPECS))]  # type: ignore[valid-type]
 Decision = Literal[tuple(known_decisions(_SPECS))]  # type: ignore[valid-type]
 Format = Literal["json", "text", "svg", "dot", "prov-json"]
 JSON_CONTENT = {"application/json": {}}
-A = StoredAssessment.__table__  # type: ignore[attr-defined]
 
 
 def json_bytes(data: Any, status: int = 200) -> Response:
@@ -157,10 +153,6 @@ async def why(request: Request, model: ModelId, _: Viewer,
     return Response(data, media_type=MEDIA_TYPES[format])
 
 
-# An assessment's stored provenance graph, by primary key.
-_PROVENANCE = Read(select(A.c.provenance).where(A.c.id == bindparam("id")))
-
-
 def _why(state: ServiceState, model: str, conclusion: str | None, fmt: str,
          assessment: int | None) -> bytes:
     # The newest one, its framework and graph read as `asl why MODEL` reads them (one
@@ -169,10 +161,10 @@ def _why(state: ServiceState, model: str, conclusion: str | None, fmt: str,
         else None
     if found is None:  # an assessment named, or none stored: checked against history
         chosen = _chosen(state.store, model, assessment)
-        row = _PROVENANCE.first(state.engine, id=chosen.id)
-        if row is None:  # removed since its history was read
+        graph = state.store.find_provenance(chosen.id)
+        if graph is None:  # removed since its history was read
             raise Problem(404, f"no stored assessment of a model {model!r}")
-        found = chosen.id, chosen.framework, row[0]
+        found = chosen.id, chosen.framework, graph
     _, framework, stored = found
     spec = builtin_spec(framework or "") or default_spec()
     return explain(model, stored, conclusion or spec.level.key or "level", fmt,

@@ -59,7 +59,10 @@ def login_page(request: Request) -> Response:
 async def login(request: Request) -> Response:
     """Check the token and open a session; the form again, with why, if it fails."""
     fields = await form_fields(request, request.cookies.get(LOGIN_COOKIE))
-    token = tokens.authenticate(request.app.state.asl.engine, field(fields, "token").strip())
+    # A read of the token and, when its use is due, a write (which may wait for the
+    # write lock): in a worker thread, never in the event loop.
+    token = await run_in_threadpool(tokens.authenticate, request.app.state.asl.engine,
+                                    field(fields, "token").strip())
     if token is None:
         security_log.warning("401 POST /ui/login from %s: the token is unknown, expired or "
                              "revoked", request.client.host if request.client else "-")
