@@ -201,7 +201,7 @@ class SQLiteEngine(Engine):
             if turn:
                 self._writer_depth += 1
                 if self._writer_depth == 1 and self._database is not None:
-                    shared = turns.take(self._database, deadline)
+                    shared = turns.take(self._database, max(0.0, deadline - time.monotonic()))
             with self.connect() as conn:
                 conn.execution_options(**{WRITE_OPTION: True})
                 with conn.begin():
