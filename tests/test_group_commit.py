@@ -51,22 +51,22 @@ def rows(engine: Engine) -> list[int]:
         return [r[0] for r in conn.execute(text("SELECT x FROM t ORDER BY x"))]
 
 
-def run_queued(engine: Engine, writes: list[Callable[[Connection], Any]]
-               ) -> tuple[list[Any], int]:
-    """Run `writes` from a thread each while another process holds the writers' turn,
-    so that all of them queue before any commits; their outcomes (a result or the
-    exception raised) and how many commits were made."""
-    group = GroupCommit(engine)
+def run_queued(engine: Engine, writes: list[Callable[[Connection], Any]],
+               group: GroupCommit | None = None) -> tuple[list[Any], int]:
+    """Run `writes` (through `group`, or a new one) from a thread each while another
+    process holds the writers' turn, so that all of them queue before any commits;
+    their outcomes (a result or the exception raised) and how many commits were made."""
+    group = group or GroupCommit(engine)
     commits = commits_of(engine)
     outcomes: list[Any] = [None] * len(writes)
 
     def call(i: int) -> None:
         try:
             outcomes[i] = group.run(writes[i])
-        except Exception as exc:
+        except BaseException as exc:  # KeyboardInterrupt included: the outcome under test
             outcomes[i] = exc
 
-    held = turns.take(str(engine.url.database), deadline=time.monotonic())
+    held = turns.take(str(engine.url.database), timeout=0)
     assert held is not None
     threads = [threading.Thread(target=call, args=(i,)) for i in range(len(writes))]
     try:
@@ -141,3 +141,55 @@ def test_many_threads_many_writes_all_stored(engine: Engine) -> None:
         thread.join(timeout=120)
     assert failures == []
     assert rows(engine) == list(range(THREADS * per_thread))
+
+
+def test_a_write_that_calls_run_is_refused(engine: Engine) -> None:
+    group = GroupCommit(engine)
+    with pytest.raises(RuntimeError, match="from within a write"):
+        group.run(lambda conn: group.run(insert(1)))
+    assert group.run(insert(2)) == 2  # and the next write goes on
+    assert rows(engine) == [2]
+
+
+def test_a_commit_that_fails_fails_its_whole_group_once(engine: Engine) -> None:
+    """A deferred foreign key is checked at COMMIT: the group's transaction fails as a
+    whole, and no write is run again (it cannot be told whose it is)."""
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE p (id INTEGER PRIMARY KEY)"))
+        conn.execute(text("CREATE TABLE c (p INTEGER REFERENCES p (id) "
+                          "DEFERRABLE INITIALLY DEFERRED)"))
+    runs: list[int] = []
+
+    def child(x: int) -> Callable[[Connection], int]:
+        def write(conn: Connection) -> int:
+            runs.append(x)
+            conn.execute(text("INSERT INTO c VALUES (:p)"), {"p": 7 if x == 2 else None})
+            return x
+        return write
+
+    outcomes, commits = run_queued(engine, [child(x) for x in range(4)])
+    assert all(isinstance(o, Exception) and "FOREIGN KEY" in str(o) for o in outcomes)
+    assert sorted(runs) == [0, 1, 2, 3] and commits == 1  # one COMMIT, refused
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM c")).scalar() == 0
+
+
+def test_a_leader_interrupted_mid_group_leaves_the_next_write_free_to_go(
+        engine: Engine) -> None:
+    """KeyboardInterrupt from a write, in the leading thread: that thread raises it, the
+    group's other writes fail (nothing of them committed), and the lead is not lost: a
+    later write through the same GroupCommit goes on."""
+    def interrupted(conn: Connection) -> int:
+        raise KeyboardInterrupt
+
+    group = GroupCommit(engine)
+    outcomes, commits = run_queued(engine, [insert(0), interrupted, insert(2)], group)
+    assert commits == 0 and rows(engine) == []
+    # raised in the leading thread (which ran the write), the others' writes undone
+    assert sorted(type(o).__name__ for o in outcomes) == ["KeyboardInterrupt",
+                                                          "RuntimeError", "RuntimeError"]
+    done: list[int] = []
+    after = threading.Thread(target=lambda: done.append(group.run(insert(5))))
+    after.start()
+    after.join(timeout=60)
+    assert done == [5] and rows(engine) == [5]
