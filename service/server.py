@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import os
 import socket
+import sys
 from typing import Any
 
 import uvicorn
@@ -35,14 +37,20 @@ OWN_SOCKET_LOOP = "service.server:own_socket_loop"  # uvicorn's --loop MODULE:FU
 
 
 class _OwnSocketLoop(asyncio.SelectorEventLoop):
-    """asyncio's event loop (uvicorn's `asyncio` choice), except that a server asked to
-    listen on a TCP socket shared with other workers listens on one of its own."""
+    """asyncio's event loop (uvicorn's `asyncio` choice: with several workers, never
+    uvloop, even where it is installed), except that a server asked to listen on a TCP
+    socket shared with other workers listens on one of its own."""
 
     async def create_server(self, protocol_factory: Any, host: Any = None, port: Any = None,
                             *, sock: socket.socket | None = None, **kwargs: Any
                             ) -> asyncio.Server:
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock = own_socket(sock)
+            try:
+                sock = own_socket(sock)
+            except OSError as exc:  # refused here (a sandbox, an odd kernel): shared
+                logging.getLogger("asl.service").warning(
+                    "worker %d listens on the shared socket (no socket of its own: %s)",
+                    os.getpid(), exc)
         return await super().create_server(protocol_factory, host, port, sock=sock, **kwargs)
 
 
@@ -51,7 +59,9 @@ def own_socket(shared: socket.socket) -> socket.socket:
     SO_REUSEPORT; `shared` (bound by uvicorn's supervisor, which never listens on it)
     gets it here, after its bind, which Linux honours for the binds that follow, and
     takes no connections as long as nothing listens on it. Connections waiting in a
-    worker's own queue when it stops are reset rather than passed to another."""
+    worker's own queue when it stops (a restart, a worker that failed its health
+    check) are reset rather than passed to another, unless the kernel is told to
+    migrate them (sysctl net.ipv4.tcp_migrate_req=1)."""
     shared.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     own = socket.socket(shared.family, shared.type, shared.proto)
     try:
@@ -80,7 +90,9 @@ def log_config() -> dict[str, object]:
 def run(config: ServiceConfig, host: str, port: int, workers: int) -> None:
     """Serve until stopped."""
     os.environ.update(config.environ())
-    spread = {"loop": OWN_SOCKET_LOOP} if workers > 1 and hasattr(socket, "SO_REUSEPORT") else {}
+    # Linux spreads connections over SO_REUSEPORT sockets; other systems (macOS) would
+    # give them all to one socket, worse than the shared one.
+    spread = {"loop": OWN_SOCKET_LOOP} if workers > 1 and sys.platform == "linux" else {}
     uvicorn.run(FACTORY, factory=True, host=host, port=port, workers=workers,
                 timeout_graceful_shutdown=GRACE_SECONDS,
                 timeout_worker_healthcheck=WORKER_CHECK_SECONDS, server_header=False,

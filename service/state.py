@@ -34,7 +34,7 @@ from store.db import connect
 from store.group_commit import GroupCommit
 from store.record import Layer, Store
 
-WORK_SLOTS = 2  # assessments one worker process runs at once: one computes while one commits
+WORK_SLOTS = 2  # assessments one worker process computes at once (writes wait outside)
 # SQLite connections a worker keeps open: one for each thread that may use one at once
 # (anyio's default of 40 request threads, the work slots' threads, the batch runner).
 SQLITE_POOL = 48
@@ -132,8 +132,8 @@ class ServiceState:
     def work_slots(self) -> anyio.CapacityLimiter:
         """The limit on assessments this process runs at once (WORK_SLOTS; created in
         the event loop, on first use). Under the GIL more threads add no speed, only
-        switching and longer-held write locks; requests beyond it wait their turn, in
-        order."""
+        switching; requests beyond it wait their turn, in order. A stored assessment's
+        write and answer come after its slot is given back (store.group_commit)."""
         if self._slots is None:
             self._slots = anyio.CapacityLimiter(WORK_SLOTS)
         return self._slots
