@@ -366,6 +366,12 @@ class Store:
                 for row in conn.execute(self._new_assessment, rows)}
 
     @staticmethod
+    def newest_ids(conn: Connection, models: Sequence[str]) -> dict[str, int]:
+        """The id of each model's newest assessment, as `conn`'s transaction sees it (a
+        writer checking, inside its transaction, what it decided on before)."""
+        return {model: row[0] for model, row in Store._newest(conn, models).items()}
+
+    @staticmethod
     def _newest(conn: Connection, models: Sequence[str]) -> dict[str, tuple[int, str, str]]:
         """(id, input hash, pack version) of each model's newest assessment, as this
         transaction sees it."""

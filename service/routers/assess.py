@@ -11,6 +11,8 @@ version and stack match its newest stored assessment is not stored again, as in
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -112,11 +114,22 @@ class _Assessed:
     results: list[Any]
     parsed: bool  # every result is its stored JSON parsed (`encode_parsed` may answer)
     floats: bool  # one of those may hold a float (the answer's text is searched for one)
+    # Results not stored again, each model's newest assessment being the same: that
+    # newest one's id when it was read, and how to store this one after all.
+    unchanged: list[tuple[str, int, Callable[[], NewAssessment]]]
 
     def write(self, conn: Any) -> audit.Decision:
-        """Store the new results and log the request, in `conn`'s transaction."""
-        if self.new:
-            self.state.store.save_many(self.new, self.stack.pack.name,
+        """Store the new results and log the request, in `conn`'s transaction. A result
+        not stored again because its model's newest assessment was the same is stored
+        after all if another request stored a newer one since (read before the write
+        waited its turn, that newest is checked again here)."""
+        new = self.new
+        if self.unchanged:
+            now = self.state.store.newest_ids(conn, [model for model, _, _ in self.unchanged])
+            new = [*new, *(make() for model, seen, make in self.unchanged
+                           if now.get(model) != seen)]
+        if new:
+            self.state.store.save_many(new, self.stack.pack.name,
                                        self.stack.pack.version, self.stack.stack, conn=conn)
         return log(conn, self.who, self.action, self.stack, self.hashes)
 
@@ -144,6 +157,7 @@ def _assessed(state: ServiceState, who: Principal, content: bytes, fmt: str,
     entries = {d.document.model.id: Entry.of(d) for d in run.documents}
     bodies = {model: orjson.loads(entry.body) for model, entry in entries.items()}
     new: list[NewAssessment] = []
+    unchanged: list[tuple[str, int, Callable[[], NewAssessment]]] = []
     results = []
     canonical = []  # each result's canonical JSON, for the result hash
     floats = False  # whether a stored result may hold a float (none does, as a rule)
@@ -159,6 +173,9 @@ def _assessed(state: ServiceState, who: Principal, content: bytes, fmt: str,
             document = assessment_document(assessment)
             results.append(document)
             canonical.append(jcs.dumps(document))
+            if last is not None:
+                unchanged.append((assessment.model, last.id, functools.partial(
+                    _stored_only, entry, hashed, assessment, bodies[assessment.model])))
             continue
         stored, result_json = stored_parts(entry, hashed, assessment,
                                            bodies[assessment.model])
@@ -171,7 +188,12 @@ def _assessed(state: ServiceState, who: Principal, content: bytes, fmt: str,
               audit.sha256_of_canonical(b"[" + b",".join(canonical) + b"]"))
     return _Assessed(state, who, stack, new,
                      action or ("assess" if store else "assess.unstored"), hashes, results,
-                     len(new) == len(results), floats)
+                     len(new) == len(results), floats, unchanged if store else [])
+
+
+def _stored_only(entry: Entry, hashed: str, assessment: Any, body: Any) -> NewAssessment:
+    """`stored_parts`' stored assessment alone."""
+    return stored_parts(entry, hashed, assessment, body)[0]
 
 
 def _input_json(entries: dict[str, Entry], run: AssessmentRun) -> bytes:
