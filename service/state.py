@@ -98,7 +98,12 @@ class ServiceState:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _store: Store | None = None
     _slots: anyio.CapacityLimiter | None = None
-    _commits: GroupCommit | None = None
+    # The writes of this process's request threads, committed in groups (one per
+    # process, as the engine is).
+    commits: GroupCommit = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.commits = GroupCommit(self.engine)
 
     @classmethod
     def open(cls, config: ServiceConfig) -> ServiceState:
@@ -119,15 +124,6 @@ class ServiceState:
         if self._store is None:
             self._store = Store(self.engine)
         return self._store
-
-    @property
-    def commits(self) -> GroupCommit:
-        """The writes of this process's request threads, committed in groups (one per
-        process, as the engine is)."""
-        with self._lock:
-            if self._commits is None:
-                self._commits = GroupCommit(self.engine)
-            return self._commits
 
     def work_slots(self) -> anyio.CapacityLimiter:
         """The limit on assessments this process runs at once (WORK_SLOTS; created in
