@@ -34,9 +34,10 @@ from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
+from store import turns
+
 # Which database, the schema revision and the SQLite file check, shared with the
 # standard-library reader (store.sqlite_reader); imported from here as ever.
-from store import turns
 from store.dbinfo import BUSY_TIMEOUT_S as BUSY_TIMEOUT_S
 from store.dbinfo import DEFAULT_URL as DEFAULT_URL
 from store.dbinfo import ENV_VAR as ENV_VAR
