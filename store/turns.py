@@ -52,8 +52,10 @@ def take(database: str, timeout: float) -> int | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return fd
-    except BlockingIOError:
-        pass  # taken: wait for it below
+    except BlockingIOError:  # taken: wait for it below, if at all
+        if timeout <= 0:
+            os.close(fd)
+            return None
     except BaseException:  # no flock on this file system (OSError), or interrupted
         os.close(fd)
         return None

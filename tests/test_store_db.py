@@ -415,7 +415,7 @@ def test_a_sqlite_writer_holds_the_turn_for_its_transaction_and_no_longer(
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE t (x INTEGER)"))
         assert turns.take(database, timeout=0) is None
-    fd = turns.take(database, timeout=0)
+    fd = turns.take(database, timeout=30)
     assert fd is not None
     turns.give_back(fd)
 
