@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Protocol
@@ -93,9 +94,21 @@ class LocalPool:
             done, rest = wait(pending, return_when=FIRST_COMPLETED)
             return set(done), set(rest)
 
-        yield from _bounded(lambda chunk: self.pool.submit(assess_packed, self.packs, chunk),
+        yield from _bounded(lambda chunk: self.submit(assess_packed, self.packs, chunk),
                             jobs, self.workers * IN_FLIGHT_PER_WORKER, self.size, finished,
                             lambda future: future.result())
+
+    def submit(self, function: Callable[..., Any], *args: Any) -> Future[Any]:
+        """`function(*args)` in a worker. The pool spawns a worker when one is wanted,
+        inside submit; SIGINT is blocked meanwhile, so that the worker starts with it
+        blocked (the mask survives fork and exec) until `warm` ignores it: a Ctrl-C to
+        the process group while a worker still imports no longer kills it with a
+        traceback. A Ctrl-C meanwhile reaches this process once submit returns."""
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return self.pool.submit(function, *args)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

@@ -208,6 +208,8 @@ def warm(packs: Sequence[str]) -> None:
     what was kept, without a traceback from every worker), and load and compile the pack
     before the first chunk."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Started with SIGINT blocked (batch.executors.LocalPool.submit); ignored from here.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _exit_with_parent()
     evaluator_for(packs)
 

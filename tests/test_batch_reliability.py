@@ -716,6 +716,31 @@ def test_ctrl_c_mid_batch_then_resume(jobs: int, chain: Chain, tmp_path: Path) -
         "command again resumes"], err[-3000:]
 
 
+POOL_UNDER_CTRL_C = """
+import os, signal
+from batch.executors import LocalPool
+signal.signal(signal.SIGINT, lambda *_: None)  # this process carries on
+pool = LocalPool([], 2)
+futures = [pool.submit(os.getpid) for _ in range(2)]  # each may spawn a worker
+os.killpg(0, signal.SIGINT)  # Ctrl-C to the group: the workers are still importing
+print(len({future.result(timeout=300) for future in futures}) >= 1)
+pool.close()
+"""
+
+
+def test_ctrl_c_while_pool_workers_start_leaves_them_working() -> None:
+    """A pool worker is spawned when a chunk wants one; a Ctrl-C to the process group
+    while it still imports (before its initializer ignores SIGINT) killed it with a
+    traceback and broke the pool. Workers start with SIGINT blocked."""
+    done = subprocess.run([sys.executable, "-c", POOL_UNDER_CTRL_C], cwd=REPO,
+                          capture_output=True, text=True, timeout=600,
+                          start_new_session=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "True"
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, \
+        done.stderr[-3000:]
+
+
 def test_pool_workers_die_with_a_killed_batch(chain: Chain, tmp_path: Path) -> None:
     """When the batch's main process is SIGKILLed (the OOM killer, `kill -9 PID`), its
     --jobs pool workers must not live on: orphans keep their memory, and hold the
