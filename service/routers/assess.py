@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from batch.stack import same_stack
-from batch.work import Entry, input_hash, stored_parts
+from batch.work import Entry, input_hash, stored_form, stored_parts
 from engine.api import AssessmentRun, Body, assess
 from engine.assess import ReferenceInfo
 from engine.errors import AssessmentError
@@ -175,7 +175,7 @@ def _assessed(state: ServiceState, who: Principal, content: bytes, fmt: str,
             canonical.append(jcs.dumps(document))
             if last is not None:
                 unchanged.append((assessment.model, last.id, functools.partial(
-                    _stored_only, entry, hashed, assessment, bodies[assessment.model])))
+                    stored_form, entry, hashed, assessment, bodies[assessment.model])))
             continue
         stored, result_json = stored_parts(entry, hashed, assessment,
                                            bodies[assessment.model])
@@ -189,11 +189,6 @@ def _assessed(state: ServiceState, who: Principal, content: bytes, fmt: str,
     return _Assessed(state, who, stack, new,
                      action or ("assess" if store else "assess.unstored"), hashes, results,
                      len(new) == len(results), floats, unchanged if store else [])
-
-
-def _stored_only(entry: Entry, hashed: str, assessment: Any, body: Any) -> NewAssessment:
-    """`stored_parts`' stored assessment alone."""
-    return stored_parts(entry, hashed, assessment, body)[0]
 
 
 def _input_json(entries: dict[str, Entry], run: AssessmentRun) -> bytes:
