@@ -160,11 +160,11 @@ def show(rule_id: str | None, db: str | None, packs: tuple[str, ...], fmt: str) 
         return
     ids = [r.id for r in pack.rules]
     if rule_id not in ids:
-        entry = catalogue_entry(pack, rule_id)
+        listed = catalogue(pack)
+        entry = catalogue_entry(listed, rule_id)
         if entry is not None:
             _show_entry(entry, fmt)
             return
-        listed = catalogue(pack)
         names = [*ids, *(c["name"] for c in listed["capabilities"]),
                  *(s["id"] for s in listed["safeguards"]),
                  *(e["id"] for s in listed["safeguards"] for e in s["elements"])]
@@ -193,10 +193,6 @@ def show(rule_id: str | None, db: str | None, packs: tuple[str, ...], fmt: str) 
             click.echo(f"  {label if index == 0 else '':<9} {value}")
     click.echo("")
     click.echo(data["source"])
-
-
-# --- validate -------------------------------------------------------------------------
-
 
 
 def _show_catalogue(listed: dict[str, Any], fmt: str) -> None:
@@ -239,6 +235,9 @@ def _show_entry(entry: dict[str, Any], fmt: str) -> None:
                           else None)):
         if value:
             click.echo(f"  {label:<9} {value}")
+
+
+# --- validate -------------------------------------------------------------------------
 
 
 @rules.command()

@@ -182,10 +182,10 @@ def catalogue(pack: Pack) -> dict[str, Any]:
     }
 
 
-def catalogue_entry(pack: Pack, name: str) -> dict[str, Any] | None:
-    """The catalogue's entry for `name` (a capability, a standard or an element, as
-    `catalogue` gives it, with `entry` saying which), or None when the pack has none."""
-    listed = catalogue(pack)
+def catalogue_entry(listed: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The entry for `name` in `listed` (a pack's `catalogue`): a capability, a standard
+    or an element, as `catalogue` gives it, with `entry` saying which; None when it has
+    none."""
     for capability in listed["capabilities"]:
         if capability["name"] == name:
             return {"entry": "capability", **capability}
